@@ -1,0 +1,463 @@
+//! Snapshot writer and reader throughput beside plain zstd, and their peak memory.
+//!
+//! Run: `cargo bench -p tessera-snapshots --bench snapshots`.
+//!
+//! 1. Criterion measures the per-chunk costs that make up a snapshot's (one 1 MiB chunk of
+//!    each kind of data): zstd level-1 compression and decompression, `Manifest::verify_chunk`
+//!    (length and crc32) and blake3.
+//! 2. The throughput table, for 256 MiB of config-like records and 256 MiB of incompressible
+//!    bytes (4 KiB items), in MB/s of raw item bytes (10^6 bytes per second):
+//!    - `write`: `SnapshotWriter`, default settings (1 MiB chunks, zstd level 1, blake3 on the
+//!      calling thread), into a sink that drops the chunks (storing them is the store's cost,
+//!      not the format's); `write, bg hash`: the same with `Hashing::Background`;
+//!    - `zstd compress`: plain `zstd::bulk::Compressor` (level 1, reused context, one thread)
+//!      over the same item bytes concatenated in one buffer, into a preallocated buffer;
+//!    - `read`: `SnapshotReader` over the chunks held in memory, returning every item, default
+//!      settings: every check on (crc32, exact decompressed length, framing, blake3 digest)
+//!      on the calling thread; `read, bg hash`: the same with `Hashing::Background`; `read,
+//!      no digest`: without the blake3 check (`SnapshotReader::without_digest_check`, for
+//!      snapshots whose digest was verified when written or installed);
+//!    - `zstd decompress`: plain `zstd::bulk::Decompressor` of that one frame into a
+//!      preallocated buffer, one thread.
+//!
+//!    The machine is shared, so the operations run in rounds (each operation once per round)
+//!    and every ratio is the median of per-round ratios: a load change hits both sides of a
+//!    ratio alike. `wall` is elapsed time; `cpu` is the process's CPU time (all its threads),
+//!    which other processes do not inflate. The targets: writer >= 80% of plain
+//!    compression, reader >= 80% of plain decompression.
+//! 3. Peak memory: the bench re-runs itself as a child process that writes (or reads) a 1 GiB
+//!    snapshot of generated records to (from) a temporary file, and reports the child's
+//!    `VmHWM` from `/proc/self/status`: the whole process's peak resident memory, zstd's C
+//!    allocations included.
+
+use criterion::{black_box, Criterion, Throughput};
+use std::io::{Read, Seek, SeekFrom, Write};
+use std::time::{Duration, Instant};
+use tessera_snapshots::*;
+
+const DATA_BYTES: usize = 256 << 20;
+const ROUNDS: usize = 7;
+const MEMORY_SNAPSHOT_BYTES: u64 = 1 << 30;
+const CHILD_ENV: &str = "TESSERA_SNAPSHOTS_BENCH_CHILD";
+
+/// splitmix64, seeded: the same data on every run.
+struct Rng(u64);
+
+impl Rng {
+    fn next_u64(&mut self) -> u64 {
+        self.0 = self.0.wrapping_add(0x9e37_79b9_7f4a_7c15);
+        let mut z = self.0;
+        z = (z ^ (z >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
+        z = (z ^ (z >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
+        z ^ (z >> 31)
+    }
+    fn below(&mut self, n: u64) -> u64 {
+        self.next_u64() % n
+    }
+}
+
+/// One config-like record: a key path and a small JSON object (80–300 bytes).
+fn config_record(rng: &mut Rng, i: u64, out: &mut Vec<u8>) {
+    const SERVICES: [&str; 6] = [
+        "billing",
+        "auth",
+        "search",
+        "ingest",
+        "gateway",
+        "scheduler",
+    ];
+    const KEYS: [&str; 5] = [
+        "timeout_ms",
+        "replicas",
+        "endpoint",
+        "feature_flags",
+        "limits",
+    ];
+    let svc = SERVICES[rng.below(6) as usize];
+    let key = KEYS[rng.below(5) as usize];
+    let _ = write!(
+        out,
+        "/services/{svc}/{i}/{key} {{\"value\":{},\"owner\":\"team-{svc}\",\"region\":\"eu-west-{}\",\"updated\":{},\"enabled\":{}",
+        rng.below(100_000),
+        rng.below(3),
+        1_700_000_000 + rng.below(10_000_000),
+        rng.below(2) == 1
+    );
+    for _ in 0..rng.below(4) {
+        let _ = write!(out, ",\"tag{}\":\"{:x}\"", rng.below(100), rng.next_u64());
+    }
+    out.push(b'}');
+}
+
+/// Items stored back to back in one buffer, with their end offsets.
+struct Items {
+    bytes: Vec<u8>,
+    ends: Vec<usize>,
+}
+
+impl Items {
+    fn iter(&self) -> impl Iterator<Item = &[u8]> {
+        let starts = std::iter::once(0).chain(self.ends.iter().copied());
+        starts
+            .zip(self.ends.iter().copied())
+            .map(|(s, e)| &self.bytes[s..e])
+    }
+
+    fn config(total: usize) -> Self {
+        let mut rng = Rng(1);
+        let mut bytes = Vec::with_capacity(total + 512);
+        let mut ends = Vec::new();
+        let mut i = 0;
+        while bytes.len() < total {
+            config_record(&mut rng, i, &mut bytes);
+            ends.push(bytes.len());
+            i += 1;
+        }
+        Items { bytes, ends }
+    }
+
+    /// Random bytes in 4 KiB items.
+    fn incompressible(total: usize) -> Self {
+        let mut rng = Rng(2);
+        let mut bytes = Vec::with_capacity(total);
+        while bytes.len() < total {
+            bytes.extend_from_slice(&rng.next_u64().to_le_bytes());
+        }
+        let ends = (1..=total / 4096).map(|i| i * 4096).collect();
+        Items { bytes, ends }
+    }
+}
+
+fn group() -> GroupId {
+    GroupId([7; 32])
+}
+
+fn anchor() -> Anchor {
+    Anchor {
+        term: 1,
+        index: 100,
+    }
+}
+
+fn write_snapshot(items: &Items, keep: bool, hashing: Hashing) -> (Manifest, Vec<Vec<u8>>) {
+    let mut chunks = Vec::new();
+    let sink = |_: u32, bytes: &[u8]| {
+        if keep {
+            chunks.push(bytes.to_vec());
+        }
+        black_box(bytes);
+        Ok(())
+    };
+    let mut w = SnapshotWriter::new(group(), anchor(), WriterConfig::default(), sink)
+        .expect("writer")
+        .with_hashing(hashing);
+    for item in items.iter() {
+        w.push(item).expect("push");
+    }
+    let (m, _) = w.finish().expect("finish");
+    (m, chunks)
+}
+
+fn read_snapshot(m: &Manifest, chunks: &[Vec<u8>], hashing: Option<Hashing>) -> u64 {
+    let source = |c: u32, buf: &mut Vec<u8>| {
+        buf.clear();
+        buf.extend_from_slice(&chunks[c as usize]);
+        Ok(true)
+    };
+    let r = SnapshotReader::new(m.clone(), source).expect("reader");
+    let mut r = match hashing {
+        Some(h) => r.with_hashing(h),
+        None => r.without_digest_check(),
+    };
+    let mut total = 0u64;
+    while let Some(item) = r.next_item().expect("read") {
+        total += item.len() as u64;
+        black_box(item);
+    }
+    total
+}
+
+/// CPU time of this process, all threads.
+fn process_cpu_time() -> Duration {
+    let mut ts = libc::timespec {
+        tv_sec: 0,
+        tv_nsec: 0,
+    };
+    // SAFETY: `ts` is a valid, writable timespec for the duration of the call, and
+    // CLOCK_PROCESS_CPUTIME_ID is a clock every Linux provides; clock_gettime writes only `ts`.
+    let rc = unsafe { libc::clock_gettime(libc::CLOCK_PROCESS_CPUTIME_ID, &mut ts) };
+    if rc != 0 {
+        return Duration::ZERO;
+    }
+    Duration::new(ts.tv_sec as u64, ts.tv_nsec as u32)
+}
+
+/// Runs `f` once; returns (wall, cpu) time.
+fn measure(f: &mut dyn FnMut()) -> (Duration, Duration) {
+    let (wall, cpu) = (Instant::now(), process_cpu_time());
+    f();
+    (wall.elapsed(), process_cpu_time().saturating_sub(cpu))
+}
+
+/// Criterion: the per-chunk costs, on one full 1 MiB chunk of `items`.
+fn per_chunk(
+    c: &mut Criterion,
+    name: &str,
+    items: &Items,
+    manifest: &Manifest,
+    chunks: &[Vec<u8>],
+) {
+    let raw = &items.bytes[..1 << 20];
+    let info = manifest.chunks()[1];
+    let chunk = &chunks[1];
+    let mut cctx = zstd::bulk::Compressor::new(1).expect("cctx");
+    let mut dctx = zstd::bulk::Decompressor::new().expect("dctx");
+    let mut out = Vec::with_capacity(zstd::zstd_safe::compress_bound(1 << 20));
+    let mut g = c.benchmark_group(format!("{name} chunk"));
+    g.throughput(Throughput::Bytes(1 << 20));
+    g.sample_size(20);
+    g.warm_up_time(Duration::from_millis(500));
+    g.measurement_time(Duration::from_secs(2));
+    g.bench_function("zstd compress 1 MiB", |b| {
+        b.iter(|| {
+            cctx.compress_to_buffer(black_box(raw), &mut out)
+                .expect("compress")
+        })
+    });
+    g.bench_function("zstd decompress 1 MiB", |b| {
+        b.iter(|| {
+            dctx.decompress_to_buffer(black_box(chunk), &mut out)
+                .expect("decompress")
+        })
+    });
+    g.bench_function("verify chunk (length, crc32)", |b| {
+        b.iter(|| manifest.verify_chunk(1, black_box(chunk)).expect("verify"))
+    });
+    g.bench_function("blake3 1 MiB", |b| b.iter(|| blake3::hash(black_box(raw))));
+    g.finish();
+    assert_eq!(info.raw_len, 1 << 20);
+}
+
+/// The operations of the throughput table, in table order.
+const OPS: [&str; 7] = [
+    "write",
+    "write, bg hash",
+    "zstd compress",
+    "read",
+    "read, bg hash",
+    "read, no digest",
+    "zstd decompress",
+];
+
+/// Runs every operation once per round over `items`; returns (wall, cpu) per round and op.
+fn rounds(
+    items: &Items,
+    manifest: &Manifest,
+    chunks: &[Vec<u8>],
+) -> Vec<[(Duration, Duration); 7]> {
+    let item_bytes = items.bytes.len();
+    let mut cctx = zstd::bulk::Compressor::new(1).expect("cctx");
+    let mut frame = Vec::with_capacity(zstd::zstd_safe::compress_bound(item_bytes));
+    cctx.compress_to_buffer(&items.bytes, &mut frame)
+        .expect("compress");
+    let mut compressed = Vec::with_capacity(frame.capacity());
+    let mut dctx = zstd::bulk::Decompressor::new().expect("dctx");
+    let mut out = Vec::with_capacity(item_bytes);
+    let mut results = Vec::new();
+    for _ in 0..ROUNDS {
+        let mut ops: [&mut dyn FnMut(); 7] = [
+            &mut || drop(black_box(write_snapshot(items, false, Hashing::Inline))),
+            &mut || drop(black_box(write_snapshot(items, false, Hashing::Background))),
+            &mut || {
+                black_box(
+                    cctx.compress_to_buffer(&items.bytes, &mut compressed)
+                        .expect("compress"),
+                );
+            },
+            &mut || {
+                black_box(read_snapshot(manifest, chunks, Some(Hashing::Inline)));
+            },
+            &mut || {
+                black_box(read_snapshot(manifest, chunks, Some(Hashing::Background)));
+            },
+            &mut || {
+                black_box(read_snapshot(manifest, chunks, None));
+            },
+            &mut || {
+                let len = dctx
+                    .decompress_to_buffer(&frame, &mut out)
+                    .expect("decompress");
+                assert_eq!(len, item_bytes);
+            },
+        ];
+        let mut round = [(Duration::ZERO, Duration::ZERO); 7];
+        for (slot, op) in round.iter_mut().zip(ops.iter_mut()) {
+            *slot = measure(*op);
+        }
+        results.push(round);
+    }
+    results
+}
+
+fn median(mut v: Vec<f64>) -> f64 {
+    v.sort_by(f64::total_cmp);
+    v[v.len() / 2]
+}
+
+/// Prints one data set's rows of the throughput table.
+fn print_rows(name: &str, bytes: usize, results: &[[(Duration, Duration); 7]]) {
+    let mbps = |d: Duration| bytes as f64 / d.as_secs_f64().max(1e-9) / 1e6;
+    for (i, op) in OPS.iter().enumerate() {
+        // Writers compare with plain compression, readers with plain decompression.
+        let base = if i < 3 { 2 } else { 6 };
+        let wall = median(results.iter().map(|r| mbps(r[i].0)).collect());
+        let cpu = median(results.iter().map(|r| mbps(r[i].1)).collect());
+        let wall_ratio = median(
+            results
+                .iter()
+                .map(|r| r[base].0.as_secs_f64() / r[i].0.as_secs_f64())
+                .collect(),
+        );
+        let cpu_ratio = median(
+            results
+                .iter()
+                .map(|r| r[base].1.as_secs_f64() / r[i].1.as_secs_f64())
+                .collect(),
+        );
+        println!(
+            "{name:<15} {op:<20} {wall:>9.0} {cpu:>9.0} {:>12.0}% {:>11.0}%",
+            100.0 * wall_ratio,
+            100.0 * cpu_ratio
+        );
+    }
+}
+
+/// Child process: writes (or reads) a 1 GiB snapshot through a file and prints its VmHWM.
+fn child(mode: &str, path: &str) {
+    let manifest_path = format!("{path}.manifest");
+    let raw = match mode {
+        "write" => {
+            let mut file = std::io::BufWriter::with_capacity(
+                1 << 20,
+                std::fs::File::create(path).expect("create"),
+            );
+            let sink = |_: u32, bytes: &[u8]| {
+                file.write_all(bytes).map_err(|e| {
+                    SnapshotError::store(StoreOp::Sink, SnapshotKey::new(group(), 100), None, e)
+                })
+            };
+            let mut w = SnapshotWriter::new(group(), anchor(), WriterConfig::default(), sink)
+                .expect("writer");
+            let (mut rng, mut i, mut buf) = (Rng(3), 0, Vec::new());
+            while w.raw_bytes() < MEMORY_SNAPSHOT_BYTES {
+                buf.clear();
+                config_record(&mut rng, i, &mut buf);
+                w.push(&buf).expect("push");
+                i += 1;
+            }
+            let (m, _) = w.finish().expect("finish");
+            drop(file);
+            std::fs::write(&manifest_path, m.encode()).expect("manifest");
+            m.raw_bytes()
+        }
+        _ => {
+            let m = Manifest::decode(&std::fs::read(&manifest_path).expect("manifest"))
+                .expect("decode");
+            let mut offsets = Vec::with_capacity(m.chunks().len());
+            let mut at = 0u64;
+            for c in m.chunks() {
+                offsets.push(at);
+                at += u64::from(c.compressed_len);
+            }
+            let mut file = std::fs::File::open(path).expect("open");
+            let chunks = m.chunks().to_vec();
+            let source = |c: u32, buf: &mut Vec<u8>| {
+                let len = chunks[c as usize].compressed_len as usize;
+                buf.resize(len, 0);
+                file.seek(SeekFrom::Start(offsets[c as usize]))
+                    .and_then(|_| file.read_exact(buf))
+                    .map_err(|e| SnapshotError::store(StoreOp::ReadChunk, m.key(), Some(c), e))?;
+                Ok(true)
+            };
+            let raw = m.raw_bytes();
+            let mut r = SnapshotReader::new(m.clone(), source).expect("reader");
+            while let Some(item) = r.next_item().expect("read") {
+                black_box(item);
+            }
+            raw
+        }
+    };
+    let status = std::fs::read_to_string("/proc/self/status").unwrap_or_default();
+    let hwm = status
+        .lines()
+        .find(|l| l.starts_with("VmHWM:"))
+        .unwrap_or("VmHWM: unknown");
+    println!("{mode} {raw} {}", hwm.trim_start_matches("VmHWM:").trim());
+}
+
+fn peak_memory() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let path = dir.path().join("snapshot");
+    let exe = std::env::current_exe().expect("current exe");
+    println!("\npeak memory (VmHWM of a child process), 1 GiB snapshot of config records, default settings");
+    for mode in ["write", "read"] {
+        let start = Instant::now();
+        let out = std::process::Command::new(&exe)
+            .env(CHILD_ENV, mode)
+            .arg(&path)
+            .output()
+            .expect("run child");
+        let text = String::from_utf8_lossy(&out.stdout);
+        let mut fields = text.split_whitespace();
+        let (_, raw, hwm) = (
+            fields.next(),
+            fields.next().unwrap_or("?"),
+            fields.collect::<Vec<_>>().join(" "),
+        );
+        println!(
+            "{mode:<6} {raw} raw bytes in {:.1} s, peak resident {hwm}",
+            start.elapsed().as_secs_f64()
+        );
+        if !out.status.success() {
+            println!("  child failed: {}", String::from_utf8_lossy(&out.stderr));
+        }
+    }
+}
+
+fn main() {
+    if let Ok(mode) = std::env::var(CHILD_ENV) {
+        let path = std::env::args().nth(1).expect("path argument");
+        child(&mode, &path);
+        return;
+    }
+    let load = || std::fs::read_to_string("/proc/loadavg").unwrap_or_default();
+    println!("load average at start: {} (2 cores)", load().trim());
+    let mut c = Criterion::default().configure_from_args();
+    let mut tables = Vec::new();
+    for (name, items) in [
+        ("config", Items::config(DATA_BYTES)),
+        ("incompressible", Items::incompressible(DATA_BYTES)),
+    ] {
+        let (manifest, chunks) = write_snapshot(&items, true, Hashing::Inline);
+        println!(
+            "{name}: {} items, {:.1} MiB of items, {} chunks, compression ratio {:.2}",
+            items.ends.len(),
+            items.bytes.len() as f64 / (1 << 20) as f64,
+            manifest.chunk_count(),
+            manifest.raw_bytes() as f64 / manifest.compressed_bytes() as f64,
+        );
+        per_chunk(&mut c, name, &items, &manifest, &chunks);
+        tables.push((name, items.bytes.len(), rounds(&items, &manifest, &chunks)));
+    }
+    c.final_summary();
+    println!("\nthroughput, MB/s of raw item bytes, median of {ROUNDS} rounds; ratio = vs plain zstd, median of per-round ratios");
+    println!(
+        "{:<15} {:<20} {:>9} {:>9} {:>13} {:>12}",
+        "data", "operation", "wall", "cpu", "wall ratio", "cpu ratio"
+    );
+    for (name, bytes, results) in &tables {
+        print_rows(name, *bytes, results);
+    }
+    println!("load average at end: {} (2 cores)", load().trim());
+    peak_memory();
+}

@@ -1,0 +1,263 @@
+//! Where chunks live: the [`ChunkStore`] trait a node's database implements, the small
+//! [`ChunkSink`] / [`ChunkSource`] traits the writer and reader use, and [`MemChunkStore`],
+//! an in-memory store for tests.
+//!
+//! The store deals in opaque bytes; this crate encodes and checks every record (manifests
+//! with [`Manifest::encode`]/[`Manifest::decode_for`], chunks against the manifest's length
+//! and crc32), so a store implementation is a thin layer of puts and gets.
+//!
+//! # Over RocksDB
+//!
+//! The design maps the calls onto three column families (keys from [`SnapshotKey`]):
+//!
+//! | call | column family | key | value |
+//! |---|---|---|---|
+//! | `put_manifest`, `manifest` | `snapshot_meta` | `key.to_bytes()` (40 B) | manifest record |
+//! | `put_chunk`, `read_chunk` | `snapshots` | `key.chunk_key(n)` (44 B) | compressed chunk, as is |
+//! | `begin_transfer`, `transfer` | `transfers` | `key.to_bytes()` (40 B) | manifest record |
+//! | `put_received_chunk` | `snapshots` + `transfers` | `key.chunk_key(n)` in both | chunk; empty mark |
+//! | `received_chunks` | `transfers` | prefix scan of `key.to_bytes()`, 44-byte keys | chunk numbers |
+//!
+//! `put_received_chunk` and `complete_transfer` must each be one atomic `WriteBatch`. The
+//! chunk store need not sync each call: a chunk whose put was lost in a crash is simply
+//! fetched again, because chunk and mark are lost together. Chunks are already compressed:
+//! turn RocksDB compression off for `snapshots`.
+
+use crate::error::{Result, SnapshotError, StoreOp};
+use crate::key::SnapshotKey;
+use crate::manifest::Manifest;
+use std::collections::{BTreeMap, BTreeSet};
+
+/// Durable storage of snapshots and of in-progress transfers.
+///
+/// Every method returns [`SnapshotError::Store`] (build it with [`SnapshotError::store`]) when
+/// the underlying storage fails; "not found" is `Ok(None)` / `Ok(false)`, never an error.
+pub trait ChunkStore {
+    /// Stores a complete snapshot's manifest record (`snapshot_meta`). Called by whoever wrote
+    /// the snapshot, after all its chunks are stored.
+    fn put_manifest(&mut self, key: SnapshotKey, record: &[u8]) -> Result<()>;
+
+    /// The manifest record of a complete snapshot, if any.
+    fn manifest(&self, key: SnapshotKey) -> Result<Option<Vec<u8>>>;
+
+    /// Stores one compressed chunk (`snapshots`), overwriting any previous value.
+    fn put_chunk(&mut self, key: SnapshotKey, chunk: u32, bytes: &[u8]) -> Result<()>;
+
+    /// Reads one compressed chunk into `buf` (cleared first); `Ok(false)` if absent.
+    fn read_chunk(&self, key: SnapshotKey, chunk: u32, buf: &mut Vec<u8>) -> Result<bool>;
+
+    /// Records that a transfer of the snapshot described by `manifest_record` has begun
+    /// (`transfers`), so it can resume after a restart.
+    fn begin_transfer(&mut self, key: SnapshotKey, manifest_record: &[u8]) -> Result<()>;
+
+    /// The manifest record of an unfinished transfer, if any.
+    fn transfer(&self, key: SnapshotKey) -> Result<Option<Vec<u8>>>;
+
+    /// Stores a received, verified chunk and marks it received, atomically: after a crash
+    /// either both are there or neither.
+    fn put_received_chunk(&mut self, key: SnapshotKey, chunk: u32, bytes: &[u8]) -> Result<()>;
+
+    /// The chunk numbers marked received for an unfinished transfer, in any order.
+    fn received_chunks(&self, key: SnapshotKey) -> Result<Vec<u32>>;
+
+    /// Ends a verified transfer, atomically: stores the manifest record as for
+    /// [`ChunkStore::put_manifest`] and drops the transfer record and its marks (the chunks
+    /// stay: they are the snapshot).
+    fn complete_transfer(&mut self, key: SnapshotKey, manifest_record: &[u8]) -> Result<()>;
+
+    /// Deletes everything about a snapshot: manifest, chunks, transfer record and marks.
+    fn delete_snapshot(&mut self, key: SnapshotKey) -> Result<()>;
+
+    /// Loads and decodes the manifest of a complete snapshot.
+    fn load_manifest(&self, key: SnapshotKey) -> Result<Option<Manifest>> {
+        self.manifest(key)?
+            .map(|record| Manifest::decode_for(key, &record))
+            .transpose()
+    }
+
+    /// Loads and decodes the manifest of an unfinished transfer.
+    fn load_transfer(&self, key: SnapshotKey) -> Result<Option<Manifest>> {
+        self.transfer(key)?
+            .map(|record| Manifest::decode_for(key, &record))
+            .transpose()
+    }
+}
+
+/// Where a [`SnapshotWriter`](crate::SnapshotWriter) puts each chunk as it is compressed.
+pub trait ChunkSink {
+    /// Takes the compressed chunk number `chunk` (numbers arrive in order from 0).
+    fn put_chunk(&mut self, chunk: u32, bytes: &[u8]) -> Result<()>;
+}
+
+impl<F: FnMut(u32, &[u8]) -> Result<()>> ChunkSink for F {
+    fn put_chunk(&mut self, chunk: u32, bytes: &[u8]) -> Result<()> {
+        self(chunk, bytes)
+    }
+}
+
+/// Where a [`SnapshotReader`](crate::SnapshotReader) gets each chunk.
+pub trait ChunkSource {
+    /// Reads the compressed chunk number `chunk` into `buf` (cleared first); `Ok(false)` if
+    /// absent. The reader checks length and crc32 itself.
+    fn read_chunk(&mut self, chunk: u32, buf: &mut Vec<u8>) -> Result<bool>;
+}
+
+impl<F: FnMut(u32, &mut Vec<u8>) -> Result<bool>> ChunkSource for F {
+    fn read_chunk(&mut self, chunk: u32, buf: &mut Vec<u8>) -> Result<bool> {
+        self(chunk, buf)
+    }
+}
+
+/// A [`ChunkSink`] writing one snapshot's chunks into a [`ChunkStore`].
+pub struct StoreSink<'a, S: ChunkStore + ?Sized> {
+    store: &'a mut S,
+    key: SnapshotKey,
+}
+
+impl<'a, S: ChunkStore + ?Sized> StoreSink<'a, S> {
+    /// A sink for the snapshot `key`.
+    pub fn new(store: &'a mut S, key: SnapshotKey) -> Self {
+        StoreSink { store, key }
+    }
+}
+
+impl<S: ChunkStore + ?Sized> ChunkSink for StoreSink<'_, S> {
+    fn put_chunk(&mut self, chunk: u32, bytes: &[u8]) -> Result<()> {
+        self.store.put_chunk(self.key, chunk, bytes)
+    }
+}
+
+/// A [`ChunkSource`] reading one snapshot's chunks from a [`ChunkStore`].
+pub struct StoreSource<'a, S: ChunkStore + ?Sized> {
+    store: &'a S,
+    key: SnapshotKey,
+}
+
+impl<'a, S: ChunkStore + ?Sized> StoreSource<'a, S> {
+    /// A source for the snapshot `key`.
+    pub fn new(store: &'a S, key: SnapshotKey) -> Self {
+        StoreSource { store, key }
+    }
+}
+
+impl<S: ChunkStore + ?Sized> ChunkSource for StoreSource<'_, S> {
+    fn read_chunk(&mut self, chunk: u32, buf: &mut Vec<u8>) -> Result<bool> {
+        self.store.read_chunk(self.key, chunk, buf)
+    }
+}
+
+/// An in-memory [`ChunkStore`], for tests. Cloning it is a cheap way to model "what survived
+/// a restart". It can be told to fail writes, to test how callers handle store errors.
+#[derive(Clone, Debug, Default)]
+pub struct MemChunkStore {
+    manifests: BTreeMap<SnapshotKey, Vec<u8>>,
+    chunks: BTreeMap<(SnapshotKey, u32), Vec<u8>>,
+    transfers: BTreeMap<SnapshotKey, Vec<u8>>,
+    received: BTreeMap<SnapshotKey, BTreeSet<u32>>,
+    fail_writes: bool,
+}
+
+/// The error [`MemChunkStore`] reports when told to fail.
+#[derive(Debug, thiserror::Error)]
+#[error("injected write failure")]
+pub struct InjectedFailure;
+
+impl MemChunkStore {
+    /// An empty store.
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// Makes every later write fail (or succeed again) with [`InjectedFailure`].
+    pub fn set_fail_writes(&mut self, fail: bool) {
+        self.fail_writes = fail;
+    }
+
+    /// Number of chunks stored, over all snapshots.
+    pub fn chunk_count(&self) -> usize {
+        self.chunks.len()
+    }
+
+    /// Overwrites a stored chunk with arbitrary bytes (to model disk corruption in tests).
+    pub fn corrupt_chunk(&mut self, key: SnapshotKey, chunk: u32, bytes: Vec<u8>) {
+        self.chunks.insert((key, chunk), bytes);
+    }
+
+    fn check_write(&self, op: StoreOp, key: SnapshotKey, chunk: Option<u32>) -> Result<()> {
+        if self.fail_writes {
+            return Err(SnapshotError::store(op, key, chunk, InjectedFailure));
+        }
+        Ok(())
+    }
+}
+
+impl ChunkStore for MemChunkStore {
+    fn put_manifest(&mut self, key: SnapshotKey, record: &[u8]) -> Result<()> {
+        self.check_write(StoreOp::PutManifest, key, None)?;
+        self.manifests.insert(key, record.to_vec());
+        Ok(())
+    }
+
+    fn manifest(&self, key: SnapshotKey) -> Result<Option<Vec<u8>>> {
+        Ok(self.manifests.get(&key).cloned())
+    }
+
+    fn put_chunk(&mut self, key: SnapshotKey, chunk: u32, bytes: &[u8]) -> Result<()> {
+        self.check_write(StoreOp::PutChunk, key, Some(chunk))?;
+        self.chunks.insert((key, chunk), bytes.to_vec());
+        Ok(())
+    }
+
+    fn read_chunk(&self, key: SnapshotKey, chunk: u32, buf: &mut Vec<u8>) -> Result<bool> {
+        buf.clear();
+        match self.chunks.get(&(key, chunk)) {
+            Some(bytes) => {
+                buf.extend_from_slice(bytes);
+                Ok(true)
+            }
+            None => Ok(false),
+        }
+    }
+
+    fn begin_transfer(&mut self, key: SnapshotKey, manifest_record: &[u8]) -> Result<()> {
+        self.check_write(StoreOp::BeginTransfer, key, None)?;
+        self.transfers.insert(key, manifest_record.to_vec());
+        Ok(())
+    }
+
+    fn transfer(&self, key: SnapshotKey) -> Result<Option<Vec<u8>>> {
+        Ok(self.transfers.get(&key).cloned())
+    }
+
+    fn put_received_chunk(&mut self, key: SnapshotKey, chunk: u32, bytes: &[u8]) -> Result<()> {
+        self.check_write(StoreOp::PutReceivedChunk, key, Some(chunk))?;
+        self.chunks.insert((key, chunk), bytes.to_vec());
+        self.received.entry(key).or_default().insert(chunk);
+        Ok(())
+    }
+
+    fn received_chunks(&self, key: SnapshotKey) -> Result<Vec<u32>> {
+        Ok(self
+            .received
+            .get(&key)
+            .map(|s| s.iter().copied().collect())
+            .unwrap_or_default())
+    }
+
+    fn complete_transfer(&mut self, key: SnapshotKey, manifest_record: &[u8]) -> Result<()> {
+        self.check_write(StoreOp::CompleteTransfer, key, None)?;
+        self.manifests.insert(key, manifest_record.to_vec());
+        self.transfers.remove(&key);
+        self.received.remove(&key);
+        Ok(())
+    }
+
+    fn delete_snapshot(&mut self, key: SnapshotKey) -> Result<()> {
+        self.check_write(StoreOp::DeleteSnapshot, key, None)?;
+        self.manifests.remove(&key);
+        self.transfers.remove(&key);
+        self.received.remove(&key);
+        self.chunks.retain(|(k, _), _| *k != key);
+        Ok(())
+    }
+}

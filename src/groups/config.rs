@@ -1,0 +1,188 @@
+//! `ConsensusConfig`: the timing and sizing settings every member of a group shares (the
+//! seed's struct, same names and defaults), plus the two membership settings tessera adds.
+//!
+//! Durations are wall-clock; the consensus core counts ticks, so the worker converts them
+//! with [`crate::groups::raft::RaftConfig::from_consensus`] for its tick interval.
+
+use crate::primitives::Digest;
+use serde::{Deserialize, Serialize};
+use std::time::Duration;
+
+/// Timing and membership settings of a consensus group.
+///
+/// The seed's fields and defaults are kept: heartbeat 500 ms (jitter 150 ms), 10 missed
+/// heartbeats, election timeout 2 s (+ up to 500 ms jitter), bootstrap delay 3 s, forward
+/// and query timeouts 2 s. tessera adds `bootstrap_expect` and `max_voters` (DESIGN.md,
+/// "Consensus and membership").
+#[derive(Debug, Clone, Hash, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ConsensusConfig {
+    /// Interval between heartbeats a leader sends (and between bond liveness probes).
+    pub heartbeat_interval: Duration,
+    /// Heartbeats go out every `heartbeat_interval - rand(0, heartbeat_jitter)`.
+    pub heartbeat_jitter: Duration,
+    /// Consecutive missed heartbeats before a bond is considered dead.
+    pub max_missed_heartbeats: u32,
+    /// How long a follower waits without hearing from a leader before it starts a
+    /// (pre-)election (Raft §5.2). Must be larger than `heartbeat_interval`.
+    pub election_timeout: Duration,
+    /// Maximum random extra added to `election_timeout`, so split votes are rare (§5.2).
+    pub election_timeout_jitter: Duration,
+    /// How long a fresh node waits for peers before it may start the first election.
+    pub bootstrap_delay: Duration,
+    /// How long a follower waits for the leader to acknowledge a forwarded command.
+    pub forward_timeout: Duration,
+    /// How long a strong query may wait for the leader's confirmation.
+    pub query_timeout: Duration,
+    /// How many fresh peers must see each other before a new group forms (all of them
+    /// compute the same initial voter set). tessera addition.
+    pub bootstrap_expect: usize,
+    /// Learners are promoted to voters while the group has fewer voters than this (odd).
+    /// tessera addition.
+    pub max_voters: usize,
+}
+
+impl Default for ConsensusConfig {
+    fn default() -> Self {
+        ConsensusConfig {
+            heartbeat_interval: Duration::from_millis(500),
+            heartbeat_jitter: Duration::from_millis(150),
+            max_missed_heartbeats: 10,
+            election_timeout: Duration::from_secs(2),
+            election_timeout_jitter: Duration::from_millis(500),
+            bootstrap_delay: Duration::from_secs(3),
+            forward_timeout: Duration::from_secs(2),
+            query_timeout: Duration::from_secs(2),
+            bootstrap_expect: 3,
+            max_voters: 5,
+        }
+    }
+}
+
+impl ConsensusConfig {
+    /// A builder starting from the defaults.
+    pub fn builder() -> ConsensusConfigBuilder {
+        ConsensusConfigBuilder(ConsensusConfig::default())
+    }
+
+    /// A digest of the settings every member must share; part of the group id.
+    pub fn digest(&self) -> Digest {
+        Digest::from_parts(&[
+            self.heartbeat_interval.as_millis().to_le_bytes(),
+            self.heartbeat_jitter.as_millis().to_le_bytes(),
+            u128::from(self.max_missed_heartbeats).to_le_bytes(),
+            (self.max_voters as u128).to_le_bytes(),
+        ])
+    }
+}
+
+/// Builds a [`ConsensusConfig`]; every setter is named `with_<field>` as in the seed.
+#[derive(Debug, Clone)]
+pub struct ConsensusConfigBuilder(ConsensusConfig);
+
+macro_rules! setter {
+    ($name:ident, $field:ident, $ty:ty) => {
+        #[doc = concat!("Sets `", stringify!($field), "`.")]
+        #[must_use]
+        pub fn $name(mut self, value: $ty) -> Self {
+            self.0.$field = value;
+            self
+        }
+    };
+}
+
+impl ConsensusConfigBuilder {
+    setter!(with_heartbeat_interval, heartbeat_interval, Duration);
+    setter!(with_heartbeat_jitter, heartbeat_jitter, Duration);
+    setter!(with_max_missed_heartbeats, max_missed_heartbeats, u32);
+    setter!(with_election_timeout, election_timeout, Duration);
+    setter!(
+        with_election_timeout_jitter,
+        election_timeout_jitter,
+        Duration
+    );
+    setter!(with_bootstrap_delay, bootstrap_delay, Duration);
+    setter!(with_forward_timeout, forward_timeout, Duration);
+    setter!(with_query_timeout, query_timeout, Duration);
+    setter!(with_bootstrap_expect, bootstrap_expect, usize);
+    setter!(with_max_voters, max_voters, usize);
+
+    /// The finished configuration, or why it is unusable.
+    pub fn build(self) -> Result<ConsensusConfig, ConfigError> {
+        let c = self.0;
+        if c.heartbeat_interval.is_zero() {
+            return Err(ConfigError::ZeroHeartbeat);
+        }
+        if c.election_timeout <= c.heartbeat_interval {
+            return Err(ConfigError::ElectionNotAboveHeartbeat {
+                election: c.election_timeout,
+                heartbeat: c.heartbeat_interval,
+            });
+        }
+        if c.max_voters == 0 || c.max_voters.is_multiple_of(2) {
+            return Err(ConfigError::MaxVotersNotOdd(c.max_voters));
+        }
+        if c.bootstrap_expect == 0 {
+            return Err(ConfigError::ZeroBootstrapExpect);
+        }
+        Ok(c)
+    }
+}
+
+/// A [`ConsensusConfig`] that cannot work.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum ConfigError {
+    /// Heartbeats every 0 ms.
+    #[error("heartbeat_interval must be above zero")]
+    ZeroHeartbeat,
+    /// Followers would time out between two heartbeats.
+    #[error("election_timeout {election:?} must exceed heartbeat_interval {heartbeat:?}")]
+    ElectionNotAboveHeartbeat {
+        /// The election timeout given.
+        election: Duration,
+        /// The heartbeat interval given.
+        heartbeat: Duration,
+    },
+    /// An even (or zero) voter cap buys no extra fault tolerance.
+    #[error("max_voters must be odd and above zero, got {0}")]
+    MaxVotersNotOdd(usize),
+    /// A group of zero peers never forms.
+    #[error("bootstrap_expect must be at least 1")]
+    ZeroBootstrapExpect,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn defaults_are_the_seeds() {
+        let c = ConsensusConfig::default();
+        assert_eq!(c.heartbeat_interval, Duration::from_millis(500));
+        assert_eq!(c.heartbeat_jitter, Duration::from_millis(150));
+        assert_eq!(c.max_missed_heartbeats, 10);
+        assert_eq!(c.election_timeout, Duration::from_secs(2));
+        assert_eq!(c.election_timeout_jitter, Duration::from_millis(500));
+        assert_eq!(c.bootstrap_delay, Duration::from_secs(3));
+        assert_eq!(c.forward_timeout, Duration::from_secs(2));
+        assert_eq!(c.query_timeout, Duration::from_secs(2));
+        assert_eq!(c.max_voters, 5);
+    }
+
+    #[test]
+    fn builder_checks() {
+        assert!(ConsensusConfig::builder()
+            .with_max_voters(4)
+            .build()
+            .is_err());
+        assert!(ConsensusConfig::builder()
+            .with_election_timeout(Duration::from_millis(100))
+            .build()
+            .is_err());
+        let c = ConsensusConfig::builder()
+            .with_election_timeout(Duration::from_millis(300))
+            .with_heartbeat_interval(Duration::from_millis(50))
+            .build()
+            .unwrap();
+        assert_eq!(c.election_timeout, Duration::from_millis(300));
+    }
+}

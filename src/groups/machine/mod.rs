@@ -1,0 +1,255 @@
+//! What users plug into a group: the replicated [`StateMachine`], the [`ApplyContext`] it
+//! sees while applying, and [`StateSync`] (catch-up of lagging followers) with its
+//! provider, session and context traits. Names and shapes follow the seed API (mosaik
+//! 0.3); departures are noted where they are.
+//!
+//! These traits are typed; the consensus core ([`super::raft`]) below them works on bytes.
+//! The worker encodes commands with [`crate::primitives::codec`] before proposing and
+//! decodes committed entries before calling [`StateMachine::apply_batch`].
+//!
+//! # Fast-forward after a state sync
+//!
+//! A session that installed state up to a position calls
+//! [`SyncSessionContext::set_committed`]; the worker maps that to
+//! [`super::raft::Node::on_state_synced`], which resets the log to an empty one anchored at
+//! that position (one `Ready` with `reset_to`), raises the commit and applied indices to it,
+//! and resumes normal replication from there.
+
+use crate::groups::{Command as CommandBound, Cursor, Index, Storage, Term};
+use crate::primitives::codec::EncodeError;
+use crate::{GroupId, PeerId, UniqueId};
+use serde::{de::DeserializeOwned, Serialize};
+use std::task::{Context, Poll};
+
+/// How eager a node is to lead.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash)]
+pub enum LeadershipPreference {
+    /// Campaigns with the configured election timeout.
+    #[default]
+    Normal,
+    /// Campaigns only after three times the election timeout, so others usually win.
+    Reluctant,
+    /// Never campaigns and is never promoted: a learner for good (collection readers).
+    Observer,
+}
+
+/// What a state machine may learn about the group while it applies commands.
+pub trait ApplyContext {
+    /// The position of the last entry of the batch being applied (committed).
+    fn committed(&self) -> Cursor;
+    /// The node's current term.
+    fn current_term(&self) -> Term;
+    /// The group.
+    fn group_id(&self) -> GroupId;
+    /// The network the group lives in.
+    fn network_id(&self) -> UniqueId;
+    /// This node.
+    fn local_id(&self) -> PeerId;
+}
+
+/// The application's replicated state. Every member applies the same commands in the
+/// same order, so every member holds the same state at the same index.
+pub trait StateMachine: Sized + Send + Sync + 'static {
+    /// A state transition, replicated through the log.
+    type Command: CommandBound;
+    /// A read of the state.
+    type Query: CommandBound;
+    /// What a query returns.
+    type QueryResult: CommandBound;
+    /// How lagging followers catch up.
+    type StateSync: StateSync<Machine = Self>;
+
+    /// Identifies the implementation and its settings; part of the group id.
+    fn signature(&self) -> UniqueId;
+
+    /// Applies one committed command.
+    fn apply(&mut self, command: Self::Command, ctx: &dyn ApplyContext);
+
+    /// Applies committed commands in order; override to amortise per-batch work.
+    fn apply_batch(
+        &mut self,
+        commands: impl IntoIterator<Item = Self::Command>,
+        ctx: &dyn ApplyContext,
+    ) {
+        for command in commands {
+            self.apply(command, ctx);
+        }
+    }
+
+    /// Answers a query from the local state.
+    fn query(&self, query: Self::Query) -> Self::QueryResult;
+
+    /// The catch-up implementation.
+    fn state_sync(&self) -> Self::StateSync;
+
+    /// How eager this node is to lead.
+    fn leadership_preference(&self) -> LeadershipPreference {
+        LeadershipPreference::Normal
+    }
+}
+
+/// Read consistency of a query.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub enum Consistency {
+    /// Linearizable: served once the node has applied a read index the leader confirmed
+    /// with a majority (§6.4).
+    #[default]
+    Strong,
+    /// Whatever the local state holds now.
+    Weak,
+}
+
+/// Marker for state-sync wire messages.
+pub trait StateSyncMessage: Clone + Serialize + DeserializeOwned + Send + Sync + 'static {}
+
+impl<T> StateSyncMessage for T where T: Clone + Serialize + DeserializeOwned + Send + Sync + 'static {}
+
+/// The state machine a sync implementation serves.
+pub type Machine<S> = <S as StateSync>::Machine;
+/// The sync implementation's wire message.
+pub type Message<S> = <S as StateSync>::Message;
+/// The command type of the served state machine.
+pub type Command<S> = <Machine<S> as StateMachine>::Command;
+/// The session type.
+pub type Session<S> = <S as StateSync>::Session;
+/// The provider type.
+pub type Provider<S> = <S as StateSync>::Provider;
+
+/// Catch-up of followers that are behind: a factory of a long-lived provider (every peer)
+/// and short-lived sessions (a lagging follower).
+pub trait StateSync: Send + 'static {
+    /// The state machine this serves.
+    type Machine: StateMachine;
+    /// The wire message between sessions and providers.
+    type Message: StateSyncMessage;
+    /// Serves state to sessions; one per peer for the group's lifetime.
+    type Provider: StateSyncProvider<Owner = Self>;
+    /// Drives one catch-up on a lagging follower.
+    type Session: StateSyncSession<Owner = Self>;
+
+    /// Identifies the implementation and its settings; part of the group id.
+    fn signature(&self) -> UniqueId;
+
+    /// Creates this peer's provider, once, at group start.
+    fn create_provider(&self, cx: &dyn SyncContext<Self>) -> Self::Provider;
+
+    /// Creates a session when a follower receives entries that do not follow its log:
+    /// `position` is the leader's entry before them, `leader_commit` the leader's commit
+    /// index, `entries` the batch that revealed the gap (to buffer).
+    fn create_session(
+        &self,
+        cx: &mut dyn SyncSessionContext<Self>,
+        position: Cursor,
+        leader_commit: Index,
+        entries: Vec<(Command<Self>, Term)>,
+    ) -> Self::Session;
+}
+
+/// Serves state to sessions of lagging followers.
+pub trait StateSyncProvider: Send + 'static {
+    /// The sync implementation.
+    type Owner: StateSync;
+
+    /// Background work on every scheduler tick; `Ready` asks to be polled again at once.
+    fn poll(
+        &mut self,
+        _: &mut Context<'_>,
+        _: &mut dyn SyncProviderContext<Self::Owner>,
+    ) -> Poll<()> {
+        Poll::Pending
+    }
+
+    /// A message from a session; an answer that could not be handled comes back as `Err`.
+    fn receive(
+        &mut self,
+        message: Message<Self::Owner>,
+        sender: PeerId,
+        cx: &mut dyn SyncProviderContext<Self::Owner>,
+    ) -> Result<(), Message<Self::Owner>>;
+
+    /// The index up to which the log may be pruned (never above the commit index).
+    fn safe_to_prune_prefix(&self, _: &mut dyn SyncProviderContext<Self::Owner>) -> Option<Index> {
+        None
+    }
+
+    /// The commit index advanced to `position`.
+    fn committed(&mut self, _: Cursor, _: &mut dyn SyncProviderContext<Self::Owner>) {}
+}
+
+/// One catch-up episode on a lagging follower.
+pub trait StateSyncSession: Send + 'static {
+    /// The sync implementation.
+    type Owner: StateSync;
+
+    /// Drives the session; `Ready(position)` once the follower holds the state up to
+    /// `position` (it then calls `set_committed` or the worker fast-forwards for it).
+    fn poll(
+        &mut self,
+        cx: &mut Context<'_>,
+        driver: &mut dyn SyncSessionContext<Self::Owner>,
+    ) -> Poll<Cursor>;
+
+    /// A message from a provider.
+    fn receive(
+        &mut self,
+        message: Message<Self::Owner>,
+        sender: PeerId,
+        cx: &mut dyn SyncSessionContext<Self::Owner>,
+    );
+
+    /// Entries the leader sent while the session runs, following the gap.
+    fn buffer(
+        &mut self,
+        position: Cursor,
+        entries: Vec<(Command<Self::Owner>, Term)>,
+        cx: &mut dyn SyncSessionContext<Self::Owner>,
+    );
+}
+
+/// What providers and sessions may see and do.
+///
+/// Departure from the seed: `log`/`log_mut` expose the fallible, durable [`Storage`];
+/// `network_id` is a [`UniqueId`]; the seed's `bonds()` belongs to the network layer and is
+/// not part of this trait.
+pub trait SyncContext<S: StateSync> {
+    /// The state machine.
+    fn state_machine(&self) -> &S::Machine;
+    /// The state machine, mutably (to install state).
+    fn state_machine_mut(&mut self) -> &mut S::Machine;
+    /// The raw log.
+    fn log(&self) -> &dyn Storage<Command<S>>;
+    /// The raw log, mutably.
+    fn log_mut(&mut self) -> &mut dyn Storage<Command<S>>;
+    /// The latest committed position.
+    fn committed(&self) -> Cursor;
+    /// This node.
+    fn local_id(&self) -> PeerId;
+    /// The group.
+    fn group_id(&self) -> GroupId;
+    /// The network.
+    fn network_id(&self) -> UniqueId;
+    /// Sends a message to one peer.
+    fn send_to(&mut self, peer: PeerId, message: S::Message) -> Result<(), EncodeError>;
+    /// Sends a message to every bonded peer; returns who it went to.
+    fn broadcast(&mut self, message: S::Message) -> Result<Vec<PeerId>, EncodeError>;
+}
+
+/// What a session on a lagging follower may additionally do.
+pub trait SyncSessionContext<S: StateSync>: SyncContext<S> {
+    /// The leader (always known when a session starts).
+    fn leader(&self) -> PeerId;
+    /// Fast-forwards the committed index to `position` after installing state there.
+    fn set_committed(&mut self, position: Cursor);
+}
+
+/// What a provider may additionally do.
+pub trait SyncProviderContext<S: StateSync>: SyncContext<S> {
+    /// The leader, if known.
+    fn leader(&self) -> Option<PeerId>;
+    /// Whether this node leads.
+    fn is_leader(&self) -> bool {
+        self.leader() == Some(self.local_id())
+    }
+    /// Proposes a command (leader only, best effort; e.g. snapshot markers).
+    fn feed_command(&mut self, command: Command<S>) -> Result<(), Command<S>>;
+}

@@ -1,0 +1,110 @@
+//! The core's settings, in ticks (the core has no clock: the driver calls `tick()` every
+//! tick interval), derived from a [`ConsensusConfig`].
+
+use crate::groups::machine::LeadershipPreference;
+use crate::groups::ConsensusConfig;
+use std::time::Duration;
+
+/// Settings of one consensus core. Times are in ticks.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct RaftConfig {
+    /// Ticks between a leader's heartbeats.
+    pub heartbeat_ticks: u32,
+    /// Base election timeout (§5.2); also the check-quorum period and the leader lease
+    /// within which votes and pre-votes are refused.
+    pub election_ticks: u32,
+    /// The randomized timeout is `election_ticks + rand(0 .. election_jitter_ticks + 1)`.
+    pub election_jitter_ticks: u32,
+    /// A fresh node (term 0) waits this long before it may campaign.
+    pub bootstrap_ticks: u32,
+    /// A forwarded command not acknowledged within this fails.
+    pub forward_timeout_ticks: u32,
+    /// A read index not confirmed within this fails.
+    pub query_timeout_ticks: u32,
+    /// At most this many entries per `AppendEntries`.
+    pub max_entries_per_append: usize,
+    /// At most this many `AppendEntries` in flight per follower.
+    pub max_inflight: usize,
+    /// At most this many committed entries per `Ready`.
+    pub max_apply_batch: usize,
+    /// The leader promotes catching-up learners while voters are fewer than this.
+    pub max_voters: usize,
+    /// This node's leadership preference: `Reluctant` triples its election timeouts;
+    /// `Observer` never campaigns.
+    pub preference: LeadershipPreference,
+    /// Test-only switches that disable one safety rule each, so the simulator can prove it
+    /// catches the violation. Never set outside tests.
+    #[doc(hidden)]
+    pub knobs: Knobs,
+}
+
+/// Test-only rule switches (all off by default). See `tests/simulation.rs`.
+#[doc(hidden)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct Knobs {
+    /// Commit by counting replicas of any entry, not only current-term ones (§5.4.2).
+    pub commit_any_term: bool,
+    /// Do not append a no-op at the start of a term.
+    pub skip_noop: bool,
+    /// Leave the vote out of the persisted hard state.
+    pub forget_vote: bool,
+    /// Acknowledge appended entries before they are durable.
+    pub ack_before_sync: bool,
+}
+
+impl Default for RaftConfig {
+    fn default() -> Self {
+        RaftConfig::from_consensus(
+            &ConsensusConfig::default(),
+            Duration::from_millis(100),
+            LeadershipPreference::Normal,
+        )
+    }
+}
+
+impl RaftConfig {
+    /// Converts a group's settings for a driver that ticks every `tick`.
+    pub fn from_consensus(
+        config: &ConsensusConfig,
+        tick: Duration,
+        preference: LeadershipPreference,
+    ) -> Self {
+        let tick_ms = tick.as_millis().max(1);
+        let ticks =
+            |d: Duration| -> u32 { (d.as_millis() / tick_ms).clamp(1, u32::MAX as u128) as u32 };
+        let heartbeat_ticks = ticks(config.heartbeat_interval);
+        RaftConfig {
+            heartbeat_ticks,
+            election_ticks: ticks(config.election_timeout).max(heartbeat_ticks + 1),
+            election_jitter_ticks: (config.election_timeout_jitter.as_millis() / tick_ms) as u32,
+            bootstrap_ticks: (config.bootstrap_delay.as_millis() / tick_ms) as u32,
+            forward_timeout_ticks: ticks(config.forward_timeout),
+            query_timeout_ticks: ticks(config.query_timeout),
+            max_entries_per_append: 256,
+            max_inflight: 64,
+            max_apply_batch: 1024,
+            max_voters: config.max_voters,
+            preference,
+            knobs: Knobs::default(),
+        }
+    }
+
+    /// A configuration for tests and the simulator: heartbeat every tick, election after
+    /// 10–20 ticks, no bootstrap delay.
+    pub fn for_tests() -> Self {
+        RaftConfig {
+            heartbeat_ticks: 1,
+            election_ticks: 10,
+            election_jitter_ticks: 10,
+            bootstrap_ticks: 0,
+            forward_timeout_ticks: 30,
+            query_timeout_ticks: 30,
+            max_entries_per_append: 8,
+            max_inflight: 4,
+            max_apply_batch: 64,
+            max_voters: 5,
+            preference: LeadershipPreference::Normal,
+            knobs: Knobs::default(),
+        }
+    }
+}

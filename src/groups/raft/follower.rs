@@ -1,0 +1,249 @@
+//! What every node does as a receiver: appending the leader's entries (§5.3), answering
+//! votes (§5.2, §5.4.1) and pre-votes (§9.6), and the follower side of client traffic.
+
+use super::log::LogReader;
+use super::membership::Membership;
+use super::message::Message;
+use super::message::{
+    AppendEntries, AppendEntriesResponse, Forward, Payload, ReadIndexResponse, RequestVote,
+    RequestVoteResponse, Vote,
+};
+use super::node::{CatchUp, Node, RoleState};
+use super::read_index::ReadOutcome;
+use super::RaftError;
+use crate::groups::{Cursor, Index};
+use crate::PeerId;
+
+impl Node {
+    /// §5.3 receiver rules. Acknowledges only entries durable here (via `queue_ack`).
+    pub(crate) fn handle_append_entries(
+        &mut self,
+        from: PeerId,
+        m: AppendEntries,
+        store: &dyn LogReader,
+    ) -> Result<(), RaftError> {
+        if m.validate().is_err() || m.leader != from {
+            return Ok(());
+        }
+        if !matches!(self.role, RoleState::Follower) {
+            // A candidate (or a stale leader, impossible in one term) of this term defers.
+            self.become_follower(m.term, Some(from));
+        }
+        self.leader = Some(from);
+        self.election_elapsed = 0;
+        self.flush_forwards();
+
+        let mut prev = m.prev_log_position;
+        let mut entries = m.entries;
+        // Everything up to the commit index matches any leader's log (Leader Completeness).
+        let committed = self.log.committed;
+        if prev.index() < committed {
+            let skip = (committed.0 - prev.index().0) as usize;
+            let term = self.log.term_at(committed, store)?.unwrap_or_default();
+            entries.drain(..skip.min(entries.len()));
+            prev = Cursor(term, committed);
+        }
+        let configs: Vec<(Index, Membership)> = entries
+            .iter()
+            .filter_map(|e| match &e.payload {
+                Payload::Config(c) => Some((e.index, c.clone())),
+                _ => None,
+            })
+            .collect();
+        let gap_entries = if prev.index() > self.log.last().index() && !self.syncing {
+            entries.clone()
+        } else {
+            Vec::new()
+        };
+        match self.log.maybe_append(prev, entries, store)? {
+            Some((verified, written)) => {
+                if let Some(from_index) = written {
+                    self.note_configs(&configs, from_index);
+                    let log = &self.log;
+                    let mut outcomes = std::mem::take(&mut self.outcomes);
+                    self.clients.overwritten_from(
+                        from_index,
+                        |i| log.term_at(i, store).ok().flatten(),
+                        &mut outcomes,
+                    );
+                    self.outcomes = outcomes;
+                }
+                if self.log.commit_to(m.leader_commit.min(verified)) {
+                    self.on_commit_advanced();
+                }
+                self.syncing = false;
+                self.queue_ack(from, verified, m.seq);
+            }
+            None => {
+                let last = self.log.last().index();
+                let (vote, hint) = if prev.index() > last {
+                    (Vote::Abstained, last.next())
+                } else {
+                    (Vote::Denied, self.log.conflict_hint(prev.index(), store)?)
+                };
+                if vote == Vote::Abstained && !self.syncing {
+                    self.syncing = true;
+                    self.catch_up = Some(CatchUp {
+                        leader: from,
+                        position: prev,
+                        leader_commit: m.leader_commit,
+                        entries: gap_entries,
+                    });
+                }
+                self.send(
+                    from,
+                    Message::AppendEntriesResponse(AppendEntriesResponse {
+                        term: self.term,
+                        last_log_index: hint,
+                        vote,
+                        rejected: m.prev_log_position.index(),
+                        seq: m.seq,
+                    }),
+                );
+            }
+        }
+        Ok(())
+    }
+
+    fn log_up_to_date(&self, candidate_last: Cursor) -> bool {
+        candidate_last >= self.log.last()
+    }
+
+    /// §5.2/§5.4.1: one vote per term, only for a log at least as up to date. The vote is
+    /// persisted before the answer leaves (`send` routes it after the sync).
+    ///
+    /// Observers abstain. A node that is a catching-up learner in *its own* latest
+    /// configuration still votes: a candidate asks only the voters of its configuration,
+    /// so being asked means this node was promoted in an entry it has not received yet.
+    /// Abstaining there can deadlock elections (the simulator found it: a promoted node
+    /// and a leader that removed itself both abstained, and 3 of 4 voters were never
+    /// reachable). The candidate ignores answers from outside its voter set anyway.
+    pub(crate) fn handle_request_vote(&mut self, from: PeerId, m: RequestVote) {
+        if m.candidate != from {
+            return;
+        }
+        let vote = if self.is_observer() {
+            Vote::Abstained
+        } else {
+            let can_vote =
+                self.vote == Some(from) || (self.vote.is_none() && self.leader.is_none());
+            if can_vote && self.log_up_to_date(m.log_position) {
+                self.vote = Some(from);
+                self.reset_election_timer();
+                Vote::Granted
+            } else {
+                Vote::Denied
+            }
+        };
+        self.send(
+            from,
+            Message::RequestVoteResponse(RequestVoteResponse {
+                term: self.term,
+                vote,
+            }),
+        );
+    }
+
+    /// §9.6: would this node vote for `m` in `m.term`? Changes nothing here. Refused while
+    /// a leader is heard from (so a rejoining node cannot disrupt a working leader).
+    pub(crate) fn handle_pre_vote(&mut self, from: PeerId, m: RequestVote) {
+        if m.candidate != from {
+            return;
+        }
+        let (term, vote) = if self.is_observer() {
+            (self.term, Vote::Abstained)
+        } else if m.term > self.term && !self.in_lease() && self.log_up_to_date(m.log_position) {
+            (m.term, Vote::Granted)
+        } else {
+            (self.term, Vote::Denied)
+        };
+        self.send(
+            from,
+            Message::PreVoteResponse(RequestVoteResponse { term, vote }),
+        );
+    }
+
+    /// Whether this node never votes: `LeadershipPreference::Observer`, or an observer
+    /// learner in its configuration.
+    fn is_observer(&self) -> bool {
+        self.config.preference == crate::groups::machine::LeadershipPreference::Observer
+            || self.members.current().learners().get(&self.id)
+                == Some(&super::membership::LearnerKind::Observer)
+    }
+
+    pub(crate) fn handle_read_index_response(&mut self, m: ReadIndexResponse) {
+        if !self.follower_reads.answered(m.ctx) {
+            return;
+        }
+        let result = match m.index {
+            Some(index) => Ok(index),
+            None => Err(super::client::ClientError::NotLeader {
+                leader: self.leader,
+            }),
+        };
+        self.reads_out.push(ReadOutcome { ctx: m.ctx, result });
+    }
+
+    /// Client traffic: the leader appends forwarded commands; the follower learns where
+    /// its forwarded command went.
+    pub(crate) fn handle_forward(
+        &mut self,
+        from: PeerId,
+        f: Forward,
+        store: &dyn LogReader,
+    ) -> Result<(), RaftError> {
+        match f {
+            Forward::Command {
+                commands,
+                request_id,
+            } => {
+                if !self.is_leader() || commands.is_empty() {
+                    return Ok(());
+                }
+                let mut first = None;
+                let mut last = Index(0);
+                for c in commands {
+                    let at = self.append_local(Payload::Command(c), store)?;
+                    first.get_or_insert(at.index());
+                    last = at.index();
+                }
+                if let (Some(request_id), Some(start)) = (request_id, first) {
+                    let term = self.term;
+                    self.send(
+                        from,
+                        Message::Forward(Forward::CommandAck {
+                            request_id,
+                            term,
+                            assigned: super::message::IndexRange { start, end: last },
+                        }),
+                    );
+                }
+            }
+            Forward::CommandAck {
+                request_id,
+                term,
+                assigned,
+            } => {
+                if let Some(id) = self.clients.acked(request_id) {
+                    let at = Cursor(term, assigned.start);
+                    self.clients.track(id, at);
+                    // Already handed out for applying? Settle against the log now.
+                    if at.index() <= self.log.handed {
+                        let log = &self.log;
+                        let mut outcomes = std::mem::take(&mut self.outcomes);
+                        let handed = log.handed;
+                        self.clients.settle_below(
+                            handed,
+                            |i| log.term_at(i, store).ok().flatten(),
+                            Cursor(term, handed),
+                            &mut outcomes,
+                        );
+                        self.outcomes = outcomes;
+                    }
+                }
+            }
+            Forward::Query { .. } | Forward::QueryResponse { .. } => {}
+        }
+        Ok(())
+    }
+}

@@ -1,0 +1,538 @@
+//! The leader: replication with per-follower progress and bounded pipelining (§5.3), the
+//! commit rule (§5.4.2: only entries of the leader's own term are committed by counting),
+//! check-quorum (§6.2), read-index confirmation (§6.4), learner promotion and membership
+//! changes (dissertation §4).
+
+use super::client::ClientError;
+use super::log::LogReader;
+use super::membership::{LearnerKind, MembershipChange};
+use super::message::Entry;
+use super::message::{
+    AppendEntries, AppendEntriesResponse, Message, Payload, ReadIndex, ReadIndexResponse, Vote,
+};
+use super::node::{Node, RoleState};
+use super::progress::{Progress, ProgressState};
+use super::quorum;
+use super::read_index::{LeaderReads, ReadOutcome};
+use super::RaftError;
+use crate::groups::{Cursor, Index};
+use crate::PeerId;
+use std::collections::BTreeMap;
+
+/// What only a leader keeps.
+#[derive(Debug)]
+pub(crate) struct LeaderState {
+    /// Every other member's progress.
+    pub(crate) progress: BTreeMap<PeerId, Progress>,
+    /// Read-index rounds.
+    pub(crate) reads: LeaderReads,
+}
+
+impl Node {
+    /// Wins the election: progress for every member, a no-op of the new term (§8).
+    pub(crate) fn become_leader(&mut self, store: &dyn LogReader) -> Result<(), RaftError> {
+        let next = self.log.last().index().next();
+        let max_inflight = self.config.max_inflight;
+        let progress = self
+            .members
+            .current()
+            .members()
+            .filter(|p| **p != self.id)
+            .map(|p| {
+                let mut pr = Progress::new(next, max_inflight);
+                pr.recent_active = true;
+                (*p, pr)
+            })
+            .collect();
+        self.role = RoleState::Leader(Box::new(LeaderState {
+            progress,
+            reads: LeaderReads::default(),
+        }));
+        self.leader = Some(self.id);
+        self.heartbeat_elapsed = 0;
+        self.election_elapsed = 0;
+        if !self.config.knobs.skip_noop {
+            self.append_local(Payload::Noop, store)?;
+        }
+        self.broadcast_append(store)?;
+        self.maybe_commit(store)
+    }
+
+    fn leader_state(&mut self) -> Option<&mut LeaderState> {
+        match &mut self.role {
+            RoleState::Leader(s) => Some(s),
+            _ => None,
+        }
+    }
+
+    pub(crate) fn tick_leader(&mut self, store: &dyn LogReader) -> Result<(), RaftError> {
+        self.heartbeat_elapsed += 1;
+        self.election_elapsed += 1;
+        if self.election_elapsed >= self.config.election_ticks {
+            self.election_elapsed = 0;
+            if !self.check_quorum() {
+                let term = self.term;
+                self.become_follower(term, None);
+                return Ok(());
+            }
+        }
+        if self.heartbeat_elapsed >= self.config.heartbeat_ticks {
+            self.heartbeat_elapsed = 0;
+            self.broadcast_heartbeat(store)?;
+        }
+        self.maybe_promote(store)
+    }
+
+    /// §6.2: a leader that has not heard from a majority of voters in an election timeout
+    /// steps down. Resets the activity marks for the next round.
+    fn check_quorum(&mut self) -> bool {
+        let me = self.id;
+        let voters = self.members.current().voters().clone();
+        let Some(state) = self.leader_state() else {
+            return false;
+        };
+        let ok = quorum::has_quorum(&voters, |p| {
+            *p == me || state.progress.get(p).is_some_and(|pr| pr.recent_active)
+        });
+        for pr in state.progress.values_mut() {
+            pr.recent_active = false;
+        }
+        ok
+    }
+
+    /// Appends one entry of the current term to the leader's log; replication follows at
+    /// the next `ready()` (so a burst of proposals goes out as one append).
+    pub(crate) fn append_local(
+        &mut self,
+        payload: Payload,
+        store: &dyn LogReader,
+    ) -> Result<Cursor, RaftError> {
+        let at = Cursor(self.term, self.log.last().index().next());
+        let config = match &payload {
+            Payload::Config(m) => Some(m.clone()),
+            _ => None,
+        };
+        self.log.append(
+            vec![Entry {
+                term: at.term(),
+                index: at.index(),
+                payload,
+            }],
+            store,
+        )?;
+        if let Some(m) = config {
+            self.members.push(at.index(), m);
+            self.sync_progress();
+        }
+        self.pending_broadcast = true;
+        Ok(at)
+    }
+
+    /// Keeps one progress per member after a configuration change.
+    fn sync_progress(&mut self) {
+        let members: Vec<PeerId> = self.members.current().members().copied().collect();
+        let me = self.id;
+        let next = self.log.last().index();
+        let max_inflight = self.config.max_inflight;
+        let Some(state) = self.leader_state() else {
+            return;
+        };
+        state.progress.retain(|p, _| members.contains(p));
+        for p in members {
+            if p != me {
+                state.progress.entry(p).or_insert_with(|| {
+                    let mut pr = Progress::new(next, max_inflight);
+                    pr.recent_active = true;
+                    pr
+                });
+            }
+        }
+    }
+
+    /// Sends entries to every follower whose flow control allows it.
+    pub(crate) fn broadcast_append(&mut self, store: &dyn LogReader) -> Result<(), RaftError> {
+        let peers: Vec<PeerId> = match &self.role {
+            RoleState::Leader(s) => s.progress.keys().copied().collect(),
+            _ => return Ok(()),
+        };
+        for p in peers {
+            self.send_append(p, false, store)?;
+        }
+        Ok(())
+    }
+
+    /// Sends the next append to `to` if flow control allows. `probe_empty` also sends an
+    /// empty append at `next - 1` when nothing new is left (to find lost appends).
+    fn send_append(
+        &mut self,
+        to: PeerId,
+        probe_empty: bool,
+        store: &dyn LogReader,
+    ) -> Result<(), RaftError> {
+        let last = self.log.last().index();
+        let (next, state, can_send) = match &self.role {
+            RoleState::Leader(s) => match s.progress.get(&to) {
+                Some(pr) => (pr.next, pr.state, pr.can_send_entries(last)),
+                None => return Ok(()),
+            },
+            _ => return Ok(()),
+        };
+        let has_new = next <= last;
+        if state == ProgressState::Sync
+            || !(can_send || (probe_empty && state == ProgressState::Replicate))
+        {
+            return Ok(());
+        }
+        if state == ProgressState::Replicate && !has_new && !probe_empty {
+            return Ok(());
+        }
+        let prev_index = next.prev();
+        let Some(prev_term) = self.log.term_at(prev_index, store)? else {
+            // The entries this follower needs are pruned here: it catches up by state sync.
+            if let Some(pr) = self.leader_state().and_then(|s| s.progress.get_mut(&to)) {
+                pr.become_sync();
+            }
+            return Ok(());
+        };
+        let entries = if has_new && can_send {
+            self.log
+                .entries(next, last, self.config.max_entries_per_append, store)?
+        } else {
+            Vec::new()
+        };
+        let last_sent = entries.last().map(|e| e.index).unwrap_or(prev_index);
+        let seq = match &mut self.role {
+            RoleState::Leader(s) => {
+                if let Some(pr) = s.progress.get_mut(&to) {
+                    pr.sent(last_sent);
+                }
+                s.reads.seq
+            }
+            _ => return Ok(()),
+        };
+        let msg = AppendEntries {
+            term: self.term,
+            leader: self.id,
+            prev_log_position: Cursor(prev_term, prev_index),
+            entries,
+            leader_commit: self.log.committed,
+            seq,
+        };
+        self.send(to, Message::AppendEntries(msg));
+        Ok(())
+    }
+
+    /// An empty append at each follower's matched index: asserts leadership, carries the
+    /// commit index and the read round, and unsticks stalled flows via its answers.
+    pub(crate) fn broadcast_heartbeat(&mut self, store: &dyn LogReader) -> Result<(), RaftError> {
+        let targets: Vec<(PeerId, Index)> = match &mut self.role {
+            RoleState::Leader(s) => s
+                .progress
+                .iter_mut()
+                .map(|(p, pr)| {
+                    pr.unstick_sent = false;
+                    (*p, pr.matched)
+                })
+                .collect(),
+            _ => return Ok(()),
+        };
+        for (p, matched) in targets {
+            self.send_heartbeat(p, matched, store)?;
+        }
+        Ok(())
+    }
+
+    fn send_heartbeat(
+        &mut self,
+        to: PeerId,
+        matched: Index,
+        store: &dyn LogReader,
+    ) -> Result<(), RaftError> {
+        let prev = match self.log.term_at(matched, store)? {
+            Some(t) => Cursor(t, matched),
+            None => Cursor::zero(),
+        };
+        let seq = match &self.role {
+            RoleState::Leader(s) => s.reads.seq,
+            _ => return Ok(()),
+        };
+        let msg = AppendEntries {
+            term: self.term,
+            leader: self.id,
+            prev_log_position: prev,
+            entries: Vec::new(),
+            leader_commit: self.log.committed,
+            seq,
+        };
+        self.send(to, Message::AppendEntries(msg));
+        Ok(())
+    }
+
+    pub(crate) fn handle_append_response(
+        &mut self,
+        from: PeerId,
+        r: AppendEntriesResponse,
+        store: &dyn LogReader,
+    ) -> Result<(), RaftError> {
+        let last = self.log.last().index();
+        let Some(state) = self.leader_state() else {
+            return Ok(());
+        };
+        state.reads.ack(from, r.seq);
+        let Some(pr) = state.progress.get_mut(&from) else {
+            return Ok(());
+        };
+        pr.recent_active = true;
+        match r.vote {
+            Vote::Granted => {
+                // A follower cannot hold more than the leader sent; ignore a lie.
+                let index = r.last_log_index.min(last);
+                if pr.maybe_update(index) {
+                    if pr.state != ProgressState::Replicate {
+                        pr.become_replicate();
+                    }
+                    self.maybe_commit(store)?;
+                    self.send_append(from, false, store)?;
+                } else if !pr.unstick_sent && pr.matched < last {
+                    // A heartbeat answer (or a stale ack) while the follower is behind:
+                    // unstick a paused flow, at most once per heartbeat interval (acks
+                    // must not feed a chain of these; a lost append would otherwise stall
+                    // a pipelined follower for good).
+                    pr.unstick_sent = true;
+                    match pr.state {
+                        ProgressState::Probe => pr.probe_sent = false,
+                        ProgressState::Replicate if pr.inflights.full() => {
+                            pr.inflights.free_first()
+                        }
+                        _ => {}
+                    }
+                    self.send_append(from, true, store)?;
+                }
+            }
+            Vote::Denied | Vote::Abstained => {
+                if pr.state == ProgressState::Sync && r.vote == Vote::Abstained {
+                    // Still syncing; nothing to send until it reports a match.
+                } else if pr.maybe_decrease(r.rejected, r.last_log_index) {
+                    self.send_append(from, false, store)?;
+                }
+            }
+        }
+        self.confirm_reads();
+        Ok(())
+    }
+
+    /// §5.3/§5.4.2: the highest index durable on a majority of voters (the leader counts
+    /// its own copy only once synced) is committed if its entry is of the current term.
+    pub(crate) fn maybe_commit(&mut self, store: &dyn LogReader) -> Result<(), RaftError> {
+        let me = self.id;
+        let own = self.log.durable.index();
+        let candidate = {
+            let RoleState::Leader(state) = &self.role else {
+                return Ok(());
+            };
+            quorum::committed_index(self.members.current().voters(), |p| {
+                if *p == me {
+                    own
+                } else {
+                    state.progress.get(p).map_or(Index(0), |pr| pr.matched)
+                }
+            })
+        };
+        if candidate <= self.log.committed {
+            return Ok(());
+        }
+        let current_term = self.log.term_at(candidate, store)? == Some(self.term);
+        if !current_term && !self.config.knobs.commit_any_term {
+            return Ok(());
+        }
+        self.log.commit_to(candidate);
+        self.on_commit_advanced();
+        self.on_leader_commit(store)
+    }
+
+    /// After the leader's commit index rose: step down if no longer a voter, release reads
+    /// that waited for the first commit of the term, tell idle followers.
+    fn on_leader_commit(&mut self, store: &dyn LogReader) -> Result<(), RaftError> {
+        if !self.members.current().is_voter(&self.id)
+            && self.members.current_index() <= self.log.committed
+        {
+            let term = self.term;
+            self.become_follower(term, None);
+            return Ok(());
+        }
+        if self.log.term_at(self.log.committed, store)? == Some(self.term) {
+            let committed = self.log.committed;
+            if let RoleState::Leader(state) = &mut self.role {
+                let waiting = std::mem::take(&mut state.reads.waiting);
+                let any = !waiting.is_empty();
+                for (ctx, origin) in waiting {
+                    state.reads.request(ctx, origin, committed);
+                }
+                if any {
+                    self.broadcast_heartbeat(store)?;
+                }
+            }
+            self.confirm_reads();
+        }
+        // Followers with nothing new to receive learn the commit index now.
+        let idle: Vec<(PeerId, Index)> = match &self.role {
+            RoleState::Leader(s) => s
+                .progress
+                .iter()
+                .filter(|(_, pr)| {
+                    pr.next > self.log.last().index() && pr.state == ProgressState::Replicate
+                })
+                .map(|(p, pr)| (*p, pr.matched))
+                .collect(),
+            _ => Vec::new(),
+        };
+        for (p, matched) in idle {
+            self.send_heartbeat(p, matched, store)?;
+        }
+        Ok(())
+    }
+
+    /// A read index request on the leader (`origin` is the asking follower, if any).
+    pub(crate) fn leader_read(
+        &mut self,
+        ctx: u64,
+        origin: Option<PeerId>,
+        store: &dyn LogReader,
+    ) -> Result<(), RaftError> {
+        let ready = self.log.term_at(self.log.committed, store)? == Some(self.term);
+        let committed = self.log.committed;
+        let RoleState::Leader(state) = &mut self.role else {
+            return Ok(());
+        };
+        if ready {
+            state.reads.request(ctx, origin, committed);
+            self.confirm_reads();
+            self.broadcast_heartbeat(store)?;
+        } else {
+            state.reads.waiting.push((ctx, origin));
+        }
+        Ok(())
+    }
+
+    pub(crate) fn handle_read_index(
+        &mut self,
+        from: PeerId,
+        m: ReadIndex,
+        store: &dyn LogReader,
+    ) -> Result<(), RaftError> {
+        if self.is_leader() {
+            self.leader_read(m.ctx, Some(from), store)
+        } else {
+            let term = self.term;
+            self.send(
+                from,
+                Message::ReadIndexResponse(ReadIndexResponse {
+                    term,
+                    ctx: m.ctx,
+                    index: None,
+                }),
+            );
+            Ok(())
+        }
+    }
+
+    /// Serves reads whose round a majority confirmed.
+    fn confirm_reads(&mut self) {
+        let me = self.id;
+        let term = self.term;
+        let voters = self.members.current().voters().clone();
+        let done = match &mut self.role {
+            RoleState::Leader(s) => s.reads.confirmed(&voters, me),
+            _ => return,
+        };
+        for r in done {
+            match r.origin {
+                None => self.reads_out.push(ReadOutcome {
+                    ctx: r.ctx,
+                    result: Ok(r.index),
+                }),
+                Some(peer) => self.send(
+                    peer,
+                    Message::ReadIndexResponse(ReadIndexResponse {
+                        term,
+                        ctx: r.ctx,
+                        index: Some(r.index),
+                    }),
+                ),
+            }
+        }
+    }
+
+    /// Whether the leader may propose a membership change now: its previous change and an
+    /// entry of its term are committed (dissertation §4.1 and its single-server fix).
+    fn change_allowed(&self, store: &dyn LogReader) -> Result<Result<(), ClientError>, RaftError> {
+        if !self.is_leader() {
+            return Ok(Err(ClientError::NotLeader {
+                leader: self.leader,
+            }));
+        }
+        if self.members.current_index() > self.log.committed {
+            return Ok(Err(ClientError::ChangePending {
+                index: self.members.current_index(),
+            }));
+        }
+        if self.log.term_at(self.log.committed, store)? != Some(self.term) {
+            return Ok(Err(ClientError::LeaderNotReady { term: self.term }));
+        }
+        Ok(Ok(()))
+    }
+
+    /// Proposes one membership change (leader only). Returns where the configuration
+    /// entry went; it takes effect at once, and the next change waits for its commit.
+    pub fn propose_membership(
+        &mut self,
+        change: MembershipChange,
+        store: &dyn LogReader,
+    ) -> Result<Result<Cursor, ClientError>, RaftError> {
+        if let Err(e) = self.change_allowed(store)? {
+            return Ok(Err(e));
+        }
+        let next = match self.members.current().apply(change) {
+            Ok(m) => m,
+            Err(e) => return Ok(Err(e.into())),
+        };
+        Ok(Ok(self.append_local(Payload::Config(next), store)?))
+    }
+
+    /// Promotes one caught-up learner while voters are fewer than `max_voters`.
+    fn maybe_promote(&mut self, store: &dyn LogReader) -> Result<(), RaftError> {
+        if self.members.current().voters().len() >= self.config.max_voters
+            || self.change_allowed(store)?.is_err()
+        {
+            return Ok(());
+        }
+        let committed = self.log.committed;
+        let candidate = match &self.role {
+            RoleState::Leader(s) => self
+                .members
+                .current()
+                .learners()
+                .iter()
+                .filter(|(_, k)| **k == LearnerKind::CatchingUp)
+                .map(|(p, _)| *p)
+                .find(|p| {
+                    s.progress
+                        .get(p)
+                        .is_some_and(|pr| pr.matched >= committed && pr.recent_active)
+                }),
+            _ => None,
+        };
+        if let Some(peer) = candidate {
+            let _ = self.propose_membership(MembershipChange::Promote(peer), store)?;
+        }
+        Ok(())
+    }
+
+    /// Test and diagnostics view: (matched, next) of a follower.
+    pub fn progress_of(&self, peer: &PeerId) -> Option<(Index, Index)> {
+        match &self.role {
+            RoleState::Leader(s) => s.progress.get(peer).map(|p| (p.matched, p.next)),
+            _ => None,
+        }
+    }
+}

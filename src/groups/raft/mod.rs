@@ -1,0 +1,115 @@
+//! The consensus core: Raft, sans-IO and deterministic.
+//!
+//! It owns the protocol and nothing else: it takes messages ([`Node::step`]), time
+//! ([`Node::tick`]), client requests ([`Node::propose`], [`Node::read_index`],
+//! [`Node::propose_membership`]) and completions ([`Node::on_persisted`],
+//! [`Node::on_applied`], [`Node::on_state_synced`]), and hands back one [`Ready`] at a time:
+//! hard state and entries to persist, messages to send before and after the sync,
+//! committed entries to apply, proposal and read outcomes, a catch-up request. No tokio,
+//! clock, thread, socket or global RNG inside: ticks bring time, a seed brings randomness.
+//!
+//! Stable entries are read through a [`LogReader`] passed into the calls that need them
+//! (see [`log`](self::LogReader) for why).
+//!
+//! ```
+//! use tessera::groups::raft::{Node, Payload, ProposalId, RaftConfig};
+//! use tessera::groups::InMemoryLogStore;
+//! use tessera::PeerId;
+//!
+//! let me = PeerId([1; 32]);
+//! let mut store = InMemoryLogStore::<Payload>::default();
+//! let mut node = Node::restart(me, RaftConfig::for_tests(), 7, &store, Default::default()).unwrap();
+//! node.bootstrap([me].into(), &store).unwrap();
+//! // Drive: tick until this single voter leads, persisting every Ready.
+//! let mut applied = Vec::new();
+//! let mut proposed = false;
+//! for _ in 0..50 {
+//!     node.tick(&store).unwrap();
+//!     if node.is_leader() && !proposed {
+//!         node.propose(ProposalId(1), b"hello".to_vec(), &store).unwrap();
+//!         proposed = true;
+//!     }
+//!     while node.has_ready() {
+//!         let mut rd = node.ready(&store).unwrap();
+//!         if let Some(report) = rd.persist(&mut store).unwrap() {
+//!             node.on_persisted(&report, &store).unwrap();
+//!         }
+//!         // (a real driver sends rd.take_messages() and rd.take_after_sync() here)
+//!         for e in rd.take_committed() {
+//!             applied.push(e.index);
+//!             node.on_applied(e.index);
+//!         }
+//!     }
+//! }
+//! assert!(node.is_leader());
+//! assert_eq!(applied, [1, 2, 3].map(tessera::groups::Index), "config, no-op, command");
+//! ```
+
+mod candidate;
+mod client;
+mod config;
+mod follower;
+mod inflights;
+mod leader;
+mod log;
+mod membership;
+mod message;
+mod node;
+pub mod progress;
+pub mod quorum;
+mod read_index;
+mod ready;
+mod unstable;
+
+pub use client::{ClientError, ProposalId};
+pub use config::{Knobs, RaftConfig};
+pub use inflights::Inflights;
+pub use log::LogReader;
+pub use membership::{LearnerKind, Membership, MembershipChange, MembershipError};
+pub use message::{
+    AppendEntries, AppendEntriesResponse, Entry, Forward, IndexRange, InvalidMessage, Message,
+    Payload, ReadIndex, ReadIndexResponse, RequestVote, RequestVoteResponse, Vote,
+};
+pub use node::{CatchUp, Node, Role};
+pub use read_index::ReadOutcome;
+pub use ready::{ProposalOutcome, Ready};
+
+use crate::groups::{Cursor, Index, StorageError, Term};
+
+/// Errors that stop the group: the storage failed or broke an invariant the core relies
+/// on. A call a client made that merely failed is a [`ClientError`], never this.
+#[derive(Debug, thiserror::Error)]
+pub enum RaftError {
+    /// The log store failed.
+    #[error("log store: {0}")]
+    Storage(#[from] StorageError),
+    /// The store lacks entries the core's log says exist.
+    #[error("store returned {found} entries for {from}..={to}")]
+    MissingEntries {
+        /// First index asked.
+        from: Index,
+        /// Last index asked.
+        to: Index,
+        /// How many came back.
+        found: usize,
+    },
+    /// Something tried to overwrite a committed entry (a leader broke Raft's rules).
+    #[error("refusing to overwrite committed entry {index} (committed {committed})")]
+    CommittedOverwrite {
+        /// First index that would be overwritten.
+        index: Index,
+        /// The commit index.
+        committed: Index,
+    },
+    /// `bootstrap` on a node that already has state.
+    #[error("cannot bootstrap: node has term {term} and last entry {last}")]
+    AlreadyInitialized {
+        /// Its term.
+        term: Term,
+        /// Its last entry.
+        last: Cursor,
+    },
+}
+
+#[cfg(test)]
+mod tests;

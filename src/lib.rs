@@ -1,0 +1,18 @@
+//! tessera: a replication engine whose state survives restarts.
+//!
+//! Consensus groups with pluggable state machines (the mosaik model), made durable: the Raft
+//! log, hard state and snapshots live in RocksDB column families (`tessera-storage`),
+//! snapshots travel as zstd-compressed checksummed chunks (`tessera-snapshots`).
+//!
+//! Module map:
+//! - [`primitives`]: digests and ids, the one codec, short formatting.
+//! - [`groups`]: log positions, the typed `Storage` trait and its two implementations.
+#![deny(missing_docs)]
+
+pub mod groups;
+pub mod inspect;
+pub mod network;
+pub mod primitives;
+pub mod write_log;
+
+pub use primitives::{Digest, GroupId, PeerId, UniqueId};

@@ -1,0 +1,71 @@
+//! The messages of a link, one per frame, in one enum so a message out of place is named
+//! as such ("unexpected Heartbeat during the handshake") instead of misread as another kind.
+//!
+//! Handshake, in order (see [`handshake`](super::handshake)):
+//! dialer `Hello` → acceptor `Challenge` (its hello and proof) → dialer `Proof` →
+//! acceptor `Welcome`. After that either side sends `Heartbeat`, `Peers` and `Data` in any
+//! order. A refusal is not a message: the refusing side closes the connection with a code
+//! and the reason (see [`close`](super::close)).
+
+use super::network_id::NetworkId;
+use super::peer_addr::PeerAddr;
+use crate::primitives::GroupId;
+use serde::{Deserialize, Serialize};
+use std::net::SocketAddr;
+
+/// What each side says about itself at the start of a link.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub(crate) struct Hello {
+    /// The network the sender belongs to.
+    pub network: NetworkId,
+    /// The group this link is for.
+    pub group: GroupId,
+    /// Fresh random bytes, covered by both proofs, so a recorded proof is worthless.
+    pub nonce: [u8; 32],
+    /// The sender's ticket for this group (empty if none is configured).
+    pub ticket: Vec<u8>,
+    /// Where the sender listens, so the receiver can dial it back and tell others.
+    pub listen: Option<SocketAddr>,
+}
+
+/// One message on a link.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub(crate) enum Message {
+    /// Dialer → acceptor, first.
+    Hello(Hello),
+    /// Acceptor → dialer: its own hello and its proof of the group key.
+    Challenge {
+        /// The acceptor's hello.
+        hello: Hello,
+        /// MAC proving the acceptor knows the group key.
+        proof: [u8; 32],
+    },
+    /// Dialer → acceptor: proof of the group key.
+    Proof {
+        /// MAC proving the dialer knows the group key.
+        proof: [u8; 32],
+    },
+    /// Acceptor → dialer: the link is established.
+    Welcome,
+    /// Liveness; sent every heartbeat interval by both sides.
+    Heartbeat,
+    /// Peer exchange: addresses the sender knows.
+    Peers(Vec<PeerAddr>),
+    /// Application bytes for the group.
+    Data(Vec<u8>),
+}
+
+impl Message {
+    /// The variant's name, for logs and errors.
+    pub fn kind(&self) -> &'static str {
+        match self {
+            Message::Hello(_) => "Hello",
+            Message::Challenge { .. } => "Challenge",
+            Message::Proof { .. } => "Proof",
+            Message::Welcome => "Welcome",
+            Message::Heartbeat => "Heartbeat",
+            Message::Peers(_) => "Peers",
+            Message::Data(_) => "Data",
+        }
+    }
+}

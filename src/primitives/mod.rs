@@ -1,0 +1,9 @@
+//! Small shared building blocks: 32-byte digests and the ids derived from them, the one
+//! codec every typed value goes through, and short formatting for logs.
+
+pub mod codec;
+mod digest;
+mod ids;
+
+pub use digest::{Digest, UniqueId};
+pub use ids::{GroupId, PeerId, Short};

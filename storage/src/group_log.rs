@@ -1,0 +1,445 @@
+//! `GroupLog`: one group's Raft log and hard state, staged in memory and made durable by
+//! one `WriteBatch` with one fsync per [`GroupLog::sync`].
+//!
+//! Staging model. Writes since the last sync live in two places until `sync`:
+//! - `staged`: the entries appended since the last sync that are still part of the log;
+//!   always a contiguous suffix `s..=last` of the log (appends extend it, truncation cuts
+//!   it, prune and reset drop its front or all of it);
+//! - `deletes`: the key ranges truncation, pruning and reset removed.
+//!
+//! `sync` writes every delete range first, then the staged entries, then the bounds and
+//! the hard state, as one batch. That order is equivalent to replaying the calls: a staged
+//! entry still in `staged` was appended after every delete that could have covered it.
+//! Reads see the staged state: indices `s..=last` from `staged`, the rest from RocksDB
+//! (no staged delete can reach below `s` and above the anchor).
+//!
+//! Entry record payload (inside the [`crate::record`] envelope, key = group ‖ index):
+//!
+//! | offset | size | field        |
+//! |--------|------|--------------|
+//! | 0      | 8    | term (LE)    |
+//! | 8      | n    | payload      |
+
+use crate::error::{hex, Corruption, Error};
+use crate::hard_state::{HardState, LogBounds, Position};
+use crate::keys::{log_key, meta_key, MetaTag};
+use crate::store::{ColumnFamily, Store};
+use crate::{record, GroupId};
+use rocksdb::{Direction, IteratorMode, ReadOptions, WriteBatch, WriteOptions};
+use std::collections::BTreeMap;
+
+/// One log entry as stored: its position and opaque payload.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Entry {
+    /// Position in the log.
+    pub index: u64,
+    /// Term the entry was created in.
+    pub term: u64,
+    /// The encoded command.
+    pub payload: Vec<u8>,
+}
+
+/// What one [`GroupLog::sync`] made durable.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct SyncReport {
+    /// Last entry now durable.
+    pub last: Position,
+    /// Hard state now durable.
+    pub hard_state: HardState,
+    /// Staged operations written (0: nothing was pending and no fsync was made).
+    pub operations: usize,
+}
+
+/// One group's durable log. See the module docs for the staging model.
+pub struct GroupLog {
+    store: Store,
+    group: GroupId,
+    /// Bounds as staged (what reads see).
+    bounds: LogBounds,
+    /// Bounds as of the last sync.
+    durable_bounds: LogBounds,
+    hard_state: HardState,
+    durable_hard_state: HardState,
+    /// Entries appended since the last sync and still in the log: a contiguous suffix.
+    staged: BTreeMap<u64, (u64, Vec<u8>)>,
+    /// Index ranges `[from, to)` removed since the last sync, in call order.
+    deletes: Vec<(u64, u64)>,
+    /// Staged calls since the last sync, for the report.
+    operations: usize,
+}
+
+fn entry_payload_term(cf_key: &[u8], payload: &[u8]) -> Result<(u64, Vec<u8>), Error> {
+    if payload.len() < 8 {
+        return Err(Error::Corruption {
+            cf: "log",
+            key: hex(cf_key),
+            kind: Corruption::PayloadLength {
+                len: payload.len(),
+                expected: "at least 8 (term)",
+            },
+        });
+    }
+    let mut term = [0u8; 8];
+    term.copy_from_slice(&payload[..8]);
+    Ok((u64::from_le_bytes(term), payload[8..].to_vec()))
+}
+
+impl GroupLog {
+    pub(crate) fn open(store: Store, group: GroupId) -> Result<Self, Error> {
+        let bounds_key = meta_key(&group, MetaTag::LogBounds);
+        let bounds = match store.get_raw(ColumnFamily::Meta, &bounds_key)? {
+            Some(raw) => {
+                LogBounds::decode(&bounds_key, record::decode("meta", &bounds_key, &raw)?)?
+            }
+            None => LogBounds::default(),
+        };
+        let hs_key = meta_key(&group, MetaTag::HardState);
+        let hard_state = match store.get_raw(ColumnFamily::Meta, &hs_key)? {
+            Some(raw) => HardState::decode(&hs_key, record::decode("meta", &hs_key, &raw)?)?,
+            None => HardState::default(),
+        };
+        let log = GroupLog {
+            store,
+            group,
+            bounds,
+            durable_bounds: bounds,
+            hard_state,
+            durable_hard_state: hard_state,
+            staged: BTreeMap::new(),
+            deletes: Vec::new(),
+            operations: 0,
+        };
+        log.check_tail()?;
+        Ok(log)
+    }
+
+    /// Verifies on open that the newest stored entry is exactly the recorded last one and
+    /// is intact: bounds and entries are written in one batch, so any disagreement is
+    /// damage, not a torn write.
+    fn check_tail(&self) -> Result<(), Error> {
+        let mut opts = ReadOptions::default();
+        opts.set_iterate_lower_bound(log_key(&self.group, 0).to_vec());
+        let upper = log_key(&self.group, u64::MAX);
+        let mut iter = self.store.db().iterator_cf_opt(
+            self.store.cf(ColumnFamily::Log),
+            opts,
+            IteratorMode::From(&upper, Direction::Reverse),
+        );
+        let found = match iter.next() {
+            None => None,
+            Some(item) => {
+                let (key, value) = item.map_err(|source| Error::Db {
+                    op: "iterate",
+                    cf: "log",
+                    source,
+                })?;
+                let (group, index) =
+                    crate::keys::parse_log_key(&key).ok_or_else(|| Error::Corruption {
+                        cf: "log",
+                        key: hex(&key),
+                        kind: Corruption::Key { len: key.len() },
+                    })?;
+                if group != self.group {
+                    None
+                } else {
+                    let (term, _) = entry_payload_term(&key, record::decode("log", &key, &value)?)?;
+                    Some(Position::new(term, index))
+                }
+            }
+        };
+        let recorded = self.bounds.last;
+        let expected = (recorded.index > self.bounds.anchor.index).then_some(recorded);
+        if found != expected {
+            return Err(Error::Corruption {
+                cf: "log",
+                key: hex(&log_key(&self.group, recorded.index)),
+                kind: Corruption::Bounds {
+                    recorded: recorded.index,
+                    found: found.map_or(self.bounds.anchor.index, |p| p.index),
+                },
+            });
+        }
+        Ok(())
+    }
+
+    /// The group.
+    pub fn group(&self) -> &GroupId {
+        &self.group
+    }
+
+    /// Anchor (last removed entry) and last entry, as staged.
+    pub fn bounds(&self) -> LogBounds {
+        self.bounds
+    }
+
+    /// The last entry (the anchor when the log is empty), as staged.
+    pub fn last(&self) -> Position {
+        self.bounds.last
+    }
+
+    /// The last entry as of the last sync.
+    pub fn durable_last(&self) -> Position {
+        self.durable_bounds.last
+    }
+
+    /// The hard state, as staged.
+    pub fn hard_state(&self) -> HardState {
+        self.hard_state
+    }
+
+    /// Whether anything is staged and not yet synced.
+    pub fn has_pending(&self) -> bool {
+        self.operations > 0
+    }
+
+    fn out_of_range(&self, op: &'static str, index: u64) -> Error {
+        Error::OutOfRange {
+            group: hex(&self.group),
+            op,
+            index,
+            anchor: self.bounds.anchor.index,
+            last: self.bounds.last.index,
+        }
+    }
+
+    /// Stages an entry at `last + 1` and returns its index.
+    pub fn append(&mut self, term: u64, payload: Vec<u8>) -> Result<u64, Error> {
+        let index = self.bounds.last.index + 1;
+        if index == u64::MAX {
+            return Err(self.out_of_range("append", index));
+        }
+        self.staged.insert(index, (term, payload));
+        self.bounds.last = Position::new(term, index);
+        self.operations += 1;
+        Ok(index)
+    }
+
+    /// The entry at `index`, or `None` outside `anchor + 1 ..= last`.
+    pub fn get(&self, index: u64) -> Result<Option<Entry>, Error> {
+        if index <= self.bounds.anchor.index || index > self.bounds.last.index {
+            return Ok(None);
+        }
+        if let Some((term, payload)) = self.staged.get(&index) {
+            return Ok(Some(Entry {
+                index,
+                term: *term,
+                payload: payload.clone(),
+            }));
+        }
+        let key = log_key(&self.group, index);
+        let raw = self
+            .store
+            .get_raw(ColumnFamily::Log, &key)?
+            .ok_or_else(|| Error::Corruption {
+                cf: "log",
+                key: hex(&key),
+                kind: Corruption::Missing { index },
+            })?;
+        let (term, payload) = entry_payload_term(&key, record::decode("log", &key, &raw)?)?;
+        Ok(Some(Entry {
+            index,
+            term,
+            payload,
+        }))
+    }
+
+    /// The entries in `start..=end` that exist, in order.
+    pub fn range(&self, start: u64, end: u64) -> Result<Vec<Entry>, Error> {
+        let start = start.max(self.bounds.anchor.index + 1);
+        let end = end.min(self.bounds.last.index);
+        if start > end {
+            return Ok(Vec::new());
+        }
+        let mut out = Vec::with_capacity((end - start + 1).min(1 << 16) as usize);
+        let first_staged = self.staged.keys().next().copied().unwrap_or(u64::MAX);
+        let disk_end = end.min(first_staged.saturating_sub(1));
+        if start <= disk_end {
+            let mut opts = ReadOptions::default();
+            opts.set_iterate_upper_bound(log_key(&self.group, disk_end + 1).to_vec());
+            let from = log_key(&self.group, start);
+            let iter = self.store.db().iterator_cf_opt(
+                self.store.cf(ColumnFamily::Log),
+                opts,
+                IteratorMode::From(&from, Direction::Forward),
+            );
+            let mut expected = start;
+            for item in iter {
+                let (key, value) = item.map_err(|source| Error::Db {
+                    op: "iterate",
+                    cf: "log",
+                    source,
+                })?;
+                let index = match crate::keys::parse_log_key(&key) {
+                    Some((group, index)) if group == self.group => index,
+                    _ => {
+                        return Err(Error::Corruption {
+                            cf: "log",
+                            key: hex(&key),
+                            kind: Corruption::Key { len: key.len() },
+                        })
+                    }
+                };
+                if index != expected {
+                    return Err(Error::Corruption {
+                        cf: "log",
+                        key: hex(&log_key(&self.group, expected)),
+                        kind: Corruption::Missing { index: expected },
+                    });
+                }
+                let (term, payload) =
+                    entry_payload_term(&key, record::decode("log", &key, &value)?)?;
+                out.push(Entry {
+                    index,
+                    term,
+                    payload,
+                });
+                expected += 1;
+            }
+            if expected != disk_end + 1 {
+                return Err(Error::Corruption {
+                    cf: "log",
+                    key: hex(&log_key(&self.group, expected)),
+                    kind: Corruption::Missing { index: expected },
+                });
+            }
+        }
+        let staged_start = start.max(first_staged);
+        if staged_start <= end {
+            for (&index, (term, payload)) in self.staged.range(staged_start..=end) {
+                out.push(Entry {
+                    index,
+                    term: *term,
+                    payload: payload.clone(),
+                });
+            }
+        }
+        Ok(out)
+    }
+
+    /// The term of the entry at `index`; answers for the anchor too.
+    pub fn term_at(&self, index: u64) -> Result<Option<u64>, Error> {
+        if index == self.bounds.anchor.index {
+            return Ok(Some(self.bounds.anchor.term));
+        }
+        if index == self.bounds.last.index {
+            return Ok(Some(self.bounds.last.term));
+        }
+        Ok(self.get(index)?.map(|e| e.term))
+    }
+
+    /// Stages removal of entries `at..`. At or below the anchor, removes every entry.
+    pub fn truncate(&mut self, at: u64) -> Result<(), Error> {
+        if at > self.bounds.last.index {
+            return Ok(());
+        }
+        let at = at.max(self.bounds.anchor.index + 1);
+        let new_last = at - 1;
+        let last_term = self
+            .term_at(new_last)?
+            .ok_or_else(|| self.out_of_range("truncate", at))?;
+        self.staged.split_off(&at);
+        self.deletes.push((at, u64::MAX));
+        self.bounds.last = Position::new(last_term, new_last);
+        self.operations += 1;
+        Ok(())
+    }
+
+    /// Stages removal of entries up to `up_to` (clamped to last); the last removed entry
+    /// becomes the anchor. No-op at or below the current anchor.
+    pub fn prune_prefix(&mut self, up_to: u64) -> Result<(), Error> {
+        let up_to = up_to.min(self.bounds.last.index);
+        if up_to <= self.bounds.anchor.index {
+            return Ok(());
+        }
+        let term = self
+            .term_at(up_to)?
+            .ok_or_else(|| self.out_of_range("prune_prefix", up_to))?;
+        self.staged = self.staged.split_off(&(up_to + 1));
+        self.deletes.push((0, up_to + 1));
+        self.bounds.anchor = Position::new(term, up_to);
+        self.operations += 1;
+        Ok(())
+    }
+
+    /// Stages replacing the log with an empty one anchored at `anchor`.
+    pub fn reset_to(&mut self, anchor: Position) -> Result<(), Error> {
+        if anchor.index == u64::MAX {
+            return Err(self.out_of_range("reset_to", anchor.index));
+        }
+        self.staged.clear();
+        self.deletes.push((0, u64::MAX));
+        self.bounds = LogBounds {
+            anchor,
+            last: anchor,
+        };
+        self.operations += 1;
+        Ok(())
+    }
+
+    /// Stages a new hard state.
+    pub fn set_hard_state(&mut self, state: HardState) {
+        if state != self.hard_state {
+            self.hard_state = state;
+            self.operations += 1;
+        }
+    }
+
+    /// Writes everything staged as one `WriteBatch` with one fsync; only after it returns
+    /// is the reported position durable. With nothing staged, returns at once.
+    pub fn sync(&mut self) -> Result<SyncReport, Error> {
+        if self.operations == 0 {
+            return Ok(self.report(0));
+        }
+        let log_cf = self.store.cf(ColumnFamily::Log);
+        let meta_cf = self.store.cf(ColumnFamily::Meta);
+        let mut batch = WriteBatch::default();
+        for &(from, to) in &self.deletes {
+            batch.delete_range_cf(log_cf, log_key(&self.group, from), log_key(&self.group, to));
+        }
+        for (&index, (term, payload)) in &self.staged {
+            let key = log_key(&self.group, index);
+            batch.put_cf(
+                log_cf,
+                key,
+                record::encode_parts(&key, &[&term.to_le_bytes(), payload]),
+            );
+        }
+        if self.bounds != self.durable_bounds {
+            let key = meta_key(&self.group, MetaTag::LogBounds);
+            batch.put_cf(meta_cf, key, record::encode(&key, &self.bounds.encode()));
+        }
+        if self.hard_state != self.durable_hard_state {
+            let key = meta_key(&self.group, MetaTag::HardState);
+            batch.put_cf(
+                meta_cf,
+                key,
+                record::encode(&key, &self.hard_state.encode()),
+            );
+        }
+        let mut opts = WriteOptions::default();
+        opts.set_sync(true);
+        self.store
+            .db()
+            .write_opt(batch, &opts)
+            .map_err(|source| Error::Db {
+                op: "write batch",
+                cf: "log",
+                source,
+            })?;
+        let operations = self.operations;
+        self.staged.clear();
+        self.deletes.clear();
+        self.operations = 0;
+        self.durable_bounds = self.bounds;
+        self.durable_hard_state = self.hard_state;
+        Ok(self.report(operations))
+    }
+
+    fn report(&self, operations: usize) -> SyncReport {
+        SyncReport {
+            last: self.durable_bounds.last,
+            hard_state: self.durable_hard_state,
+            operations,
+        }
+    }
+}

@@ -1,0 +1,257 @@
+//! `Store`: the one RocksDB instance of a node data directory and its column families.
+
+use crate::error::Error;
+use crate::group_log::GroupLog;
+use crate::keys::{self, FORMAT_KEY, META_KEY_LEN};
+use crate::{record, GroupId};
+use rocksdb::{ColumnFamilyDescriptor, DBCompressionType, Options, DB};
+use std::collections::BTreeSet;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+/// The data directory format generation this build writes and reads. Bumped when a key
+/// layout or record payload changes incompatibly.
+pub const DATA_FORMAT: u32 = 1;
+
+/// The column families of a tessera data directory.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum ColumnFamily {
+    /// Raft log entries.
+    Log,
+    /// Hard state, log bounds, membership, applied position; the store's format record.
+    Meta,
+    /// Compressed snapshot chunks.
+    Snapshots,
+    /// Snapshot manifests.
+    SnapshotMeta,
+    /// Resume state of snapshot transfers in progress.
+    Transfers,
+}
+
+impl ColumnFamily {
+    /// Every family, in creation order.
+    pub const ALL: [ColumnFamily; 5] = [
+        ColumnFamily::Log,
+        ColumnFamily::Meta,
+        ColumnFamily::Snapshots,
+        ColumnFamily::SnapshotMeta,
+        ColumnFamily::Transfers,
+    ];
+
+    /// The family's name in RocksDB.
+    pub const fn name(self) -> &'static str {
+        match self {
+            ColumnFamily::Log => "log",
+            ColumnFamily::Meta => "meta",
+            ColumnFamily::Snapshots => "snapshots",
+            ColumnFamily::SnapshotMeta => "snapshot_meta",
+            ColumnFamily::Transfers => "transfers",
+        }
+    }
+}
+
+/// One node's RocksDB instance. Cheap to clone; many groups share it.
+#[derive(Clone)]
+pub struct Store {
+    db: Arc<DB>,
+    path: PathBuf,
+    read_only: bool,
+}
+
+fn family_options() -> Options {
+    let mut opts = Options::default();
+    // Log payloads are small and carry their own crc; snapshot chunks are zstd already.
+    opts.set_compression_type(DBCompressionType::None);
+    opts
+}
+
+impl Store {
+    /// Opens the data directory at `path` for reading and writing, creating it when it
+    /// does not exist. A directory holding another format generation is refused.
+    pub fn open(path: &Path) -> Result<Store, Error> {
+        std::fs::create_dir_all(path).map_err(|source| Error::Io {
+            path: path.to_path_buf(),
+            source,
+        })?;
+        let mut opts = Options::default();
+        opts.create_if_missing(true);
+        opts.create_missing_column_families(true);
+        let families = ColumnFamily::ALL
+            .iter()
+            .map(|cf| ColumnFamilyDescriptor::new(cf.name(), family_options()));
+        let db = DB::open_cf_descriptors(&opts, path, families).map_err(|source| Error::Db {
+            op: "open",
+            cf: "db",
+            source,
+        })?;
+        let store = Store {
+            db: Arc::new(db),
+            path: path.to_path_buf(),
+            read_only: false,
+        };
+        match store.format()? {
+            Some(DATA_FORMAT) => {}
+            Some(found) => {
+                return Err(Error::Format {
+                    path: path.to_path_buf(),
+                    found,
+                    expected: DATA_FORMAT,
+                })
+            }
+            None => store.put_raw(
+                ColumnFamily::Meta,
+                FORMAT_KEY,
+                &record::encode(FORMAT_KEY, &DATA_FORMAT.to_le_bytes()),
+                true,
+            )?,
+        }
+        Ok(store)
+    }
+
+    /// Opens an existing data directory read-only, for inspection. Works while a node holds
+    /// the directory open (RocksDB takes no lock in this mode) and replays the write-ahead
+    /// log, so it sees every synced write. A missing path or a directory that is not a
+    /// tessera data directory is refused with the reason.
+    pub fn open_read_only(path: &Path) -> Result<Store, Error> {
+        let refuse = |reason: String| Error::NotADataDir {
+            path: path.to_path_buf(),
+            reason,
+        };
+        if !path.is_dir() {
+            return Err(refuse("no such directory".into()));
+        }
+        if !path.join("CURRENT").is_file() {
+            return Err(refuse("no RocksDB database in it (no CURRENT file)".into()));
+        }
+        let names = DB::list_cf(&Options::default(), path)
+            .map_err(|e| refuse(format!("cannot list column families: {e}")))?;
+        for cf in ColumnFamily::ALL {
+            if !names.iter().any(|n| n == cf.name()) {
+                return Err(refuse(format!("column family `{}` is missing", cf.name())));
+            }
+        }
+        let families = ColumnFamily::ALL
+            .iter()
+            .map(|cf| ColumnFamilyDescriptor::new(cf.name(), family_options()));
+        let db = DB::open_cf_descriptors_read_only(&Options::default(), path, families, false)
+            .map_err(|source| Error::Db {
+                op: "open read-only",
+                cf: "db",
+                source,
+            })?;
+        let store = Store {
+            db: Arc::new(db),
+            path: path.to_path_buf(),
+            read_only: true,
+        };
+        match store.format()? {
+            Some(DATA_FORMAT) => Ok(store),
+            Some(found) => Err(Error::Format {
+                path: path.to_path_buf(),
+                found,
+                expected: DATA_FORMAT,
+            }),
+            None => Err(refuse("no tessera format record".into())),
+        }
+    }
+
+    fn format(&self) -> Result<Option<u32>, Error> {
+        let Some(value) = self.get_raw(ColumnFamily::Meta, FORMAT_KEY)? else {
+            return Ok(None);
+        };
+        let payload = record::decode("meta", FORMAT_KEY, &value)?;
+        let bytes: [u8; 4] = payload.try_into().map_err(|_| Error::Corruption {
+            cf: "meta",
+            key: crate::error::hex(FORMAT_KEY),
+            kind: crate::Corruption::PayloadLength {
+                len: payload.len(),
+                expected: "4 (format)",
+            },
+        })?;
+        Ok(Some(u32::from_le_bytes(bytes)))
+    }
+
+    /// The data directory.
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+
+    /// Whether this handle was opened read-only.
+    pub fn is_read_only(&self) -> bool {
+        self.read_only
+    }
+
+    /// Opens (loading bounds and hard state) the log of `group`. Open each group's log
+    /// once: two live `GroupLog`s of one group would overwrite each other's bounds.
+    pub fn group_log(&self, group: GroupId) -> Result<GroupLog, Error> {
+        GroupLog::open(self.clone(), group)
+    }
+
+    /// Every group with records in `meta`, in byte order.
+    pub fn groups(&self) -> Result<Vec<GroupId>, Error> {
+        let mut groups = BTreeSet::new();
+        for item in self
+            .db
+            .iterator_cf(self.cf(ColumnFamily::Meta), rocksdb::IteratorMode::Start)
+        {
+            let (key, _) = item.map_err(|source| Error::Db {
+                op: "iterate",
+                cf: "meta",
+                source,
+            })?;
+            if key.len() == META_KEY_LEN {
+                let mut group = [0u8; 32];
+                group.copy_from_slice(&key[..32]);
+                groups.insert(group);
+            }
+        }
+        Ok(groups.into_iter().collect())
+    }
+
+    pub(crate) fn db(&self) -> &DB {
+        &self.db
+    }
+
+    pub(crate) fn cf(&self, cf: ColumnFamily) -> &rocksdb::ColumnFamily {
+        // Every family in ALL is created or verified at open, so the handle exists.
+        self.db
+            .cf_handle(cf.name())
+            .unwrap_or_else(|| unreachable!("column family {} opened with the store", cf.name()))
+    }
+
+    /// Reads one raw value (a record envelope, not yet checked).
+    pub fn get_raw(&self, cf: ColumnFamily, key: &[u8]) -> Result<Option<Vec<u8>>, Error> {
+        self.db
+            .get_cf(self.cf(cf), key)
+            .map_err(|source| Error::Db {
+                op: "get",
+                cf: cf.name(),
+                source,
+            })
+    }
+
+    /// Writes one raw value, synced or not. For tests and tools; groups write through
+    /// `GroupLog::sync`.
+    pub fn put_raw(
+        &self,
+        cf: ColumnFamily,
+        key: &[u8],
+        value: &[u8],
+        sync: bool,
+    ) -> Result<(), Error> {
+        let mut opts = rocksdb::WriteOptions::default();
+        opts.set_sync(sync);
+        self.db
+            .put_cf_opt(self.cf(cf), key, value, &opts)
+            .map_err(|source| Error::Db {
+                op: "put",
+                cf: cf.name(),
+                source,
+            })
+    }
+
+    /// The `log` key of `index` in `group` (re-exported for tools and tests).
+    pub fn log_key(group: &GroupId, index: u64) -> [u8; keys::LOG_KEY_LEN] {
+        keys::log_key(group, index)
+    }
+}

@@ -1,0 +1,157 @@
+//! Byte-level behaviour of `GroupLog` and `Store` that the typed suite cannot see: groups
+//! sharing one instance, the format record, bounds checks at open, prune at scale.
+
+use tessera_storage::{ColumnFamily, Corruption, Error, HardState, Position, Store};
+
+fn payload(i: u64) -> Vec<u8> {
+    i.to_le_bytes().repeat(4)
+}
+
+#[test]
+fn groups_share_one_instance_without_touching_each_other() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = Store::open(dir.path()).unwrap();
+    let mut a = store.group_log([1; 32]).unwrap();
+    let mut b = store.group_log([2; 32]).unwrap();
+    for i in 1..=100 {
+        a.append(1, payload(i)).unwrap();
+    }
+    for i in 1..=10 {
+        b.append(7, payload(i + 1000)).unwrap();
+    }
+    a.sync().unwrap();
+    b.sync().unwrap();
+    a.prune_prefix(50).unwrap();
+    a.truncate(90).unwrap();
+    a.sync().unwrap();
+    b.reset_to(Position::new(9, 500)).unwrap();
+    b.sync().unwrap();
+    drop((a, b));
+    drop(store);
+
+    let store = Store::open(dir.path()).unwrap();
+    assert_eq!(store.groups().unwrap(), vec![[1; 32], [2; 32]]);
+    let a = store.group_log([1; 32]).unwrap();
+    let b = store.group_log([2; 32]).unwrap();
+    assert_eq!(a.bounds().anchor, Position::new(1, 50));
+    assert_eq!(a.last(), Position::new(1, 89));
+    let got: Vec<u64> = a.range(0, 1000).unwrap().iter().map(|e| e.index).collect();
+    assert_eq!(got, (51..=89).collect::<Vec<_>>());
+    assert_eq!(a.get(60).unwrap().unwrap().payload, payload(60));
+    assert_eq!(b.last(), Position::new(9, 500));
+    assert!(b.range(0, 1000).unwrap().is_empty());
+}
+
+#[test]
+fn hard_state_survives_and_unsynced_does_not() {
+    let dir = tempfile::tempdir().unwrap();
+    {
+        let store = Store::open(dir.path()).unwrap();
+        let mut log = store.group_log([3; 32]).unwrap();
+        log.set_hard_state(HardState {
+            term: 4,
+            vote: Some([9; 32]),
+            commit: 0,
+        });
+        let report = log.sync().unwrap();
+        assert_eq!(report.operations, 1);
+        log.set_hard_state(HardState {
+            term: 5,
+            vote: None,
+            commit: 0,
+        });
+        log.append(5, vec![1]).unwrap();
+        assert!(log.has_pending());
+        // dropped without sync: a crash for everything staged
+    }
+    let store = Store::open(dir.path()).unwrap();
+    let log = store.group_log([3; 32]).unwrap();
+    assert_eq!(
+        log.hard_state(),
+        HardState {
+            term: 4,
+            vote: Some([9; 32]),
+            commit: 0
+        }
+    );
+    assert_eq!(log.last(), Position::default());
+}
+
+#[test]
+fn bounds_that_disagree_with_the_entries_stop_the_open() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = Store::open(dir.path()).unwrap();
+    let mut log = store.group_log([4; 32]).unwrap();
+    for i in 1..=5 {
+        log.append(1, payload(i)).unwrap();
+    }
+    log.sync().unwrap();
+    drop(log);
+    // An entry beyond the recorded end, as a bug or a foreign write would leave it.
+    let key = Store::log_key(&[4; 32], 6);
+    let record = tessera_storage::record::encode(&key, &[1, 0, 0, 0, 0, 0, 0, 0]);
+    store
+        .put_raw(ColumnFamily::Log, &key, &record, true)
+        .unwrap();
+    match store.group_log([4; 32]) {
+        Err(Error::Corruption {
+            cf: "log",
+            kind:
+                Corruption::Bounds {
+                    recorded: 5,
+                    found: 6,
+                },
+            ..
+        }) => {}
+        Err(other) => panic!("wrong error: {other}"),
+        Ok(_) => panic!("open must fail"),
+    }
+}
+
+#[test]
+fn a_foreign_format_is_refused() {
+    let dir = tempfile::tempdir().unwrap();
+    {
+        let store = Store::open(dir.path()).unwrap();
+        let key = b"tessera/format";
+        store
+            .put_raw(
+                ColumnFamily::Meta,
+                key,
+                &tessera_storage::record::encode(key, &99u32.to_le_bytes()),
+                true,
+            )
+            .unwrap();
+    }
+    match Store::open(dir.path()) {
+        Err(Error::Format {
+            found: 99,
+            expected: 1,
+            ..
+        }) => {}
+        Err(other) => panic!("wrong error: {other}"),
+        Ok(_) => panic!("open must fail"),
+    }
+}
+
+#[test]
+fn pruning_many_entries_is_one_range_delete() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = Store::open(dir.path()).unwrap();
+    let mut log = store.group_log([5; 32]).unwrap();
+    for _ in 0..20 {
+        for _ in 0..10_000 {
+            log.append(2, vec![0u8; 8]).unwrap();
+        }
+        log.sync().unwrap();
+    }
+    log.prune_prefix(199_990).unwrap();
+    let report = log.sync().unwrap();
+    assert_eq!(
+        report.operations, 1,
+        "one staged operation, however many entries"
+    );
+    assert_eq!(log.range(0, u64::MAX - 1).unwrap().len(), 10);
+    assert_eq!(log.term_at(199_990).unwrap(), Some(2));
+    assert_eq!(log.get(199_990).unwrap(), None);
+}
