@@ -240,11 +240,15 @@ pub enum SnapshotError {
         /// The snapshot's chunk count.
         count: u32,
     },
-    /// The helper thread hashing the raw stream stopped unexpectedly.
-    #[error("{key}: the hashing thread stopped before the digest was complete")]
-    HashThread {
+    /// The digest of the raw stream could not be computed (the helper thread hashing it
+    /// stopped, or chunks reached the hasher out of order: a bug, reported rather than a
+    /// wrong digest).
+    #[error("{key}: the digest could not be computed: {reason}")]
+    DigestFailed {
         /// The snapshot.
         key: SnapshotKey,
+        /// What went wrong.
+        reason: &'static str,
     },
     /// A writer or reader was used again after it returned an error.
     #[error("{key}: the snapshot {role} already failed; drop it")]

@@ -57,9 +57,12 @@
 //!
 //! # Threads
 //!
-//! Everything runs on the caller's thread by default. The writer and reader can hash the raw
-//! stream on a helper thread instead ([`Hashing::Background`]), which helps only when a core
-//! is idle. zstd itself is always single-threaded:
+//! The writer and reader share the hashing of the raw stream with one helper thread each
+//! ([`Hashing::Background`], the default): it hashes finished chunks while the caller
+//! compresses or decompresses the next, and the caller hashes a chunk itself whenever the
+//! helper is behind, so a busy machine costs about what hashing inline does
+//! ([`Hashing::Inline`] keeps everything on the caller's thread). zstd itself is always
+//! single-threaded:
 //! multithreaded zstd cuts its input into jobs and compresses them differently, so chunks
 //! would depend on a worker setting every node would have to share.
 

@@ -138,7 +138,27 @@ fn digest_is_blake3_of_the_framed_raw_stream() {
         raw.extend_from_slice(i);
     }
     assert_eq!(m.raw_bytes(), raw.len() as u64);
-    assert_eq!(m.digest(), Digest(*blake3::hash(&raw).as_bytes()));
+    let expected = Digest(*blake3::hash(&raw).as_bytes());
+    assert_eq!(m.digest(), expected);
+    // Power-of-two chunk sizes hash each chunk as a blake3 subtree (shared with a helper
+    // thread by default), others hash the stream in order: all give blake3 of the stream.
+    for chunk_size in [1024, 3000, 4096, 1 << 20] {
+        for hashing in [Hashing::Background, Hashing::Inline] {
+            let config = WriterConfig {
+                chunk_size,
+                level: 1,
+            };
+            let sink = |_: u32, _: &[u8]| Ok(());
+            let mut w = SnapshotWriter::new(group(), anchor(), config, sink)
+                .unwrap()
+                .with_hashing(hashing);
+            for item in &items {
+                w.push(item).unwrap();
+            }
+            let (m, _) = w.finish().unwrap();
+            assert_eq!(m.digest(), expected, "chunk size {chunk_size}, {hashing:?}");
+        }
+    }
 }
 
 #[test]
