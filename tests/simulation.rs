@@ -103,6 +103,7 @@ fn standard_runs_make_progress() {
     let mut reads = 0;
     let mut crashes = 0;
     let mut changes = 0;
+    let (mut sessions, mut caught_up, mut replayed) = (0, 0, 0);
     for seed in 0..20 {
         let stats = run_seed(seed, &scenario).unwrap_or_else(|r| panic!("{r}"));
         elections += stats.elections;
@@ -110,22 +111,32 @@ fn standard_runs_make_progress() {
         reads += stats.reads_served;
         crashes += stats.crashes;
         changes += stats.membership_changes;
+        sessions += stats.replay_sessions;
+        caught_up += stats.replay_caught_up;
+        replayed += stats.replayed;
     }
     assert!(elections >= 20, "elections {elections}");
     assert!(acked >= 500, "acknowledged commands {acked}");
     assert!(reads >= 100, "strong reads served {reads}");
     assert!(crashes >= 20, "crashes {crashes}");
     assert!(changes >= 5, "membership changes {changes}");
+    assert!(sessions >= 20, "log-replay sessions {sessions}");
+    assert!(
+        caught_up >= 10,
+        "log-replay sessions that caught up {caught_up}"
+    );
+    assert!(replayed >= 200, "entries caught up by replay {replayed}");
 }
 
 /// The safety properties the checkers report (each report starts with one of them).
-const SAFETY: [&str; 6] = [
+const SAFETY: [&str; 7] = [
     "election safety",
     "log matching",
     "leader completeness",
     "state machine safety",
     "durability",
     "linearizable reads",
+    "exactly once",
 ];
 
 /// Asserts the simulator finds a *safety* violation (not merely a stall) when the rule

@@ -9,9 +9,14 @@
 //! state machine and reports back. A crash drops every write not yet synced
 //! (`InMemoryLogStore::crash`) and the node restarts from its durable state.
 //!
-//! After every step the checkers in `checks/` run (one file per safety property). At the
-//! end, faults stop and the liveness check requires a leader and every pending command
-//! committed within a bound.
+//! When a `Ready` asks for a catch-up, the driver runs a log-replay session like the
+//! worker's `LogReplaySync` (`world/replay.rs`): batches of committed entries pulled from
+//! several peers over the same faulty network, fed to the node in log order, ended with
+//! `finish_catch_up`, or abandoned (no progress, at random, or by a crash).
+//!
+//! After every step the checkers in `checks/` run (one file per safety property, plus
+//! exactly-once application of every client command). At the end, faults stop and the
+//! liveness check requires a leader and every pending command committed within a bound.
 
 pub mod checks;
 pub mod world;

@@ -1,6 +1,8 @@
 //! The simulated world: nodes with their stores and drivers, a faulty network, a fault
 //! schedule, clients, and the checkers.
 
+mod replay;
+
 use super::checks::Checks;
 use rand::rngs::SmallRng;
 use rand::{Rng, SeedableRng};
@@ -10,13 +12,16 @@ use std::collections::{BTreeSet, BinaryHeap, HashMap, HashSet, VecDeque};
 use std::hash::{Hash, Hasher};
 use tessera::groups::machine::LeadershipPreference;
 use tessera::groups::raft::{
-    Knobs, MembershipChange, Message, Node, Payload, ProposalId, RaftConfig,
+    Entry, Knobs, MembershipChange, Message, Node, Payload, ProposalId, RaftConfig,
 };
 use tessera::groups::{InMemoryLogStore, Index, Storage};
 use tessera::PeerId;
 
 /// Sub-tick time units per tick.
 const TICK: u64 = 10;
+
+/// More events than this within one tick is a message storm: reported, not run forever.
+const MAX_EVENTS_PER_TICK: u64 = 200_000;
 
 /// What one seed's run looks like.
 #[derive(Clone, Debug)]
@@ -138,6 +143,11 @@ pub struct Stats {
     pub reads_served: u64,
     pub messages: u64,
     pub liveness_ticks: u64,
+    /// Log-replay catch-up sessions started, and those that caught up.
+    pub replay_sessions: u32,
+    pub replay_caught_up: u32,
+    /// Entries that went into logs by replay.
+    pub replayed: u64,
 }
 
 enum EventKind {
@@ -152,6 +162,22 @@ enum EventKind {
     },
     Restart {
         node: usize,
+    },
+    /// A replay session asks a peer for committed entries from `from` on.
+    ReplayRequest {
+        session: u64,
+        follower: usize,
+        provider: usize,
+        from: u64,
+        max: u64,
+    },
+    /// The peer's answer.
+    ReplayResponse {
+        session: u64,
+        follower: usize,
+        from: u64,
+        entries: Vec<Entry>,
+        committed: u64,
     },
 }
 
@@ -200,6 +226,8 @@ struct SimNode {
     restarts: u64,
     /// The commit index this node had after its last `Ready`.
     last_commit: u64,
+    /// The open log-replay catch-up session.
+    session: Option<replay::Session>,
 }
 
 /// The simulated cluster.
@@ -227,6 +255,7 @@ pub struct World {
     stats: Stats,
     /// Nodes to crash once their current step is done.
     pending_crash: Vec<usize>,
+    next_session: u64,
 }
 
 fn peer(i: usize) -> PeerId {
@@ -268,6 +297,7 @@ impl World {
             trace: VecDeque::new(),
             stats: Stats::default(),
             pending_crash: Vec::new(),
+            next_session: 1,
         }
     }
 
@@ -328,12 +358,15 @@ impl World {
             n
         };
         self.stats.nodes = n;
+        // Log replay: off, or past a few entries behind (often), or the default.
+        let replay_threshold = [0, 2, 4, 8, 16, 64][self.rng.random_range(0..6)];
         self.loss = self.rng.random_range(0.0..0.15);
         self.dup = self.rng.random_range(0.0..0.05);
         self.max_delay = self.rng.random_range(1..=3 * TICK);
         let voter_set: BTreeSet<PeerId> = (0..voters).map(peer).collect();
         for i in 0..n {
-            let config = self.sim_config(i < voters);
+            let mut config = self.sim_config(i < voters);
+            config.replay_threshold = replay_threshold;
             let store = InMemoryLogStore::<Payload>::default();
             let node_seed = self.seed.wrapping_mul(31).wrapping_add(i as u64);
             let mut node = Node::restart(peer(i), config.clone(), node_seed, &store, Index(0))
@@ -357,10 +390,11 @@ impl World {
                 down: false,
                 restarts: 0,
                 last_commit: 0,
+                session: None,
             });
         }
         self.note(format!(
-            "{n} nodes, {voters} voters, loss {:.2}, dup {:.2}, delay <= {}",
+            "{n} nodes, {voters} voters, loss {:.2}, dup {:.2}, delay <= {}, replay past {replay_threshold}",
             self.loss, self.dup, self.max_delay
         ));
         for i in 0..n {
@@ -389,7 +423,9 @@ impl World {
                     self.drive(i)?;
                 }
             }
+            self.tick_sessions()?;
             let end = self.now + TICK;
+            let mut handled = 0u64;
             while let Some(Reverse(ev)) = self.events.peek() {
                 if ev.at >= end {
                     break;
@@ -397,6 +433,15 @@ impl World {
                 let Some(Reverse(ev)) = self.events.pop() else {
                     break;
                 };
+                handled += 1;
+                if handled > MAX_EVENTS_PER_TICK {
+                    let kinds = self.storm_kinds();
+                    return Err(self.fail(format!(
+                        "liveness: message storm: more than {MAX_EVENTS_PER_TICK} events in tick {}; pending: {kinds}\n{}",
+                        self.tick,
+                        self.dump()
+                    )));
+                }
                 self.now = self.now.max(ev.at);
                 self.handle(ev)?;
                 for i in std::mem::take(&mut self.pending_crash) {
@@ -444,6 +489,41 @@ impl World {
         Ok(self.stats.clone())
     }
 
+    /// What the pending events are, by kind and link, with a few samples (a storm report).
+    fn storm_kinds(&self) -> String {
+        let mut count: std::collections::BTreeMap<String, usize> = Default::default();
+        for Reverse(ev) in self.events.iter() {
+            let k = match &ev.kind {
+                EventKind::Deliver { from, to, msg } => format!("{} {from}->{to}", msg.kind()),
+                EventKind::SyncDone { node, .. } => format!("sync {node}"),
+                EventKind::Restart { node } => format!("restart {node}"),
+                EventKind::ReplayRequest { follower, .. } => format!("replay request {follower}"),
+                EventKind::ReplayResponse { follower, .. } => format!("replay answer {follower}"),
+            };
+            *count.entry(k).or_default() += 1;
+        }
+        let mut samples = Vec::new();
+        for Reverse(ev) in self.events.iter().take(6) {
+            if let EventKind::Deliver { msg, .. } = &ev.kind {
+                samples.push(match msg {
+                    Message::AppendEntries(a) => format!(
+                        "AE prev {} n {} commit {} seq {} cu {}",
+                        a.prev_log_position,
+                        a.entries.len(),
+                        a.leader_commit,
+                        a.seq,
+                        a.catch_up
+                    ),
+                    m => format!("{m:?}"),
+                });
+            }
+        }
+        let mut v: Vec<(String, usize)> = count.into_iter().collect();
+        v.sort_by_key(|x| Reverse(x.1));
+        v.truncate(8);
+        format!("{v:?}; e.g. {samples:?}")
+    }
+
     /// One line per node: role, term, log, commit, applied, configuration.
     fn dump(&self) -> String {
         let mut out = String::new();
@@ -455,7 +535,7 @@ impl World {
                     let learners: Vec<usize> =
                         n.membership().learners().keys().map(index_of).collect();
                     out.push_str(&format!(
-                        "  node {i}: {:?} term {} leader {:?} last {} commit {} applied {} voters {voters:?} learners {learners:?} {:?}\n",
+                        "  node {i}: {:?} term {} leader {:?} last {} commit {} applied {} voters {voters:?} learners {learners:?} {:?}{}\n",
                         n.role(),
                         n.term(),
                         n.leader().map(|l| index_of(&l)),
@@ -463,6 +543,7 @@ impl World {
                         n.commit_index(),
                         sn.applied,
                         sn.config.preference,
+                        if n.is_catching_up() { " catching up" } else { "" },
                     ));
                 }
             }
@@ -490,6 +571,20 @@ impl World {
                 Ok(())
             }
             EventKind::Restart { node } => self.restart(node),
+            EventKind::ReplayRequest {
+                session,
+                follower,
+                provider,
+                from,
+                max,
+            } => self.serve_replay(session, follower, provider, from, max),
+            EventKind::ReplayResponse {
+                session,
+                follower,
+                from,
+                entries,
+                committed,
+            } => self.on_replay_response(follower, session, from, entries, committed),
         }
     }
 
@@ -586,9 +681,7 @@ impl World {
             let committed = rd.take_committed();
             let outcomes = rd.take_outcomes();
             let reads = rd.take_reads();
-            if rd.take_catch_up().is_some() {
-                // The simulator has no pruning: the leader's back-off closes every gap.
-            }
+            let catch_up = rd.take_catch_up();
             for (index, term, d, p) in written {
                 self.checks
                     .matching
@@ -597,6 +690,9 @@ impl World {
             }
             for (to, msg) in now_msgs {
                 self.send(i, to, msg);
+            }
+            if let Some(cu) = catch_up {
+                self.start_session(i, cu)?;
             }
             let sn = &mut self.nodes[i];
             if must_sync || sn.sync_scheduled {
@@ -623,6 +719,14 @@ impl World {
                     .machine
                     .apply(i, previous, e.index.0, e.term.0, digest(&e.payload))
                     .map_err(|err| self.fail(err))?;
+                if let Payload::Command(bytes) = &e.payload {
+                    if let Ok(id) = <[u8; 8]>::try_from(bytes.as_slice()) {
+                        self.checks
+                            .once
+                            .applied(i, e.index.0, u64::from_le_bytes(id))
+                            .map_err(|err| self.fail(err))?;
+                    }
+                }
                 self.nodes[i].applied = e.index.0;
                 if let Some(node) = self.nodes[i].node.as_mut() {
                     node.on_applied(e.index);
@@ -712,6 +816,7 @@ impl World {
         sn.waiting_sync.clear();
         sn.applied = 0;
         sn.last_commit = 0;
+        sn.session = None;
         sn.proposals.clear();
         let reads: Vec<u64> = sn.reads_waiting.drain(..).map(|(c, _)| c).collect();
         for ctx in reads {

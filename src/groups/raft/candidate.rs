@@ -121,7 +121,8 @@ impl Node {
             Vote::Denied => {
                 election.denied.insert(from);
             }
-            // Learners abstain: they never count, for or against.
+            // Observers abstain: never counted, for or against (the quorum stays a
+            // majority of the whole voter set).
             Vote::Abstained => return Ok(()),
         }
         self.tally(store)

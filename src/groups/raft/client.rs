@@ -4,13 +4,24 @@
 //! An index alone does not identify an entry: a later leader may put another entry there
 //! (§5.3). A proposal resolves `Ok` only when the committed entry at its index has its
 //! term, and `Overwritten` when it has another.
+//!
+//! **Forwarding, at most once per leader.** A follower re-sends an unacknowledged forward
+//! to the same leader in the same term (its acknowledgement may have been lost); the leader
+//! remembers what it appended for each (origin, request id) for a while ([`ForwardDedup`])
+//! and answers a repeat, or a duplicate the network made, with the original assignment
+//! instead of appending the commands again. A forward is never re-sent to another leader
+//! or in another term: the leader that may have appended it is the only one that knows, and
+//! a restarted leader forgets (it cannot lead the same term again). A forward that gets no
+//! answer fails with `ForwardTimeout` ("it may or may not be applied").
 
-use super::message::Entry;
+use super::message::{Entry, IndexRange};
 use super::ready::ProposalOutcome;
 use crate::groups::{Cursor, Index, Term};
 use crate::PeerId;
 use serde::{Deserialize, Serialize};
-use std::collections::BTreeMap;
+use std::collections::hash_map::DefaultHasher;
+use std::collections::{BTreeMap, HashMap, VecDeque};
+use std::hash::{Hash, Hasher};
 
 /// The caller's id for one proposal (unique per node; the worker assigns them).
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
@@ -78,7 +89,8 @@ pub enum ClientError {
 struct Forwarded {
     payload: Vec<u8>,
     started: u64,
-    sent_to: Option<PeerId>,
+    /// The leader and term it went to, and when it was last sent.
+    sent_to: Option<(PeerId, Term, u64)>,
 }
 
 /// Proposals awaiting an index (forwarded) or a commit (tracked).
@@ -113,15 +125,28 @@ impl Clients {
         id.0
     }
 
-    /// Forwards not yet sent (or sent to another leader): (request id, payload), marking
-    /// them sent to `leader`.
-    pub(crate) fn unsent(&mut self, leader: PeerId) -> Vec<(u64, Vec<u8>)> {
+    /// Forwards to send to `leader` of `term` now: (request id, payload, the term of the
+    /// first send for a re-send). Those never sent, and those sent to this very leader in
+    /// this term at least `retry` ticks ago and not acknowledged (the leader deduplicates).
+    /// Those sent elsewhere wait for their answer or their timeout.
+    pub(crate) fn unsent(
+        &mut self,
+        leader: PeerId,
+        term: Term,
+        now: u64,
+        retry: u64,
+    ) -> Vec<(u64, Vec<u8>, Option<Term>)> {
         let mut out = Vec::new();
         for (rid, (_, f)) in self.forwarded.iter_mut() {
-            if f.sent_to.is_none() {
-                f.sent_to = Some(leader);
-                out.push((*rid, f.payload.clone()));
-            }
+            let resend_of = match f.sent_to {
+                None => None,
+                Some((l, t, at)) if l == leader && t == term && now.saturating_sub(at) >= retry => {
+                    Some(t)
+                }
+                Some(_) => continue,
+            };
+            f.sent_to = Some((leader, term, now));
+            out.push((*rid, f.payload.clone(), resend_of));
         }
         out
     }
@@ -145,7 +170,7 @@ impl Clients {
                     id,
                     result: Err(ClientError::ForwardTimeout {
                         ticks: timeout,
-                        leader: f.sent_to,
+                        leader: f.sent_to.map(|(l, _, _)| l),
                     }),
                 });
             }
@@ -226,6 +251,99 @@ impl Clients {
     }
 }
 
+/// What a leader appended for one forwarded request.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) struct Assigned {
+    pub(crate) term: Term,
+    pub(crate) range: IndexRange,
+    /// A hash of the commands: a reused request id with other commands is a new request.
+    digest: u64,
+    /// When it was recorded.
+    at: u64,
+}
+
+/// The leader's memory of forwarded requests it appended, by (origin, request id), for
+/// `window` ticks and at most `CAPACITY` requests (oldest forgotten first), and per origin
+/// the highest request id it forgot: a re-send at or below it that is not remembered may
+/// have been appended already, and is dropped (request ids increase per origin).
+#[derive(Debug, Default)]
+pub(crate) struct ForwardDedup {
+    seen: HashMap<(PeerId, u64), Assigned>,
+    order: VecDeque<(u64, PeerId, u64)>,
+    forgotten: HashMap<PeerId, u64>,
+}
+
+impl ForwardDedup {
+    /// At most this many requests are remembered.
+    const CAPACITY: usize = 65_536;
+
+    /// The hash `lookup` and `record` compare.
+    pub(crate) fn digest(commands: &[Vec<u8>]) -> u64 {
+        let mut h = DefaultHasher::new();
+        commands.hash(&mut h);
+        h.finish()
+    }
+
+    /// Forgets requests recorded before `now - window`.
+    pub(crate) fn expire(&mut self, now: u64, window: u64) {
+        while let Some(&(at, peer, rid)) = self.order.front() {
+            if now.saturating_sub(at) < window && self.order.len() <= Self::CAPACITY {
+                break;
+            }
+            self.order.pop_front();
+            // The key may have been recorded again later; only its own record goes.
+            if self.seen.get(&(peer, rid)).is_some_and(|a| a.at == at) {
+                self.seen.remove(&(peer, rid));
+                let mark = self.forgotten.entry(peer).or_insert(rid);
+                *mark = (*mark).max(rid);
+            }
+        }
+    }
+
+    /// The assignment of an earlier request from `origin` with this id and these commands.
+    pub(crate) fn lookup(&self, origin: PeerId, rid: u64, digest: u64) -> Option<Assigned> {
+        self.seen
+            .get(&(origin, rid))
+            .filter(|a| a.digest == digest)
+            .copied()
+    }
+
+    /// Whether a re-send from `origin` that is not remembered must be dropped: its first
+    /// send may have been appended in `first_term` (not the leader's `term`: this node may
+    /// have restarted since and forgotten), or before its memory of `origin` was cut.
+    pub(crate) fn refuse_resend(
+        &self,
+        origin: PeerId,
+        rid: u64,
+        first_term: Term,
+        term: Term,
+    ) -> bool {
+        first_term != term || self.forgotten.get(&origin).is_some_and(|m| rid <= *m)
+    }
+
+    /// Records that the request was appended at `range` in `term`.
+    pub(crate) fn record(
+        &mut self,
+        origin: PeerId,
+        rid: u64,
+        digest: u64,
+        term: Term,
+        range: IndexRange,
+        now: u64,
+    ) {
+        self.seen.insert(
+            (origin, rid),
+            Assigned {
+                term,
+                range,
+                digest,
+                at: now,
+            },
+        );
+        self.order.push_back((now, origin, rid));
+    }
+}
+
 fn resolve(id: ProposalId, proposed: Cursor, found: Term) -> ProposalOutcome {
     ProposalOutcome {
         id,
@@ -270,11 +388,56 @@ mod tests {
     }
 
     #[test]
+    fn the_leader_remembers_forwards_for_a_window_and_refuses_forgotten_resends() {
+        let (a, b) = (PeerId([1; 32]), PeerId([2; 32]));
+        let range = IndexRange {
+            start: Index(5),
+            end: Index(5),
+        };
+        let d = ForwardDedup::digest(&[vec![1]]);
+        let mut f = ForwardDedup::default();
+        f.record(a, 3, d, Term(2), range, 10);
+        assert_eq!(f.lookup(a, 3, d).map(|x| x.range), Some(range));
+        assert!(f.lookup(b, 3, d).is_none(), "per origin");
+        assert!(
+            f.lookup(a, 3, d ^ 1).is_none(),
+            "other commands: another request"
+        );
+        assert!(!f.refuse_resend(a, 4, Term(2), Term(2)));
+        assert!(
+            f.refuse_resend(a, 4, Term(1), Term(2)),
+            "first sent in another term"
+        );
+        f.expire(20, 10);
+        assert!(f.lookup(a, 3, d).is_none(), "forgotten after the window");
+        assert!(
+            f.refuse_resend(a, 3, Term(2), Term(2)),
+            "at or below what was forgotten"
+        );
+        assert!(!f.refuse_resend(a, 4, Term(2), Term(2)));
+        assert!(!f.refuse_resend(b, 3, Term(2), Term(2)));
+    }
+
+    #[test]
     fn forwards_expire() {
         let mut c = Clients::default();
         c.forward(ProposalId(7), vec![1], 10);
-        assert_eq!(c.unsent(PeerId([1; 32])).len(), 1);
-        assert!(c.unsent(PeerId([1; 32])).is_empty());
+        let l = PeerId([1; 32]);
+        assert_eq!(c.unsent(l, Term(2), 10, 4), [(7, vec![1], None)]);
+        assert!(c.unsent(l, Term(2), 13, 4).is_empty());
+        assert_eq!(
+            c.unsent(l, Term(2), 14, 4),
+            [(7, vec![1], Some(Term(2)))],
+            "re-sent to the same leader, saying when it was first sent"
+        );
+        assert!(
+            c.unsent(PeerId([2; 32]), Term(3), 30, 4).is_empty(),
+            "never re-sent to another leader"
+        );
+        assert!(
+            c.unsent(l, Term(3), 30, 4).is_empty(),
+            "nor in another term"
+        );
         let mut out = Vec::new();
         c.expire(15, 10, &mut out);
         assert!(out.is_empty());

@@ -29,6 +29,13 @@ pub struct RaftConfig {
     pub max_apply_batch: usize,
     /// The leader promotes catching-up learners while voters are fewer than this.
     pub max_voters: usize,
+    /// Log-replay catch-up, in entries (0 = off). When a probe finds a follower more than
+    /// this many entries behind the leader's commit index, the leader stops streaming to it
+    /// (`ProgressState::Sync`) and asks it to catch up by itself
+    /// (`AppendEntries::catch_up`): the follower reports a [`CatchUp`](super::CatchUp) and
+    /// its worker pulls committed entries from several peers
+    /// ([`Node::on_replayed`](super::Node::on_replayed)).
+    pub replay_threshold: u64,
     /// This node's leadership preference: `Reluctant` triples its election timeouts;
     /// `Observer` never campaigns.
     pub preference: LeadershipPreference,
@@ -84,13 +91,14 @@ impl RaftConfig {
             max_inflight: 64,
             max_apply_batch: 1024,
             max_voters: config.max_voters,
+            replay_threshold: 8_192,
             preference,
             knobs: Knobs::default(),
         }
     }
 
     /// A configuration for tests and the simulator: heartbeat every tick, election after
-    /// 10–20 ticks, no bootstrap delay.
+    /// 10–20 ticks, no bootstrap delay, log replay past 64 entries behind.
     pub fn for_tests() -> Self {
         RaftConfig {
             heartbeat_ticks: 1,
@@ -103,6 +111,7 @@ impl RaftConfig {
             max_inflight: 4,
             max_apply_batch: 64,
             max_voters: 5,
+            replay_threshold: 64,
             preference: LeadershipPreference::Normal,
             knobs: Knobs::default(),
         }

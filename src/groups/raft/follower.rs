@@ -1,6 +1,7 @@
 //! What every node does as a receiver: appending the leader's entries (§5.3), answering
 //! votes (§5.2, §5.4.1) and pre-votes (§9.6), and the follower side of client traffic.
 
+use super::client::ForwardDedup;
 use super::log::LogReader;
 use super::membership::Membership;
 use super::message::Message;
@@ -16,6 +17,10 @@ use crate::PeerId;
 
 impl Node {
     /// §5.3 receiver rules. Acknowledges only entries durable here (via `queue_ack`).
+    ///
+    /// An append flagged `catch_up` that does not follow this log (a gap, or a conflict at
+    /// its previous entry) opens a catch-up session: one [`CatchUp`] in the next `Ready`
+    /// (none while a session is open), answered `Abstained`.
     pub(crate) fn handle_append_entries(
         &mut self,
         from: PeerId,
@@ -35,7 +40,9 @@ impl Node {
 
         let mut prev = m.prev_log_position;
         let mut entries = m.entries;
-        // Everything up to the commit index matches any leader's log (Leader Completeness).
+        // Everything up to the commit index matches any leader's log of this term
+        // (Leader Completeness; `replay.rs` keeps the commit index within what a leader of
+        // this term or an earlier one announced).
         let committed = self.log.committed;
         if prev.index() < committed {
             let skip = (committed.0 - prev.index().0) as usize;
@@ -50,7 +57,7 @@ impl Node {
                 _ => None,
             })
             .collect();
-        let gap_entries = if prev.index() > self.log.last().index() && !self.syncing {
+        let catch_up_entries = if m.catch_up && !self.syncing {
             entries.clone()
         } else {
             Vec::new()
@@ -58,36 +65,34 @@ impl Node {
         match self.log.maybe_append(prev, entries, store)? {
             Some((verified, written)) => {
                 if let Some(from_index) = written {
-                    self.note_configs(&configs, from_index);
-                    let log = &self.log;
-                    let mut outcomes = std::mem::take(&mut self.outcomes);
-                    self.clients.overwritten_from(
-                        from_index,
-                        |i| log.term_at(i, store).ok().flatten(),
-                        &mut outcomes,
-                    );
-                    self.outcomes = outcomes;
+                    self.on_log_rewritten(&configs, from_index, store);
                 }
                 if self.log.commit_to(m.leader_commit.min(verified)) {
                     self.on_commit_advanced();
                 }
-                self.syncing = false;
+                self.note_leader_commit(m.leader_commit);
                 self.queue_ack(from, verified, m.seq);
             }
             None => {
+                self.note_leader_commit(m.leader_commit);
                 let last = self.log.last().index();
                 let (vote, hint) = if prev.index() > last {
                     (Vote::Abstained, last.next())
+                } else if m.catch_up {
+                    (
+                        Vote::Abstained,
+                        self.log.conflict_hint(prev.index(), store)?,
+                    )
                 } else {
                     (Vote::Denied, self.log.conflict_hint(prev.index(), store)?)
                 };
-                if vote == Vote::Abstained && !self.syncing {
+                if m.catch_up && !self.syncing {
                     self.syncing = true;
                     self.catch_up = Some(CatchUp {
                         leader: from,
                         position: prev,
                         leader_commit: m.leader_commit,
-                        entries: gap_entries,
+                        entries: catch_up_entries,
                     });
                 }
                 self.send(
@@ -112,12 +117,22 @@ impl Node {
     /// §5.2/§5.4.1: one vote per term, only for a log at least as up to date. The vote is
     /// persisted before the answer leaves (`send` routes it after the sync).
     ///
-    /// Observers abstain. A node that is a catching-up learner in *its own* latest
-    /// configuration still votes: a candidate asks only the voters of its configuration,
-    /// so being asked means this node was promoted in an entry it has not received yet.
-    /// Abstaining there can deadlock elections (the simulator found it: a promoted node
-    /// and a leader that removed itself both abstained, and 3 of 4 voters were never
-    /// reachable). The candidate ignores answers from outside its voter set anyway.
+    /// Who answers what (pre-votes alike):
+    /// - an observer (`LeadershipPreference::Observer`, or an observer learner in its latest
+    ///   configuration) answers `Abstained`, always;
+    /// - every other node, a catching-up learner in its own latest configuration included,
+    ///   answers `Granted` or `Denied` by the rules above. A candidate asks only the voters
+    ///   of *its* configuration, so a learner that is asked was promoted in an entry it has
+    ///   not received yet; abstaining there can deadlock elections (the simulator found one:
+    ///   a promoted node and a leader that removed itself both abstained, and 3 of 4 voters
+    ///   were never reachable).
+    ///
+    /// This is safe because safety never rests on the voter's view of the configuration:
+    /// the candidate counts only answers from the voters of its own configuration, each
+    /// node grants at most one (durable) vote per term, and `Abstained` counts neither for
+    /// nor against: the candidate still needs a majority of its whole voter set
+    /// ([`quorum::vote_result`](super::quorum::vote_result)), so an abstention never
+    /// shrinks a quorum.
     pub(crate) fn handle_request_vote(&mut self, from: PeerId, m: RequestVote) {
         if m.candidate != from {
             return;
@@ -196,9 +211,39 @@ impl Node {
             Forward::Command {
                 commands,
                 request_id,
+                resend_of,
             } => {
                 if !self.is_leader() || commands.is_empty() {
                     return Ok(());
+                }
+                // A repeat (a retry after a lost acknowledgement, or a network duplicate)
+                // gets the original answer; the commands are not appended twice. A re-send
+                // this leader does not remember is appended only if it cannot have been
+                // appended before (see `client.rs`); otherwise it is dropped and times out.
+                let digest = ForwardDedup::digest(&commands);
+                if let Some(request_id) = request_id {
+                    let window = 2 * u64::from(self.config.forward_timeout_ticks)
+                        + u64::from(self.config.election_ticks);
+                    self.forward_dedup.expire(self.now, window);
+                    if let Some(a) = self.forward_dedup.lookup(from, request_id, digest) {
+                        self.send(
+                            from,
+                            Message::Forward(Forward::CommandAck {
+                                request_id,
+                                term: a.term,
+                                assigned: a.range,
+                            }),
+                        );
+                        return Ok(());
+                    }
+                    if let Some(first) = resend_of {
+                        if self
+                            .forward_dedup
+                            .refuse_resend(from, request_id, first, self.term)
+                        {
+                            return Ok(());
+                        }
+                    }
                 }
                 let mut first = None;
                 let mut last = Index(0);
@@ -209,12 +254,15 @@ impl Node {
                 }
                 if let (Some(request_id), Some(start)) = (request_id, first) {
                     let term = self.term;
+                    let assigned = super::message::IndexRange { start, end: last };
+                    self.forward_dedup
+                        .record(from, request_id, digest, term, assigned, self.now);
                     self.send(
                         from,
                         Message::Forward(Forward::CommandAck {
                             request_id,
                             term,
-                            assigned: super::message::IndexRange { start, end: last },
+                            assigned,
                         }),
                     );
                 }

@@ -1,7 +1,7 @@
 //! The leader: replication with per-follower progress and bounded pipelining (§5.3), the
 //! commit rule (§5.4.2: only entries of the leader's own term are committed by counting),
 //! check-quorum (§6.2), read-index confirmation (§6.4), learner promotion and membership
-//! changes (dissertation §4).
+//! changes (dissertation §4), and asking far-behind followers to catch up by log replay.
 
 use super::client::ClientError;
 use super::log::LogReader;
@@ -18,6 +18,13 @@ use super::RaftError;
 use crate::groups::{Cursor, Index};
 use crate::PeerId;
 use std::collections::BTreeMap;
+
+/// Catch-ups that may stall in a row before the leader streams to that follower instead.
+const MAX_REPLAY_FAILURES: u32 = 3;
+
+/// A follower in `Sync` whose matched index does not move for this many election
+/// timeouts goes back to `Probe`.
+const SYNC_STALL_ELECTIONS: u32 = 4;
 
 /// What only a leader keeps.
 #[derive(Debug)]
@@ -80,7 +87,86 @@ impl Node {
             self.heartbeat_elapsed = 0;
             self.broadcast_heartbeat(store)?;
         }
+        self.tick_syncing(store)?;
         self.maybe_promote(store)
+    }
+
+    /// Followers in `Sync` whose catch-up made no progress for a while go back to `Probe`
+    /// (the session was lost: a crash, a partition), and are probed at once.
+    fn tick_syncing(&mut self, store: &dyn LogReader) -> Result<(), RaftError> {
+        let limit = self.config.election_ticks.max(1) * SYNC_STALL_ELECTIONS;
+        let stalled: Vec<PeerId> = match &mut self.role {
+            RoleState::Leader(s) => s
+                .progress
+                .iter_mut()
+                .filter_map(|(p, pr)| pr.tick_sync(limit).then_some(*p))
+                .collect(),
+            _ => return Ok(()),
+        };
+        for p in stalled {
+            self.send_append(p, false, store)?;
+        }
+        Ok(())
+    }
+
+    /// Whether a follower that matches at `matched`, after `failures` stalled catch-ups,
+    /// should catch up by log replay rather than be streamed to: it is more than
+    /// `replay_threshold` entries behind the leader's *commit* index. Replay moves only
+    /// committed entries; measured against the last index, a leader whose commit lags its
+    /// log (a new leader before its no-op commits) would send followers to replay what they
+    /// already have, and never stream them the entries it needs to commit.
+    fn wants_replay(&self, matched: Index, failures: u32) -> bool {
+        let threshold = self.config.replay_threshold;
+        threshold > 0
+            && self.log.committed.0.saturating_sub(matched.0) > threshold
+            && failures < MAX_REPLAY_FAILURES
+    }
+
+    /// Asks `to` (in `Sync`) to catch up by itself: an append flagged `catch_up`, carrying
+    /// the newest entries when `with_entries` (its previous entry above the follower's
+    /// matched index, so it does not follow a log that ends there), else none.
+    fn send_catch_up(
+        &mut self,
+        to: PeerId,
+        with_entries: bool,
+        store: &dyn LogReader,
+    ) -> Result<(), RaftError> {
+        let last = self.log.last();
+        let matched = match &self.role {
+            RoleState::Leader(s) => match s.progress.get(&to) {
+                Some(pr) => pr.matched,
+                None => return Ok(()),
+            },
+            _ => return Ok(()),
+        };
+        let max = self.config.max_entries_per_append.max(1) as u64;
+        let mut from = last.index().next();
+        if with_entries {
+            let newest = Index(last.index().0.saturating_sub(max - 1).max(1));
+            from = newest.max(matched.next().next()).min(from);
+        }
+        let (prev, entries) = match self.log.term_at(from.prev(), store)? {
+            Some(t) if from <= last.index() => (
+                Cursor(t, from.prev()),
+                self.log.entries(from, last.index(), max as usize, store)?,
+            ),
+            _ => (last, Vec::new()),
+        };
+        let seq = match &self.role {
+            RoleState::Leader(s) => s.reads.seq,
+            _ => return Ok(()),
+        };
+        let msg = AppendEntries {
+            term: self.term,
+            leader: self.id,
+            prev_log_position: prev,
+            entries,
+            leader_commit: self.log.committed,
+            seq,
+            catch_up: true,
+        };
+        self.send(to, Message::AppendEntries(msg));
+        Ok(())
     }
 
     /// §6.2: a leader that has not heard from a majority of voters in an election timeout
@@ -192,7 +278,7 @@ impl Node {
             if let Some(pr) = self.leader_state().and_then(|s| s.progress.get_mut(&to)) {
                 pr.become_sync();
             }
-            return Ok(());
+            return self.send_catch_up(to, true, store);
         };
         let entries = if has_new && can_send {
             self.log
@@ -217,6 +303,7 @@ impl Node {
             entries,
             leader_commit: self.log.committed,
             seq,
+            catch_up: false,
         };
         self.send(to, Message::AppendEntries(msg));
         Ok(())
@@ -263,6 +350,7 @@ impl Node {
             entries: Vec::new(),
             leader_commit: self.log.committed,
             seq,
+            catch_up: false,
         };
         self.send(to, Message::AppendEntries(msg));
         Ok(())
@@ -288,11 +376,26 @@ impl Node {
                 // A follower cannot hold more than the leader sent; ignore a lie.
                 let index = r.last_log_index.min(last);
                 if pr.maybe_update(index) {
-                    if pr.state != ProgressState::Replicate {
-                        pr.become_replicate();
+                    // Where the follower stands is known now: stream to it, or (far behind)
+                    // let it catch up by log replay, asking again after each report while
+                    // it is still far behind (a finished session reports its position).
+                    let state = pr.state;
+                    let (matched, failures) = (pr.matched, pr.replay_failures);
+                    let replay =
+                        state != ProgressState::Replicate && self.wants_replay(matched, failures);
+                    if let Some(pr) = self.leader_state().and_then(|s| s.progress.get_mut(&from)) {
+                        if replay && state == ProgressState::Probe {
+                            pr.become_sync();
+                        } else if !replay && state != ProgressState::Replicate {
+                            pr.become_replicate();
+                        }
                     }
                     self.maybe_commit(store)?;
-                    self.send_append(from, false, store)?;
+                    if replay {
+                        self.send_catch_up(from, state == ProgressState::Probe, store)?;
+                    } else {
+                        self.send_append(from, false, store)?;
+                    }
                 } else if !pr.unstick_sent && pr.matched < last {
                     // A heartbeat answer (or a stale ack) while the follower is behind:
                     // unstick a paused flow, at most once per heartbeat interval (acks
@@ -526,6 +629,15 @@ impl Node {
             let _ = self.propose_membership(MembershipChange::Promote(peer), store)?;
         }
         Ok(())
+    }
+
+    /// Test view: how the leader talks to a follower.
+    #[cfg(test)]
+    pub(crate) fn progress_state(&self, peer: &PeerId) -> Option<ProgressState> {
+        match &self.role {
+            RoleState::Leader(s) => s.progress.get(peer).map(|p| p.state),
+            _ => None,
+        }
     }
 
     /// Test and diagnostics view: (matched, next) of a follower.

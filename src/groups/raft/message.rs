@@ -54,8 +54,10 @@ pub enum Vote {
     /// Denied: the candidate's log is behind or this node voted for another; or the
     /// entry before the sent ones did not match (a term conflict).
     Denied,
-    /// Abstained: a learner or observer answering a vote request (it never counts toward
-    /// or against a quorum), or a follower whose log ends before the sent entries.
+    /// Abstained: an observer answering a vote or pre-vote request (it counts neither for
+    /// nor against the candidate, and the quorum stays a majority of the whole voter set);
+    /// or, answering an append, a follower whose log ends before the sent entries, or one
+    /// catching up by itself after a `catch_up` append.
     Abstained,
 }
 
@@ -84,6 +86,11 @@ pub struct AppendEntries {
     pub leader_commit: Index,
     /// The leader's read-index round when this was sent; echoed in the response.
     pub seq: u64,
+    /// The leader will not stream entries to this follower (it is far behind, or the
+    /// leader pruned what it needs): if `prev_log_position` does not match its log, the
+    /// follower reports a `CatchUp` (once per session) and catches up by itself (log replay
+    /// from its peers, or state sync), answering `Abstained` meanwhile.
+    pub catch_up: bool,
 }
 
 impl AppendEntries {
@@ -194,6 +201,11 @@ pub enum Forward {
         commands: Vec<Vec<u8>>,
         /// When set, the leader answers with `CommandAck`.
         request_id: Option<u64>,
+        /// tessera addition: on a re-send (the acknowledgement may have been lost), the
+        /// term the follower first sent it in. A leader appends a re-send it does not
+        /// remember only in that very term: a leader that restarted since (and forgot what
+        /// it appended) cannot lead that term again. `None` on the first send.
+        resend_of: Option<Term>,
     },
     /// The leader's answer: where the commands went. tessera adds the term, because an
     /// index alone does not identify an entry (a later leader may reuse it).
@@ -323,6 +335,7 @@ mod tests {
                 .collect(),
             leader_commit: Index(0),
             seq: 0,
+            catch_up: false,
         }
     }
 

@@ -3,7 +3,8 @@
 //! It owns the protocol and nothing else: it takes messages ([`Node::step`]), time
 //! ([`Node::tick`]), client requests ([`Node::propose`], [`Node::read_index`],
 //! [`Node::propose_membership`]) and completions ([`Node::on_persisted`],
-//! [`Node::on_applied`], [`Node::on_state_synced`]), and hands back one [`Ready`] at a time:
+//! [`Node::on_applied`], [`Node::on_state_synced`], [`Node::on_replayed`],
+//! [`Node::finish_catch_up`]), and hands back one [`Ready`] at a time:
 //! hard state and entries to persist, messages to send before and after the sync,
 //! committed entries to apply, proposal and read outcomes, a catch-up request. No tokio,
 //! clock, thread, socket or global RNG inside: ticks bring time, a seed brings randomness.
@@ -59,6 +60,7 @@ pub mod progress;
 pub mod quorum;
 mod read_index;
 mod ready;
+mod replay;
 mod unstable;
 
 pub use client::{ClientError, ProposalId};
@@ -73,11 +75,14 @@ pub use message::{
 pub use node::{CatchUp, Node, Role};
 pub use read_index::ReadOutcome;
 pub use ready::{ProposalOutcome, Ready};
+pub use replay::InvalidReplay;
 
 use crate::groups::{Cursor, Index, StorageError, Term};
 
 /// Errors that stop the group: the storage failed or broke an invariant the core relies
-/// on. A call a client made that merely failed is a [`ClientError`], never this.
+/// on. A call a client made that merely failed is a [`ClientError`], never this. One
+/// exception, see [`RaftError::is_fatal`]: [`RaftError::InvalidReplay`] refuses only the
+/// replayed batch it names.
 #[derive(Debug, thiserror::Error)]
 pub enum RaftError {
     /// The log store failed.
@@ -101,6 +106,9 @@ pub enum RaftError {
         /// The commit index.
         committed: Index,
     },
+    /// [`Node::on_replayed`] refused a batch; nothing changed. Not fatal: drop the batch.
+    #[error("replayed batch refused: {0}")]
+    InvalidReplay(#[from] InvalidReplay),
     /// `bootstrap` on a node that already has state.
     #[error("cannot bootstrap: node has term {term} and last entry {last}")]
     AlreadyInitialized {
@@ -109,6 +117,13 @@ pub enum RaftError {
         /// Its last entry.
         last: Cursor,
     },
+}
+
+impl RaftError {
+    /// Whether the group must stop: every error but [`RaftError::InvalidReplay`].
+    pub fn is_fatal(&self) -> bool {
+        !matches!(self, RaftError::InvalidReplay(_))
+    }
 }
 
 #[cfg(test)]

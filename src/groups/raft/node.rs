@@ -9,7 +9,7 @@
 //! Per-role rules live in `follower.rs`, `candidate.rs` and `leader.rs`; this file holds
 //! what all roles share: term rules (§5.1), timers, the outbox and the `Ready` hand-off.
 
-use super::client::{ClientError, Clients, ProposalId};
+use super::client::{ClientError, Clients, ForwardDedup, ProposalId};
 use super::config::RaftConfig;
 use super::leader::LeaderState;
 use super::log::{LogReader, RaftLog};
@@ -54,8 +54,15 @@ pub(crate) enum RoleState {
     Leader(Box<LeaderState>),
 }
 
-/// A gap the follower cannot close by itself: open a `StateSync` session (seed contract of
-/// `StateSync::create_session`).
+/// The leader asked this follower to catch up by itself (an append flagged `catch_up`
+/// that does not follow its log): open one `StateSync` session (seed contract of
+/// `StateSync::create_session`): log replay ([`Node::on_replayed`]) or state sync
+/// ([`Node::on_state_synced`]).
+///
+/// At most one session is open at a time: after handing out a `CatchUp` the core reports
+/// no other until the worker calls [`Node::finish_catch_up`] (the session ended, caught up
+/// or abandoned) or [`Node::on_state_synced`]. A restart forgets the session. Meanwhile the
+/// leader sends heartbeats only; if the session stalls, it falls back to probing.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct CatchUp {
     /// The leader that sent the entries.
@@ -106,6 +113,12 @@ pub struct Node {
     pub(crate) catch_up: Option<CatchUp>,
     /// A catch-up was reported and not yet resolved.
     pub(crate) syncing: bool,
+    /// The highest commit index a leader of this node's term or an earlier one announced:
+    /// entries up to it are committed in terms no later than this node's (see `replay.rs`).
+    pub(crate) known_commit: Index,
+    /// Log replay: entries in `committed+1 ..= replayed_to` are known committed (a peer
+    /// reported them) but not yet committed here.
+    pub(crate) replayed_to: Index,
     /// The hard state last handed out in a `Ready`.
     emitted: HardState,
     /// The term known durable (from the last sync report).
@@ -115,6 +128,8 @@ pub struct Node {
     pub(crate) pending_broadcast: bool,
     ready_number: u64,
     pub(crate) clients: Clients,
+    /// Leader: forwarded requests already appended (kept across terms, lost on restart).
+    pub(crate) forward_dedup: ForwardDedup,
     pub(crate) follower_reads: FollowerReads,
 }
 
@@ -138,6 +153,7 @@ impl Node {
         let last = store.last();
         let log = RaftLog::restore(last, hs.commit, applied);
         let members = Self::scan_membership(store, last.index(), log.committed)?;
+        let known_commit = log.committed;
         let mut node = Node {
             id,
             config,
@@ -158,12 +174,15 @@ impl Node {
             reads_out: Vec::new(),
             catch_up: None,
             syncing: false,
+            known_commit,
+            replayed_to: Index(0),
             emitted: hs,
             durable_term: hs.term,
             pending_ack: None,
             pending_broadcast: false,
             ready_number: 0,
             clients: Clients::default(),
+            forward_dedup: ForwardDedup::default(),
             follower_reads: FollowerReads::default(),
         };
         node.reset_election_timer();
@@ -272,6 +291,12 @@ impl Node {
     /// The commit index.
     pub fn commit_index(&self) -> Index {
         self.log.committed
+    }
+
+    /// Whether a catch-up session is open (a `CatchUp` was handed out and neither
+    /// `finish_catch_up` nor `on_state_synced` was called since).
+    pub fn is_catching_up(&self) -> bool {
+        self.syncing
     }
 
     /// The applied index the driver reported.
@@ -456,6 +481,7 @@ impl Node {
         let m = membership.unwrap_or_else(|| self.members.current().clone());
         self.members.reset(position.index(), m);
         self.syncing = false;
+        self.replayed_to = Index(0);
         self.pending_ack = None;
         self.clients.settle_below(
             position.index(),
@@ -642,7 +668,6 @@ impl Node {
         if term > self.term {
             self.term = term;
             self.vote = None;
-            self.syncing = false;
             // Messages queued for after the sync in an older term promise nothing now.
             self.after_sync
                 .retain(|(_, m)| m.term().is_none_or(|t| t >= term));
@@ -676,18 +701,26 @@ impl Node {
         }
     }
 
-    /// Sends queued forwards to the known leader.
+    /// Sends queued forwards to the known leader, and re-sends those it has not
+    /// acknowledged for a quarter of the forward timeout (same leader, same term only; see
+    /// `client.rs`).
     pub(crate) fn flush_forwards(&mut self) {
         let Some(leader) = self.leader else { return };
         if leader == self.id {
             return;
         }
-        for (rid, payload) in self.clients.unsent(leader) {
+        let retry = u64::from(
+            (self.config.forward_timeout_ticks / 4)
+                .max(self.config.heartbeat_ticks)
+                .max(1),
+        );
+        for (rid, payload, resend_of) in self.clients.unsent(leader, self.term, self.now, retry) {
             self.send(
                 leader,
                 Message::Forward(super::message::Forward::Command {
                     commands: vec![payload],
                     request_id: Some(rid),
+                    resend_of,
                 }),
             );
         }

@@ -2,8 +2,18 @@
 //! control state that decides what to send next. Pure data: no messages, no logging.
 //!
 //! States (as in etcd's tracker): `Probe` sends one append per heartbeat until one matches;
-//! `Replicate` pipelines appends optimistically, bounded by [`Inflights`]; `Sync` waits for
-//! the follower's `StateSync` session when the leader no longer has the entries it needs.
+//! `Replicate` pipelines appends optimistically, bounded by [`Inflights`]; `Sync` sends no
+//! entries while the follower catches up by itself: by log replay from its peers when it is
+//! more than `replay_threshold` entries behind, or by state sync when the leader no longer
+//! has the entries it needs.
+//!
+//! ```text
+//! Probe     ── match, close ───────────▶ Replicate ── rejection ──▶ Probe
+//! Probe     ── match, far behind ──────▶ Sync (log replay)
+//! any       ── needed entries pruned ──▶ Sync (state sync)
+//! Sync      ── reports a close match ──▶ Replicate
+//! Sync      ── no progress for a while ▶ Probe (after a few failures: stream instead)
+//! ```
 
 use super::inflights::Inflights;
 use crate::groups::Index;
@@ -15,7 +25,8 @@ pub enum ProgressState {
     Probe,
     /// Logs match at `matched`; appends are pipelined.
     Replicate,
-    /// The follower needs entries the leader has pruned; it catches up by state sync.
+    /// The follower catches up by itself (log replay or state sync); the leader sends it
+    /// heartbeats only, until it reports a matching position.
     Sync,
 }
 
@@ -39,6 +50,11 @@ pub struct Progress {
     /// An unsticking append went out since the last heartbeat: at most one per heartbeat
     /// interval, so acks never feed a chain of them.
     pub unstick_sent: bool,
+    /// In `Sync`: ticks since `matched` last advanced (a lost session must not stall the
+    /// follower for good).
+    pub sync_idle_ticks: u32,
+    /// Catch-ups that stalled in a row; at a bound the leader streams instead.
+    pub replay_failures: u32,
 }
 
 impl Progress {
@@ -52,6 +68,8 @@ impl Progress {
             inflights: Inflights::new(max_inflight),
             recent_active: false,
             unstick_sent: false,
+            sync_idle_ticks: 0,
+            replay_failures: 0,
         }
     }
 
@@ -74,7 +92,25 @@ impl Progress {
     /// Enters `Sync`: no appends until the follower reports a matching log.
     pub fn become_sync(&mut self) {
         self.state = ProgressState::Sync;
+        self.probe_sent = false;
+        self.sync_idle_ticks = 0;
         self.inflights.reset();
+    }
+
+    /// One tick in `Sync`; returns whether the catch-up stalled (`matched` did not move
+    /// for `limit` ticks): the follower then goes back to `Probe` and the stall counts as
+    /// a failed catch-up.
+    pub fn tick_sync(&mut self, limit: u32) -> bool {
+        if self.state != ProgressState::Sync {
+            return false;
+        }
+        self.sync_idle_ticks += 1;
+        if self.sync_idle_ticks < limit {
+            return false;
+        }
+        self.replay_failures += 1;
+        self.become_probe();
+        true
     }
 
     /// Whether the leader may send entries now (given its last index).
@@ -109,13 +145,18 @@ impl Progress {
         if self.next <= index {
             self.next = index.next();
         }
+        if self.state == ProgressState::Sync {
+            self.sync_idle_ticks = 0;
+            self.replay_failures = 0;
+        }
         self.probe_sent = false;
         self.inflights.free_le(index);
         true
     }
 
     /// A rejection of the append sent after `rejected`, hinting `hint` as the next index
-    /// to try. Returns whether it was genuine (not stale) and `next` moved.
+    /// to try. Returns whether it was genuine (not stale) and `next` moved: only then send
+    /// again at once.
     pub fn maybe_decrease(&mut self, rejected: Index, hint: Index) -> bool {
         match self.state {
             ProgressState::Replicate => {
@@ -130,8 +171,15 @@ impl Progress {
                 if self.next.prev() != rejected {
                     return false;
                 }
-                self.next = Index(hint.0.min(rejected.0).max(self.matched.0 + 1));
+                let next = Index(hint.0.min(rejected.0).max(self.matched.0 + 1));
                 self.probe_sent = false;
+                if next == self.next {
+                    // The follower lacks what it acknowledged (`matched` is not below the
+                    // rejection): resending at once would ping-pong the same probe without
+                    // end. Retry at the next heartbeat.
+                    return false;
+                }
+                self.next = next;
                 true
             }
             ProgressState::Sync => false,
@@ -174,6 +222,25 @@ mod tests {
     }
 
     #[test]
+    fn a_stalled_sync_falls_back_to_probe_and_progress_resets_the_clock() {
+        let mut p = Progress::new(Index(1), 2);
+        p.maybe_update(Index(3));
+        p.become_sync();
+        assert!(!p.can_send_entries(Index(100)), "no entries while syncing");
+        assert!(!p.tick_sync(3));
+        assert!(!p.tick_sync(3));
+        assert!(p.maybe_update(Index(50)), "the follower reports progress");
+        assert_eq!(p.state, ProgressState::Sync);
+        assert!(!p.tick_sync(3));
+        assert!(!p.tick_sync(3));
+        assert!(p.tick_sync(3), "three idle ticks");
+        assert_eq!(p.state, ProgressState::Probe);
+        assert_eq!(p.next, Index(51));
+        assert_eq!(p.replay_failures, 1);
+        assert!(!p.tick_sync(3), "only Sync stalls");
+    }
+
+    #[test]
     fn stale_rejections_are_ignored() {
         let mut p = Progress::new(Index(1), 2);
         p.maybe_update(Index(6));
@@ -186,6 +253,21 @@ mod tests {
         assert!(
             !p.maybe_decrease(Index(4), Index(1)),
             "probe: only next - 1 counts"
+        );
+    }
+
+    #[test]
+    fn a_rejection_that_cannot_move_the_probe_waits_for_the_heartbeat() {
+        // The follower acknowledged 6 but lost it (its disk lied): it rejects at 6.
+        let mut p = Progress::new(Index(1), 2);
+        p.maybe_update(Index(6));
+        p.become_probe();
+        p.sent(Index(9));
+        assert!(!p.maybe_decrease(Index(6), Index(6)), "no ping-pong");
+        assert_eq!(p.next, Index(7));
+        assert!(
+            p.can_send_entries(Index(9)),
+            "sent again with the next heartbeat"
         );
     }
 }

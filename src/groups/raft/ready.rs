@@ -11,7 +11,13 @@
 //! 4. after the sync: send [`Ready::take_after_sync`], call `node.on_persisted(..)` with
 //!    the sync report;
 //! 5. apply [`Ready::take_committed`] in order, resolve [`Ready::take_outcomes`] and serve
-//!    [`Ready::take_reads`] once applied, then `node.on_applied(last applied)`.
+//!    [`Ready::take_reads`] once applied, then `node.on_applied(last applied)`;
+//! 6. [`Ready::take_catch_up`]: open the one catch-up session it asks for (see
+//!    [`CatchUp`]). A log-replay session pulls committed batches from peers and hands each
+//!    to `node.on_replayed(..)` in log order, between two `Ready`s like any other input
+//!    (the entries come out in the next `Ready`, to persist and apply as usual); when it
+//!    ends, caught up or abandoned, it calls `node.finish_catch_up()`. A state-sync session
+//!    ends with `node.on_state_synced(..)` instead.
 
 use super::client::{ClientError, ProposalId};
 use super::message::{Entry, Message, Payload};
@@ -134,7 +140,8 @@ impl Ready {
         std::mem::take(&mut self.reads)
     }
 
-    /// A gap was found: open a `StateSync` session for it.
+    /// The leader asked this follower to catch up by itself: open a session for it (at most
+    /// one is open; see [`CatchUp`]).
     pub fn take_catch_up(&mut self) -> Option<CatchUp> {
         self.catch_up.take()
     }

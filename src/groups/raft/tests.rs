@@ -21,10 +21,18 @@ struct Harness {
     cut: HashSet<usize>,
     /// When false, the driver stages but does not sync (to test durability gating).
     sync: bool,
+    /// Catch-ups each node reported.
+    catch_ups: Vec<Vec<CatchUp>>,
+    /// Entries delivered to each node in appends.
+    entries_in: Vec<usize>,
 }
 
 impl Harness {
     fn new(voters: usize, learners: usize) -> Self {
+        Self::with_config(voters, learners, RaftConfig::for_tests())
+    }
+
+    fn with_config(voters: usize, learners: usize, config: RaftConfig) -> Self {
         let mut h = Harness {
             nodes: Vec::new(),
             stores: Vec::new(),
@@ -34,12 +42,13 @@ impl Harness {
             reads: Vec::new(),
             cut: HashSet::new(),
             sync: true,
+            catch_ups: Vec::new(),
+            entries_in: Vec::new(),
         };
         let set: BTreeSet<PeerId> = (0..voters).map(p).collect();
         for i in 0..voters + learners {
             let store = InMemoryLogStore::<Payload>::default();
-            let mut node =
-                Node::restart(p(i), RaftConfig::for_tests(), i as u64, &store, Index(0)).unwrap();
+            let mut node = Node::restart(p(i), config.clone(), i as u64, &store, Index(0)).unwrap();
             if i < voters {
                 node.bootstrap(set.clone(), &store).unwrap();
             }
@@ -48,6 +57,8 @@ impl Harness {
             h.applied.push(Vec::new());
             h.outcomes.push(Vec::new());
             h.reads.push(Vec::new());
+            h.catch_ups.push(Vec::new());
+            h.entries_in.push(0);
         }
         for i in 0..h.nodes.len() {
             h.drive(i);
@@ -77,6 +88,7 @@ impl Harness {
             }
             self.outcomes[i].extend(rd.take_outcomes());
             self.reads[i].extend(rd.take_reads());
+            self.catch_ups[i].extend(rd.take_catch_up());
         }
     }
 
@@ -88,6 +100,9 @@ impl Harness {
             let j = to.0[0] as usize - 1;
             if self.cut.contains(&from) || self.cut.contains(&j) {
                 continue;
+            }
+            if let Message::AppendEntries(a) = &m {
+                self.entries_in[j] += a.entries.len();
             }
             self.nodes[j].step(p(from), m, &self.stores[j]).unwrap();
             self.drive(j);
@@ -119,6 +134,8 @@ impl Harness {
         (0..self.nodes.len()).find(|&i| self.nodes[i].is_leader() && !self.cut.contains(&i))
     }
 }
+
+mod replay;
 
 #[test]
 fn single_voter_elects_itself_and_commits_its_noop_once_synced() {
@@ -232,6 +249,7 @@ fn follower_acknowledges_only_durable_entries() {
         }],
         leader_commit: Index(1),
         seq: 0,
+        catch_up: false,
     };
     n.step(p(0), Message::AppendEntries(ae), store).unwrap();
     let mut store = InMemoryLogStore::<Payload>::default();
@@ -607,6 +625,7 @@ fn malformed_appends_are_dropped() {
         }],
         leader_commit: Index(0),
         seq: 0,
+        catch_up: false,
     };
     h.nodes[1]
         .step(p(0), Message::AppendEntries(bad), &h.stores[1])
@@ -620,6 +639,7 @@ fn malformed_appends_are_dropped() {
         entries: vec![],
         leader_commit: Index(0),
         seq: 0,
+        catch_up: false,
     };
     h.nodes[1]
         .step(p(0), Message::AppendEntries(forged), &h.stores[1])
@@ -641,6 +661,7 @@ fn a_gap_asks_for_a_state_sync_and_an_install_fast_forwards() {
         }],
         leader_commit: Index(101),
         seq: 0,
+        catch_up: true,
     };
     h.nodes[1]
         .step(p(0), Message::AppendEntries(ae), &h.stores[1])
@@ -673,6 +694,7 @@ fn a_gap_asks_for_a_state_sync_and_an_install_fast_forwards() {
         }],
         leader_commit: Index(101),
         seq: 0,
+        catch_up: false,
     };
     h.nodes[1]
         .step(p(0), Message::AppendEntries(ae), &h.stores[1])
@@ -730,6 +752,7 @@ fn stale_leader_learns_the_new_term_from_a_rejection() {
         entries: vec![],
         leader_commit: Index(1),
         seq: 0,
+        catch_up: false,
     };
     let j = (l + 1) % 3;
     let j = if j == 0 { (j + 1) % 3 } else { j };

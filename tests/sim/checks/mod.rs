@@ -3,6 +3,7 @@
 
 pub mod durability;
 pub mod election_safety;
+pub mod exactly_once;
 pub mod leader_completeness;
 pub mod linearizable_reads;
 pub mod log_matching;
@@ -16,5 +17,6 @@ pub struct Checks {
     pub completeness: leader_completeness::LeaderCompleteness,
     pub machine: state_machine_safety::StateMachineSafety,
     pub durability: durability::Durability,
+    pub once: exactly_once::ExactlyOnce,
     pub reads: linearizable_reads::LinearizableReads,
 }
