@@ -3,12 +3,21 @@
 //! - `tessera inspect DATA_DIR`: JSON summary of a data directory (read-only).
 //! - `tessera write-log --data-dir DIR`: append synced batches, printing each durable
 //!   position (the writer the crash test and the demo kill).
-//! - `tessera demo`: the storage demo (write, SIGKILL, reopen, verify).
+//! - `tessera demo [--storage]`: the cluster demo (three node processes, the leader killed
+//!   and restarted), or the storage demo (write, SIGKILL, reopen, verify).
+//! - `tessera node ...`: run a node of the replicated key-value store with its HTTP API.
+//! - `tessera put|get|del|status`: clients of a node's HTTP API.
 
 use clap::{Parser, Subcommand};
+use std::io::{IsTerminal, Write};
+use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::process::ExitCode;
-use tessera::groups::DurableLogStore;
+use std::time::Duration;
+use tessera::groups::{Consistency, DurableLogStore};
+use tessera::network::PeerAddr;
+use tessera::store::client::{self, Client, ClientError};
+use tessera::store::node::{self, Node, NodeConfig};
 
 mod demo;
 
@@ -30,8 +39,196 @@ enum Command {
     /// Append entries in synced batches to a group's log, printing `durable INDEX TERM`
     /// after each sync returns. Runs until killed or `--entries` are written.
     WriteLog(WriteLogArgs),
-    /// Run the storage demo: write, kill -9 the writer, reopen, show nothing synced was lost.
+    /// Run the cluster demo: three nodes, kill -9 the leader, a new leader, restart, catch
+    /// up. `--storage`: the storage demo (kill -9 a writer, show nothing synced was lost).
     Demo(demo::Args),
+    /// Run a node of the replicated key-value store and serve its HTTP API. Prints its
+    /// `ID@IP:PORT` as the first line and its HTTP URL as the second; stops on SIGTERM or
+    /// SIGINT.
+    Node(NodeArgs),
+    /// Set KEY to VALUE (prints the commit index).
+    Put {
+        /// The key (slashes allowed).
+        key: String,
+        /// The value.
+        value: String,
+        #[command(flatten)]
+        client: ClientArgs,
+    },
+    /// Print KEY's value (exit code 3 when absent).
+    Get {
+        /// The key.
+        key: String,
+        /// Linearizable read (confirmed by a majority) instead of this node's local copy.
+        #[arg(long)]
+        strong: bool,
+        #[command(flatten)]
+        client: ClientArgs,
+    },
+    /// Remove KEY (prints the commit index; no error when absent).
+    Del {
+        /// The key.
+        key: String,
+        #[command(flatten)]
+        client: ClientArgs,
+    },
+    /// Print the node's status as JSON: id, leader, term, commit, applied, members.
+    Status {
+        #[command(flatten)]
+        client: ClientArgs,
+    },
+}
+
+#[derive(clap::Args)]
+struct ClientArgs {
+    /// The node's HTTP API.
+    #[arg(long, env = "TESSERA_ENDPOINT", default_value = client::DEFAULT_ENDPOINT)]
+    endpoint: String,
+    /// Give up after this many seconds.
+    #[arg(long, default_value_t = 15, value_parser = clap::value_parser!(u64).range(1..=3600))]
+    timeout: u64,
+}
+
+#[derive(clap::Args)]
+struct NodeArgs {
+    /// Data directory: node key, known peers, RocksDB (created if missing).
+    #[arg(long)]
+    data_dir: PathBuf,
+    /// UDP address for peers (QUIC).
+    #[arg(long, default_value = "127.0.0.1:7000")]
+    listen: SocketAddr,
+    /// Address peers should dial, when --listen is not reachable as is (0.0.0.0).
+    #[arg(long)]
+    advertise: Option<SocketAddr>,
+    /// TCP address of the HTTP API.
+    #[arg(long, default_value = "127.0.0.1:7070")]
+    http: SocketAddr,
+    /// A peer to contact first, `ID@IP:PORT` (repeatable). Not needed after the first
+    /// start: known peers are kept in the data directory.
+    #[arg(long = "peer", value_name = "ID@IP:PORT")]
+    peers: Vec<PeerAddr>,
+    /// How many fresh nodes must see each other before a new group forms.
+    #[arg(long, default_value_t = 3, value_parser = clap::value_parser!(u64).range(1..=99))]
+    bootstrap_expect: u64,
+    /// The group's shared secret; every member needs the same. The default is public:
+    /// set your own outside a private network.
+    #[arg(long, env = "TESSERA_GROUP_KEY", default_value = node::DEFAULT_GROUP_KEY, hide_default_value = true)]
+    group_key: String,
+    /// Leader heartbeat interval in milliseconds (every member must use the same).
+    #[arg(long, default_value_t = 500, value_parser = clap::value_parser!(u64).range(1..=60_000))]
+    heartbeat_ms: u64,
+    /// Election timeout in milliseconds (above the heartbeat; a random extra of up to a
+    /// quarter is added).
+    #[arg(long, default_value_t = 2000, value_parser = clap::value_parser!(u64).range(2..=600_000))]
+    election_timeout_ms: u64,
+}
+
+fn run_node(args: NodeArgs) -> Result<(), String> {
+    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
+    tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr)
+        .with_ansi(std::io::stderr().is_terminal())
+        .init();
+    let config = NodeConfig {
+        data_dir: args.data_dir,
+        listen: args.listen,
+        advertise: args.advertise,
+        http: args.http,
+        peers: args.peers,
+        group_key: args.group_key,
+        bootstrap_expect: args.bootstrap_expect as usize,
+        heartbeat: Duration::from_millis(args.heartbeat_ms),
+        election_timeout: Duration::from_millis(args.election_timeout_ms),
+    };
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .map_err(|e| format!("tokio runtime: {e}"))?;
+    runtime.block_on(async {
+        let node = Node::start(config).await.map_err(|e| e.to_string())?;
+        let mut out = std::io::stdout().lock();
+        writeln!(out, "{}", node.addr())
+            .and_then(|()| writeln!(out, "http://{}", node.http_addr()))
+            .and_then(|()| out.flush())
+            .map_err(|e| format!("stdout: {e}"))?;
+        drop(out);
+        node.run_until(node::termination())
+            .await
+            .map_err(|e| e.to_string())
+    })
+}
+
+/// What a client command prints on success.
+enum Output {
+    Line(String),
+    Bytes(Vec<u8>),
+}
+
+fn run_client(command: Command) -> Result<(), (u8, String)> {
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .map_err(|e| (client::EXIT_FAILURE, format!("tokio runtime: {e}")))?;
+    let fail = |e: ClientError| (e.exit_code(), e.to_string());
+    let connect = |args: &ClientArgs| {
+        Client::with_timeout(&args.endpoint, Duration::from_secs(args.timeout)).map_err(fail)
+    };
+    let output = runtime.block_on(async {
+        Ok(match command {
+            Command::Put { key, value, client } => {
+                let index = connect(&client)?.put(&key, value).await.map_err(fail)?;
+                Output::Line(format!("index {index}"))
+            }
+            Command::Get {
+                key,
+                strong,
+                client,
+            } => {
+                let consistency = if strong {
+                    Consistency::Strong
+                } else {
+                    Consistency::Weak
+                };
+                match connect(&client)?
+                    .get(&key, consistency)
+                    .await
+                    .map_err(fail)?
+                {
+                    Some(value) => Output::Bytes(value),
+                    None => return Err(fail(ClientError::NotFound { key })),
+                }
+            }
+            Command::Del { key, client } => {
+                let index = connect(&client)?.delete(&key).await.map_err(fail)?;
+                Output::Line(format!("index {index}"))
+            }
+            Command::Status { client } => {
+                let status = connect(&client)?.status().await.map_err(fail)?;
+                Output::Line(
+                    serde_json::to_string_pretty(&status)
+                        .map_err(|e| (client::EXIT_FAILURE, e.to_string()))?,
+                )
+            }
+            _ => unreachable!("only client commands reach run_client"),
+        })
+    })?;
+    let mut out = std::io::stdout().lock();
+    let written = match output {
+        Output::Line(line) => writeln!(out, "{line}"),
+        Output::Bytes(bytes) => out.write_all(&bytes).and_then(|()| {
+            // Raw bytes for pipes; a newline for people.
+            if std::io::stdout().is_terminal() {
+                writeln!(out)
+            } else {
+                Ok(())
+            }
+        }),
+    };
+    written
+        .and_then(|()| out.flush())
+        .map_err(|e| (client::EXIT_FAILURE, format!("stdout: {e}")))
 }
 
 #[derive(clap::Args)]
@@ -76,6 +273,16 @@ fn main() -> ExitCode {
             .map_err(|e| e.to_string()),
         Command::WriteLog(args) => write_log(args),
         Command::Demo(args) => demo::run(args),
+        Command::Node(args) => run_node(args),
+        command => {
+            return match run_client(command) {
+                Ok(()) => ExitCode::SUCCESS,
+                Err((code, reason)) => {
+                    eprintln!("tessera: {reason}");
+                    ExitCode::from(code)
+                }
+            }
+        }
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,

@@ -1,15 +1,30 @@
-//! Consensus groups: log positions, the typed log `Storage` trait and its in-memory and
-//! durable implementations.
+//! Consensus groups: the builder and handle applications use, the worker that drives one
+//! group, the consensus core, the state machine traits, log storage and log-replay sync.
 
+mod bonds;
+mod builder;
 mod config;
+pub mod formation;
+mod group;
+mod key;
 mod log;
 pub mod machine;
 pub mod raft;
+pub mod replay;
 pub mod snapshot;
 pub mod storage;
+mod sync_context;
+pub mod wire;
+mod worker;
 
+pub use builder::{tick_for, AutoStorage, GroupBuilder, JoinError, MemoryStorage, StorageChoice};
 pub use config::{ConfigError, ConsensusConfig, ConsensusConfigBuilder};
+pub use group::{Group, GroupError, GroupStatus, When, REQUEST_QUEUE};
+pub use key::{GroupIdInputs, GroupKey};
 pub use log::{Command, Cursor, Index, Term};
+pub use machine::{Consistency, NoOp};
+pub use replay::LogReplaySync;
 pub use storage::{
     DurableLogStore, HardState, InMemoryLogStore, Storage, StorageError, SyncReport,
 };
+pub use worker::{WorkerError, INBOUND_QUEUE};

@@ -24,6 +24,7 @@ mod network;
 mod network_id;
 pub mod peer_addr;
 mod peers;
+mod peers_file;
 mod ticket;
 
 pub use backoff::Backoff;

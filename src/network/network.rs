@@ -37,6 +37,7 @@ use super::link::{new_link, run_link, Link, LinkConfig, LinkControl, PeerExchang
 use super::network_id::NetworkId;
 use super::peer_addr::PeerAddr;
 use super::peers::{PeerTable, Source};
+use super::peers_file;
 use super::ticket::TicketValidator;
 use crate::primitives::{GroupId, PeerId, Short};
 use iroh::endpoint::{
@@ -288,10 +289,10 @@ impl NetworkBuilder {
                 reason: format!("{} bytes is below the minimum of 1024", self.max_frame_len),
             });
         }
-        let key = match self.key {
-            KeySource::DataDir(dir) => identity::load_or_create(&dir)?,
-            KeySource::Ephemeral => SecretKey::generate(),
-            KeySource::Given(key) => key,
+        let (key, data_dir) = match self.key {
+            KeySource::DataDir(dir) => (identity::load_or_create(&dir)?, Some(dir)),
+            KeySource::Ephemeral => (SecretKey::generate(), None),
+            KeySource::Given(key) => (key, None),
         };
         let idle = self
             .idle_timeout
@@ -331,6 +332,13 @@ impl NetworkBuilder {
         for peer in self.bootstrap {
             peers.insert(peer, Source::Bootstrap);
         }
+        let saved = match &data_dir {
+            Some(dir) => peers_file::load(dir),
+            None => Vec::new(),
+        };
+        for peer in &saved {
+            peers.insert(*peer, Source::Exchange);
+        }
         let inner = Arc::new(Inner {
             endpoint,
             network: self.network,
@@ -340,6 +348,9 @@ impl NetworkBuilder {
             handshake_timeout: self.handshake_timeout,
             backoff: self.backoff,
             peers: Mutex::new(peers),
+            data_dir,
+            store: Mutex::new(None),
+            saved_peers: Mutex::new(saved),
             groups: Mutex::new(HashMap::new()),
             links: Mutex::new(HashMap::new()),
             next_link_id: AtomicU64::new(1),
@@ -424,6 +435,12 @@ struct Inner {
     handshake_timeout: Duration,
     backoff: (Duration, Duration),
     peers: Mutex<PeerTable>,
+    /// Where the key, the peers file and the RocksDB store live (durable nodes).
+    data_dir: Option<PathBuf>,
+    /// The node's one RocksDB store, opened by the first durable group.
+    store: Mutex<Option<tessera_storage::Store>>,
+    /// What the peers file held last, so unchanged tables are not rewritten.
+    saved_peers: Mutex<Vec<PeerAddr>>,
     groups: Mutex<HashMap<GroupId, GroupEntry>>,
     links: Mutex<HashMap<(GroupId, PeerId), Registered>>,
     next_link_id: AtomicU64,
@@ -506,6 +523,45 @@ impl Network {
     /// Adds a peer address (as if given at bootstrap).
     pub fn add_peer(&self, peer: PeerAddr) {
         lock(&self.inner.peers).insert(peer, Source::Bootstrap);
+    }
+
+    /// The data directory, for a node opened with one.
+    pub fn data_dir(&self) -> Option<&std::path::Path> {
+        self.inner.data_dir.as_deref()
+    }
+
+    /// The node's RocksDB store in its data directory (opened on first use and shared by
+    /// every group of this node); `None` for a node without a data directory.
+    pub fn store(&self) -> Result<Option<tessera_storage::Store>, tessera_storage::Error> {
+        let Some(dir) = &self.inner.data_dir else {
+            return Ok(None);
+        };
+        let mut slot = lock(&self.inner.store);
+        if let Some(store) = &*slot {
+            return Ok(Some(store.clone()));
+        }
+        let store = tessera_storage::Store::open(dir)?;
+        *slot = Some(store.clone());
+        Ok(Some(store))
+    }
+
+    /// Writes the known peers to the data directory's peers file when they changed, so a
+    /// restarted node finds its group without `--peer`. Does nothing without a data
+    /// directory; a failed write is logged and retried on the next call.
+    pub fn save_peers(&self) {
+        let Some(dir) = &self.inner.data_dir else {
+            return;
+        };
+        let mut now = self.known_peers();
+        now.sort_by_key(|p| p.id);
+        let mut saved = lock(&self.inner.saved_peers);
+        if *saved == now {
+            return;
+        }
+        match peers_file::save(dir, &now) {
+            Ok(()) => *saved = now,
+            Err(err) => tracing::warn!(dir = %dir.display(), %err, "cannot save the peers file"),
+        }
     }
 
     /// Joins a group: links for it are accepted from now on and delivered by the returned

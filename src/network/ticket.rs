@@ -6,7 +6,7 @@
 //! [`TicketValidator`] checks the other's ticket once the peer has proven the group key.
 //! A refused ticket closes the link with the validator's reason, logged on both sides.
 
-use crate::primitives::PeerId;
+use crate::primitives::{PeerId, UniqueId};
 
 /// A ticket was refused; the reason is logged and sent to the peer in the close frame.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -32,6 +32,13 @@ impl TicketError {
 pub trait TicketValidator: Send + Sync + 'static {
     /// `Ok(())` admits `peer`; an error refuses it.
     fn validate(&self, peer: PeerId, ticket: &[u8]) -> Result<(), TicketError>;
+
+    /// Identifies the validator and its settings; part of the group id, so members with
+    /// different validators derive different groups. The default names an unnamed
+    /// validator: override it when one program may configure validators differently.
+    fn signature(&self) -> UniqueId {
+        UniqueId::of(b"tessera/ticket-validator/unnamed")
+    }
 }
 
 impl<F> TicketValidator for F

@@ -15,6 +15,11 @@
 //! that position (one `Ready` with `reset_to`), raises the commit and applied indices to it,
 //! and resumes normal replication from there.
 
+mod noop;
+
+pub use noop::NoOp;
+
+use crate::groups::raft::{Entry, Payload};
 use crate::groups::{Command as CommandBound, Cursor, Index, Storage, Term};
 use crate::primitives::codec::EncodeError;
 use crate::{GroupId, PeerId, UniqueId};
@@ -136,12 +141,16 @@ pub trait StateSync: Send + 'static {
     /// Creates a session when a follower receives entries that do not follow its log:
     /// `position` is the leader's entry before them, `leader_commit` the leader's commit
     /// index, `entries` the batch that revealed the gap (to buffer).
+    ///
+    /// Departure from the seed: entries are the log's raw [`Entry`] values (the log also
+    /// holds no-op and configuration entries, which a catch-up must carry too), not
+    /// `(Command, Term)` pairs.
     fn create_session(
         &self,
         cx: &mut dyn SyncSessionContext<Self>,
         position: Cursor,
         leader_commit: Index,
-        entries: Vec<(Command<Self>, Term)>,
+        entries: Vec<Entry>,
     ) -> Self::Session;
 }
 
@@ -197,29 +206,30 @@ pub trait StateSyncSession: Send + 'static {
         cx: &mut dyn SyncSessionContext<Self::Owner>,
     );
 
-    /// Entries the leader sent while the session runs, following the gap.
+    /// Entries the leader sent while the session runs, following the gap (raw entries, as
+    /// in [`StateSync::create_session`]).
     fn buffer(
         &mut self,
         position: Cursor,
-        entries: Vec<(Command<Self::Owner>, Term)>,
+        entries: Vec<Entry>,
         cx: &mut dyn SyncSessionContext<Self::Owner>,
     );
 }
 
 /// What providers and sessions may see and do.
 ///
-/// Departure from the seed: `log`/`log_mut` expose the fallible, durable [`Storage`];
-/// `network_id` is a [`UniqueId`]; the seed's `bonds()` belongs to the network layer and is
-/// not part of this trait.
+/// Departure from the seed: `log` exposes the fallible, durable [`Storage`] of the
+/// raw log ([`Payload`]: commands, no-ops and configuration entries), not a typed view of
+/// commands only; `network_id` is a [`UniqueId`]; the seed's `bonds()` belongs to the
+/// network layer and is not part of this trait.
 pub trait SyncContext<S: StateSync> {
     /// The state machine.
     fn state_machine(&self) -> &S::Machine;
     /// The state machine, mutably (to install state).
     fn state_machine_mut(&mut self) -> &mut S::Machine;
-    /// The raw log.
-    fn log(&self) -> &dyn Storage<Command<S>>;
-    /// The raw log, mutably.
-    fn log_mut(&mut self) -> &mut dyn Storage<Command<S>>;
+    /// The raw log (read it; writes go through the consensus core, see
+    /// [`SyncSessionContext::append_committed`]).
+    fn log(&self) -> &dyn Storage<Payload>;
     /// The latest committed position.
     fn committed(&self) -> Cursor;
     /// This node.
@@ -240,6 +250,10 @@ pub trait SyncSessionContext<S: StateSync>: SyncContext<S> {
     fn leader(&self) -> PeerId;
     /// Fast-forwards the committed index to `position` after installing state there.
     fn set_committed(&mut self, position: Cursor);
+    /// Hands entries a provider reported committed to the consensus core, which appends
+    /// them after this node's committed prefix (tessera addition, used by log replay:
+    /// writing the log behind the core's back would desynchronise it).
+    fn append_committed(&mut self, entries: Vec<Entry>, committed: Index);
 }
 
 /// What a provider may additionally do.

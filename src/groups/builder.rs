@@ -1,0 +1,299 @@
+//! `GroupBuilder`: the seed's way to join a group (`with_key`, `with_state_machine`,
+//! `with_log_storage`, `with_consensus_config`, `require_ticket`, `join`).
+//!
+//! ```no_run
+//! # async fn demo(network: tessera::network::Network) -> Result<(), Box<dyn std::error::Error>> {
+//! use tessera::groups::{GroupBuilder, GroupKey, machine::NoOp};
+//! let group = GroupBuilder::new(&network)
+//!     .with_key(GroupKey::from_secret("my group"))
+//!     .with_state_machine(NoOp)
+//!     .join()?;
+//! group.when().leader_elected().await?;
+//! # Ok(()) }
+//! ```
+//!
+//! Storage: a network opened with a data directory gives a durable group (the RocksDB log
+//! store of `tessera-storage`, in the node's one database); without one, or after
+//! [`GroupBuilder::in_memory`], the log lives in memory. `with_log_storage` takes any
+//! `Storage<Payload>` (departure from the seed's `Storage<M::Command>`: the log holds
+//! no-op and configuration entries besides commands).
+
+use super::group::{Group, GroupStatus, REQUEST_QUEUE};
+use super::key::{GroupIdInputs, GroupKey};
+use super::machine::{NoOp, StateMachine, StateSync};
+use super::raft::{Node, Payload, RaftConfig, RaftError};
+use super::worker::{Worker, WorkerSetup};
+use super::{ConsensusConfig, DurableLogStore, InMemoryLogStore, Index, Storage, StorageError};
+use crate::network::{
+    GroupAccess, LinkConfig, Network, NetworkError, TicketError, TicketValidator,
+};
+use crate::{GroupId, PeerId, UniqueId};
+use std::sync::Arc;
+use std::time::Duration;
+use tokio::sync::{mpsc, watch};
+
+/// Why joining failed.
+#[derive(Debug, thiserror::Error)]
+pub enum JoinError {
+    /// `with_key` was not called.
+    #[error("no group key: call with_key")]
+    NoKey,
+    /// The network refused (already joined, shut down).
+    #[error(transparent)]
+    Network(#[from] NetworkError),
+    /// The node's RocksDB store could not be opened.
+    #[error("cannot open the data directory's store: {0}")]
+    Store(#[from] tessera_storage::Error),
+    /// The group's log could not be loaded.
+    #[error(transparent)]
+    Storage(#[from] StorageError),
+    /// The consensus core could not restart from the stored state.
+    #[error(transparent)]
+    Raft(#[from] RaftError),
+    /// No randomness for the core's seed.
+    #[error("no randomness for the consensus seed: {0}")]
+    Random(String),
+}
+
+/// Marker: durable when the network has a data directory, in memory otherwise.
+#[derive(Debug, Default, Clone, Copy)]
+pub struct AutoStorage;
+
+/// Marker: in memory even on a durable node.
+#[derive(Debug, Default, Clone, Copy)]
+pub struct MemoryStorage;
+
+/// Configures a group before joining it.
+pub struct GroupBuilder<'n, M = NoOp, S = AutoStorage> {
+    network: &'n Network,
+    key: Option<GroupKey>,
+    consensus: ConsensusConfig,
+    machine: M,
+    storage: S,
+    validators: Vec<Arc<dyn TicketValidator>>,
+    ticket: Vec<u8>,
+}
+
+impl<'n> GroupBuilder<'n, NoOp, AutoStorage> {
+    /// Starts configuring a group on `network`.
+    pub fn new(network: &'n Network) -> Self {
+        GroupBuilder {
+            network,
+            key: None,
+            consensus: ConsensusConfig::default(),
+            machine: NoOp,
+            storage: AutoStorage,
+            validators: Vec::new(),
+            ticket: Vec::new(),
+        }
+    }
+}
+
+impl<'n, M, S> GroupBuilder<'n, M, S> {
+    /// The group key: the shared secret members prove on every link. Part of the id.
+    pub fn with_key(mut self, key: GroupKey) -> Self {
+        self.key = Some(key);
+        self
+    }
+
+    /// The application's state machine (its signature is part of the id).
+    pub fn with_state_machine<M2: StateMachine>(self, machine: M2) -> GroupBuilder<'n, M2, S> {
+        GroupBuilder {
+            network: self.network,
+            key: self.key,
+            consensus: self.consensus,
+            machine,
+            storage: self.storage,
+            validators: self.validators,
+            ticket: self.ticket,
+        }
+    }
+
+    /// A log store of your own (see the module docs for the entry type).
+    pub fn with_log_storage<S2: Storage<Payload>>(self, storage: S2) -> GroupBuilder<'n, M, S2> {
+        GroupBuilder {
+            network: self.network,
+            key: self.key,
+            consensus: self.consensus,
+            machine: self.machine,
+            storage,
+            validators: self.validators,
+            ticket: self.ticket,
+        }
+    }
+
+    /// Keep the log in memory even on a node with a data directory.
+    pub fn in_memory(self) -> GroupBuilder<'n, M, MemoryStorage> {
+        GroupBuilder {
+            network: self.network,
+            key: self.key,
+            consensus: self.consensus,
+            machine: self.machine,
+            storage: MemoryStorage,
+            validators: self.validators,
+            ticket: self.ticket,
+        }
+    }
+
+    /// Timing and membership settings (the fields members must share are part of the id).
+    pub fn with_consensus_config(mut self, config: ConsensusConfig) -> Self {
+        self.consensus = config;
+        self
+    }
+
+    /// Peers must present a ticket this validator accepts; several calls require all of
+    /// them. Their signatures, in order, are part of the id.
+    pub fn require_ticket(mut self, validator: impl TicketValidator) -> Self {
+        self.validators.push(Arc::new(validator));
+        self
+    }
+
+    /// The ticket this node presents to peers.
+    pub fn with_ticket(mut self, ticket: impl Into<Vec<u8>>) -> Self {
+        self.ticket = ticket.into();
+        self
+    }
+}
+
+/// Every validator must accept.
+struct AllOf(Vec<Arc<dyn TicketValidator>>);
+
+impl TicketValidator for AllOf {
+    fn validate(&self, peer: PeerId, ticket: &[u8]) -> Result<(), TicketError> {
+        self.0.iter().try_for_each(|v| v.validate(peer, ticket))
+    }
+}
+
+/// How a builder's storage choice becomes a store.
+pub trait StorageChoice<M: StateMachine> {
+    /// Joins with this storage.
+    #[doc(hidden)]
+    fn join_with(self, parts: Parts<'_, M>) -> Result<Group<M>, JoinError>;
+}
+
+/// What `join` computed, handed to the storage choice.
+#[doc(hidden)]
+pub struct Parts<'n, M> {
+    network: &'n Network,
+    key: GroupKey,
+    consensus: ConsensusConfig,
+    machine: M,
+    validators: Vec<Arc<dyn TicketValidator>>,
+    ticket: Vec<u8>,
+}
+
+impl<M: StateMachine> StorageChoice<M> for AutoStorage {
+    fn join_with(self, parts: Parts<'_, M>) -> Result<Group<M>, JoinError> {
+        let group = group_id(&parts);
+        match parts.network.store()? {
+            Some(store) => {
+                let log = DurableLogStore::<Payload>::open(&store, group)?;
+                spawn(parts, group, log)
+            }
+            None => spawn(parts, group, InMemoryLogStore::<Payload>::default()),
+        }
+    }
+}
+
+impl<M: StateMachine> StorageChoice<M> for MemoryStorage {
+    fn join_with(self, parts: Parts<'_, M>) -> Result<Group<M>, JoinError> {
+        let group = group_id(&parts);
+        spawn(parts, group, InMemoryLogStore::<Payload>::default())
+    }
+}
+
+impl<M: StateMachine, S: Storage<Payload>> StorageChoice<M> for S {
+    fn join_with(self, parts: Parts<'_, M>) -> Result<Group<M>, JoinError> {
+        let group = group_id(&parts);
+        spawn(parts, group, self)
+    }
+}
+
+impl<M: StateMachine, S: StorageChoice<M>> GroupBuilder<'_, M, S> {
+    /// Joins the group: derives its id, opens its log, restarts the consensus core from
+    /// it and starts the worker (needs a tokio runtime). Restarted with the same data
+    /// directory, the node resumes with its term, vote, log and membership.
+    pub fn join(self) -> Result<Group<M>, JoinError> {
+        let key = self.key.ok_or(JoinError::NoKey)?;
+        self.storage.join_with(Parts {
+            network: self.network,
+            key,
+            consensus: self.consensus,
+            machine: self.machine,
+            validators: self.validators,
+            ticket: self.ticket,
+        })
+    }
+}
+
+fn group_id<M: StateMachine>(parts: &Parts<'_, M>) -> GroupId {
+    GroupIdInputs {
+        key: parts.key.public_digest(),
+        consensus: parts.consensus.digest(),
+        machine: parts.machine.signature(),
+        sync: parts.machine.state_sync().signature(),
+        tickets: parts
+            .validators
+            .iter()
+            .map(|v| v.signature())
+            .collect::<Vec<UniqueId>>(),
+    }
+    .derive()
+}
+
+/// The worker's tick: a tenth of the heartbeat interval, between 1 and 50 ms.
+pub fn tick_for(config: &ConsensusConfig) -> Duration {
+    (config.heartbeat_interval / 10).clamp(Duration::from_millis(1), Duration::from_millis(50))
+}
+
+fn spawn<M: StateMachine, S: Storage<Payload>>(
+    parts: Parts<'_, M>,
+    group: GroupId,
+    store: S,
+) -> Result<Group<M>, JoinError> {
+    let Parts {
+        network,
+        key,
+        consensus,
+        machine,
+        validators,
+        ticket,
+    } = parts;
+    let me = network.peer_id();
+    let tick = tick_for(&consensus);
+    let raft = RaftConfig::from_consensus(&consensus, tick, machine.leadership_preference());
+    let mut seed = [0u8; 8];
+    getrandom::fill(&mut seed).map_err(|e| JoinError::Random(e.to_string()))?;
+    let node = Node::restart(me, raft.clone(), u64::from_le_bytes(seed), &store, Index(0))?;
+    let mut access = GroupAccess::new(group, key.link_key())
+        .with_ticket(ticket)
+        .with_link_config(LinkConfig {
+            heartbeat_interval: consensus.heartbeat_interval,
+            max_missed_heartbeats: consensus.max_missed_heartbeats,
+            ..LinkConfig::default()
+        });
+    if !validators.is_empty() {
+        access = access.require_ticket(AllOf(validators));
+    }
+    let links = network.join(access)?;
+    let (requests_tx, requests) = mpsc::channel(REQUEST_QUEUE);
+    let (status_tx, status) = watch::channel(GroupStatus::initial(me, group));
+    let deadline =
+        consensus.election_timeout * 3 + consensus.forward_timeout + consensus.query_timeout;
+    let worker = Worker::new(WorkerSetup {
+        me,
+        group,
+        network: network.clone(),
+        links,
+        node,
+        store,
+        machine,
+        tick,
+        hello_ticks: u64::from(raft.heartbeat_ticks),
+        expect: consensus.bootstrap_expect,
+        requests,
+        status: status_tx,
+    });
+    tokio::spawn(worker.run());
+    Ok(Group::new(requests_tx, status, group, deadline))
+}

@@ -1,0 +1,140 @@
+//! The worker's side of the `StateSync` contexts: what providers and sessions see (state
+//! machine, log, positions, ids) and what they may do (send, fast-forward, hand replayed
+//! entries to the core, feed commands), collected as [`SyncOutputs`] the worker carries out
+//! after the call returns.
+
+use super::bonds::Bonds;
+use super::machine::{
+    Command, StateMachine, StateSync, SyncContext, SyncProviderContext, SyncSessionContext,
+};
+use super::raft::{Entry, Payload};
+use super::wire::GroupFrame;
+use super::{Cursor, Index, Storage};
+use crate::primitives::codec::{self, EncodeError};
+use crate::{GroupId, PeerId, UniqueId};
+
+/// What a provider or session asked the worker to do.
+#[derive(Default)]
+pub(crate) struct SyncOutputs {
+    /// Committed entries for `Node::on_replayed`, with the provider's commit index.
+    pub(crate) replayed: Vec<(Vec<Entry>, Index)>,
+    /// State installed up to this position (`set_committed`).
+    pub(crate) synced: Option<Cursor>,
+    /// Encoded commands to propose (`feed_command`).
+    pub(crate) feed: Vec<Vec<u8>>,
+}
+
+/// Which side is calling: it decides the frame kind of what it sends.
+#[derive(Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Side {
+    Provider,
+    Session,
+}
+
+/// The context handed to a provider or session for one call.
+pub(crate) struct Cx<'a, M: StateMachine, S: Storage<Payload>> {
+    pub(crate) side: Side,
+    pub(crate) machine: &'a mut M,
+    pub(crate) store: &'a S,
+    pub(crate) bonds: &'a mut Bonds,
+    pub(crate) committed: Cursor,
+    pub(crate) me: PeerId,
+    pub(crate) group: GroupId,
+    pub(crate) network: UniqueId,
+    pub(crate) leader: Option<PeerId>,
+    pub(crate) out: &'a mut SyncOutputs,
+}
+
+impl<M: StateMachine, S: Storage<Payload>> Cx<'_, M, S> {
+    fn frame(
+        &self,
+        message: &<M::StateSync as StateSync>::Message,
+    ) -> Result<GroupFrame, EncodeError> {
+        let bytes = codec::encode(message)?;
+        Ok(match self.side {
+            Side::Provider => GroupFrame::ToSession(bytes),
+            Side::Session => GroupFrame::ToProvider(bytes),
+        })
+    }
+}
+
+impl<M: StateMachine, S: Storage<Payload>> SyncContext<M::StateSync> for Cx<'_, M, S> {
+    fn state_machine(&self) -> &M {
+        self.machine
+    }
+
+    fn state_machine_mut(&mut self) -> &mut M {
+        self.machine
+    }
+
+    fn log(&self) -> &dyn Storage<Payload> {
+        self.store
+    }
+
+    fn committed(&self) -> Cursor {
+        self.committed
+    }
+
+    fn local_id(&self) -> PeerId {
+        self.me
+    }
+
+    fn group_id(&self) -> GroupId {
+        self.group
+    }
+
+    fn network_id(&self) -> UniqueId {
+        self.network
+    }
+
+    fn send_to(
+        &mut self,
+        peer: PeerId,
+        message: <M::StateSync as StateSync>::Message,
+    ) -> Result<(), EncodeError> {
+        let frame = self.frame(&message)?;
+        self.bonds.send(peer, &frame);
+        Ok(())
+    }
+
+    fn broadcast(
+        &mut self,
+        message: <M::StateSync as StateSync>::Message,
+    ) -> Result<Vec<PeerId>, EncodeError> {
+        let frame = self.frame(&message)?;
+        Ok(self.bonds.broadcast(&frame))
+    }
+}
+
+impl<M: StateMachine, S: Storage<Payload>> SyncSessionContext<M::StateSync> for Cx<'_, M, S> {
+    fn leader(&self) -> PeerId {
+        self.leader.unwrap_or(self.me)
+    }
+
+    fn set_committed(&mut self, position: Cursor) {
+        self.out.synced = Some(position);
+    }
+
+    fn append_committed(&mut self, entries: Vec<Entry>, committed: Index) {
+        self.out.replayed.push((entries, committed));
+    }
+}
+
+impl<M: StateMachine, S: Storage<Payload>> SyncProviderContext<M::StateSync> for Cx<'_, M, S> {
+    fn leader(&self) -> Option<PeerId> {
+        self.leader
+    }
+
+    fn feed_command(
+        &mut self,
+        command: Command<M::StateSync>,
+    ) -> Result<(), Command<M::StateSync>> {
+        match codec::encode(&command) {
+            Ok(bytes) => {
+                self.out.feed.push(bytes);
+                Ok(())
+            }
+            Err(_) => Err(command),
+        }
+    }
+}

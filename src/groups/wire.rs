@@ -1,0 +1,36 @@
+//! What a group's links carry: one enum, encoded with the one codec into each link frame.
+//!
+//! The link layer already framed, versioned and capped the bytes; this layer decodes them
+//! into a [`GroupFrame`]. A frame that does not decode closes nothing by itself: the worker
+//! drops it with a logged reason and counts it (a peer running another version sends
+//! frames we cannot read; it still hears our heartbeats' effects).
+
+use super::raft::Message;
+use crate::PeerId;
+use serde::{Deserialize, Serialize};
+use std::collections::BTreeSet;
+
+/// One frame on a group link.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub enum GroupFrame {
+    /// Consensus traffic for the core (and `Forward::Query`, served by the worker).
+    Raft(Message),
+    /// State-sync traffic from a session to this node's provider.
+    ToProvider(Vec<u8>),
+    /// State-sync traffic from a provider to this node's session.
+    ToSession(Vec<u8>),
+    /// Who the sender is in the group, sent on every new link and every heartbeat
+    /// interval: drives group formation and the leader's adding of new members.
+    Hello(Hello),
+}
+
+/// A member's announcement (see [`super::formation`]).
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Hello {
+    /// The sender has no state yet (term 0, empty log): it may found the group.
+    pub fresh: bool,
+    /// The sender never votes or leads (a reader).
+    pub observer: bool,
+    /// The founding voter set the sender proposes, once it sees enough fresh peers.
+    pub proposal: Option<BTreeSet<PeerId>>,
+}

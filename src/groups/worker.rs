@@ -1,0 +1,969 @@
+//! The task that drives one group: ticks, messages, one batched storage sync per step,
+//! apply, client calls, bonds, formation, state sync.
+//!
+//! One loop, one owner of everything (the consensus core, the log store, the state
+//! machine, the sync provider and session, the links): no locks. Each turn waits for one
+//! input (a tick, a frame, a request, a new link), then takes whatever else is already
+//! queued (up to a bound) without waiting, then drains the core's `Ready`s in the order
+//! `raft::Ready` documents: stage the log writes, send what may go before the sync,
+//! **one** `sync()` for everything staged, send what had to wait for it, apply the
+//! committed entries, answer clients. Inputs that arrive during a sync wait in their
+//! bounded channels and are taken together next turn: that is the group commit.
+//!
+//! The sync is a blocking fsync on the worker's task. It is short (one RocksDB write
+//! batch), and the worker cannot make progress without it anyway; other groups and the
+//! network run on other runtime threads in a multi-threaded runtime.
+
+use super::bonds::Bonds;
+use super::formation::{Decision, Formation};
+use super::group::{GroupError, GroupStatus, Request};
+use super::machine::{
+    ApplyContext, Consistency, Provider, Session, StateMachine, StateSync, StateSyncProvider,
+    StateSyncSession,
+};
+use super::raft::{
+    ClientError, Entry, Forward, LogReader, MembershipChange, Message, Node, Payload, ProposalId,
+    RaftError,
+};
+use super::sync_context::{Cx, Side, SyncOutputs};
+use super::wire::{GroupFrame, Hello};
+use super::{Cursor, Index, Storage, StorageError, Term};
+use crate::network::{GroupLinks, Link, Network};
+use crate::primitives::{codec, Short};
+use crate::{GroupId, PeerId, UniqueId};
+use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
+use std::task::{Context, Poll, Waker};
+use std::time::Duration;
+use tokio::sync::{mpsc, oneshot, watch};
+
+/// Capacity of the channel carrying decoded frames from all link readers to the worker.
+/// When full, readers stop reading, and QUIC flow control pushes back on the senders.
+pub const INBOUND_QUEUE: usize = 4096;
+
+/// At most this many extra inputs are taken per turn before the worker drives the core.
+const DRAIN_PER_TURN: usize = 1024;
+
+/// A fatal error: the group stops with it.
+#[derive(Debug, thiserror::Error)]
+pub enum WorkerError {
+    /// The consensus core stopped (storage failure or broken invariant).
+    #[error(transparent)]
+    Raft(#[from] RaftError),
+    /// The log store failed.
+    #[error(transparent)]
+    Storage(#[from] StorageError),
+}
+
+/// What a link reader hands the worker.
+enum Inbound {
+    Frame { peer: PeerId, frame: GroupFrame },
+    Closed { peer: PeerId, link_id: u64 },
+}
+
+/// An execute or execute_many waiting for its entries.
+struct Batch {
+    indices: Vec<Option<Index>>,
+    remaining: usize,
+    reply: oneshot::Sender<Result<Vec<Index>, GroupError>>,
+}
+
+type QueryReply<M> = oneshot::Sender<Result<(<M as StateMachine>::QueryResult, Index), GroupError>>;
+
+/// A strong query waiting for its read index to be applied.
+type PendingQuery<M> = (<M as StateMachine>::Query, QueryReply<M>);
+
+/// Everything the worker needs, assembled by the builder.
+pub(crate) struct WorkerSetup<M: StateMachine, S: Storage<Payload>> {
+    pub(crate) me: PeerId,
+    pub(crate) group: GroupId,
+    pub(crate) network: Network,
+    pub(crate) links: GroupLinks,
+    pub(crate) node: Node,
+    pub(crate) store: S,
+    pub(crate) machine: M,
+    pub(crate) tick: Duration,
+    pub(crate) hello_ticks: u64,
+    pub(crate) expect: usize,
+    pub(crate) requests: mpsc::Receiver<Request<M>>,
+    pub(crate) status: watch::Sender<GroupStatus>,
+}
+
+pub(crate) struct Worker<M: StateMachine, S: Storage<Payload>> {
+    me: PeerId,
+    group: GroupId,
+    network_id: UniqueId,
+    network: Network,
+    links: GroupLinks,
+    node: Node,
+    store: S,
+    machine: M,
+    sync: M::StateSync,
+    provider: Provider<M::StateSync>,
+    session: Option<Session<M::StateSync>>,
+    observer: bool,
+    formation: Option<Formation>,
+    bonds: Bonds,
+    maintained: HashSet<PeerId>,
+    next_link_id: u64,
+    inbound_tx: mpsc::Sender<Inbound>,
+    inbound: mpsc::Receiver<Inbound>,
+    requests: mpsc::Receiver<Request<M>>,
+    status: watch::Sender<GroupStatus>,
+    tick: Duration,
+    hello_ticks: u64,
+    ticks: u64,
+    next_proposal: u64,
+    next_batch: u64,
+    proposals: HashMap<ProposalId, (u64, usize)>,
+    batches: HashMap<u64, Batch>,
+    fed: HashSet<ProposalId>,
+    next_read: u64,
+    reads: HashMap<u64, PendingQuery<M>>,
+    waiting_reads: BTreeMap<Index, Vec<PendingQuery<M>>>,
+    changes: Vec<(Cursor, oneshot::Sender<Result<Index, GroupError>>)>,
+    applied: Index,
+    applied_term: Term,
+    shutdown: Option<oneshot::Sender<()>>,
+}
+
+struct Apply {
+    committed: Cursor,
+    term: Term,
+    group: GroupId,
+    network: UniqueId,
+    me: PeerId,
+}
+
+impl ApplyContext for Apply {
+    fn committed(&self) -> Cursor {
+        self.committed
+    }
+    fn current_term(&self) -> Term {
+        self.term
+    }
+    fn group_id(&self) -> GroupId {
+        self.group
+    }
+    fn network_id(&self) -> UniqueId {
+        self.network
+    }
+    fn local_id(&self) -> PeerId {
+        self.me
+    }
+}
+
+/// Proposal ids double as forward request ids, which the leader deduplicates per origin:
+/// they must grow across restarts too, so they start at the wall clock in microseconds.
+fn first_proposal_id() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_micros() as u64)
+        .unwrap_or(1)
+        .max(1)
+}
+
+fn stopped(reason: &str) -> GroupError {
+    GroupError::Stopped {
+        reason: reason.to_string(),
+    }
+}
+
+impl<M: StateMachine, S: Storage<Payload>> Worker<M, S> {
+    pub(crate) fn new(setup: WorkerSetup<M, S>) -> Self {
+        let WorkerSetup {
+            me,
+            group,
+            network,
+            links,
+            node,
+            store,
+            mut machine,
+            tick,
+            hello_ticks,
+            expect,
+            requests,
+            status,
+        } = setup;
+        let observer =
+            machine.leadership_preference() == super::machine::LeadershipPreference::Observer;
+        let fresh = node.term() == Term(0) && node.last() == Cursor::zero();
+        let formation = fresh.then(|| Formation::new(me, expect, observer));
+        let sync = machine.state_sync();
+        let network_id = network.network_id().0;
+        let mut bonds = Bonds::default();
+        let committed = Cursor::zero();
+        let mut out = SyncOutputs::default();
+        let provider = {
+            let cx = Cx::<M, S> {
+                side: Side::Provider,
+                machine: &mut machine,
+                store: &store,
+                bonds: &mut bonds,
+                committed,
+                me,
+                group,
+                network: network_id,
+                leader: None,
+                out: &mut out,
+            };
+            sync.create_provider(&cx)
+        };
+        let (inbound_tx, inbound) = mpsc::channel(INBOUND_QUEUE);
+        Worker {
+            me,
+            group,
+            network_id,
+            network,
+            links,
+            node,
+            store,
+            machine,
+            sync,
+            provider,
+            session: None,
+            observer,
+            formation,
+            bonds,
+            maintained: HashSet::new(),
+            next_link_id: 1,
+            inbound_tx,
+            inbound,
+            requests,
+            status,
+            tick,
+            hello_ticks: hello_ticks.max(1),
+            ticks: 0,
+            next_proposal: first_proposal_id(),
+            next_batch: 1,
+            proposals: HashMap::new(),
+            batches: HashMap::new(),
+            fed: HashSet::new(),
+            next_read: 1,
+            reads: HashMap::new(),
+            waiting_reads: BTreeMap::new(),
+            changes: Vec::new(),
+            applied: Index(0),
+            applied_term: Term(0),
+            shutdown: None,
+        }
+    }
+
+    /// Runs until every handle is dropped, `shutdown` is asked, the network shuts down,
+    /// or a fatal error.
+    pub(crate) async fn run(mut self) {
+        let result = self.run_loop().await;
+        let reason = match &result {
+            Ok(()) => "shut down".to_string(),
+            Err(err) => {
+                tracing::error!(group = %Short(&self.group), %err, "group stopped");
+                format!("fatal: {err}")
+            }
+        };
+        self.fail_everything(&reason);
+        self.status.send_modify(|s| s.stopped = Some(reason));
+        if let Some(done) = self.shutdown.take() {
+            let _ = done.send(());
+        }
+    }
+
+    async fn run_loop(&mut self) -> Result<(), WorkerError> {
+        self.maintain_bonds();
+        let mut ticker = tokio::time::interval(self.tick);
+        ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        loop {
+            tokio::select! {
+                _ = ticker.tick() => self.on_tick()?,
+                request = self.requests.recv() => match request {
+                    Some(request) => self.on_request(request)?,
+                    None => return Ok(()),
+                },
+                Some(inbound) = self.inbound.recv() => self.on_inbound(inbound)?,
+                link = self.links.next_link() => match link {
+                    Some(link) => self.on_link(link),
+                    None => return Ok(()),
+                },
+            }
+            for _ in 0..DRAIN_PER_TURN {
+                match self.inbound.try_recv() {
+                    Ok(inbound) => self.on_inbound(inbound)?,
+                    Err(_) => break,
+                }
+            }
+            for _ in 0..DRAIN_PER_TURN {
+                match self.requests.try_recv() {
+                    Ok(request) => self.on_request(request)?,
+                    Err(_) => break,
+                }
+            }
+            self.drive()?;
+            if self.shutdown.is_some() {
+                return Ok(());
+            }
+            self.publish();
+        }
+    }
+
+    // ---- inputs ----------------------------------------------------------------------
+
+    fn on_tick(&mut self) -> Result<(), WorkerError> {
+        self.ticks += 1;
+        self.node.tick(&self.store)?;
+        if self.ticks % self.hello_ticks == 1 || self.hello_ticks == 1 {
+            self.announce();
+            self.maybe_found()?;
+            self.maybe_add_members()?;
+            self.maintain_bonds();
+            // Cheap when nothing changed (compares with what was written last).
+            self.network.save_peers();
+        }
+        self.poll_sync()?;
+        Ok(())
+    }
+
+    fn on_request(&mut self, request: Request<M>) -> Result<(), WorkerError> {
+        match request {
+            Request::Execute { commands, reply } => {
+                let batch = self.next_batch;
+                self.next_batch += 1;
+                let n = commands.len();
+                if n == 0 {
+                    let _ = reply.send(Ok(Vec::new()));
+                    return Ok(());
+                }
+                self.batches.insert(
+                    batch,
+                    Batch {
+                        indices: vec![None; n],
+                        remaining: n,
+                        reply,
+                    },
+                );
+                for (pos, command) in commands.into_iter().enumerate() {
+                    let id = self.proposal_id();
+                    self.proposals.insert(id, (batch, pos));
+                    self.node.propose(id, command, &self.store)?;
+                }
+            }
+            Request::Feed { commands } => {
+                for command in commands {
+                    let id = self.proposal_id();
+                    self.fed.insert(id);
+                    self.node.propose(id, command, &self.store)?;
+                }
+            }
+            Request::Query {
+                query,
+                consistency,
+                reply,
+            } => match consistency {
+                Consistency::Weak => {
+                    let result = self.machine.query(query);
+                    let _ = reply.send(Ok((result, self.applied)));
+                }
+                Consistency::Strong => {
+                    let ctx = self.next_read;
+                    self.next_read += 1;
+                    self.reads.insert(ctx, (query, reply));
+                    self.node.read_index(ctx, &self.store)?;
+                }
+            },
+            Request::Change { change, reply } => self.propose_change(change, reply)?,
+            Request::Shutdown { done } => self.shutdown = Some(done),
+        }
+        Ok(())
+    }
+
+    fn proposal_id(&mut self) -> ProposalId {
+        let id = ProposalId(self.next_proposal);
+        self.next_proposal += 1;
+        id
+    }
+
+    fn propose_change(
+        &mut self,
+        change: MembershipChange,
+        reply: oneshot::Sender<Result<Index, GroupError>>,
+    ) -> Result<(), WorkerError> {
+        if !self.node.is_leader() {
+            let _ = reply.send(Err(ClientError::NotLeader {
+                leader: self.node.leader(),
+            }
+            .into()));
+            return Ok(());
+        }
+        match self.node.propose_membership(change, &self.store)? {
+            Ok(at) => self.changes.push((at, reply)),
+            Err(err) => {
+                let _ = reply.send(Err(err.into()));
+            }
+        }
+        Ok(())
+    }
+
+    fn on_inbound(&mut self, inbound: Inbound) -> Result<(), WorkerError> {
+        match inbound {
+            Inbound::Closed { peer, link_id } => {
+                if self.bonds.closed(&peer, link_id) {
+                    if let Some(f) = &mut self.formation {
+                        f.gone(&peer);
+                    }
+                    tracing::debug!(peer = %Short(&peer), "bond closed");
+                }
+            }
+            Inbound::Frame { peer, frame } => match frame {
+                GroupFrame::Raft(Message::Forward(Forward::Query { .. }))
+                | GroupFrame::Raft(Message::Forward(Forward::QueryResponse { .. })) => {
+                    // Strong queries use ReadIndex (the follower serves the query itself
+                    // once the leader confirmed the index); forwarded queries are not sent
+                    // by this version and are ignored.
+                }
+                GroupFrame::Raft(message) => self.node.step(peer, message, &self.store)?,
+                GroupFrame::Hello(hello) => {
+                    if let Some(f) = &mut self.formation {
+                        f.hello(peer, hello.clone());
+                    }
+                    if let Some(bond) = self.bonds.get_mut(&peer) {
+                        bond.hello = Some(hello);
+                    }
+                }
+                GroupFrame::ToProvider(bytes) => self.for_provider(peer, &bytes)?,
+                GroupFrame::ToSession(bytes) => self.for_session(peer, &bytes)?,
+            },
+        }
+        Ok(())
+    }
+
+    fn on_link(&mut self, link: Link) {
+        let peer = link.peer();
+        let link_id = self.next_link_id;
+        self.next_link_id += 1;
+        self.bonds.insert(peer, link_id, link.sender());
+        tracing::debug!(peer = %Short(&peer), group = %Short(&self.group), "bonded");
+        let tx = self.inbound_tx.clone();
+        tokio::spawn(read_link(link, link_id, tx));
+        let hello = GroupFrame::Hello(self.hello());
+        self.bonds.send(peer, &hello);
+        self.network.save_peers();
+    }
+
+    // ---- membership and formation ----------------------------------------------------
+
+    fn is_fresh(&self) -> bool {
+        self.node.term() == Term(0) && self.node.last() == Cursor::zero()
+    }
+
+    fn hello(&self) -> Hello {
+        let fresh = self.is_fresh();
+        Hello {
+            fresh,
+            observer: self.observer,
+            proposal: if fresh {
+                self.formation.as_ref().and_then(|f| f.proposal())
+            } else {
+                None
+            },
+        }
+    }
+
+    fn announce(&mut self) {
+        let hello = GroupFrame::Hello(self.hello());
+        self.bonds.broadcast(&hello);
+    }
+
+    fn maybe_found(&mut self) -> Result<(), WorkerError> {
+        if !self.is_fresh() {
+            self.formation = None;
+            return Ok(());
+        }
+        let Some(formation) = &self.formation else {
+            return Ok(());
+        };
+        if let Decision::Found(voters) = formation.decide() {
+            tracing::info!(
+                group = %Short(&self.group),
+                voters = voters.len(),
+                "founding the group"
+            );
+            self.node.bootstrap(voters, &self.store)?;
+            self.formation = None;
+        }
+        Ok(())
+    }
+
+    /// The leader adds bonded peers that are not members as learners (one change at a
+    /// time; the core promotes caught-up learners while voters < `max_voters`).
+    fn maybe_add_members(&mut self) -> Result<(), WorkerError> {
+        if !self.node.is_leader() {
+            return Ok(());
+        }
+        let members = self.node.membership().clone();
+        let candidate = self
+            .bonds
+            .hellos()
+            .find(|(p, _)| !members.contains(p))
+            .map(|(p, h)| (*p, h.observer));
+        if let Some((peer, observer)) = candidate {
+            match self
+                .node
+                .propose_membership(MembershipChange::AddLearner { peer, observer }, &self.store)?
+            {
+                Ok(at) => tracing::info!(
+                    peer = %Short(&peer),
+                    index = at.index().0,
+                    "adding a learner"
+                ),
+                Err(err) => tracing::debug!(peer = %Short(&peer), %err, "learner not added yet"),
+            }
+        }
+        Ok(())
+    }
+
+    /// Keeps a bond to every known peer and member (dialled with back-off by the network).
+    fn maintain_bonds(&mut self) {
+        let mut want: BTreeSet<PeerId> = self
+            .network
+            .known_peers()
+            .into_iter()
+            .map(|a| a.id)
+            .collect();
+        want.extend(self.node.membership().members().copied());
+        want.remove(&self.me);
+        for peer in want {
+            if self.maintained.insert(peer) {
+                self.links.maintain(peer);
+            }
+        }
+    }
+
+    // ---- state sync ------------------------------------------------------------------
+
+    fn cx<'a>(
+        side: Side,
+        machine: &'a mut M,
+        store: &'a S,
+        bonds: &'a mut Bonds,
+        node: &Node,
+        ids: (PeerId, GroupId, UniqueId),
+        out: &'a mut SyncOutputs,
+    ) -> Cx<'a, M, S> {
+        let commit = node.commit_index();
+        let term = LogReader::term_at(store, commit)
+            .ok()
+            .flatten()
+            .unwrap_or_default();
+        Cx {
+            side,
+            machine,
+            store,
+            bonds,
+            committed: Cursor(term, commit),
+            me: ids.0,
+            group: ids.1,
+            network: ids.2,
+            leader: node.leader(),
+            out,
+        }
+    }
+
+    fn ids(&self) -> (PeerId, GroupId, UniqueId) {
+        (self.me, self.group, self.network_id)
+    }
+
+    fn for_provider(&mut self, peer: PeerId, bytes: &[u8]) -> Result<(), WorkerError> {
+        let message = match codec::decode(bytes) {
+            Ok(m) => m,
+            Err(err) => {
+                tracing::warn!(peer = %Short(&peer), %err, "undecodable state-sync request dropped");
+                return Ok(());
+            }
+        };
+        let mut out = SyncOutputs::default();
+        let ids = self.ids();
+        let mut cx = Self::cx(
+            Side::Provider,
+            &mut self.machine,
+            &self.store,
+            &mut self.bonds,
+            &self.node,
+            ids,
+            &mut out,
+        );
+        if self.provider.receive(message, peer, &mut cx).is_err() {
+            tracing::debug!(peer = %Short(&peer), "provider could not handle a request");
+        }
+        self.carry_out(out)
+    }
+
+    fn for_session(&mut self, peer: PeerId, bytes: &[u8]) -> Result<(), WorkerError> {
+        let Some(session) = &mut self.session else {
+            return Ok(());
+        };
+        let message = match codec::decode(bytes) {
+            Ok(m) => m,
+            Err(err) => {
+                tracing::warn!(peer = %Short(&peer), %err, "undecodable state-sync answer dropped");
+                return Ok(());
+            }
+        };
+        let mut out = SyncOutputs::default();
+        let ids = (self.me, self.group, self.network_id);
+        let mut cx = Self::cx(
+            Side::Session,
+            &mut self.machine,
+            &self.store,
+            &mut self.bonds,
+            &self.node,
+            ids,
+            &mut out,
+        );
+        session.receive(message, peer, &mut cx);
+        self.carry_out(out)
+    }
+
+    fn start_session(&mut self, catch_up: super::raft::CatchUp) -> Result<(), WorkerError> {
+        let mut out = SyncOutputs::default();
+        let ids = self.ids();
+        let mut cx = Self::cx(
+            Side::Session,
+            &mut self.machine,
+            &self.store,
+            &mut self.bonds,
+            &self.node,
+            ids,
+            &mut out,
+        );
+        cx.leader = Some(catch_up.leader);
+        match &mut self.session {
+            Some(session) => session.buffer(catch_up.position, catch_up.entries, &mut cx),
+            None => {
+                tracing::info!(
+                    group = %Short(&self.group),
+                    from = self.node.commit_index().0,
+                    to = catch_up.leader_commit.0,
+                    "catching up by state sync"
+                );
+                self.session = Some(self.sync.create_session(
+                    &mut cx,
+                    catch_up.position,
+                    catch_up.leader_commit,
+                    catch_up.entries,
+                ));
+            }
+        }
+        self.carry_out(out)
+    }
+
+    fn poll_sync(&mut self) -> Result<(), WorkerError> {
+        let mut context = Context::from_waker(Waker::noop());
+        let ids = self.ids();
+        let mut out = SyncOutputs::default();
+        {
+            let mut cx = Self::cx(
+                Side::Provider,
+                &mut self.machine,
+                &self.store,
+                &mut self.bonds,
+                &self.node,
+                ids,
+                &mut out,
+            );
+            while self.provider.poll(&mut context, &mut cx).is_ready() {}
+        }
+        self.carry_out(std::mem::take(&mut out))?;
+        let Some(session) = &mut self.session else {
+            return Ok(());
+        };
+        let mut cx = Self::cx(
+            Side::Session,
+            &mut self.machine,
+            &self.store,
+            &mut self.bonds,
+            &self.node,
+            ids,
+            &mut out,
+        );
+        let done = match session.poll(&mut context, &mut cx) {
+            Poll::Ready(position) => Some(position),
+            Poll::Pending => None,
+        };
+        self.carry_out(out)?;
+        if let Some(position) = done {
+            if self.session.take().is_some() {
+                tracing::info!(group = %Short(&self.group), at = position.index().0, "caught up");
+                self.node.finish_catch_up();
+            }
+        }
+        Ok(())
+    }
+
+    fn carry_out(&mut self, out: SyncOutputs) -> Result<(), WorkerError> {
+        for (entries, committed) in out.replayed {
+            match self.node.on_replayed(entries, committed, &self.store) {
+                Ok(()) => {}
+                Err(err) if !err.is_fatal() => {
+                    // The batch does not fit where the core stands (it skipped entries
+                    // of a term it has not entered, or the batch is bad): end this
+                    // session; the leader asks for another one from the new position
+                    // if the node is still far behind.
+                    tracing::warn!(group = %Short(&self.group), %err, "replayed batch refused; ending the catch-up");
+                    if self.session.take().is_some() {
+                        self.node.finish_catch_up();
+                    }
+                    break;
+                }
+                Err(err) => return Err(err.into()),
+            }
+        }
+        if let Some(position) = out.synced {
+            self.node.on_state_synced(position, None)?;
+        }
+        for command in out.feed {
+            let id = self.proposal_id();
+            self.fed.insert(id);
+            self.node.propose(id, command, &self.store)?;
+        }
+        Ok(())
+    }
+
+    // ---- the core's output -----------------------------------------------------------
+
+    fn drive(&mut self) -> Result<(), WorkerError> {
+        while self.node.has_ready() {
+            let mut rd = self.node.ready(&self.store)?;
+            let must_sync = rd.stage(&mut self.store)?;
+            for (to, message) in rd.take_messages() {
+                self.bonds.send(to, &GroupFrame::Raft(message));
+            }
+            if must_sync {
+                let report = self.store.sync()?;
+                for (to, message) in rd.take_after_sync() {
+                    self.bonds.send(to, &GroupFrame::Raft(message));
+                }
+                self.node.on_persisted(&report, &self.store)?;
+            } else {
+                for (to, message) in rd.take_after_sync() {
+                    self.bonds.send(to, &GroupFrame::Raft(message));
+                }
+            }
+            self.apply(rd.take_committed());
+            for outcome in rd.take_outcomes() {
+                self.resolve_proposal(outcome.id, outcome.result.map(|c| c.index()));
+            }
+            for read in rd.take_reads() {
+                self.resolve_read(read.ctx, read.result);
+            }
+            if let Some(catch_up) = rd.take_catch_up() {
+                self.start_session(catch_up)?;
+            }
+        }
+        self.resolve_changes()?;
+        Ok(())
+    }
+
+    fn apply(&mut self, entries: Vec<Entry>) {
+        let Some(last) = entries.last().map(Entry::cursor) else {
+            return;
+        };
+        let mut commands = Vec::new();
+        let mut batch_end = None;
+        for entry in entries {
+            if let Payload::Command(bytes) = &entry.payload {
+                match codec::decode::<M::Command>(bytes) {
+                    Ok(command) => {
+                        commands.push(command);
+                        batch_end = Some(entry.cursor());
+                    }
+                    // Every member runs the same machine (its signature is in the group
+                    // id), so every member skips the same entry: state stays identical.
+                    Err(err) => tracing::error!(
+                        index = entry.index.0,
+                        %err,
+                        "committed command does not decode; skipped"
+                    ),
+                }
+            }
+        }
+        if let Some(end) = batch_end {
+            let ctx = Apply {
+                committed: end,
+                term: self.node.term(),
+                group: self.group,
+                network: self.network_id,
+                me: self.me,
+            };
+            self.machine.apply_batch(commands, &ctx);
+        }
+        self.applied = last.index();
+        self.applied_term = last.term();
+        self.node.on_applied(last.index());
+        let ready: Vec<Index> = self
+            .waiting_reads
+            .range(..=self.applied)
+            .map(|(i, _)| *i)
+            .collect();
+        for index in ready {
+            for (query, reply) in self.waiting_reads.remove(&index).unwrap_or_default() {
+                let result = self.machine.query(query);
+                let _ = reply.send(Ok((result, self.applied)));
+            }
+        }
+        let mut out = SyncOutputs::default();
+        let ids = self.ids();
+        let mut cx = Self::cx(
+            Side::Provider,
+            &mut self.machine,
+            &self.store,
+            &mut self.bonds,
+            &self.node,
+            ids,
+            &mut out,
+        );
+        self.provider.committed(last, &mut cx);
+        if let Err(err) = self.carry_out(out) {
+            tracing::error!(%err, "provider output after commit failed");
+        }
+    }
+
+    fn resolve_proposal(&mut self, id: ProposalId, result: Result<Index, ClientError>) {
+        if self.fed.remove(&id) {
+            if let Err(err) = result {
+                tracing::debug!(%err, "fed command failed");
+            }
+            return;
+        }
+        let Some((batch_id, pos)) = self.proposals.remove(&id) else {
+            return;
+        };
+        let Some(batch) = self.batches.get_mut(&batch_id) else {
+            return;
+        };
+        match result {
+            Ok(index) => {
+                batch.indices[pos] = Some(index);
+                batch.remaining -= 1;
+                if batch.remaining == 0 {
+                    if let Some(batch) = self.batches.remove(&batch_id) {
+                        let indices = batch.indices.into_iter().flatten().collect();
+                        let _ = batch.reply.send(Ok(indices));
+                    }
+                }
+            }
+            Err(err) => {
+                if let Some(batch) = self.batches.remove(&batch_id) {
+                    let _ = batch.reply.send(Err(err.into()));
+                }
+            }
+        }
+    }
+
+    fn resolve_read(&mut self, ctx: u64, result: Result<Index, ClientError>) {
+        let Some((query, reply)) = self.reads.remove(&ctx) else {
+            return;
+        };
+        match result {
+            Ok(index) if index <= self.applied => {
+                let result = self.machine.query(query);
+                let _ = reply.send(Ok((result, self.applied)));
+            }
+            Ok(index) => self
+                .waiting_reads
+                .entry(index)
+                .or_default()
+                .push((query, reply)),
+            Err(err) => {
+                let _ = reply.send(Err(err.into()));
+            }
+        }
+    }
+
+    fn resolve_changes(&mut self) -> Result<(), WorkerError> {
+        let commit = self.node.commit_index();
+        let mut i = 0;
+        while i < self.changes.len() {
+            let at = self.changes[i].0;
+            if at.index() <= commit {
+                let (at, reply) = self.changes.swap_remove(i);
+                let found = LogReader::term_at(&self.store, at.index())?;
+                let result = match found {
+                    Some(t) if t == at.term() => Ok(at.index()),
+                    Some(t) => Err(ClientError::Overwritten {
+                        proposed: at,
+                        found: t,
+                    }
+                    .into()),
+                    None => Ok(at.index()),
+                };
+                let _ = reply.send(result);
+            } else {
+                i += 1;
+            }
+        }
+        Ok(())
+    }
+
+    fn fail_everything(&mut self, reason: &str) {
+        for (_, batch) in self.batches.drain() {
+            let _ = batch.reply.send(Err(stopped(reason)));
+        }
+        for (_, (_, reply)) in self.reads.drain() {
+            let _ = reply.send(Err(stopped(reason)));
+        }
+        for (_, waiting) in std::mem::take(&mut self.waiting_reads) {
+            for (_, reply) in waiting {
+                let _ = reply.send(Err(stopped(reason)));
+            }
+        }
+        for (_, reply) in self.changes.drain(..) {
+            let _ = reply.send(Err(stopped(reason)));
+        }
+    }
+
+    fn publish(&mut self) {
+        let node = &self.node;
+        let status = GroupStatus {
+            id: self.me,
+            group: self.group,
+            role: node.role(),
+            term: node.term(),
+            leader: node.leader(),
+            commit: node.commit_index(),
+            applied: self.applied,
+            last: node.last(),
+            durable: node.durable(),
+            members: node.membership().clone(),
+            bonded: self.bonds.peers(),
+            online: node.leader().is_some() && self.session.is_none(),
+            syncing: self.session.is_some(),
+            stopped: None,
+        };
+        self.status.send_if_modified(|s| {
+            if *s != status {
+                *s = status;
+                true
+            } else {
+                false
+            }
+        });
+    }
+}
+
+/// Reads one link: decodes frames and hands them to the worker. A frame that does not
+/// decode closes the link (logged); the worker hears of the close either way.
+async fn read_link(mut link: Link, link_id: u64, tx: mpsc::Sender<Inbound>) {
+    let peer = link.peer();
+    while let Some(bytes) = link.recv().await {
+        match codec::decode::<GroupFrame>(&bytes) {
+            Ok(frame) => {
+                if tx.send(Inbound::Frame { peer, frame }).await.is_err() {
+                    return;
+                }
+            }
+            Err(err) => {
+                tracing::warn!(peer = %Short(&peer), %err, "undecodable group frame; closing the link");
+                link.close();
+                break;
+            }
+        }
+    }
+    let _ = tx.send(Inbound::Closed { peer, link_id }).await;
+}
