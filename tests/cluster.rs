@@ -400,9 +400,8 @@ async fn a_fresh_node_joins_as_learner_is_promoted_and_can_be_removed_explicitly
     .await;
     assert_all_readable(&members, &acked).await;
 
-    // Removal is explicit: stop the node, then remove it; the group goes on with three.
-    let fourth = members.pop().unwrap();
-    stop(fourth).await;
+    // Removal is explicit and sticks: the node is removed while it still runs, and the
+    // leader does not add it back although it stays bonded.
     let leader = leader_of(&members).await;
     let li = members.iter().position(|m| m.addr.id == leader).unwrap();
     bounded("remove", 20, async {
@@ -415,6 +414,11 @@ async fn a_fresh_node_joins_as_learner_is_promoted_and_can_be_removed_explicitly
         }
     })
     .await;
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    let fourth = members.pop().unwrap();
+    stop(fourth).await;
+    let leader = leader_of(&members).await;
+    let li = members.iter().position(|m| m.addr.id == leader).unwrap();
     assert!(!members[li].group.members().contains(&id));
     assert_eq!(members[li].group.members().voters().len(), 3);
     let more = write_keys(&members[li].group, "after-remove", 5).await;

@@ -490,8 +490,11 @@ impl<M: StateMachine, S: Storage<Payload>> Worker<M, S> {
         Ok(())
     }
 
-    /// The leader adds bonded peers that are not members as learners (one change at a
-    /// time; the core promotes caught-up learners while voters < `max_voters`).
+    /// The leader adds bonded *fresh* peers that are not members as learners (one change
+    /// at a time; the core promotes caught-up learners while voters < `max_voters`). A
+    /// peer with state that is not a member was removed (or its addition was lost): it is
+    /// never re-added on its own, so an explicit removal sticks; `add_learner` brings it
+    /// back.
     fn maybe_add_members(&mut self) -> Result<(), WorkerError> {
         if !self.node.is_leader() {
             return Ok(());
@@ -500,7 +503,7 @@ impl<M: StateMachine, S: Storage<Payload>> Worker<M, S> {
         let candidate = self
             .bonds
             .hellos()
-            .find(|(p, _)| !members.contains(p))
+            .find(|(p, h)| h.fresh && !members.contains(p))
             .map(|(p, h)| (*p, h.observer));
         if let Some((peer, observer)) = candidate {
             match self
