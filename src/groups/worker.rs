@@ -72,6 +72,13 @@ type QueryReply<M> = oneshot::Sender<Result<(<M as StateMachine>::QueryResult, I
 /// A strong query waiting for its read index to be applied.
 type PendingQuery<M> = (<M as StateMachine>::Query, QueryReply<M>);
 
+/// The worker's sync objects, lent to one provider or session call.
+struct SyncParts<'a, M: StateMachine> {
+    sync: &'a M::StateSync,
+    provider: &'a mut Provider<M::StateSync>,
+    session: &'a mut Option<Session<M::StateSync>>,
+}
+
 /// Everything the worker needs, assembled by the builder.
 pub(crate) struct WorkerSetup<M: StateMachine, S: Storage<Payload>> {
     pub(crate) me: PeerId,
@@ -122,7 +129,6 @@ pub(crate) struct Worker<M: StateMachine, S: Storage<Payload>> {
     waiting_reads: BTreeMap<Index, Vec<PendingQuery<M>>>,
     changes: Vec<(Cursor, oneshot::Sender<Result<Index, GroupError>>)>,
     applied: Index,
-    applied_term: Term,
     shutdown: Option<oneshot::Sender<()>>,
 }
 
@@ -243,7 +249,6 @@ impl<M: StateMachine, S: Storage<Payload>> Worker<M, S> {
             waiting_reads: BTreeMap::new(),
             changes: Vec::new(),
             applied: Index(0),
-            applied_term: Term(0),
             shutdown: None,
         }
     }
@@ -540,36 +545,38 @@ impl<M: StateMachine, S: Storage<Payload>> Worker<M, S> {
 
     // ---- state sync ------------------------------------------------------------------
 
-    fn cx<'a>(
+    /// Calls the sync provider or session with a context over this worker's state, then
+    /// carries out what it asked for. The one place such contexts are built. `leader`
+    /// overrides the leader the context reports (a new session's leader).
+    fn with_sync<R>(
+        &mut self,
         side: Side,
-        machine: &'a mut M,
-        store: &'a S,
-        bonds: &'a mut Bonds,
-        node: &Node,
-        ids: (PeerId, GroupId, UniqueId),
-        out: &'a mut SyncOutputs,
-    ) -> Cx<'a, M, S> {
-        let commit = node.commit_index();
-        let term = LogReader::term_at(store, commit)
-            .ok()
-            .flatten()
-            .unwrap_or_default();
-        Cx {
+        leader: Option<PeerId>,
+        f: impl FnOnce(SyncParts<'_, M>, &mut Cx<'_, M, S>) -> R,
+    ) -> Result<R, WorkerError> {
+        let commit = self.node.commit_index();
+        let term = LogReader::term_at(&self.store, commit)?.unwrap_or_default();
+        let mut out = SyncOutputs::default();
+        let mut cx = Cx {
             side,
-            machine,
-            store,
-            bonds,
+            machine: &mut self.machine,
+            store: &self.store,
+            bonds: &mut self.bonds,
             committed: Cursor(term, commit),
-            me: ids.0,
-            group: ids.1,
-            network: ids.2,
-            leader: node.leader(),
-            out,
-        }
-    }
-
-    fn ids(&self) -> (PeerId, GroupId, UniqueId) {
-        (self.me, self.group, self.network_id)
+            me: self.me,
+            group: self.group,
+            network: self.network_id,
+            leader: leader.or(self.node.leader()),
+            out: &mut out,
+        };
+        let parts = SyncParts {
+            sync: &self.sync,
+            provider: &mut self.provider,
+            session: &mut self.session,
+        };
+        let result = f(parts, &mut cx);
+        self.carry_out(out)?;
+        Ok(result)
     }
 
     fn for_provider(&mut self, peer: PeerId, bytes: &[u8]) -> Result<(), WorkerError> {
@@ -580,27 +587,19 @@ impl<M: StateMachine, S: Storage<Payload>> Worker<M, S> {
                 return Ok(());
             }
         };
-        let mut out = SyncOutputs::default();
-        let ids = self.ids();
-        let mut cx = Self::cx(
-            Side::Provider,
-            &mut self.machine,
-            &self.store,
-            &mut self.bonds,
-            &self.node,
-            ids,
-            &mut out,
-        );
-        if self.provider.receive(message, peer, &mut cx).is_err() {
+        let handled = self.with_sync(Side::Provider, None, |p, cx| {
+            p.provider.receive(message, peer, cx)
+        })?;
+        if handled.is_err() {
             tracing::debug!(peer = %Short(&peer), "provider could not handle a request");
         }
-        self.carry_out(out)
+        Ok(())
     }
 
     fn for_session(&mut self, peer: PeerId, bytes: &[u8]) -> Result<(), WorkerError> {
-        let Some(session) = &mut self.session else {
+        if self.session.is_none() {
             return Ok(());
-        };
+        }
         let message = match codec::decode(bytes) {
             Ok(m) => m,
             Err(err) => {
@@ -608,88 +607,53 @@ impl<M: StateMachine, S: Storage<Payload>> Worker<M, S> {
                 return Ok(());
             }
         };
-        let mut out = SyncOutputs::default();
-        let ids = (self.me, self.group, self.network_id);
-        let mut cx = Self::cx(
-            Side::Session,
-            &mut self.machine,
-            &self.store,
-            &mut self.bonds,
-            &self.node,
-            ids,
-            &mut out,
-        );
-        session.receive(message, peer, &mut cx);
-        self.carry_out(out)
+        self.with_sync(Side::Session, None, |p, cx| {
+            if let Some(session) = p.session {
+                session.receive(message, peer, cx);
+            }
+        })
     }
 
     fn start_session(&mut self, catch_up: super::raft::CatchUp) -> Result<(), WorkerError> {
-        let mut out = SyncOutputs::default();
-        let ids = self.ids();
-        let mut cx = Self::cx(
-            Side::Session,
-            &mut self.machine,
-            &self.store,
-            &mut self.bonds,
-            &self.node,
-            ids,
-            &mut out,
-        );
-        cx.leader = Some(catch_up.leader);
-        match &mut self.session {
-            Some(session) => session.buffer(catch_up.position, catch_up.entries, &mut cx),
-            None => {
-                tracing::info!(
-                    group = %Short(&self.group),
-                    from = self.node.commit_index().0,
-                    to = catch_up.leader_commit.0,
-                    "catching up by state sync"
-                );
-                self.session = Some(self.sync.create_session(
-                    &mut cx,
-                    catch_up.position,
-                    catch_up.leader_commit,
-                    catch_up.entries,
-                ));
-            }
+        if self.session.is_none() {
+            tracing::info!(
+                group = %Short(&self.group),
+                from = self.node.commit_index().0,
+                to = catch_up.leader_commit.0,
+                "catching up by state sync"
+            );
         }
-        self.carry_out(out)
+        self.with_sync(Side::Session, Some(catch_up.leader), |p, cx| {
+            match p.session {
+                Some(session) => session.buffer(catch_up.position, catch_up.entries, cx),
+                None => {
+                    *p.session = Some(p.sync.create_session(
+                        cx,
+                        catch_up.position,
+                        catch_up.leader_commit,
+                        catch_up.entries,
+                    ));
+                }
+            }
+        })
     }
 
     fn poll_sync(&mut self) -> Result<(), WorkerError> {
         let mut context = Context::from_waker(Waker::noop());
-        let ids = self.ids();
-        let mut out = SyncOutputs::default();
-        {
-            let mut cx = Self::cx(
-                Side::Provider,
-                &mut self.machine,
-                &self.store,
-                &mut self.bonds,
-                &self.node,
-                ids,
-                &mut out,
-            );
-            while self.provider.poll(&mut context, &mut cx).is_ready() {}
-        }
-        self.carry_out(std::mem::take(&mut out))?;
-        let Some(session) = &mut self.session else {
+        self.with_sync(Side::Provider, None, |p, cx| {
+            while p.provider.poll(&mut context, cx).is_ready() {}
+        })?;
+        if self.session.is_none() {
             return Ok(());
-        };
-        let mut cx = Self::cx(
-            Side::Session,
-            &mut self.machine,
-            &self.store,
-            &mut self.bonds,
-            &self.node,
-            ids,
-            &mut out,
-        );
-        let done = match session.poll(&mut context, &mut cx) {
-            Poll::Ready(position) => Some(position),
-            Poll::Pending => None,
-        };
-        self.carry_out(out)?;
+        }
+        let done = self.with_sync(Side::Session, None, |p, cx| {
+            p.session
+                .as_mut()
+                .and_then(|session| match session.poll(&mut context, cx) {
+                    Poll::Ready(position) => Some(position),
+                    Poll::Pending => None,
+                })
+        })?;
         if let Some(position) = done {
             if self.session.take().is_some() {
                 tracing::info!(group = %Short(&self.group), at = position.index().0, "caught up");
@@ -748,7 +712,7 @@ impl<M: StateMachine, S: Storage<Payload>> Worker<M, S> {
                     self.bonds.send(to, &GroupFrame::Raft(message));
                 }
             }
-            self.apply(rd.take_committed());
+            self.apply(rd.take_committed())?;
             for outcome in rd.take_outcomes() {
                 self.resolve_proposal(outcome.id, outcome.result.map(|c| c.index()));
             }
@@ -763,9 +727,9 @@ impl<M: StateMachine, S: Storage<Payload>> Worker<M, S> {
         Ok(())
     }
 
-    fn apply(&mut self, entries: Vec<Entry>) {
+    fn apply(&mut self, entries: Vec<Entry>) -> Result<(), WorkerError> {
         let Some(last) = entries.last().map(Entry::cursor) else {
-            return;
+            return Ok(());
         };
         let mut commands = Vec::new();
         let mut batch_end = None;
@@ -797,34 +761,14 @@ impl<M: StateMachine, S: Storage<Payload>> Worker<M, S> {
             self.machine.apply_batch(commands, &ctx);
         }
         self.applied = last.index();
-        self.applied_term = last.term();
         self.node.on_applied(last.index());
-        let ready: Vec<Index> = self
-            .waiting_reads
-            .range(..=self.applied)
-            .map(|(i, _)| *i)
-            .collect();
-        for index in ready {
-            for (query, reply) in self.waiting_reads.remove(&index).unwrap_or_default() {
-                let result = self.machine.query(query);
-                let _ = reply.send(Ok((result, self.applied)));
-            }
+        let later = self.waiting_reads.split_off(&self.applied.next());
+        let ready = std::mem::replace(&mut self.waiting_reads, later);
+        for (query, reply) in ready.into_values().flatten() {
+            let result = self.machine.query(query);
+            let _ = reply.send(Ok((result, self.applied)));
         }
-        let mut out = SyncOutputs::default();
-        let ids = self.ids();
-        let mut cx = Self::cx(
-            Side::Provider,
-            &mut self.machine,
-            &self.store,
-            &mut self.bonds,
-            &self.node,
-            ids,
-            &mut out,
-        );
-        self.provider.committed(last, &mut cx);
-        if let Err(err) = self.carry_out(out) {
-            tracing::error!(%err, "provider output after commit failed");
-        }
+        self.with_sync(Side::Provider, None, |p, cx| p.provider.committed(last, cx))
     }
 
     fn resolve_proposal(&mut self, id: ProposalId, result: Result<Index, ClientError>) {

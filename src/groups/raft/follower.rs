@@ -3,7 +3,6 @@
 
 use super::client::ForwardDedup;
 use super::log::LogReader;
-use super::membership::Membership;
 use super::message::Message;
 use super::message::{
     AppendEntries, AppendEntriesResponse, Forward, Payload, ReadIndexResponse, RequestVote,
@@ -50,13 +49,7 @@ impl Node {
             entries.drain(..skip.min(entries.len()));
             prev = Cursor(term, committed);
         }
-        let configs: Vec<(Index, Membership)> = entries
-            .iter()
-            .filter_map(|e| match &e.payload {
-                Payload::Config(c) => Some((e.index, c.clone())),
-                _ => None,
-            })
-            .collect();
+        let configs = super::membership::config_entries(&entries);
         let catch_up_entries = if m.catch_up && !self.syncing {
             entries.clone()
         } else {

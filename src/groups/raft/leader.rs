@@ -152,9 +152,22 @@ impl Node {
             ),
             _ => (last, Vec::new()),
         };
+        self.send_append_message(to, prev, entries, true);
+        Ok(())
+    }
+
+    /// Sends one AppendEntries of this term carrying the current read round (the one
+    /// place the message is assembled). Does nothing when not leading.
+    fn send_append_message(
+        &mut self,
+        to: PeerId,
+        prev: Cursor,
+        entries: Vec<Entry>,
+        catch_up: bool,
+    ) {
         let seq = match &self.role {
             RoleState::Leader(s) => s.reads.seq,
-            _ => return Ok(()),
+            _ => return,
         };
         let msg = AppendEntries {
             term: self.term,
@@ -163,10 +176,9 @@ impl Node {
             entries,
             leader_commit: self.log.committed,
             seq,
-            catch_up: true,
+            catch_up,
         };
         self.send(to, Message::AppendEntries(msg));
-        Ok(())
     }
 
     /// §6.2: a leader that has not heard from a majority of voters in an election timeout
@@ -287,25 +299,12 @@ impl Node {
             Vec::new()
         };
         let last_sent = entries.last().map(|e| e.index).unwrap_or(prev_index);
-        let seq = match &mut self.role {
-            RoleState::Leader(s) => {
-                if let Some(pr) = s.progress.get_mut(&to) {
-                    pr.sent(last_sent);
-                }
-                s.reads.seq
-            }
-            _ => return Ok(()),
-        };
-        let msg = AppendEntries {
-            term: self.term,
-            leader: self.id,
-            prev_log_position: Cursor(prev_term, prev_index),
-            entries,
-            leader_commit: self.log.committed,
-            seq,
-            catch_up: false,
-        };
-        self.send(to, Message::AppendEntries(msg));
+        match self.leader_state().map(|s| s.progress.get_mut(&to)) {
+            Some(Some(pr)) => pr.sent(last_sent),
+            Some(None) => {}
+            None => return Ok(()),
+        }
+        self.send_append_message(to, Cursor(prev_term, prev_index), entries, false);
         Ok(())
     }
 
@@ -339,20 +338,7 @@ impl Node {
             Some(t) => Cursor(t, matched),
             None => Cursor::zero(),
         };
-        let seq = match &self.role {
-            RoleState::Leader(s) => s.reads.seq,
-            _ => return Ok(()),
-        };
-        let msg = AppendEntries {
-            term: self.term,
-            leader: self.id,
-            prev_log_position: prev,
-            entries: Vec::new(),
-            leader_commit: self.log.committed,
-            seq,
-            catch_up: false,
-        };
-        self.send(to, Message::AppendEntries(msg));
+        self.send_append_message(to, prev, Vec::new(), false);
         Ok(())
     }
 

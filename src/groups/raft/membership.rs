@@ -191,6 +191,20 @@ impl MembershipLog {
     }
 }
 
+/// The configuration entries among `entries`, with their indices (a follower records them
+/// once the entries are written).
+pub(crate) fn config_entries(
+    entries: &[super::message::Entry],
+) -> Vec<(crate::groups::Index, Membership)> {
+    entries
+        .iter()
+        .filter_map(|e| match &e.payload {
+            super::message::Payload::Config(c) => Some((e.index, c.clone())),
+            _ => None,
+        })
+        .collect()
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

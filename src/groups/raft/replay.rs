@@ -20,7 +20,7 @@
 
 use super::log::LogReader;
 use super::membership::Membership;
-use super::message::{Entry, Payload};
+use super::message::Entry;
 use super::node::Node;
 use super::RaftError;
 use crate::groups::{Cursor, Index, Term};
@@ -132,13 +132,7 @@ impl Node {
         let Some(last) = entries.last().map(|e| e.index) else {
             return Ok(());
         };
-        let configs: Vec<(Index, Membership)> = entries
-            .iter()
-            .filter_map(|e| match &e.payload {
-                Payload::Config(c) => Some((e.index, c.clone())),
-                _ => None,
-            })
-            .collect();
+        let configs = super::membership::config_entries(&entries);
         // The batch starts at or below `position + 1`: everything before it in this log
         // is committed (at or below `commit`) or replayed committed entries, so the entry
         // before the first one matches the peer's.
