@@ -3,9 +3,12 @@
 //! and restart of members and of the whole group, and catch a far-behind follower up by
 //! log replay from several peers.
 
+use std::collections::BTreeMap;
 use std::future::Future;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
+use tessera::groups::machine::{ApplyContext, StateMachine};
+use tessera::groups::LogReplaySync;
 use tessera::groups::{ConsensusConfig, Consistency, Group, GroupBuilder, GroupKey, Index};
 use tessera::network::{Network, NetworkId, PeerAddr};
 use tessera::store::{KvCommand, KvMachine, KvQuery, KvResult};
@@ -33,14 +36,60 @@ fn config() -> ConsensusConfig {
         .expect("valid config")
 }
 
-struct Member {
+struct Member<M: StateMachine = KvMachine> {
     dir: PathBuf,
     network: Network,
-    group: Group<KvMachine>,
+    group: Group<M>,
     addr: PeerAddr,
 }
 
-async fn start(dir: &Path, port: u16, peers: &[PeerAddr], machine: KvMachine) -> Member {
+/// The replicated map of `tessera::store`, caught up by log replay instead of snapshots.
+#[derive(Default)]
+struct ReplayKv {
+    map: BTreeMap<String, Vec<u8>>,
+    sync: LogReplaySync<ReplayKv>,
+}
+
+impl StateMachine for ReplayKv {
+    type Command = KvCommand;
+    type Query = KvQuery;
+    type QueryResult = KvResult;
+    type StateSync = LogReplaySync<ReplayKv>;
+
+    fn signature(&self) -> tessera::UniqueId {
+        tessera::Digest::of(b"tessera/test/replay-kv")
+    }
+
+    fn apply(&mut self, command: KvCommand, _: &dyn ApplyContext) {
+        match command {
+            KvCommand::Put { key, value } => {
+                self.map.insert(key, value);
+            }
+            KvCommand::Delete { key } => {
+                self.map.remove(&key);
+            }
+            KvCommand::TakeSnapshot(_) => {}
+        }
+    }
+
+    fn query(&self, query: KvQuery) -> KvResult {
+        match query {
+            KvQuery::Get { key } => KvResult::Value(self.map.get(&key).cloned()),
+            KvQuery::Len => KvResult::Len(self.map.len() as u64),
+        }
+    }
+
+    fn state_sync(&self) -> LogReplaySync<ReplayKv> {
+        self.sync.clone()
+    }
+}
+
+async fn start<M: StateMachine>(
+    dir: &Path,
+    port: u16,
+    peers: &[PeerAddr],
+    machine: M,
+) -> Member<M> {
     let network = Network::builder(NetworkId::named("tessera-cluster-test"))
         .data_dir(dir)
         .bind_addr(([127, 0, 0, 1], port).into())
@@ -64,7 +113,7 @@ async fn start(dir: &Path, port: u16, peers: &[PeerAddr], machine: KvMachine) ->
     }
 }
 
-async fn stop(m: Member) -> (PathBuf, u16) {
+async fn stop<M: StateMachine>(m: Member<M>) -> (PathBuf, u16) {
     let port = m.addr.addr.port();
     m.group.shutdown().await;
     m.network.shutdown().await;
@@ -73,21 +122,25 @@ async fn stop(m: Member) -> (PathBuf, u16) {
 }
 
 async fn cluster(root: &Path) -> Vec<Member> {
-    let first = start(&root.join("n0"), 0, &[], KvMachine::default()).await;
+    cluster_of(root, KvMachine::default).await
+}
+
+async fn cluster_of<M: StateMachine>(root: &Path, machine: impl Fn() -> M) -> Vec<Member<M>> {
+    let first = start(&root.join("n0"), 0, &[], machine()).await;
     let seed = [first.addr];
     let mut members = vec![first];
     for i in 1..3 {
-        members.push(start(&root.join(format!("n{i}")), 0, &seed, KvMachine::default()).await);
+        members.push(start(&root.join(format!("n{i}")), 0, &seed, machine()).await);
     }
     members
 }
 
-async fn leader_of(members: &[Member]) -> PeerId {
+async fn leader_of<M: StateMachine>(members: &[Member<M>]) -> PeerId {
     leader_other_than(members, None).await
 }
 
 /// Waits until every live member names the same leader, which is not `old`.
-async fn leader_other_than(members: &[Member], old: Option<PeerId>) -> PeerId {
+async fn leader_other_than<M: StateMachine>(members: &[Member<M>], old: Option<PeerId>) -> PeerId {
     bounded("leader elected", 30, async {
         loop {
             let leader = members[0].group.leader();
@@ -273,7 +326,7 @@ async fn the_whole_group_stopped_and_restarted_keeps_its_state_and_elects_again(
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_follower_that_missed_50_000_entries_catches_up_by_log_replay_from_two_peers() {
     let root = tempfile::tempdir().unwrap();
-    let mut members = cluster(root.path()).await;
+    let mut members = cluster_of(root.path(), ReplayKv::default).await;
     let leader = leader_of(&members).await;
     let fi = members.iter().position(|m| m.addr.id != leader).unwrap();
     let (dir, port) = stop(members.remove(fi)).await;
@@ -293,8 +346,8 @@ async fn a_follower_that_missed_50_000_entries_catches_up_by_log_replay_from_two
     }
     assert!(commit.0 >= MISSED as u64);
 
-    let machine = KvMachine::default();
-    let stats = machine.replay_stats();
+    let machine = ReplayKv::default();
+    let stats = machine.sync.stats();
     let back = start(&dir, port, &[], machine).await;
     bounded("replayed follower catches up", 60, async {
         back.group.when().applied_reaches(commit).await

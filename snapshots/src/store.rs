@@ -178,6 +178,29 @@ impl MemChunkStore {
         self.chunks.len()
     }
 
+    /// Anchor indices of the complete snapshots of `group`, ascending.
+    pub fn anchors(&self, group: crate::key::GroupId) -> Vec<u64> {
+        self.manifests
+            .keys()
+            .filter(|k| k.group == group)
+            .map(|k| k.index)
+            .collect()
+    }
+
+    /// Anchor indices of the unfinished transfers of `group`, ascending.
+    pub fn transfer_anchors(&self, group: crate::key::GroupId) -> Vec<u64> {
+        self.transfers
+            .keys()
+            .filter(|k| k.group == group)
+            .map(|k| k.index)
+            .collect()
+    }
+
+    /// Removes only the manifest of a complete snapshot (its chunks stay).
+    pub fn remove_manifest(&mut self, key: SnapshotKey) {
+        self.manifests.remove(&key);
+    }
+
     /// Overwrites a stored chunk with arbitrary bytes (to model disk corruption in tests).
     pub fn corrupt_chunk(&mut self, key: SnapshotKey, chunk: u32, bytes: Vec<u8>) {
         self.chunks.insert((key, chunk), bytes);

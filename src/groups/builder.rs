@@ -21,9 +21,12 @@
 use super::group::{Group, GroupStatus, REQUEST_QUEUE};
 use super::key::{GroupIdInputs, GroupKey};
 use super::machine::{NoOp, StateMachine, StateSync};
-use super::raft::{Node, Payload, RaftConfig, RaftError};
+use super::raft::{LogReader, Membership, Node, Payload, RaftConfig, RaftError};
+use super::snapshot::{Restored, RocksChunkStore, SnapshotStore};
 use super::worker::{Worker, WorkerSetup};
-use super::{ConsensusConfig, DurableLogStore, InMemoryLogStore, Index, Storage, StorageError};
+use super::{
+    ConsensusConfig, Cursor, DurableLogStore, InMemoryLogStore, Index, Storage, StorageError,
+};
 use crate::network::{
     GroupAccess, LinkConfig, Network, NetworkError, TicketError, TicketValidator,
 };
@@ -53,6 +56,14 @@ pub enum JoinError {
     /// No randomness for the core's seed.
     #[error("no randomness for the consensus seed: {0}")]
     Random(String),
+    /// The local snapshot could not be restored.
+    #[error("cannot restore the local snapshot of group {group}: {reason}")]
+    Restore {
+        /// The group.
+        group: GroupId,
+        /// What went wrong.
+        reason: String,
+    },
 }
 
 /// Marker: durable when the network has a data directory, in memory otherwise.
@@ -188,9 +199,15 @@ impl<M: StateMachine> StorageChoice<M> for AutoStorage {
         match parts.network.store()? {
             Some(store) => {
                 let log = DurableLogStore::<Payload>::open(&store, group)?;
-                spawn(parts, group, log)
+                let snapshots = SnapshotStore::Rocks(RocksChunkStore::new(store));
+                spawn(parts, group, log, snapshots)
             }
-            None => spawn(parts, group, InMemoryLogStore::<Payload>::default()),
+            None => spawn(
+                parts,
+                group,
+                InMemoryLogStore::<Payload>::default(),
+                SnapshotStore::memory(),
+            ),
         }
     }
 }
@@ -198,14 +215,24 @@ impl<M: StateMachine> StorageChoice<M> for AutoStorage {
 impl<M: StateMachine> StorageChoice<M> for MemoryStorage {
     fn join_with(self, parts: Parts<'_, M>) -> Result<Group<M>, JoinError> {
         let group = group_id(&parts);
-        spawn(parts, group, InMemoryLogStore::<Payload>::default())
+        spawn(
+            parts,
+            group,
+            InMemoryLogStore::<Payload>::default(),
+            SnapshotStore::memory(),
+        )
     }
 }
 
 impl<M: StateMachine, S: Storage<Payload>> StorageChoice<M> for S {
     fn join_with(self, parts: Parts<'_, M>) -> Result<Group<M>, JoinError> {
         let group = group_id(&parts);
-        spawn(parts, group, self)
+        // A custom log store keeps its snapshots in the node's RocksDB when there is one.
+        let snapshots = match parts.network.store()? {
+            Some(store) => SnapshotStore::Rocks(RocksChunkStore::new(store)),
+            None => SnapshotStore::memory(),
+        };
+        spawn(parts, group, self, snapshots)
     }
 }
 
@@ -246,25 +273,95 @@ pub fn tick_for(config: &ConsensusConfig) -> Duration {
     (config.heartbeat_interval / 10).clamp(Duration::from_millis(1), Duration::from_millis(50))
 }
 
+/// Makes the log agree with a restored snapshot at `anchor`. A snapshot's manifest is
+/// stored before the log is reset to it (a state-sync install), so a crash between the two
+/// leaves a log that does not hold the anchor: the install is finished here. The commit
+/// index is raised to the anchor (it is committed state).
+fn settle_log<S: Storage<Payload>>(
+    store: &mut S,
+    group: GroupId,
+    anchor: Cursor,
+) -> Result<(), JoinError> {
+    if anchor.index() < *store.available().start() {
+        return Err(JoinError::Restore {
+            group,
+            reason: format!(
+                "the log is pruned to {} beyond the newest snapshot at {anchor}",
+                store.available().start()
+            ),
+        });
+    }
+    let mut changed = false;
+    if LogReader::term_at(store, anchor.index())? != Some(anchor.term()) {
+        tracing::info!(%anchor, "finishing an interrupted snapshot install: log reset to the anchor");
+        store.reset_to(anchor)?;
+        changed = true;
+    }
+    let mut hs = store.hard_state();
+    if hs.commit < anchor.index() {
+        hs.commit = anchor.index();
+        store.set_hard_state(hs)?;
+        changed = true;
+    }
+    if changed {
+        store.sync()?;
+    }
+    Ok(())
+}
+
 fn spawn<M: StateMachine, S: Storage<Payload>>(
     parts: Parts<'_, M>,
     group: GroupId,
-    store: S,
+    mut store: S,
+    snapshots: SnapshotStore,
 ) -> Result<Group<M>, JoinError> {
     let Parts {
         network,
         key,
         consensus,
-        machine,
+        mut machine,
         validators,
         ticket,
     } = parts;
+    // Restores the newest local snapshot (blocking: decoding it is the one restart cost
+    // proportional to the state), then only the log after it is replayed.
+    let restored = machine
+        .state_sync()
+        .restore(&mut machine, &snapshots, group);
+    let (applied, base, restoring) = match restored {
+        Restored::Nothing => (Index(0), None, None),
+        Restored::Snapshot { anchor, membership } => {
+            settle_log(&mut store, group, anchor)?;
+            (anchor.index(), Some((anchor.index(), membership)), None)
+        }
+        Restored::Damaged { anchor, membership } => {
+            settle_log(&mut store, group, anchor)?;
+            (
+                anchor.index(),
+                membership.map(|m| (anchor.index(), m)),
+                Some(anchor),
+            )
+        }
+        Restored::Failed { reason } => return Err(JoinError::Restore { group, reason }),
+    };
     let me = network.peer_id();
     let tick = tick_for(&consensus);
     let raft = RaftConfig::from_consensus(&consensus, tick, machine.leadership_preference());
     let mut seed = [0u8; 8];
     getrandom::fill(&mut seed).map_err(|e| JoinError::Random(e.to_string()))?;
-    let node = Node::restart(me, raft.clone(), u64::from_le_bytes(seed), &store, Index(0))?;
+    let node = Node::restart_from(
+        me,
+        raft.clone(),
+        u64::from_le_bytes(seed),
+        &store,
+        applied,
+        base,
+    )?;
+    let applied_membership: Membership = if applied.is_zero() {
+        Membership::default()
+    } else {
+        node.membership().clone()
+    };
     let mut access = GroupAccess::new(group, key.link_key())
         .with_ticket(ticket)
         .with_link_config(LinkConfig {
@@ -293,6 +390,10 @@ fn spawn<M: StateMachine, S: Storage<Payload>>(
         expect: consensus.bootstrap_expect,
         requests,
         status: status_tx,
+        snapshots,
+        applied,
+        applied_membership,
+        restoring,
     });
     tokio::spawn(worker.run());
     Ok(Group::new(requests_tx, status, group, deadline))

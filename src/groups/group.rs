@@ -72,6 +72,8 @@ pub struct GroupStatus {
     pub commit: Index,
     /// The last index applied to the state machine.
     pub applied: Index,
+    /// The first index still in the log (the log was pruned up to the one before).
+    pub log_start: Index,
     /// The last log entry.
     pub last: Cursor,
     /// The last entry known durable.
@@ -98,6 +100,7 @@ impl GroupStatus {
             leader: None,
             commit: Index(0),
             applied: Index(0),
+            log_start: Index(1),
             last: Cursor::zero(),
             durable: Cursor::zero(),
             members: Membership::default(),

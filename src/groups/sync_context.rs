@@ -7,10 +7,12 @@ use super::bonds::Bonds;
 use super::machine::{
     Command, StateMachine, StateSync, SyncContext, SyncProviderContext, SyncSessionContext,
 };
-use super::raft::{Entry, Payload};
+use super::raft::{Entry, Membership, Payload};
+use super::snapshot::SnapshotStore;
 use super::wire::GroupFrame;
 use super::{Cursor, Index, Storage};
 use crate::primitives::codec::{self, EncodeError};
+use crate::primitives::Bytes;
 use crate::{GroupId, PeerId, UniqueId};
 
 /// What a provider or session asked the worker to do.
@@ -22,6 +24,8 @@ pub(crate) struct SyncOutputs {
     pub(crate) synced: Option<Cursor>,
     /// Encoded commands to propose (`feed_command`).
     pub(crate) feed: Vec<Vec<u8>>,
+    /// The configuration at `synced` (`set_synced_membership`).
+    pub(crate) synced_membership: Option<Membership>,
 }
 
 /// Which side is calling: it decides the frame kind of what it sends.
@@ -42,6 +46,9 @@ pub(crate) struct Cx<'a, M: StateMachine, S: Storage<Payload>> {
     pub(crate) group: GroupId,
     pub(crate) network: UniqueId,
     pub(crate) leader: Option<PeerId>,
+    pub(crate) snapshots: &'a SnapshotStore,
+    pub(crate) applied_membership: &'a Membership,
+    pub(crate) applied_bytes: u64,
     pub(crate) out: &'a mut SyncOutputs,
 }
 
@@ -52,8 +59,8 @@ impl<M: StateMachine, S: Storage<Payload>> Cx<'_, M, S> {
     ) -> Result<GroupFrame, EncodeError> {
         let bytes = codec::encode(message)?;
         Ok(match self.side {
-            Side::Provider => GroupFrame::ToSession(bytes),
-            Side::Session => GroupFrame::ToProvider(bytes),
+            Side::Provider => GroupFrame::ToSession(Bytes(bytes)),
+            Side::Session => GroupFrame::ToProvider(Bytes(bytes)),
         })
     }
 }
@@ -104,6 +111,22 @@ impl<M: StateMachine, S: Storage<Payload>> SyncContext<M::StateSync> for Cx<'_, 
         let frame = self.frame(&message)?;
         Ok(self.bonds.broadcast(&frame))
     }
+
+    fn peers(&self) -> Vec<PeerId> {
+        self.bonds.peers()
+    }
+
+    fn snapshots(&self) -> &SnapshotStore {
+        self.snapshots
+    }
+
+    fn applied_membership(&self) -> &Membership {
+        self.applied_membership
+    }
+
+    fn applied_bytes(&self) -> u64 {
+        self.applied_bytes
+    }
 }
 
 impl<M: StateMachine, S: Storage<Payload>> SyncSessionContext<M::StateSync> for Cx<'_, M, S> {
@@ -117,6 +140,10 @@ impl<M: StateMachine, S: Storage<Payload>> SyncSessionContext<M::StateSync> for 
 
     fn append_committed(&mut self, entries: Vec<Entry>, committed: Index) {
         self.out.replayed.push((entries, committed));
+    }
+
+    fn set_synced_membership(&mut self, membership: Membership) {
+        self.out.synced_membership = Some(membership);
     }
 }
 

@@ -6,6 +6,7 @@
 //! frames we cannot read; it still hears our heartbeats' effects).
 
 use super::raft::Message;
+use crate::primitives::Bytes;
 use crate::PeerId;
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeSet;
@@ -16,9 +17,9 @@ pub enum GroupFrame {
     /// Consensus traffic for the core (and `Forward::Query`, served by the worker).
     Raft(Message),
     /// State-sync traffic from a session to this node's provider.
-    ToProvider(Vec<u8>),
+    ToProvider(Bytes),
     /// State-sync traffic from a provider to this node's session.
-    ToSession(Vec<u8>),
+    ToSession(Bytes),
     /// Who the sender is in the group, sent on every new link and every heartbeat
     /// interval: drives group formation and the leader's adding of new members.
     Hello(Hello),

@@ -22,9 +22,10 @@ use super::machine::{
     StateSyncSession,
 };
 use super::raft::{
-    ClientError, Entry, Forward, LogReader, MembershipChange, Message, Node, Payload, ProposalId,
-    RaftError,
+    ClientError, Entry, Forward, LogReader, Membership, MembershipChange, Message, Node, Payload,
+    ProposalId, RaftError,
 };
+use super::snapshot::SnapshotStore;
 use super::sync_context::{Cx, Side, SyncOutputs};
 use super::wire::{GroupFrame, Hello};
 use super::{Cursor, Index, Storage, StorageError, Term};
@@ -93,6 +94,13 @@ pub(crate) struct WorkerSetup<M: StateMachine, S: Storage<Payload>> {
     pub(crate) expect: usize,
     pub(crate) requests: mpsc::Receiver<Request<M>>,
     pub(crate) status: watch::Sender<GroupStatus>,
+    pub(crate) snapshots: SnapshotStore,
+    /// What the machine holds at start (a restored snapshot's anchor, else 0).
+    pub(crate) applied: Index,
+    /// The configuration at `applied`.
+    pub(crate) applied_membership: Membership,
+    /// The newest local snapshot is damaged: nothing is applied until a session repairs it.
+    pub(crate) restoring: Option<Cursor>,
 }
 
 pub(crate) struct Worker<M: StateMachine, S: Storage<Payload>> {
@@ -129,6 +137,13 @@ pub(crate) struct Worker<M: StateMachine, S: Storage<Payload>> {
     waiting_reads: BTreeMap<Index, Vec<PendingQuery<M>>>,
     changes: Vec<(Cursor, oneshot::Sender<Result<Index, GroupError>>)>,
     applied: Index,
+    applied_membership: Membership,
+    applied_bytes: u64,
+    snapshots: SnapshotStore,
+    /// Set while a damaged local snapshot is repaired: committed entries are not applied
+    /// (the machine is empty) but remembered up to `stash_to`, and applied once it is.
+    restoring: Option<Cursor>,
+    stash_to: Option<Index>,
     shutdown: Option<oneshot::Sender<()>>,
 }
 
@@ -189,6 +204,10 @@ impl<M: StateMachine, S: Storage<Payload>> Worker<M, S> {
             expect,
             requests,
             status,
+            snapshots,
+            applied,
+            applied_membership,
+            restoring,
         } = setup;
         let observer =
             machine.leadership_preference() == super::machine::LeadershipPreference::Observer;
@@ -210,6 +229,9 @@ impl<M: StateMachine, S: Storage<Payload>> Worker<M, S> {
                 group,
                 network: network_id,
                 leader: None,
+                snapshots: &snapshots,
+                applied_membership: &applied_membership,
+                applied_bytes: 0,
                 out: &mut out,
             };
             sync.create_provider(&cx)
@@ -248,7 +270,12 @@ impl<M: StateMachine, S: Storage<Payload>> Worker<M, S> {
             reads: HashMap::new(),
             waiting_reads: BTreeMap::new(),
             changes: Vec::new(),
-            applied: Index(0),
+            applied,
+            applied_membership,
+            applied_bytes: 0,
+            snapshots,
+            restoring,
+            stash_to: None,
             shutdown: None,
         }
     }
@@ -273,6 +300,14 @@ impl<M: StateMachine, S: Storage<Payload>> Worker<M, S> {
 
     async fn run_loop(&mut self) -> Result<(), WorkerError> {
         self.maintain_bonds();
+        if let Some(anchor) = self.restoring {
+            self.with_sync(Side::Session, None, |p, cx| {
+                *p.session = Some(
+                    p.sync
+                        .create_session(cx, anchor, anchor.index(), Vec::new()),
+                );
+            })?;
+        }
         let mut ticker = tokio::time::interval(self.tick);
         ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         loop {
@@ -320,6 +355,7 @@ impl<M: StateMachine, S: Storage<Payload>> Worker<M, S> {
             self.maintain_bonds();
             // Cheap when nothing changed (compares with what was written last).
             self.network.save_peers();
+            self.maybe_prune()?;
         }
         self.poll_sync()?;
         Ok(())
@@ -431,8 +467,8 @@ impl<M: StateMachine, S: Storage<Payload>> Worker<M, S> {
                         bond.hello = Some(hello);
                     }
                 }
-                GroupFrame::ToProvider(bytes) => self.for_provider(peer, &bytes)?,
-                GroupFrame::ToSession(bytes) => self.for_session(peer, &bytes)?,
+                GroupFrame::ToProvider(bytes) => self.for_provider(peer, &bytes.0)?,
+                GroupFrame::ToSession(bytes) => self.for_session(peer, &bytes.0)?,
             },
         }
         Ok(())
@@ -567,6 +603,9 @@ impl<M: StateMachine, S: Storage<Payload>> Worker<M, S> {
             group: self.group,
             network: self.network_id,
             leader: leader.or(self.node.leader()),
+            snapshots: &self.snapshots,
+            applied_membership: &self.applied_membership,
+            applied_bytes: self.applied_bytes,
             out: &mut out,
         };
         let parts = SyncParts {
@@ -658,7 +697,43 @@ impl<M: StateMachine, S: Storage<Payload>> Worker<M, S> {
             if self.session.take().is_some() {
                 tracing::info!(group = %Short(&self.group), at = position.index().0, "caught up");
                 self.node.finish_catch_up();
+                if self.restoring.take().is_some() {
+                    self.apply_stash()?;
+                }
             }
+        }
+        Ok(())
+    }
+
+    /// After a repaired snapshot is installed: applies the committed entries that came
+    /// in meanwhile and are still in the log (an install further ahead reset the log, and
+    /// the core hands those entries out again).
+    fn apply_stash(&mut self) -> Result<(), WorkerError> {
+        let Some(to) = self.stash_to.take() else {
+            return Ok(());
+        };
+        let from = self.applied.next();
+        if to < from || !self.store.available().contains(&from) {
+            return Ok(());
+        }
+        let entries = LogReader::entries(&self.store, from, to)?;
+        self.apply(entries)
+    }
+
+    /// Prunes the log up to what the sync provider allows (never above what is applied).
+    fn maybe_prune(&mut self) -> Result<(), WorkerError> {
+        if self.restoring.is_some() {
+            return Ok(());
+        }
+        let safe = self.with_sync(Side::Provider, None, |p, cx| {
+            p.provider.safe_to_prune_prefix(cx)
+        })?;
+        let Some(up_to) = safe.map(|i| i.min(self.applied)) else {
+            return Ok(());
+        };
+        if up_to > *self.store.available().start() {
+            self.store.prune_prefix(up_to)?;
+            tracing::debug!(group = %Short(&self.group), up_to = up_to.0, "log pruned");
         }
         Ok(())
     }
@@ -682,7 +757,14 @@ impl<M: StateMachine, S: Storage<Payload>> Worker<M, S> {
             }
         }
         if let Some(position) = out.synced {
-            self.node.on_state_synced(position, None)?;
+            let membership = out.synced_membership;
+            self.node.on_state_synced(position, membership.clone())?;
+            if position.index() > self.applied {
+                self.applied = position.index();
+                if let Some(m) = membership {
+                    self.applied_membership = m;
+                }
+            }
         }
         for command in out.feed {
             let id = self.proposal_id();
@@ -731,34 +813,48 @@ impl<M: StateMachine, S: Storage<Payload>> Worker<M, S> {
         let Some(last) = entries.last().map(Entry::cursor) else {
             return Ok(());
         };
+        if self.restoring.is_some() {
+            // The machine is empty until the damaged snapshot is repaired.
+            self.stash_to = Some(last.index());
+            return Ok(());
+        }
         let mut commands = Vec::new();
         let mut batch_end = None;
         for entry in entries {
-            if let Payload::Command(bytes) = &entry.payload {
-                match codec::decode::<M::Command>(bytes) {
-                    Ok(command) => {
-                        commands.push(command);
-                        batch_end = Some(entry.cursor());
+            match entry.payload {
+                Payload::Command(bytes) => {
+                    self.applied_bytes += bytes.len() as u64;
+                    match codec::decode::<M::Command>(&bytes) {
+                        Ok(command) => {
+                            let barrier = self.sync.is_barrier(&command);
+                            commands.push(command);
+                            batch_end = Some(Cursor(entry.term, entry.index));
+                            if barrier {
+                                // The barrier ends its batch, so the machine holds the
+                                // state at exactly its index when the provider hears of it.
+                                let at = Cursor(entry.term, entry.index);
+                                self.apply_commands(std::mem::take(&mut commands), at);
+                                batch_end = None;
+                                self.with_sync(Side::Provider, None, |p, cx| {
+                                    p.provider.barrier_applied(at, cx)
+                                })?;
+                            }
+                        }
+                        // Every member runs the same machine (its signature is in the group
+                        // id), so every member skips the same entry: state stays identical.
+                        Err(err) => tracing::error!(
+                            index = entry.index.0,
+                            %err,
+                            "committed command does not decode; skipped"
+                        ),
                     }
-                    // Every member runs the same machine (its signature is in the group
-                    // id), so every member skips the same entry: state stays identical.
-                    Err(err) => tracing::error!(
-                        index = entry.index.0,
-                        %err,
-                        "committed command does not decode; skipped"
-                    ),
                 }
+                Payload::Config(membership) => self.applied_membership = membership,
+                _ => {}
             }
         }
         if let Some(end) = batch_end {
-            let ctx = Apply {
-                committed: end,
-                term: self.node.term(),
-                group: self.group,
-                network: self.network_id,
-                me: self.me,
-            };
-            self.machine.apply_batch(commands, &ctx);
+            self.apply_commands(commands, end);
         }
         self.applied = last.index();
         self.node.on_applied(last.index());
@@ -769,6 +865,22 @@ impl<M: StateMachine, S: Storage<Payload>> Worker<M, S> {
             let _ = reply.send(Ok((result, self.applied)));
         }
         self.with_sync(Side::Provider, None, |p, cx| p.provider.committed(last, cx))
+    }
+
+    /// Applies one batch of decoded commands ending at `end`.
+    fn apply_commands(&mut self, commands: Vec<M::Command>, end: Cursor) {
+        if commands.is_empty() {
+            return;
+        }
+        let ctx = Apply {
+            committed: end,
+            term: self.node.term(),
+            group: self.group,
+            network: self.network_id,
+            me: self.me,
+        };
+        self.machine.apply_batch(commands, &ctx);
+        self.applied = end.index();
     }
 
     fn resolve_proposal(&mut self, id: ProposalId, result: Result<Index, ClientError>) {
@@ -875,6 +987,7 @@ impl<M: StateMachine, S: Storage<Payload>> Worker<M, S> {
             leader: node.leader(),
             commit: node.commit_index(),
             applied: self.applied,
+            log_start: self.store.available().start().next(),
             last: node.last(),
             durable: node.durable(),
             members: node.membership().clone(),

@@ -1,15 +1,19 @@
 //! `KvMachine`: a replicated map from string keys to byte values.
 //!
-//! Deterministic (a `BTreeMap`), so every member holds the same map at the same index.
-//! Catch-up is log replay ([`LogReplaySync`]); the machine keeps the sync value so its
-//! counters can be read ([`KvMachine::replay_stats`]).
+//! Deterministic (an ordered map), so every member holds the same map at the same index.
+//! The map is an `im::OrdMap`, whose clone is O(1): a snapshot is a frozen clone, cut in
+//! the background while apply goes on. Catch-up and restart go through [`SnapshotSync`];
+//! the machine keeps the sync value so its counters can be read
+//! ([`KvMachine::snapshot_stats`]).
 
 use crate::groups::machine::{ApplyContext, StateMachine};
-use crate::groups::replay::{LogReplaySync, ReplayStats};
+use crate::groups::snapshot::{
+    Snapshot, SnapshotConfig, SnapshotRequest, SnapshotStateMachine, SnapshotStats, SnapshotSync,
+};
 use crate::primitives::Digest;
 use crate::UniqueId;
 use serde::{Deserialize, Serialize};
-use std::collections::BTreeMap;
+use std::ops::Range;
 use std::sync::Arc;
 
 /// A change to the map.
@@ -27,6 +31,8 @@ pub enum KvCommand {
         /// The key.
         key: String,
     },
+    /// A snapshot marker (proposed by the leader's sync provider; changes nothing).
+    TakeSnapshot(SnapshotRequest),
 }
 
 /// A read of the map.
@@ -50,16 +56,62 @@ pub enum KvResult {
     Len(u64),
 }
 
+/// The map's entries, frozen: a snapshot of [`KvMachine`].
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct KvSnapshot(pub im::OrdMap<String, Vec<u8>>);
+
+impl Snapshot for KvSnapshot {
+    type Item = (String, Vec<u8>);
+
+    fn len(&self) -> u64 {
+        self.0.len() as u64
+    }
+
+    fn iter_range(&self, range: Range<u64>) -> Option<impl Iterator<Item = Self::Item>> {
+        if range.start > range.end || range.end > self.len() {
+            return None;
+        }
+        Some(
+            self.0
+                .iter()
+                .skip(range.start as usize)
+                .take((range.end - range.start) as usize)
+                .map(|(k, v)| (k.clone(), v.clone())),
+        )
+    }
+
+    fn append(&mut self, items: impl IntoIterator<Item = Self::Item>) {
+        for (k, v) in items {
+            self.0.insert(k, v);
+        }
+    }
+}
+
 /// The replicated map.
-#[derive(Default)]
 pub struct KvMachine {
-    map: BTreeMap<String, Vec<u8>>,
-    sync: LogReplaySync<KvMachine>,
+    map: im::OrdMap<String, Vec<u8>>,
+    sync: SnapshotSync<KvMachine>,
+}
+
+impl Default for KvMachine {
+    fn default() -> Self {
+        KvMachine::new(SnapshotConfig::default())
+    }
 }
 
 impl KvMachine {
-    /// Log-replay counters of this node (served and fetched entries).
-    pub fn replay_stats(&self) -> Arc<ReplayStats> {
+    /// A machine whose snapshots follow `config`.
+    pub fn new(config: SnapshotConfig) -> Self {
+        KvMachine {
+            map: im::OrdMap::new(),
+            sync: SnapshotSync::new(config, KvCommand::TakeSnapshot, |c| {
+                matches!(c, KvCommand::TakeSnapshot(_))
+            }),
+        }
+    }
+
+    /// Snapshot counters and the transfer in progress on this node.
+    pub fn snapshot_stats(&self) -> Arc<SnapshotStats> {
         self.sync.stats()
     }
 }
@@ -68,10 +120,10 @@ impl StateMachine for KvMachine {
     type Command = KvCommand;
     type Query = KvQuery;
     type QueryResult = KvResult;
-    type StateSync = LogReplaySync<KvMachine>;
+    type StateSync = SnapshotSync<KvMachine>;
 
     fn signature(&self) -> UniqueId {
-        Digest::of(b"tessera/kv-machine/v1")
+        Digest::of(b"tessera/kv-machine/v2")
     }
 
     fn apply(&mut self, command: KvCommand, _: &dyn ApplyContext) {
@@ -82,6 +134,7 @@ impl StateMachine for KvMachine {
             KvCommand::Delete { key } => {
                 self.map.remove(&key);
             }
+            KvCommand::TakeSnapshot(_) => {}
         }
     }
 
@@ -92,7 +145,19 @@ impl StateMachine for KvMachine {
         }
     }
 
-    fn state_sync(&self) -> LogReplaySync<KvMachine> {
+    fn state_sync(&self) -> SnapshotSync<KvMachine> {
         self.sync.clone()
+    }
+}
+
+impl SnapshotStateMachine for KvMachine {
+    type Snapshot = KvSnapshot;
+
+    fn create_snapshot(&self) -> KvSnapshot {
+        KvSnapshot(self.map.clone())
+    }
+
+    fn install_snapshot(&mut self, snapshot: KvSnapshot) {
+        self.map = snapshot.0;
     }
 }

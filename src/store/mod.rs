@@ -10,5 +10,5 @@ pub mod kv;
 pub mod node;
 
 pub use client::Client;
-pub use kv::{KvCommand, KvMachine, KvQuery, KvResult};
+pub use kv::{KvCommand, KvMachine, KvQuery, KvResult, KvSnapshot};
 pub use node::{Node, NodeConfig};

@@ -155,6 +155,17 @@ impl SnapshotStore {
         )
     }
 
+    /// Removes (synced) only the manifest of the snapshot at `anchor`: it is no longer
+    /// complete (its chunks stay, e.g. to be marked received by a repairing transfer).
+    pub fn delete_manifest(&self, anchor: u64) -> Result<(), Error> {
+        let mut batch = WriteBatch::default();
+        batch.delete_cf(
+            self.store.cf(ColumnFamily::SnapshotMeta),
+            snapshot_key(&self.group, anchor),
+        );
+        self.write(batch, true, "snapshot_meta")
+    }
+
     /// Anchors of complete snapshots (with a manifest), ascending.
     pub fn anchors(&self) -> Result<Vec<u64>, Error> {
         self.anchors_in(ColumnFamily::SnapshotMeta)

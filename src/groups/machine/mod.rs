@@ -19,7 +19,8 @@ mod noop;
 
 pub use noop::NoOp;
 
-use crate::groups::raft::{Entry, Payload};
+use crate::groups::raft::{Entry, Membership, Payload};
+use crate::groups::snapshot::{Restored, SnapshotStore};
 use crate::groups::{Command as CommandBound, Cursor, Index, Storage, Term};
 use crate::primitives::codec::EncodeError;
 use crate::{GroupId, PeerId, UniqueId};
@@ -152,6 +153,26 @@ pub trait StateSync: Send + 'static {
         leader_commit: Index,
         entries: Vec<Entry>,
     ) -> Self::Session;
+
+    /// Whether `command` ends an apply batch: the worker applies it last in its batch and
+    /// then calls [`StateSyncProvider::barrier_applied`] with its position, so the state
+    /// after it can be captured at exactly its index on every node (tessera addition: the
+    /// snapshot markers of [`crate::groups::snapshot::SnapshotSync`]).
+    fn is_barrier(&self, _command: &Command<Self>) -> bool {
+        false
+    }
+
+    /// Called once when the group starts, before the consensus core is built: restores
+    /// the newest local state (a snapshot) into `machine` so that only the log after it
+    /// is replayed (tessera addition). Blocking; the default restores nothing.
+    fn restore(
+        &self,
+        _machine: &mut Self::Machine,
+        _snapshots: &SnapshotStore,
+        _group: GroupId,
+    ) -> Restored {
+        Restored::Nothing
+    }
 }
 
 /// Serves state to sessions of lagging followers.
@@ -183,6 +204,10 @@ pub trait StateSyncProvider: Send + 'static {
 
     /// The commit index advanced to `position`.
     fn committed(&mut self, _: Cursor, _: &mut dyn SyncProviderContext<Self::Owner>) {}
+
+    /// A barrier command ([`StateSync::is_barrier`]) at `position` was just applied: the
+    /// state machine holds the state at exactly `position` (tessera addition).
+    fn barrier_applied(&mut self, _: Cursor, _: &mut dyn SyncProviderContext<Self::Owner>) {}
 }
 
 /// One catch-up episode on a lagging follower.
@@ -242,6 +267,17 @@ pub trait SyncContext<S: StateSync> {
     fn send_to(&mut self, peer: PeerId, message: S::Message) -> Result<(), EncodeError>;
     /// Sends a message to every bonded peer; returns who it went to.
     fn broadcast(&mut self, message: S::Message) -> Result<Vec<PeerId>, EncodeError>;
+    /// The bonded peers (tessera addition; the seed has it on the network's bonds).
+    fn peers(&self) -> Vec<PeerId>;
+    /// This node's snapshot store (RocksDB when the network has a data directory) (tessera
+    /// addition).
+    fn snapshots(&self) -> &SnapshotStore;
+    /// The group's configuration as of the last applied entry (tessera addition: a
+    /// snapshot records it, so a log pruned past every configuration entry loses nothing).
+    fn applied_membership(&self) -> &Membership;
+    /// Payload bytes of the commands applied since this node started (tessera addition:
+    /// snapshot markers every N bytes).
+    fn applied_bytes(&self) -> u64;
 }
 
 /// What a session on a lagging follower may additionally do.
@@ -254,6 +290,9 @@ pub trait SyncSessionContext<S: StateSync>: SyncContext<S> {
     /// them after this node's committed prefix (tessera addition, used by log replay:
     /// writing the log behind the core's back would desynchronise it).
     fn append_committed(&mut self, entries: Vec<Entry>, committed: Index);
+    /// The configuration in force at the position given to `set_committed` (tessera
+    /// addition: a snapshot carries it; without it the node keeps its current one).
+    fn set_synced_membership(&mut self, membership: Membership);
 }
 
 /// What a provider may additionally do.

@@ -114,7 +114,11 @@ impl RaftLog {
         store: &dyn LogReader,
     ) -> Result<Option<Term>, RaftError> {
         if index.is_zero() {
-            return Ok(Some(Term(0)));
+            // "Before the first entry" matches only a log that still starts there: once
+            // pruned or reset, index 0 is below the anchor like any pruned index.
+            let reset = self.pending_reset.is_some_and(|r| !r.index().is_zero());
+            let pruned = !store.anchor()?.index().is_zero();
+            return Ok((!reset && !pruned).then_some(Term(0)));
         }
         if index > self.last.index() {
             return Ok(None);

@@ -149,10 +149,25 @@ impl Node {
         store: &dyn LogReader,
         applied: Index,
     ) -> Result<Node, RaftError> {
+        Self::restart_from(id, config, seed, store, applied, None)
+    }
+
+    /// [`Node::restart`] for a node whose state machine was restored from a snapshot:
+    /// `base` is the snapshot's anchor index and the configuration in force there, so the
+    /// membership scan stops at the anchor (the log before it may be pruned) and starts
+    /// from that configuration.
+    pub fn restart_from(
+        id: PeerId,
+        config: RaftConfig,
+        seed: u64,
+        store: &dyn LogReader,
+        applied: Index,
+        base: Option<(Index, Membership)>,
+    ) -> Result<Node, RaftError> {
         let hs = store.hard_state();
         let last = store.last();
         let log = RaftLog::restore(last, hs.commit, applied);
-        let members = Self::scan_membership(store, last.index(), log.committed)?;
+        let members = Self::scan_membership(store, last.index(), log.committed, base)?;
         let known_commit = log.committed;
         let mut node = Node {
             id,
@@ -193,8 +208,12 @@ impl Node {
         store: &dyn LogReader,
         last: Index,
         committed: Index,
+        base: Option<(Index, Membership)>,
     ) -> Result<MembershipLog, RaftError> {
-        let anchor = store.anchor()?.index();
+        let mut anchor = store.anchor()?.index();
+        if let Some((at, _)) = &base {
+            anchor = anchor.max(*at);
+        }
         let mut found: Vec<(Index, Membership)> = Vec::new();
         let mut hi = last;
         'scan: while hi > anchor {
@@ -213,9 +232,16 @@ impl Node {
         }
         found.reverse();
         let mut iter = found.into_iter();
-        let mut members = match iter.next() {
-            Some((i, m)) => MembershipLog::new(i, m),
-            None => MembershipLog::new(Index(0), Membership::default()),
+        let mut members = match (base, iter.next()) {
+            (Some((at, base)), first) => {
+                let mut members = MembershipLog::new(at, base);
+                if let Some((i, m)) = first {
+                    members.push(i, m);
+                }
+                members
+            }
+            (None, Some((i, m))) => MembershipLog::new(i, m),
+            (None, None) => MembershipLog::new(Index(0), Membership::default()),
         };
         for (i, m) in iter {
             members.push(i, m);

@@ -21,6 +21,11 @@ impl RocksChunkStore {
         RocksChunkStore { store }
     }
 
+    /// The database underneath.
+    pub fn store(&self) -> &Store {
+        &self.store
+    }
+
     fn group(&self, key: SnapshotKey) -> SnapshotStore {
         self.store.snapshot_store(key.group.0)
     }

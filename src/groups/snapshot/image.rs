@@ -1,0 +1,326 @@
+//! A group's snapshot as stored: a header item, then the state machine's items, cut into
+//! chunks by `tessera-snapshots`. These functions do the slow work (encode and write,
+//! read and decode, check every chunk) and run off the worker, on background threads.
+//!
+//! The header is the first item of every snapshot: it carries what the consensus core
+//! needs besides the state — the anchor and the configuration in force there — so a log
+//! pruned past every configuration entry loses nothing.
+
+use super::machine::Snapshot;
+use super::store::{key_group, SnapshotStore};
+use crate::groups::raft::Membership;
+use crate::groups::Cursor;
+use crate::primitives::codec;
+use crate::GroupId;
+use serde::{Deserialize, Serialize};
+use tessera_snapshots::{
+    Anchor, ChunkStore, Manifest, SnapshotError, SnapshotKey, SnapshotReader, SnapshotWriter,
+    StoreSink, StoreSource, WriterConfig,
+};
+
+/// Version of [`Header`]'s encoding.
+pub const HEADER_VERSION: u32 = 1;
+
+/// Items decoded per `Snapshot::append` call while loading.
+const APPEND_BATCH: usize = 4096;
+
+/// The first item of every group snapshot.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Header {
+    /// [`HEADER_VERSION`].
+    pub version: u32,
+    /// The marker entry the snapshot was cut after.
+    pub anchor: Cursor,
+    /// The configuration in force at the anchor.
+    pub membership: Membership,
+    /// Number of state-machine items after the header.
+    pub items: u64,
+}
+
+/// Cutting or loading a snapshot failed.
+#[derive(Debug, thiserror::Error)]
+pub enum ImageError {
+    /// The chunk layer failed (storage, corrupt chunk, digest).
+    #[error(transparent)]
+    Snapshot(#[from] SnapshotError),
+    /// The snapshot has no manifest.
+    #[error("snapshot {index} of group {group} is not stored")]
+    Missing {
+        /// The group.
+        group: GroupId,
+        /// Anchor index.
+        index: u64,
+    },
+    /// An item did not encode or decode.
+    #[error("snapshot at {anchor}: item {item}: {reason}")]
+    Item {
+        /// The snapshot's anchor index.
+        anchor: u64,
+        /// Item number (0 is the header).
+        item: u64,
+        /// What was wrong.
+        reason: String,
+    },
+    /// The header is missing, of another version, or disagrees with the manifest.
+    #[error("snapshot at {anchor}: bad header: {reason}")]
+    Header {
+        /// The snapshot's anchor index.
+        anchor: u64,
+        /// What was wrong.
+        reason: String,
+    },
+}
+
+impl ImageError {
+    /// Whether the stored bytes are damaged (as opposed to a storage failure): the
+    /// snapshot should be repaired from peers.
+    pub fn is_damage(&self) -> bool {
+        match self {
+            ImageError::Snapshot(e) => !matches!(e, SnapshotError::Store { .. }),
+            ImageError::Missing { .. } => false,
+            ImageError::Item { .. } | ImageError::Header { .. } => true,
+        }
+    }
+}
+
+/// The key of `group`'s snapshot anchored at `index`.
+pub fn snapshot_key(group: GroupId, index: u64) -> SnapshotKey {
+    SnapshotKey::new(key_group(group), index)
+}
+
+/// Writes `snapshot` as the snapshot of `group` at `anchor` and stores its manifest (the
+/// snapshot is complete once this returns). A failure deletes what was written.
+pub fn cut<S: Snapshot>(
+    mut store: SnapshotStore,
+    group: GroupId,
+    anchor: Cursor,
+    membership: Membership,
+    snapshot: &S,
+    config: WriterConfig,
+) -> Result<Manifest, ImageError> {
+    let key = snapshot_key(group, anchor.index().0);
+    let result = write(&mut store, key, anchor, membership, snapshot, config);
+    if result.is_err() {
+        let _ = store.delete_snapshot(key);
+    }
+    result
+}
+
+fn write<S: Snapshot>(
+    store: &mut SnapshotStore,
+    key: SnapshotKey,
+    anchor: Cursor,
+    membership: Membership,
+    snapshot: &S,
+    config: WriterConfig,
+) -> Result<Manifest, ImageError> {
+    let items = snapshot.len();
+    let header = Header {
+        version: HEADER_VERSION,
+        anchor,
+        membership,
+        items,
+    };
+    let index = anchor.index().0;
+    let item_error = |item: u64, e: codec::EncodeError| ImageError::Item {
+        anchor: index,
+        item,
+        reason: e.to_string(),
+    };
+    let manifest = {
+        let mut writer = SnapshotWriter::new(
+            key.group,
+            Anchor {
+                term: anchor.term().0,
+                index,
+            },
+            config,
+            StoreSink::new(&mut *store, key),
+        )?;
+        writer.push(&codec::encode(&header).map_err(|e| item_error(0, e))?)?;
+        if let Some(iter) = snapshot.iter_range(0..items) {
+            for (n, item) in iter.enumerate() {
+                let bytes = codec::encode(&item).map_err(|e| item_error(n as u64 + 1, e))?;
+                writer.push(&bytes)?;
+            }
+        }
+        if writer.item_count() != items + 1 {
+            return Err(ImageError::Header {
+                anchor: index,
+                reason: format!(
+                    "the snapshot claims {items} items but iterated {}",
+                    writer.item_count().saturating_sub(1)
+                ),
+            });
+        }
+        writer.finish()?.0
+    };
+    store.put_manifest(key, &manifest.encode())?;
+    Ok(manifest)
+}
+
+/// Why [`load`] or [`read`] failed, with the header if it was read before the failure.
+#[derive(Debug)]
+pub struct LoadError {
+    /// The header, when the failure came after it.
+    pub header: Option<Header>,
+    /// What went wrong.
+    pub error: ImageError,
+}
+
+fn fail(header: Option<Header>, error: impl Into<ImageError>) -> Box<LoadError> {
+    Box::new(LoadError {
+        header,
+        error: error.into(),
+    })
+}
+
+/// What [`load`] found.
+pub struct Loaded<S> {
+    /// The header.
+    pub header: Header,
+    /// The rebuilt state.
+    pub snapshot: S,
+    /// The manifest.
+    pub manifest: Manifest,
+}
+
+/// Reads the complete snapshot `key` back: every chunk checked, the digest checked, the
+/// items decoded and appended. On failure, also returns the header if it was read.
+pub fn load<S: Snapshot>(
+    store: &SnapshotStore,
+    group: GroupId,
+    key: SnapshotKey,
+) -> Result<Loaded<S>, Box<LoadError>> {
+    match store.load_manifest(key) {
+        Ok(Some(manifest)) => read(store, manifest),
+        Ok(None) => Err(fail(
+            None,
+            ImageError::Missing {
+                group,
+                index: key.index,
+            },
+        )),
+        Err(e) => Err(fail(None, e)),
+    }
+}
+
+/// Reads the snapshot `manifest` describes from the chunks in `store` (complete or still a
+/// transfer): every chunk checked, the digest checked, the items decoded and appended.
+pub fn read<S: Snapshot>(
+    store: &SnapshotStore,
+    manifest: Manifest,
+) -> Result<Loaded<S>, Box<LoadError>> {
+    let key = manifest.key();
+    let index = key.index;
+    let mut reader =
+        SnapshotReader::new(manifest, StoreSource::new(store, key)).map_err(|e| fail(None, e))?;
+    let manifest = reader.manifest().clone();
+    let header: Header = match reader.next_item() {
+        Ok(Some(bytes)) => codec::decode(bytes).map_err(|e| {
+            fail(
+                None,
+                ImageError::Header {
+                    anchor: index,
+                    reason: e.to_string(),
+                },
+            )
+        })?,
+        Ok(None) => {
+            return Err(fail(
+                None,
+                ImageError::Header {
+                    anchor: index,
+                    reason: "no items".into(),
+                },
+            ))
+        }
+        Err(e) => return Err(fail(None, e)),
+    };
+    let bad_header = |reason: String| {
+        Err(fail(
+            Some(header.clone()),
+            ImageError::Header {
+                anchor: index,
+                reason,
+            },
+        ))
+    };
+    if header.version != HEADER_VERSION {
+        return bad_header(format!(
+            "version {} (expected {HEADER_VERSION})",
+            header.version
+        ));
+    }
+    if header.anchor.index().0 != index || header.anchor.term().0 != manifest.anchor().term {
+        return bad_header(format!(
+            "anchor {} but the manifest says {}@{}",
+            header.anchor,
+            index,
+            manifest.anchor().term
+        ));
+    }
+    if header.items.checked_add(1) != Some(manifest.item_count()) {
+        return bad_header(format!(
+            "{} items but the manifest holds {}",
+            header.items,
+            manifest.item_count()
+        ));
+    }
+    let mut snapshot = S::default();
+    let mut batch = Vec::with_capacity(APPEND_BATCH);
+    let mut n = 0u64;
+    loop {
+        let item = match reader.next_item() {
+            Ok(Some(bytes)) => codec::decode::<S::Item>(bytes).map_err(|e| {
+                fail(
+                    Some(header.clone()),
+                    ImageError::Item {
+                        anchor: index,
+                        item: n + 1,
+                        reason: e.to_string(),
+                    },
+                )
+            })?,
+            Ok(None) => break,
+            Err(e) => return Err(fail(Some(header.clone()), e)),
+        };
+        n += 1;
+        batch.push(item);
+        if batch.len() == APPEND_BATCH {
+            snapshot.append(std::mem::take(&mut batch));
+            batch.reserve(APPEND_BATCH);
+        }
+    }
+    snapshot.append(batch);
+    Ok(Loaded {
+        header,
+        snapshot,
+        manifest,
+    })
+}
+
+/// Turns the damaged complete snapshot `manifest` into an unfinished transfer of itself:
+/// intact chunks are marked received, damaged or absent ones stay missing, and the
+/// manifest is removed so nobody installs or serves it. A transfer then fetches only what
+/// is damaged. Returns the damaged chunk numbers.
+pub fn reopen_damaged(
+    store: &mut SnapshotStore,
+    manifest: &Manifest,
+) -> Result<Vec<u32>, ImageError> {
+    let key = manifest.key();
+    store.begin_transfer(key, &manifest.encode())?;
+    let mut damaged = Vec::new();
+    let mut buf = Vec::new();
+    for chunk in 0..manifest.chunk_count() {
+        let intact = store.read_chunk(key, chunk, &mut buf).unwrap_or(false)
+            && manifest.verify_chunk(chunk, &buf).is_ok();
+        if intact {
+            store.put_received_chunk(key, chunk, &buf)?;
+        } else {
+            damaged.push(chunk);
+        }
+    }
+    store.remove_manifest(key)?;
+    Ok(damaged)
+}

@@ -1,0 +1,506 @@
+//! The session side of `SnapshotSync`, on a member whose gap is no longer in any log (or
+//! whose newest local snapshot is damaged):
+//! 1. **discover**: ask every bonded peer which snapshots it holds;
+//! 2. **fetch**: pick one — an unfinished local transfer that a peer still serves (a
+//!    restart resumes it), else the newest — and pull its chunks from every peer holding
+//!    it through `tessera_snapshots::Transfer`, which verifies each chunk and stores it
+//!    with its received mark as it arrives;
+//! 3. **install**: on a background thread, read the snapshot back (every chunk and the
+//!    digest checked, items decoded), store its manifest (the install's commit point: a
+//!    restart from here finishes the install), then on the worker swap the state in and
+//!    fast-forward the core to the anchor.
+//!
+//! Normal catch-up installs at most the leader commit index the catch-up came with: a
+//! snapshot is committed state, but only positions a leader of this node's term announced
+//! are safe to claim committed here.
+
+use super::image::{self, Loaded};
+use super::machine::SnapshotStateMachine;
+use super::message::{Held, SnapshotMessage};
+use super::stats::{SnapshotStats, TransferStatus};
+use super::store::SnapshotStore;
+use super::sync::SnapshotSync;
+use crate::groups::machine::{StateSyncSession, SyncSessionContext};
+use crate::groups::{Cursor, Index, Term};
+use crate::primitives::Short;
+use crate::{GroupId, PeerId};
+use std::collections::{BTreeMap, BTreeSet};
+use std::sync::mpsc;
+use std::task::{Context, Poll};
+use std::time::{Duration, Instant};
+use tessera_snapshots::{ChunkOutcome, ChunkStore, Manifest, SnapshotError, Transfer};
+
+/// A normal session with no peer offering a usable snapshot for this many discovery
+/// timeouts ends (the leader streams the log or asks again).
+const GIVE_UP_AFTER_DISCOVERIES: u32 = 5;
+
+type Finished<S> = (Box<Transfer<PeerId>>, Result<Loaded<S>, String>);
+
+enum Phase<M: SnapshotStateMachine> {
+    Discover {
+        asked: BTreeSet<PeerId>,
+        offers: BTreeMap<PeerId, Vec<Held>>,
+        since: Instant,
+        rounds: u32,
+    },
+    Fetch {
+        transfer: Box<Transfer<PeerId>>,
+        anchor: Cursor,
+        fingerprint: tessera_snapshots::Digest,
+    },
+    Install {
+        anchor: Cursor,
+        done: mpsc::Receiver<Finished<M::Snapshot>>,
+    },
+    Done(Cursor),
+}
+
+/// See the module docs.
+pub struct SnapshotSession<M: SnapshotStateMachine> {
+    sync: SnapshotSync<M>,
+    group: GroupId,
+    store: SnapshotStore,
+    /// Only snapshots anchored above this are useful.
+    floor: Index,
+    /// Install at most this (normal catch-up); `None` when repairing.
+    ceiling: Option<Index>,
+    repair: Option<Cursor>,
+    started: Instant,
+    phase: Phase<M>,
+}
+
+impl<M: SnapshotStateMachine> SnapshotSession<M> {
+    pub(crate) fn new(
+        sync: SnapshotSync<M>,
+        cx: &mut dyn SyncSessionContext<SnapshotSync<M>>,
+        _position: Cursor,
+        leader_commit: Index,
+    ) -> Self {
+        let repair = sync.take_repair();
+        let (floor, ceiling) = match repair {
+            Some(anchor) => (anchor.index().prev(), None),
+            None => (cx.committed().index(), Some(leader_commit)),
+        };
+        SnapshotStats::add(&sync.shared.stats.sessions, 1);
+        let mut session = SnapshotSession {
+            group: cx.group_id(),
+            store: cx.snapshots().clone(),
+            sync,
+            floor,
+            ceiling,
+            repair,
+            started: Instant::now(),
+            phase: Phase::Done(Cursor::zero()),
+        };
+        session.discover(cx, 0);
+        session
+    }
+
+    fn stats(&self) -> &SnapshotStats {
+        &self.sync.shared.stats
+    }
+
+    fn now_ms(&self) -> u64 {
+        self.started.elapsed().as_millis() as u64
+    }
+
+    fn discover(&mut self, cx: &mut dyn SyncSessionContext<SnapshotSync<M>>, rounds: u32) {
+        let asked = cx
+            .broadcast(SnapshotMessage::Query)
+            .unwrap_or_default()
+            .into_iter()
+            .collect();
+        self.phase = Phase::Discover {
+            asked,
+            offers: BTreeMap::new(),
+            since: Instant::now(),
+            rounds,
+        };
+        self.stats().set_transfer(Some(TransferStatus {
+            anchor: Cursor::zero(),
+            phase: "discovering",
+            chunks_total: 0,
+            chunks_verified: 0,
+            bytes_total: 0,
+            bytes_verified: 0,
+            raw_bytes: 0,
+            rate_bytes_per_sec: 0,
+            eta_ms: None,
+            providers: 0,
+        }));
+    }
+
+    /// Ends the session without installing anything.
+    fn give_up(&mut self, cx: &mut dyn SyncSessionContext<SnapshotSync<M>>, why: &str) {
+        tracing::info!(group = %Short(&self.group), why, "snapshot session ends without installing");
+        self.stats().set_transfer(None);
+        self.phase = Phase::Done(cx.committed());
+    }
+
+    fn discovery_done(&self) -> bool {
+        match &self.phase {
+            Phase::Discover {
+                asked,
+                offers,
+                since,
+                ..
+            } => {
+                let timeout = self.sync.config.discovery_timeout;
+                (!asked.is_empty() && asked.iter().all(|p| offers.contains_key(p)))
+                    || since.elapsed() >= timeout
+            }
+            _ => false,
+        }
+    }
+
+    /// Picks the snapshot to fetch among the offers and starts its transfer.
+    fn choose(&mut self, cx: &mut dyn SyncSessionContext<SnapshotSync<M>>) {
+        let Phase::Discover { offers, rounds, .. } = &self.phase else {
+            return;
+        };
+        let rounds = *rounds;
+        // (anchor index, fingerprint) → (manifest, peers)
+        let mut candidates: BTreeMap<(u64, [u8; 32]), (Manifest, Vec<PeerId>)> = BTreeMap::new();
+        for (peer, held) in offers {
+            for h in held {
+                let Ok(manifest) = Manifest::decode(&h.manifest.0) else {
+                    tracing::warn!(peer = %Short(peer), "undecodable manifest offered; ignored");
+                    continue;
+                };
+                let index = manifest.anchor().index;
+                let usable = manifest.group().0 == *self.group.as_bytes()
+                    && index == h.anchor.index().0
+                    && manifest.anchor().term == h.anchor.term().0
+                    && index > self.floor.0
+                    && self.ceiling.is_none_or(|c| index <= c.0);
+                if usable {
+                    candidates
+                        .entry((index, manifest.fingerprint().0))
+                        .or_insert_with(|| (manifest, Vec::new()))
+                        .1
+                        .push(*peer);
+                }
+            }
+        }
+        let unfinished: BTreeSet<u64> = self
+            .store
+            .transfers(self.group)
+            .unwrap_or_default()
+            .into_iter()
+            .collect();
+        let chosen = candidates
+            .iter()
+            .filter(|((index, _), _)| unfinished.contains(index))
+            .max_by_key(|((index, _), (_, peers))| (*index, peers.len()))
+            .or_else(|| {
+                candidates
+                    .iter()
+                    .max_by_key(|((index, _), (_, peers))| (*index, peers.len()))
+            })
+            .map(|(_, v)| v.clone());
+        let Some((manifest, peers)) = chosen else {
+            if self.repair.is_some() || rounds + 1 < GIVE_UP_AFTER_DISCOVERIES {
+                self.discover(cx, rounds + 1);
+            } else {
+                self.give_up(cx, "no peer offers a snapshot ahead of this node");
+            }
+            return;
+        };
+        // Transfers of other snapshots will never finish: drop them.
+        for index in unfinished {
+            if index != manifest.anchor().index {
+                let _ = self
+                    .store
+                    .delete_snapshot(image::snapshot_key(self.group, index));
+            }
+        }
+        let now = self.now_ms();
+        let key = manifest.key();
+        let started = match Transfer::start(
+            &mut self.store,
+            manifest.clone(),
+            self.sync.config.transfer,
+            now,
+        ) {
+            Err(SnapshotError::ManifestConflict { .. }) => {
+                let _ = self.store.delete_snapshot(key);
+                Transfer::start(
+                    &mut self.store,
+                    manifest.clone(),
+                    self.sync.config.transfer,
+                    now,
+                )
+            }
+            other => other,
+        };
+        let mut transfer = match started {
+            Ok(t) => t,
+            Err(err) => {
+                tracing::warn!(group = %Short(&self.group), %err, "cannot start a snapshot transfer");
+                self.give_up(cx, "transfer could not start");
+                return;
+            }
+        };
+        let leader = cx.leader();
+        for peer in &peers {
+            transfer.add_peer(*peer, *peer == leader);
+        }
+        let anchor = Cursor(Term(manifest.anchor().term), Index(manifest.anchor().index));
+        let missing = transfer.unverified_chunks().count();
+        tracing::info!(
+            group = %Short(&self.group),
+            %anchor,
+            chunks = manifest.chunk_count(),
+            missing,
+            raw_bytes = manifest.raw_bytes(),
+            providers = peers.len(),
+            "fetching a snapshot"
+        );
+        self.phase = Phase::Fetch {
+            fingerprint: manifest.fingerprint(),
+            transfer: Box::new(transfer),
+            anchor,
+        };
+        self.pump(cx);
+    }
+
+    /// Sends the requests the planner wants now; starts the install once complete.
+    fn pump(&mut self, cx: &mut dyn SyncSessionContext<SnapshotSync<M>>) {
+        let now = self.now_ms();
+        let Phase::Fetch {
+            transfer, anchor, ..
+        } = &mut self.phase
+        else {
+            return;
+        };
+        let anchor = *anchor;
+        for request in transfer.poll(now) {
+            let message = SnapshotMessage::Fetch {
+                anchor: anchor.index().0,
+                chunks: request.chunks.clone(),
+            };
+            if let Err(err) = cx.send_to(request.peer, message) {
+                tracing::warn!(%err, "cannot encode a fetch");
+            }
+        }
+        let progress = transfer.progress(now);
+        let raw_bytes = transfer.manifest().raw_bytes();
+        let complete = transfer.is_complete();
+        self.stats().set_transfer(Some(TransferStatus {
+            anchor,
+            phase: if complete { "installing" } else { "fetching" },
+            chunks_total: progress.chunks_total,
+            chunks_verified: progress.chunks_verified,
+            bytes_total: progress.bytes_total,
+            bytes_verified: progress.bytes_verified,
+            raw_bytes,
+            rate_bytes_per_sec: progress.rate_bytes_per_sec,
+            eta_ms: progress.eta_ms,
+            providers: progress.peers,
+        }));
+        if complete {
+            self.start_install();
+        }
+    }
+
+    /// Reads the complete transfer back and decodes it on a background thread.
+    fn start_install(&mut self) {
+        let phase = std::mem::replace(&mut self.phase, Phase::Done(Cursor::zero()));
+        let Phase::Fetch {
+            mut transfer,
+            anchor,
+            ..
+        } = phase
+        else {
+            self.phase = phase;
+            return;
+        };
+        let mut store = self.store.clone();
+        let (tx, done) = mpsc::sync_channel(1);
+        let spawned = std::thread::Builder::new()
+            .name("tessera-snapshot-install".into())
+            .spawn(move || {
+                let manifest = transfer.manifest().clone();
+                let result = match image::read::<M::Snapshot>(&store, manifest.clone()) {
+                    Ok(loaded) => store
+                        .complete_transfer(manifest.key(), &manifest.encode())
+                        .map(|()| loaded)
+                        .map_err(|e| e.to_string()),
+                    Err(failure) => {
+                        // Puts damaged chunks back to missing, so they are fetched again.
+                        let _ = transfer.verify(&store);
+                        Err(failure.error.to_string())
+                    }
+                };
+                let _ = tx.send((transfer, result));
+            });
+        match spawned {
+            Ok(_) => self.phase = Phase::Install { anchor, done },
+            Err(err) => {
+                tracing::warn!(%err, "cannot start an install thread");
+                self.phase = Phase::Done(Cursor::zero());
+            }
+        }
+    }
+
+    fn check_install(&mut self, cx: &mut dyn SyncSessionContext<SnapshotSync<M>>) {
+        let Phase::Install { anchor, done } = &self.phase else {
+            return;
+        };
+        let anchor = *anchor;
+        let (transfer, result) = match done.try_recv() {
+            Ok(finished) => finished,
+            Err(mpsc::TryRecvError::Empty) => return,
+            Err(mpsc::TryRecvError::Disconnected) => {
+                self.give_up(cx, "the install thread died");
+                return;
+            }
+        };
+        match result {
+            Ok(loaded) => {
+                let took = self.started.elapsed();
+                cx.state_machine_mut().install_snapshot(loaded.snapshot);
+                cx.set_synced_membership(loaded.header.membership);
+                cx.set_committed(loaded.header.anchor);
+                SnapshotStats::add(&self.stats().installs, 1);
+                self.stats().set_transfer(None);
+                tracing::info!(
+                    group = %Short(&self.group),
+                    %anchor,
+                    raw_bytes = loaded.manifest.raw_bytes(),
+                    ms = took.as_millis() as u64,
+                    "snapshot installed"
+                );
+                self.phase = Phase::Done(loaded.header.anchor);
+            }
+            Err(err) if !transfer.is_complete() => {
+                tracing::warn!(group = %Short(&self.group), %anchor, %err, "damaged chunks found at install; fetching them again");
+                let fingerprint = transfer.manifest().fingerprint();
+                self.phase = Phase::Fetch {
+                    transfer,
+                    anchor,
+                    fingerprint,
+                };
+                self.pump(cx);
+            }
+            Err(err) => {
+                tracing::warn!(group = %Short(&self.group), %anchor, %err, "snapshot does not check out; dropping it");
+                let _ = self
+                    .store
+                    .delete_snapshot(image::snapshot_key(self.group, anchor.index().0));
+                self.discover(cx, 0);
+            }
+        }
+    }
+}
+
+impl<M: SnapshotStateMachine> StateSyncSession for SnapshotSession<M> {
+    type Owner = SnapshotSync<M>;
+
+    fn poll(
+        &mut self,
+        _: &mut Context<'_>,
+        cx: &mut dyn SyncSessionContext<SnapshotSync<M>>,
+    ) -> Poll<Cursor> {
+        match &self.phase {
+            Phase::Discover { asked, since, .. } => {
+                if asked.is_empty() && since.elapsed() >= Duration::from_millis(200) {
+                    // Nobody was bonded when we asked: ask again.
+                    let rounds = match &self.phase {
+                        Phase::Discover { rounds, .. } => *rounds,
+                        _ => 0,
+                    };
+                    self.discover(cx, rounds);
+                } else if self.discovery_done() {
+                    self.choose(cx);
+                }
+            }
+            Phase::Fetch { .. } => self.pump(cx),
+            Phase::Install { .. } => self.check_install(cx),
+            Phase::Done(_) => {}
+        }
+        match self.phase {
+            Phase::Done(position) => Poll::Ready(position),
+            _ => Poll::Pending,
+        }
+    }
+
+    fn receive(
+        &mut self,
+        message: SnapshotMessage,
+        sender: PeerId,
+        cx: &mut dyn SyncSessionContext<SnapshotSync<M>>,
+    ) {
+        let now = self.now_ms();
+        match (&mut self.phase, message) {
+            (Phase::Discover { offers, .. }, SnapshotMessage::Holding(held)) => {
+                offers.insert(sender, held);
+                if self.discovery_done() {
+                    self.choose(cx);
+                }
+            }
+            (
+                Phase::Fetch {
+                    transfer,
+                    fingerprint,
+                    ..
+                },
+                SnapshotMessage::Holding(held),
+            ) => {
+                // A late answer: a peer holding the same snapshot joins the transfer.
+                let same = held.iter().any(|h| {
+                    Manifest::decode(&h.manifest.0).is_ok_and(|m| m.fingerprint() == *fingerprint)
+                });
+                if same {
+                    transfer.add_peer(sender, sender == cx.leader());
+                }
+            }
+            (
+                Phase::Fetch {
+                    transfer, anchor, ..
+                },
+                SnapshotMessage::Chunk {
+                    anchor: at,
+                    chunk,
+                    bytes,
+                },
+            ) if at == anchor.index().0 => {
+                match transfer.on_chunk(&mut self.store, &sender, chunk, &bytes.0, now) {
+                    Ok(ChunkOutcome::Verified) => {
+                        self.sync.shared.stats.fetched(sender, bytes.0.len() as u64)
+                    }
+                    Ok(ChunkOutcome::Duplicate) => {}
+                    Ok(ChunkOutcome::Rejected(err)) => {
+                        SnapshotStats::add(&self.sync.shared.stats.chunks_rejected, 1);
+                        tracing::warn!(peer = %Short(&sender), chunk, %err, "chunk rejected; asking another peer");
+                    }
+                    Err(err) => {
+                        tracing::error!(group = %Short(&self.group), %err, "cannot store a snapshot chunk");
+                        self.give_up(cx, "chunk store failed");
+                        return;
+                    }
+                }
+                self.pump(cx);
+            }
+            (
+                Phase::Fetch {
+                    transfer, anchor, ..
+                },
+                SnapshotMessage::Missing { anchor: at, chunk },
+            ) if at == anchor.index().0 => {
+                transfer.on_chunk_unavailable(&sender, chunk);
+                self.pump(cx);
+            }
+            _ => {}
+        }
+    }
+
+    fn buffer(
+        &mut self,
+        _position: Cursor,
+        _entries: Vec<crate::groups::raft::Entry>,
+        _cx: &mut dyn SyncSessionContext<SnapshotSync<M>>,
+    ) {
+        // Not kept: after the install the leader sends everything after the anchor.
+    }
+}

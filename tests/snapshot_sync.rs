@@ -1,0 +1,438 @@
+//! SnapshotSync end to end, in-process on loopback, every node durable (RocksDB):
+//! - a new node joins a group holding 200 MB and is served chunks by several peers; stopped
+//!   mid-transfer and restarted, it fetches only the chunks it lacked;
+//! - sustained writes keep every log within its bound (snapshots + pruning);
+//! - a restarted node with a snapshot and a 10,000-entry tail is online without fetching;
+//! - a damaged local chunk is detected at restart and fetched again from a peer.
+
+use std::future::Future;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::Duration;
+use tessera::groups::snapshot::{key_group, SnapshotConfig, SnapshotStats};
+use tessera::groups::{ConsensusConfig, Consistency, Group, GroupBuilder, GroupKey, Index};
+use tessera::network::{Network, NetworkId, PeerAddr};
+use tessera::store::{KvCommand, KvMachine, KvQuery, KvResult};
+use tessera::PeerId;
+
+/// Every wait in these tests is bounded: a hang fails with the step's name.
+async fn bounded<F: Future>(what: &str, secs: u64, fut: F) -> F::Output {
+    match tokio::time::timeout(Duration::from_secs(secs), fut).await {
+        Ok(v) => v,
+        Err(_) => panic!("timed out after {secs}s: {what}"),
+    }
+}
+
+/// Logs to the test output when `RUST_LOG` is set.
+fn init_logs() {
+    let _ = tracing_subscriber::fmt()
+        .with_env_filter(tracing_subscriber::EnvFilter::from_default_env())
+        .with_test_writer()
+        .try_init();
+}
+
+fn consensus() -> ConsensusConfig {
+    ConsensusConfig::builder()
+        .with_heartbeat_interval(Duration::from_millis(50))
+        .with_heartbeat_jitter(Duration::from_millis(10))
+        .with_election_timeout(Duration::from_millis(400))
+        .with_election_timeout_jitter(Duration::from_millis(200))
+        .with_bootstrap_delay(Duration::from_millis(200))
+        .with_forward_timeout(Duration::from_secs(5))
+        .with_query_timeout(Duration::from_secs(5))
+        .with_bootstrap_expect(3)
+        .build()
+        .expect("valid config")
+}
+
+struct Member {
+    dir: PathBuf,
+    network: Network,
+    group: Group<KvMachine>,
+    addr: PeerAddr,
+    stats: Arc<SnapshotStats>,
+}
+
+async fn start(dir: &Path, port: u16, peers: &[PeerAddr], sync: SnapshotConfig) -> Member {
+    let network = Network::builder(NetworkId::named("tessera-snapshot-test"))
+        .data_dir(dir)
+        .bind_addr(([127, 0, 0, 1], port).into())
+        .bootstrap(peers.iter().copied())
+        .reconnect_backoff(Duration::from_millis(50), Duration::from_millis(500))
+        .bind()
+        .await
+        .expect("bind");
+    let machine = KvMachine::new(sync);
+    let stats = machine.snapshot_stats();
+    let group = GroupBuilder::new(&network)
+        .with_key(GroupKey::from_secret("snapshot test"))
+        .with_state_machine(machine)
+        .with_consensus_config(consensus())
+        .join()
+        .expect("join");
+    let addr = network.local_addr();
+    Member {
+        dir: dir.to_path_buf(),
+        network,
+        group,
+        addr,
+        stats,
+    }
+}
+
+async fn stop(m: Member) -> (PathBuf, u16, Arc<SnapshotStats>) {
+    let port = m.addr.addr.port();
+    m.group.shutdown().await;
+    m.network.shutdown().await;
+    drop(m.group);
+    (m.dir, port, m.stats)
+}
+
+async fn cluster(root: &Path, sync: SnapshotConfig) -> Vec<Member> {
+    let first = start(&root.join("n0"), 0, &[], sync).await;
+    let seed = [first.addr];
+    let mut members = vec![first];
+    for i in 1..3 {
+        members.push(start(&root.join(format!("n{i}")), 0, &seed, sync).await);
+    }
+    members
+}
+
+async fn leader_of(members: &[Member]) -> PeerId {
+    bounded("leader elected", 30, async {
+        loop {
+            if let Some(leader) = members[0].group.leader() {
+                if members.iter().all(|m| m.group.leader() == Some(leader)) {
+                    return leader;
+                }
+            }
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+    })
+    .await
+}
+
+/// Deterministic filler bytes (xorshift): incompressible, so the snapshot is as large on
+/// the wire as in memory.
+fn noise(seed: u64, len: usize) -> Vec<u8> {
+    let mut x = seed.wrapping_mul(0x9E37_79B9_7F4A_7C15) | 1;
+    (0..len)
+        .map(|_| {
+            x ^= x << 13;
+            x ^= x >> 7;
+            x ^= x << 17;
+            x as u8
+        })
+        .collect()
+}
+
+/// Writes `count` keys `{prefix}{n}` with `value_len`-byte values, `batch` per call.
+async fn write(
+    via: &Group<KvMachine>,
+    prefix: &str,
+    count: usize,
+    value_len: usize,
+    batch: usize,
+) -> Index {
+    let mut last = Index(0);
+    let mut n = 0;
+    while n < count {
+        let end = (n + batch).min(count);
+        let commands: Vec<KvCommand> = (n..end)
+            .map(|i| KvCommand::Put {
+                key: format!("{prefix}{i:08}"),
+                value: noise(i as u64, value_len),
+            })
+            .collect();
+        let indices = bounded("write batch", 60, via.execute_many(commands))
+            .await
+            .expect("write batch");
+        last = *indices.last().expect("indices");
+        n = end;
+    }
+    last
+}
+
+async fn len(group: &Group<KvMachine>, c: Consistency) -> u64 {
+    match bounded("count", 20, group.query(KvQuery::Len, c))
+        .await
+        .expect("len")
+    {
+        (KvResult::Len(n), _) => n,
+        other => panic!("unexpected {other:?}"),
+    }
+}
+
+fn newest_raw_bytes(stats: &SnapshotStats) -> u64 {
+    stats.held().last().map_or(0, |h| h.raw_bytes)
+}
+
+fn count(counter: &std::sync::atomic::AtomicU64) -> u64 {
+    SnapshotStats::get(counter)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_new_node_bootstraps_200_mb_from_several_peers_and_resumes_after_a_stop_mid_transfer() {
+    init_logs();
+    let root = tempfile::tempdir().unwrap();
+    // One snapshot, after 192 MiB of applied commands; a short log tail, so the new node
+    // cannot be served from any log.
+    let sync = SnapshotConfig::default()
+        .every_entries(1_000_000)
+        .every_bytes(192 << 20)
+        .keep_tail(100);
+    let members = cluster(root.path(), sync).await;
+    let leader = leader_of(&members).await;
+    let li = members.iter().position(|m| m.addr.id == leader).unwrap();
+
+    // 13,000 keys of 16 KiB: 208 MiB of state.
+    const KEYS: usize = 13_000;
+    let commit = write(&members[li].group, "big-", KEYS, 16 << 10, 64).await;
+    bounded(
+        "every member holds a snapshot of about 200 MB",
+        120,
+        async {
+            loop {
+                if members
+                    .iter()
+                    .all(|m| newest_raw_bytes(&m.stats) >= 200_000_000)
+                    && members.iter().all(|m| m.group.status().log_start.0 > 1)
+                {
+                    return;
+                }
+                tokio::time::sleep(Duration::from_millis(50)).await;
+            }
+        },
+    )
+    .await;
+    let held = members[li].stats.held();
+    let newest = held.last().expect("a snapshot").clone();
+    let total = u64::from(newest.chunks);
+    assert!(total >= 190, "1 MiB chunks: {newest:?}");
+
+    // The new node fetches slowly (one chunk per peer at a time) so it can be stopped
+    // mid-way.
+    let mut slow = sync;
+    slow.transfer.max_in_flight = 2;
+    slow.transfer.max_in_flight_per_peer = 1;
+    slow.transfer.max_chunks_per_request = 1;
+    let seed = [members[0].addr];
+    let new_dir = root.path().join("n3");
+    let fresh = start(&new_dir, 0, &seed, slow).await;
+    let fresh_stats = fresh.stats.clone();
+    bounded("a third of the chunks arrive", 120, async {
+        while count(&fresh_stats.chunks_fetched) < total / 3 {
+            tokio::time::sleep(Duration::from_millis(2)).await;
+        }
+    })
+    .await;
+    let (dir, port, first_stats) = stop(fresh).await;
+    let before = count(&first_stats.chunks_fetched);
+    assert!(before < total, "stopped mid-transfer: {before} of {total}");
+
+    let again = start(&dir, port, &seed, sync).await;
+    bounded("the restarted node catches up", 180, async {
+        again.group.when().applied_reaches(commit).await
+    })
+    .await
+    .expect("catch up");
+    let after = count(&again.stats.chunks_fetched);
+    assert_eq!(
+        after,
+        total - before,
+        "after the restart only the missing chunks are fetched ({before} before, {total} in all)"
+    );
+    assert_eq!(count(&again.stats.installs), 1);
+    assert_eq!(len(&again.group, Consistency::Weak).await, KEYS as u64);
+
+    // Chunks came from several peers: the session's view and the providers' counters.
+    let from: Vec<u64> = first_stats
+        .fetched_from()
+        .into_iter()
+        .chain(again.stats.fetched_from())
+        .map(|(_, n)| n)
+        .collect();
+    let serving = members
+        .iter()
+        .filter(|m| count(&m.stats.chunks_served) > 0)
+        .count();
+    assert!(
+        serving >= 2,
+        "at least two providers served chunks: {:?} (session saw {from:?})",
+        members
+            .iter()
+            .map(|m| count(&m.stats.chunks_served))
+            .collect::<Vec<_>>()
+    );
+    let served: u64 = members.iter().map(|m| count(&m.stats.chunks_served)).sum();
+    assert!(
+        served >= total,
+        "providers served {served} of {total} chunks"
+    );
+
+    stop(again).await;
+    for m in members {
+        stop(m).await;
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sustained_writes_keep_the_log_bounded_and_a_restart_replays_only_the_tail() {
+    init_logs();
+    let root = tempfile::tempdir().unwrap();
+    const EVERY: u64 = 20_000;
+    const TAIL: u64 = 2_000;
+    let sync = SnapshotConfig::default()
+        .every_entries(EVERY)
+        .keep_tail(TAIL);
+    let mut members = cluster(root.path(), sync).await;
+    let leader = leader_of(&members).await;
+    let li = members.iter().position(|m| m.addr.id == leader).unwrap();
+
+    // 100,000 writes, 1,000 per call; the log length is sampled on every member after
+    // each call. The bound: one snapshot period, the kept tail, and the entries written
+    // while a cut runs and until the next prune (a heartbeat interval).
+    let bound = EVERY + TAIL + EVERY;
+    let mut longest = 0;
+    for round in 0..100 {
+        write(&members[li].group, &format!("r{round}-"), 1_000, 32, 1_000).await;
+        for m in &members {
+            let s = m.group.status();
+            longest = longest.max(s.last.index().0 + 1 - s.log_start.0);
+        }
+    }
+    assert!(
+        longest <= bound,
+        "log length stays within {bound} entries, longest seen {longest}"
+    );
+    let pruned: Vec<u64> = members
+        .iter()
+        .map(|m| m.group.status().log_start.0)
+        .collect();
+    assert!(
+        pruned.iter().all(|&p| p > 60_000),
+        "every log was pruned well past its start: {pruned:?}"
+    );
+
+    // A follower with a snapshot and a tail of at least 10,000 entries restarts: it loads
+    // the snapshot and replays the tail, fetching nothing.
+    let fi = (li + 1) % 3;
+    bounded("the follower holds a snapshot", 60, async {
+        while members[fi].stats.held().is_empty() {
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+    })
+    .await;
+    let anchor = members[fi].stats.held().last().unwrap().anchor.index();
+    let commit = members[li].group.committed();
+    let extra = (anchor.0 + 10_000).saturating_sub(commit.0);
+    let commit = if extra > 0 {
+        write(&members[li].group, "tail-", extra as usize, 32, 1_000).await
+    } else {
+        commit
+    };
+    bounded("follower applied everything", 60, async {
+        members[fi].group.when().applied_reaches(commit).await
+    })
+    .await
+    .expect("applied");
+    let follower = members.remove(fi);
+    let (dir, port, _) = stop(follower).await;
+    let back = start(&dir, port, &[], sync).await;
+    let restored_anchor = back.stats.held().last().map(|h| h.anchor.index());
+    bounded("restarted follower applied everything", 60, async {
+        back.group.when().applied_reaches(commit).await
+    })
+    .await
+    .expect("applied");
+    bounded("restarted follower is online", 30, async {
+        back.group.when().online().await
+    })
+    .await
+    .expect("online");
+    assert_eq!(count(&back.stats.restores), 1, "restored from its snapshot");
+    assert!(
+        restored_anchor.is_some_and(|a| commit.0 - a.0 >= 10_000),
+        "restart with a tail of at least 10,000 entries: anchor {restored_anchor:?}, commit {commit}"
+    );
+    assert_eq!(count(&back.stats.sessions), 0, "no catch-up session");
+    assert_eq!(count(&back.stats.chunks_fetched), 0, "nothing fetched");
+    let expected = 100_000 + extra;
+    assert_eq!(len(&back.group, Consistency::Weak).await, expected);
+    members.push(back);
+    for m in members {
+        stop(m).await;
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_damaged_local_chunk_is_detected_at_restart_and_fetched_from_a_peer() {
+    init_logs();
+    let root = tempfile::tempdir().unwrap();
+    let sync = SnapshotConfig::default()
+        .every_entries(2_000)
+        .keep_tail(100);
+    let mut members = cluster(root.path(), sync).await;
+    let leader = leader_of(&members).await;
+    let li = members.iter().position(|m| m.addr.id == leader).unwrap();
+    // 2,500 keys of 2 KiB: a snapshot of about 5 MB, five 1 MiB chunks.
+    let commit = write(&members[li].group, "d-", 2_500, 2 << 10, 250).await;
+    let fi = (li + 1) % 3;
+    bounded("the follower cut its snapshot and pruned", 60, async {
+        loop {
+            let m = &members[fi];
+            if m.stats.held().last().is_some_and(|h| h.chunks >= 3)
+                && m.group.status().log_start.0 > 1
+            {
+                return;
+            }
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+    })
+    .await;
+    bounded("follower applied everything", 60, async {
+        members[fi].group.when().applied_reaches(commit).await
+    })
+    .await
+    .expect("applied");
+    let group = members[fi].group.id();
+    let anchor = members[fi].stats.held().last().unwrap().anchor.index().0;
+    let follower = members.remove(fi);
+    let (dir, port, _) = stop(follower).await;
+
+    // Damage chunk 1 of the newest snapshot on disk.
+    {
+        let store = tessera_storage::Store::open(&dir).expect("open store");
+        store
+            .snapshot_store(key_group(group).0)
+            .put_chunk(anchor, 1, b"this is not a zstd chunk")
+            .expect("damage a chunk");
+    }
+
+    let back = start(&dir, port, &[], sync).await;
+    bounded("the repaired follower applied everything", 60, async {
+        back.group.when().applied_reaches(commit).await
+    })
+    .await
+    .expect("applied");
+    assert_eq!(
+        count(&back.stats.damaged_chunks),
+        1,
+        "one damaged chunk found"
+    );
+    assert_eq!(
+        count(&back.stats.chunks_fetched),
+        1,
+        "only that chunk fetched"
+    );
+    assert_eq!(
+        count(&back.stats.installs),
+        1,
+        "the repaired snapshot was installed"
+    );
+    assert_eq!(len(&back.group, Consistency::Weak).await, 2_500);
+    members.push(back);
+    for m in members {
+        stop(m).await;
+    }
+}
