@@ -121,6 +121,15 @@ struct NodeArgs {
     /// quarter is added).
     #[arg(long, default_value_t = 2000, value_parser = clap::value_parser!(u64).range(2..=600_000))]
     election_timeout_ms: u64,
+    /// Cut a snapshot every this many committed entries (every member must use the same).
+    #[arg(long, default_value_t = 100_000, value_parser = clap::value_parser!(u64).range(1..))]
+    snapshot_every_entries: u64,
+    /// ... or every this many MiB of applied commands (every member must use the same).
+    #[arg(long, default_value_t = 256, value_parser = clap::value_parser!(u64).range(1..=1_048_576))]
+    snapshot_every_mib: u64,
+    /// Log entries kept behind the newest snapshot, for cheap catch-up from the log.
+    #[arg(long, default_value_t = 10_000)]
+    keep_log_tail: u64,
 }
 
 fn run_node(args: NodeArgs) -> Result<(), String> {
@@ -141,6 +150,10 @@ fn run_node(args: NodeArgs) -> Result<(), String> {
         bootstrap_expect: args.bootstrap_expect as usize,
         heartbeat: Duration::from_millis(args.heartbeat_ms),
         election_timeout: Duration::from_millis(args.election_timeout_ms),
+        snapshot: tessera::groups::snapshot::SnapshotConfig::default()
+            .every_entries(args.snapshot_every_entries)
+            .every_bytes(args.snapshot_every_mib << 20)
+            .keep_tail(args.keep_log_tail),
     };
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()

@@ -63,6 +63,23 @@ impl<'de> Deserialize<'de> for Bytes {
     }
 }
 
+/// `#[serde(with = "crate::primitives::bytes::vec")]` for a `Vec<u8>` field: the same
+/// byte-string encoding as [`Bytes`] without changing the field's type.
+pub mod vec {
+    use super::BytesVisitor;
+    use serde::{Deserializer, Serializer};
+
+    /// Serializes `v` as one byte string.
+    pub fn serialize<S: Serializer>(v: &[u8], s: S) -> Result<S::Ok, S::Error> {
+        s.serialize_bytes(v)
+    }
+
+    /// Deserializes a byte string (or a sequence of bytes).
+    pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<Vec<u8>, D::Error> {
+        d.deserialize_byte_buf(BytesVisitor).map(|b| b.0)
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -76,5 +93,16 @@ mod tests {
         assert_eq!(a, b);
         let back: Bytes = codec::decode(&b).unwrap();
         assert_eq!(back.0, raw);
+    }
+
+    #[derive(serde::Serialize, serde::Deserialize, PartialEq, Debug)]
+    struct Field(#[serde(with = "super::vec")] Vec<u8>);
+
+    #[test]
+    fn the_field_attribute_encodes_the_same() {
+        let raw = vec![9u8; 300];
+        let a = codec::encode(&Field(raw.clone())).unwrap();
+        assert_eq!(a, codec::encode(&raw).unwrap());
+        assert_eq!(codec::decode::<Field>(&a).unwrap(), Field(raw));
     }
 }

@@ -22,6 +22,7 @@
 
 use super::kv::{KvCommand, KvMachine, KvQuery, KvResult};
 use crate::groups::raft::{ClientError, Role};
+use crate::groups::snapshot::SnapshotStats;
 use crate::groups::{Consistency, Group, GroupError, GroupStatus, Index};
 use crate::network::PeerAddr;
 use axum::body::Bytes;
@@ -32,6 +33,7 @@ use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 use axum::{Json, Router};
 use serde::{Deserialize, Serialize};
+use std::sync::Arc;
 
 /// Largest value a `PUT` accepts (1 MiB); larger bodies get 413.
 pub const MAX_BODY_BYTES: usize = 1 << 20;
@@ -75,6 +77,59 @@ pub struct NodeStatus {
     pub syncing: bool,
     /// Set when the group stopped, with the reason.
     pub stopped: Option<String>,
+    /// The first index still in the log (it is pruned behind snapshots).
+    #[serde(default)]
+    pub log_start: u64,
+    /// Complete snapshots this node holds, oldest first.
+    #[serde(default)]
+    pub snapshots: Vec<SnapshotView>,
+    /// The snapshot transfer in progress, if any.
+    #[serde(default)]
+    pub transfer: Option<TransferView>,
+    /// Snapshot chunks this node served to others.
+    #[serde(default)]
+    pub chunks_served: u64,
+    /// Snapshot chunks this node fetched from others.
+    #[serde(default)]
+    pub chunks_fetched: u64,
+}
+
+/// A snapshot in [`NodeStatus`].
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SnapshotView {
+    /// Anchor index (the marker entry it was cut after).
+    pub index: u64,
+    /// Anchor term.
+    pub term: u64,
+    /// Raw bytes of the state.
+    pub raw_bytes: u64,
+    /// Bytes stored (zstd).
+    pub stored_bytes: u64,
+    /// Chunks.
+    pub chunks: u32,
+}
+
+/// A transfer in [`NodeStatus`].
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct TransferView {
+    /// Anchor index of the snapshot being fetched (0 while discovering).
+    pub index: u64,
+    /// `discovering`, `fetching` or `installing`.
+    pub phase: String,
+    /// Chunks verified and stored.
+    pub chunks_verified: u32,
+    /// Chunks in the snapshot.
+    pub chunks_total: u32,
+    /// Compressed bytes verified and stored.
+    pub bytes_verified: u64,
+    /// Compressed bytes in the snapshot.
+    pub bytes_total: u64,
+    /// Raw bytes of the snapshot's state.
+    pub raw_bytes: u64,
+    /// Recent rate, compressed bytes per second.
+    pub rate_bytes_per_sec: u64,
+    /// Peers serving it.
+    pub providers: usize,
 }
 
 /// A log position in [`NodeStatus`].
@@ -123,7 +178,41 @@ impl NodeStatus {
             online: s.online,
             syncing: s.syncing,
             stopped: s.stopped.clone(),
+            log_start: s.log_start.0,
+            snapshots: Vec::new(),
+            transfer: None,
+            chunks_served: 0,
+            chunks_fetched: 0,
         }
+    }
+
+    /// Adds the snapshots held and the transfer in progress.
+    pub fn with_snapshots(mut self, stats: &SnapshotStats) -> Self {
+        self.snapshots = stats
+            .held()
+            .into_iter()
+            .map(|h| SnapshotView {
+                index: h.anchor.index().0,
+                term: h.anchor.term().0,
+                raw_bytes: h.raw_bytes,
+                stored_bytes: h.compressed_bytes,
+                chunks: h.chunks,
+            })
+            .collect();
+        self.chunks_served = SnapshotStats::get(&stats.chunks_served);
+        self.chunks_fetched = SnapshotStats::get(&stats.chunks_fetched);
+        self.transfer = stats.transfer().map(|t| TransferView {
+            index: t.anchor.index().0,
+            phase: t.phase.to_string(),
+            chunks_verified: t.chunks_verified,
+            chunks_total: t.chunks_total,
+            bytes_verified: t.bytes_verified,
+            bytes_total: t.bytes_total,
+            raw_bytes: t.raw_bytes,
+            rate_bytes_per_sec: t.rate_bytes_per_sec,
+            providers: t.providers,
+        });
+        self
     }
 
     /// Whether this node leads.
@@ -257,6 +346,7 @@ impl IntoResponse for ApiError {
 struct Api {
     group: Group<KvMachine>,
     addr: PeerAddr,
+    snapshots: Arc<SnapshotStats>,
 }
 
 impl Api {
@@ -266,13 +356,17 @@ impl Api {
 }
 
 /// The API's routes over `group`, for the node at `addr`.
-pub fn router(group: Group<KvMachine>, addr: PeerAddr) -> Router {
+pub fn router(group: Group<KvMachine>, addr: PeerAddr, snapshots: Arc<SnapshotStats>) -> Router {
     Router::new()
         .route("/v1/status", get(status))
         .route("/v1/kv/{*key}", get(read).put(write).delete(remove))
         .fallback(no_route)
         .layer(DefaultBodyLimit::max(MAX_BODY_BYTES))
-        .with_state(Api { group, addr })
+        .with_state(Api {
+            group,
+            addr,
+            snapshots,
+        })
 }
 
 async fn no_route() -> ApiError {
@@ -280,7 +374,7 @@ async fn no_route() -> ApiError {
 }
 
 async fn status(State(api): State<Api>) -> Json<NodeStatus> {
-    Json(NodeStatus::new(&api.group.status(), &api.addr))
+    Json(NodeStatus::new(&api.group.status(), &api.addr).with_snapshots(&api.snapshots))
 }
 
 fn key_of(path: Result<Path<String>, PathRejection>) -> Result<String, ApiError> {

@@ -10,7 +10,7 @@ use crate::groups::machine::{ApplyContext, StateMachine};
 use crate::groups::snapshot::{
     Snapshot, SnapshotConfig, SnapshotRequest, SnapshotStateMachine, SnapshotStats, SnapshotSync,
 };
-use crate::primitives::Digest;
+use crate::primitives::{Bytes, Digest};
 use crate::UniqueId;
 use serde::{Deserialize, Serialize};
 use std::ops::Range;
@@ -24,6 +24,7 @@ pub enum KvCommand {
         /// The key.
         key: String,
         /// The value.
+        #[serde(with = "crate::primitives::bytes::vec")]
         value: Vec<u8>,
     },
     /// Removes `key`.
@@ -61,7 +62,7 @@ pub enum KvResult {
 pub struct KvSnapshot(pub im::OrdMap<String, Vec<u8>>);
 
 impl Snapshot for KvSnapshot {
-    type Item = (String, Vec<u8>);
+    type Item = (String, Bytes);
 
     fn len(&self) -> u64 {
         self.0.len() as u64
@@ -76,13 +77,13 @@ impl Snapshot for KvSnapshot {
                 .iter()
                 .skip(range.start as usize)
                 .take((range.end - range.start) as usize)
-                .map(|(k, v)| (k.clone(), v.clone())),
+                .map(|(k, v)| (k.clone(), Bytes(v.clone()))),
         )
     }
 
     fn append(&mut self, items: impl IntoIterator<Item = Self::Item>) {
         for (k, v) in items {
-            self.0.insert(k, v);
+            self.0.insert(k, v.0);
         }
     }
 }

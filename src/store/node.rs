@@ -7,11 +7,13 @@
 
 use super::http;
 use super::kv::KvMachine;
+use crate::groups::snapshot::{SnapshotConfig, SnapshotStats};
 use crate::groups::{ConfigError, ConsensusConfig, Group, GroupBuilder, GroupKey, JoinError};
 use crate::network::{Network, NetworkError, NetworkId, PeerAddr};
 use std::future::Future;
 use std::net::SocketAddr;
 use std::path::PathBuf;
+use std::sync::Arc;
 use std::time::Duration;
 use tokio::task::JoinHandle;
 
@@ -46,6 +48,9 @@ pub struct NodeConfig {
     pub heartbeat: Duration,
     /// Follower election timeout (a random extra of up to a quarter is added).
     pub election_timeout: Duration,
+    /// When snapshots are cut and how much log stays behind them (the marker spacing is
+    /// part of the group id: every member must use the same).
+    pub snapshot: SnapshotConfig,
 }
 
 impl NodeConfig {
@@ -62,6 +67,7 @@ impl NodeConfig {
             bootstrap_expect: 3,
             heartbeat: Duration::from_millis(500),
             election_timeout: Duration::from_secs(2),
+            snapshot: SnapshotConfig::default(),
         }
     }
 
@@ -118,6 +124,7 @@ pub enum NodeError {
 pub struct Node {
     network: Network,
     group: Group<KvMachine>,
+    snapshots: Arc<SnapshotStats>,
     http_addr: SocketAddr,
     server: JoinHandle<std::io::Result<()>>,
     stop_http: tokio::sync::oneshot::Sender<()>,
@@ -144,9 +151,11 @@ impl Node {
             builder = builder.advertise_addr(advertise);
         }
         let network = builder.bind().await?;
+        let machine = KvMachine::new(config.snapshot);
+        let snapshots = machine.snapshot_stats();
         let joined = GroupBuilder::new(&network)
             .with_key(GroupKey::from_secret(config.group_key.as_bytes()))
-            .with_state_machine(KvMachine::default())
+            .with_state_machine(machine)
             .with_consensus_config(consensus)
             .join();
         let group = match joined {
@@ -168,7 +177,7 @@ impl Node {
             }
         };
         let http_addr = listener.local_addr().map_err(NodeError::Http)?;
-        let app = http::router(group.clone(), network.local_addr());
+        let app = http::router(group.clone(), network.local_addr(), snapshots.clone());
         let (stop_http, stopped) = tokio::sync::oneshot::channel::<()>();
         let server = tokio::spawn(async move {
             axum::serve(listener, app)
@@ -181,6 +190,7 @@ impl Node {
         Ok(Node {
             network,
             group,
+            snapshots,
             http_addr,
             server,
             stop_http,
@@ -200,6 +210,11 @@ impl Node {
     /// The key-value group.
     pub fn group(&self) -> &Group<KvMachine> {
         &self.group
+    }
+
+    /// Snapshot counters and the transfer in progress.
+    pub fn snapshots(&self) -> &Arc<SnapshotStats> {
+        &self.snapshots
     }
 
     /// The network.

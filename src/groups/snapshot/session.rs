@@ -34,6 +34,9 @@ use tessera_snapshots::{ChunkOutcome, ChunkStore, Manifest, SnapshotError, Trans
 /// timeouts ends (the leader streams the log or asks again).
 const GIVE_UP_AFTER_DISCOVERIES: u32 = 5;
 
+/// How often a running transfer asks newly bonded peers what they hold.
+const PROBE_NEW_PEERS: Duration = Duration::from_millis(300);
+
 type Finished<S> = (Box<Transfer<PeerId>>, Result<Loaded<S>, String>);
 
 enum Phase<M: SnapshotStateMachine> {
@@ -47,6 +50,10 @@ enum Phase<M: SnapshotStateMachine> {
         transfer: Box<Transfer<PeerId>>,
         anchor: Cursor,
         fingerprint: tessera_snapshots::Digest,
+        /// Peers asked what they hold (peers bonded later are asked too, and join the
+        /// transfer if they hold the same snapshot).
+        asked: BTreeSet<PeerId>,
+        probed_at: Instant,
     },
     Install {
         anchor: Cursor,
@@ -155,10 +162,17 @@ impl<M: SnapshotStateMachine> SnapshotSession<M> {
 
     /// Picks the snapshot to fetch among the offers and starts its transfer.
     fn choose(&mut self, cx: &mut dyn SyncSessionContext<SnapshotSync<M>>) {
-        let Phase::Discover { offers, rounds, .. } = &self.phase else {
+        let Phase::Discover {
+            offers,
+            rounds,
+            asked,
+            ..
+        } = &self.phase
+        else {
             return;
         };
         let rounds = *rounds;
+        let asked = asked.clone();
         // (anchor index, fingerprint) → (manifest, peers)
         let mut candidates: BTreeMap<(u64, [u8; 32]), (Manifest, Vec<PeerId>)> = BTreeMap::new();
         for (peer, held) in offers {
@@ -200,7 +214,13 @@ impl<M: SnapshotStateMachine> SnapshotSession<M> {
             .map(|(_, v)| v.clone());
         let Some((manifest, peers)) = chosen else {
             if self.repair.is_some() || rounds + 1 < GIVE_UP_AFTER_DISCOVERIES {
-                self.discover(cx, rounds + 1);
+                // Ask again after a pause (`poll` re-asks once nobody is left to answer).
+                self.phase = Phase::Discover {
+                    asked: BTreeSet::new(),
+                    offers: BTreeMap::new(),
+                    since: Instant::now(),
+                    rounds: rounds + 1,
+                };
             } else {
                 self.give_up(cx, "no peer offers a snapshot ahead of this node");
             }
@@ -260,6 +280,8 @@ impl<M: SnapshotStateMachine> SnapshotSession<M> {
             fingerprint: manifest.fingerprint(),
             transfer: Box::new(transfer),
             anchor,
+            asked,
+            probed_at: Instant::now(),
         };
         self.pump(cx);
     }
@@ -268,12 +290,24 @@ impl<M: SnapshotStateMachine> SnapshotSession<M> {
     fn pump(&mut self, cx: &mut dyn SyncSessionContext<SnapshotSync<M>>) {
         let now = self.now_ms();
         let Phase::Fetch {
-            transfer, anchor, ..
+            transfer,
+            anchor,
+            asked,
+            probed_at,
+            ..
         } = &mut self.phase
         else {
             return;
         };
         let anchor = *anchor;
+        if probed_at.elapsed() >= PROBE_NEW_PEERS {
+            *probed_at = Instant::now();
+            for peer in cx.peers() {
+                if asked.insert(peer) {
+                    let _ = cx.send_to(peer, SnapshotMessage::Query);
+                }
+            }
+        }
         for request in transfer.poll(now) {
             let message = SnapshotMessage::Fetch {
                 anchor: anchor.index().0,
@@ -380,6 +414,8 @@ impl<M: SnapshotStateMachine> SnapshotSession<M> {
                     transfer,
                     anchor,
                     fingerprint,
+                    asked: BTreeSet::new(),
+                    probed_at: Instant::now(),
                 };
                 self.pump(cx);
             }
