@@ -690,7 +690,7 @@ async fn join_by_snapshot(
     println!(
         "11. Loaded {} config documents of 512 KiB ({} MiB) through the leader in {:.1} s.",
         BLOBS,
-        BLOBS * BLOB_BYTES >> 20,
+        (BLOBS * BLOB_BYTES) >> 20,
         loaded_at.elapsed().as_secs_f64()
     );
     let started = Instant::now();
