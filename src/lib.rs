@@ -7,8 +7,10 @@
 //! Module map:
 //! - [`primitives`]: digests and ids, the one codec, short formatting.
 //! - [`groups`]: log positions, the typed `Storage` trait and its two implementations.
+//! - [`collections`]: durable replicated `Cell`, `Map`, `Vec`, `Set`, `Once`, `PriorityQueue`.
 #![deny(missing_docs)]
 
+pub mod collections;
 pub mod groups;
 pub mod inspect;
 pub mod network;

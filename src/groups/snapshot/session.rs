@@ -74,6 +74,8 @@ pub struct SnapshotSession<M: SnapshotStateMachine> {
     repair: Option<Cursor>,
     started: Instant,
     phase: Phase<M>,
+    /// Providers that answered "missing" per chunk of the current transfer.
+    missing: BTreeMap<u32, BTreeSet<PeerId>>,
 }
 
 impl<M: SnapshotStateMachine> SnapshotSession<M> {
@@ -98,6 +100,7 @@ impl<M: SnapshotStateMachine> SnapshotSession<M> {
             repair,
             started: Instant::now(),
             phase: Phase::Done(Cursor::zero()),
+            missing: BTreeMap::new(),
         };
         session.discover(cx, 0);
         session
@@ -525,6 +528,16 @@ impl<M: SnapshotStateMachine> StateSyncSession for SnapshotSession<M> {
                 SnapshotMessage::Missing { anchor: at, chunk },
             ) if at == anchor.index().0 => {
                 transfer.on_chunk_unavailable(&sender, chunk);
+                let lacking = self.missing.entry(chunk).or_default();
+                lacking.insert(sender);
+                if transfer.peers().all(|p| lacking.contains(p)) {
+                    // Every provider dropped this snapshot (retention moved on): start
+                    // over on what they hold now.
+                    tracing::info!(group = %Short(&self.group), chunk, "no provider has the snapshot any more; discovering again");
+                    self.missing.clear();
+                    self.discover(cx, 0);
+                    return;
+                }
                 self.pump(cx);
             }
             _ => {}

@@ -75,8 +75,6 @@ pub struct SnapshotStats {
     pub restores: AtomicU64,
     /// Damaged local chunks found at start (fetched again from peers).
     pub damaged_chunks: AtomicU64,
-    /// Highest index the log was pruned to.
-    pub pruned_to: AtomicU64,
     fetched_from: Mutex<BTreeMap<PeerId, u64>>,
     held: Mutex<Vec<HeldSnapshot>>,
     transfer: Mutex<Option<TransferStatus>>,

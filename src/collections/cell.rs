@@ -1,0 +1,316 @@
+//! `Cell`: one replicated value (the distributed `tokio::sync::watch`).
+
+use super::handle::Handle;
+use super::machine::{bounds, Applied, Kind};
+use super::primitives::same_encoding;
+use super::{CollectionConfig, Error, Exchange, StoreId, Value, Version, When, READER, WRITER};
+use crate::groups::snapshot::SnapshotStats;
+use crate::groups::GroupStatus;
+use crate::network::Network;
+use crate::GroupId;
+use serde::{Deserialize, Serialize};
+use std::any::type_name;
+use std::future::Future;
+use std::marker::PhantomData;
+use std::ops::Range;
+use std::sync::Arc;
+
+/// Mutable access to a replicated cell; writers may lead the cell's group.
+pub type CellWriter<T> = Cell<T, WRITER>;
+
+/// Read-only access to a replicated cell; readers are observers (they never vote or lead).
+pub type CellReader<T> = Cell<T, READER>;
+
+/// A replicated cell: at most one value, replaced by each write. Every node observes the
+/// latest committed value; reads are local and O(1).
+pub struct Cell<T: Value, const IS_WRITER: bool = WRITER> {
+    handle: Handle<CellKind<T>>,
+}
+
+// Reads, for readers and writers.
+impl<T: Value, const IS_WRITER: bool> Cell<T, IS_WRITER> {
+    /// The current value; `None` before the first write or after `clear`.
+    pub fn read(&self) -> Option<T> {
+        self.handle.read(|v| v.clone())
+    }
+
+    /// The current value (alias of [`Self::read`]).
+    pub fn get(&self) -> Option<T> {
+        self.read()
+    }
+
+    /// Whether the cell holds no value.
+    pub fn is_empty(&self) -> bool {
+        self.handle.read(|v| v.is_none())
+    }
+
+    /// Whether the cell holds no value (alias of [`Self::is_empty`]).
+    pub fn is_none(&self) -> bool {
+        self.is_empty()
+    }
+
+    /// Whether the cell holds a value.
+    pub fn is_some(&self) -> bool {
+        !self.is_empty()
+    }
+
+    /// Waits for the cell's state: online, offline, updated, at a version.
+    pub fn when(&self) -> &When {
+        self.handle.when()
+    }
+
+    /// The committed index this node's value reflects.
+    pub fn version(&self) -> Version {
+        self.handle.version()
+    }
+
+    /// The cell's consensus group.
+    pub fn group_id(&self) -> GroupId {
+        self.handle.group_id()
+    }
+
+    /// The group's status on this node: role, leader, commit and applied indices, log
+    /// bounds, members.
+    pub fn status(&self) -> GroupStatus {
+        self.handle.status()
+    }
+
+    /// This node's snapshot counters for the cell (cuts, installs, restores, chunks).
+    pub fn snapshot_stats(&self) -> Arc<SnapshotStats> {
+        self.handle.snapshot_stats()
+    }
+
+    /// Stops the cell's group on this node (for every clone of its handle) and waits.
+    pub fn shutdown(&self) -> impl Future<Output = ()> + Send + 'static {
+        self.handle.shutdown()
+    }
+}
+
+impl<T: Value> CellWriter<T> {
+    /// Opens the cell `store_id` as a writer with the default settings.
+    pub fn writer(network: &Network, store_id: impl Into<StoreId>) -> Result<Self, Error> {
+        Self::writer_with_config(network, store_id, CollectionConfig::default())
+    }
+
+    /// Opens the cell `store_id` as a writer; every member must use the same `config`.
+    pub fn writer_with_config(
+        network: &Network,
+        store_id: impl Into<StoreId>,
+        config: impl Into<CollectionConfig>,
+    ) -> Result<Self, Error> {
+        let handle = Handle::open(
+            network,
+            store_id.into(),
+            config.into(),
+            CellKind::new(),
+            true,
+        )?;
+        Ok(Cell { handle })
+    }
+
+    /// Replaces the value; resolves to the version that contains the write.
+    pub fn write(&self, value: T) -> impl Future<Output = Result<Version, Error>> + Send + 'static {
+        self.handle.execute("write", CellOp::Write(value))
+    }
+
+    /// Replaces the value (alias of [`Self::write`]).
+    pub fn set(&self, value: T) -> impl Future<Output = Result<Version, Error>> + Send + 'static {
+        self.write(value)
+    }
+
+    /// Replaces the value with `new` if it is `current` (compared by encoding; `None`
+    /// means empty); otherwise changes nothing. Resolves to what it did.
+    pub fn compare_exchange(
+        &self,
+        current: Option<T>,
+        new: Option<T>,
+    ) -> impl Future<Output = Result<Exchange<T>, Error>> + Send + 'static {
+        let done = self
+            .handle
+            .execute_for_reply("compare_exchange", CellOp::CompareExchange { current, new });
+        async move {
+            let (version, (exchanged, previous)) = done.await?;
+            Ok(Exchange {
+                version,
+                exchanged,
+                previous,
+            })
+        }
+    }
+
+    /// Empties the cell.
+    pub fn clear(&self) -> impl Future<Output = Result<Version, Error>> + Send + 'static {
+        self.handle.execute("clear", CellOp::Clear)
+    }
+}
+
+impl<T: Value> CellReader<T> {
+    /// Opens the cell `store_id` as a reader with the default settings.
+    pub fn reader(network: &Network, store_id: impl Into<StoreId>) -> Result<Self, Error> {
+        Self::reader_with_config(network, store_id, CollectionConfig::default())
+    }
+
+    /// Opens the cell `store_id` as a reader; `config` must match the writers'.
+    pub fn reader_with_config(
+        network: &Network,
+        store_id: impl Into<StoreId>,
+        config: impl Into<CollectionConfig>,
+    ) -> Result<Self, Error> {
+        let handle = Handle::open(
+            network,
+            store_id.into(),
+            config.into(),
+            CellKind::new(),
+            false,
+        )?;
+        Ok(Cell { handle })
+    }
+}
+
+/// The cell's operations.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+#[serde(bound = "T: Value")]
+pub(crate) enum CellOp<T> {
+    Write(T),
+    CompareExchange { current: Option<T>, new: Option<T> },
+    Clear,
+}
+
+/// The cell kind.
+pub(crate) struct CellKind<T>(PhantomData<fn() -> T>);
+
+impl<T> CellKind<T> {
+    pub(crate) fn new() -> Self {
+        CellKind(PhantomData)
+    }
+}
+
+impl<T: Value> Kind for CellKind<T> {
+    const NAME: &'static str = "cell";
+    type State = Option<T>;
+    type Op = CellOp<T>;
+    /// (exchanged, previous) of a compare-exchange.
+    type Reply = (bool, Option<T>);
+    type Item = T;
+
+    fn type_names(&self) -> Vec<&'static str> {
+        vec![type_name::<T>()]
+    }
+
+    fn apply(&self, state: &mut Option<T>, op: CellOp<T>) -> Applied<Self::Reply> {
+        match op {
+            CellOp::Write(value) => {
+                *state = Some(value);
+                Applied::changed(true)
+            }
+            CellOp::CompareExchange { current, new } => {
+                let previous = state.clone();
+                if same_encoding(state.as_ref(), current.as_ref()) {
+                    let changed = !same_encoding(state.as_ref(), new.as_ref());
+                    *state = new;
+                    Applied::reply(changed, (true, previous))
+                } else {
+                    Applied::reply(false, (false, previous))
+                }
+            }
+            CellOp::Clear => Applied::changed(state.take().is_some()),
+        }
+    }
+
+    fn len(state: &Option<T>) -> u64 {
+        u64::from(state.is_some())
+    }
+
+    fn items(state: &Option<T>, range: Range<u64>) -> Option<impl Iterator<Item = T>> {
+        let (skip, take) = bounds(&range, Self::len(state))?;
+        Some(state.clone().into_iter().skip(skip).take(take))
+    }
+
+    fn append(state: &mut Option<T>, items: impl IntoIterator<Item = T>) {
+        // A cell holds one value: the last item wins.
+        for item in items {
+            *state = Some(item);
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::super::machine::testing::*;
+    use super::*;
+
+    fn ops() -> Vec<CellOp<String>> {
+        vec![
+            CellOp::Write("a".into()),
+            CellOp::CompareExchange {
+                current: Some("x".into()),
+                new: Some("y".into()),
+            },
+            CellOp::CompareExchange {
+                current: Some("a".into()),
+                new: Some("b".into()),
+            },
+            CellOp::Clear,
+            CellOp::CompareExchange {
+                current: None,
+                new: Some("c".into()),
+            },
+        ]
+    }
+
+    #[test]
+    fn every_operation_applies_alike_on_two_machines() {
+        let (mut one, _) = machine(CellKind::<String>::new());
+        let (mut two, _) = machine(CellKind::<String>::new());
+        for op in ops() {
+            apply(&mut one, op);
+        }
+        marker(&mut one);
+        apply_batch(&mut two, ops());
+        assert_eq!(one.state(), &Some("c".to_string()));
+        assert_eq!(one.state(), two.state());
+    }
+
+    #[test]
+    fn compare_exchange_reports_what_it_did() {
+        let (mut m, replies) = machine(CellKind::<u32>::new());
+        let cas = |current, new| CellOp::CompareExchange { current, new };
+        assert_eq!(
+            ask(&mut m, &replies, cas(None, Some(1))),
+            Some((true, None))
+        );
+        assert_eq!(
+            ask(&mut m, &replies, cas(None, Some(2))),
+            Some((false, Some(1)))
+        );
+        assert_eq!(
+            ask(&mut m, &replies, cas(Some(1), None)),
+            Some((true, Some(1)))
+        );
+        assert_eq!(m.state(), &None);
+    }
+
+    #[test]
+    fn updates_are_published_only_on_change() {
+        let (mut m, _) = machine(CellKind::<u32>::new());
+        let changes = m.subscribe_changes();
+        let state = m.subscribe();
+        apply(&mut m, CellOp::Clear);
+        assert_eq!(
+            *changes.borrow(),
+            0,
+            "clearing an empty cell changes nothing"
+        );
+        apply(&mut m, CellOp::Write(4));
+        assert_eq!(*changes.borrow(), 1);
+        assert_eq!(*state.borrow(), Some(4));
+    }
+
+    #[test]
+    fn snapshot_round_trip() {
+        let (mut m, _) = machine(CellKind::<String>::new());
+        assert_eq!(round_trip(&m, 1), None);
+        apply(&mut m, CellOp::Write("v".into()));
+        assert_eq!(round_trip(&m, 1), Some("v".to_string()));
+    }
+}

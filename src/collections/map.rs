@@ -1,0 +1,377 @@
+//! `Map`: a replicated ordered map.
+
+use super::handle::Handle;
+use super::machine::{bounds, Applied, Kind};
+use super::primitives::same_encoding;
+use super::{
+    CollectionConfig, Error, Exchange, Key, StoreId, Value, Version, When, READER, WRITER,
+};
+use crate::groups::snapshot::SnapshotStats;
+use crate::groups::GroupStatus;
+use crate::network::Network;
+use crate::GroupId;
+use serde::{Deserialize, Serialize};
+use std::any::type_name;
+use std::future::Future;
+use std::marker::PhantomData;
+use std::ops::Range;
+use std::sync::Arc;
+
+/// Mutable access to a replicated map; writers may lead the map's group.
+pub type MapWriter<K, V> = Map<K, V, WRITER>;
+
+/// Read-only access to a replicated map; readers are observers.
+pub type MapReader<K, V> = Map<K, V, READER>;
+
+/// A replicated map ordered by key. Reads are local: `get` is O(log n), `iter` takes an
+/// O(1) snapshot and walks it in key order.
+pub struct Map<K: Key, V: Value, const IS_WRITER: bool = WRITER> {
+    handle: Handle<MapKind<K, V>>,
+}
+
+// Reads, for readers and writers.
+impl<K: Key, V: Value, const IS_WRITER: bool> Map<K, V, IS_WRITER> {
+    /// The value under `key`.
+    pub fn get(&self, key: &K) -> Option<V> {
+        self.handle.read(|m| m.get(key).cloned())
+    }
+
+    /// Whether `key` is present.
+    pub fn contains_key(&self, key: &K) -> bool {
+        self.handle.read(|m| m.contains_key(key))
+    }
+
+    /// Number of entries.
+    pub fn len(&self) -> usize {
+        self.handle.read(|m| m.len())
+    }
+
+    /// Whether the map is empty.
+    pub fn is_empty(&self) -> bool {
+        self.handle.read(|m| m.is_empty())
+    }
+
+    /// The entries in key order, as of now (later writes do not show up in it).
+    pub fn iter(&self) -> impl Iterator<Item = (K, V)> + Send + 'static {
+        self.handle.state().into_iter()
+    }
+
+    /// The keys in order, as of now.
+    pub fn keys(&self) -> impl Iterator<Item = K> + Send + 'static {
+        self.iter().map(|(k, _)| k)
+    }
+
+    /// Waits for the map's state: online, offline, updated, at a version.
+    pub fn when(&self) -> &When {
+        self.handle.when()
+    }
+
+    /// The committed index this node's map reflects.
+    pub fn version(&self) -> Version {
+        self.handle.version()
+    }
+
+    /// The map's consensus group.
+    pub fn group_id(&self) -> GroupId {
+        self.handle.group_id()
+    }
+
+    /// The group's status on this node: role, leader, commit and applied indices, log
+    /// bounds, members.
+    pub fn status(&self) -> GroupStatus {
+        self.handle.status()
+    }
+
+    /// This node's snapshot counters for the map.
+    pub fn snapshot_stats(&self) -> Arc<SnapshotStats> {
+        self.handle.snapshot_stats()
+    }
+
+    /// Stops the map's group on this node and waits.
+    pub fn shutdown(&self) -> impl Future<Output = ()> + Send + 'static {
+        self.handle.shutdown()
+    }
+}
+
+impl<K: Key, V: Value> MapWriter<K, V> {
+    /// Opens the map `store_id` as a writer with the default settings.
+    pub fn writer(network: &Network, store_id: impl Into<StoreId>) -> Result<Self, Error> {
+        Self::writer_with_config(network, store_id, CollectionConfig::default())
+    }
+
+    /// Opens the map `store_id` as a writer; every member must use the same `config`.
+    pub fn writer_with_config(
+        network: &Network,
+        store_id: impl Into<StoreId>,
+        config: impl Into<CollectionConfig>,
+    ) -> Result<Self, Error> {
+        let handle = Handle::open(
+            network,
+            store_id.into(),
+            config.into(),
+            MapKind::new(),
+            true,
+        )?;
+        Ok(Map { handle })
+    }
+
+    /// Sets `key` to `value`.
+    pub fn insert(
+        &self,
+        key: K,
+        value: V,
+    ) -> impl Future<Output = Result<Version, Error>> + Send + 'static {
+        self.handle.execute("insert", MapOp::Insert(key, value))
+    }
+
+    /// Removes `key` (a missing key changes nothing).
+    pub fn remove(&self, key: K) -> impl Future<Output = Result<Version, Error>> + Send + 'static {
+        self.handle.execute("remove", MapOp::Remove(key))
+    }
+
+    /// Sets `key` to `new` (`None` removes it) if its value is `current` (`None`: absent),
+    /// compared by encoding; otherwise changes nothing. Resolves to what it did.
+    pub fn compare_exchange(
+        &self,
+        key: K,
+        current: Option<V>,
+        new: Option<V>,
+    ) -> impl Future<Output = Result<Exchange<V>, Error>> + Send + 'static {
+        let done = self.handle.execute_for_reply(
+            "compare_exchange",
+            MapOp::CompareExchange { key, current, new },
+        );
+        async move {
+            let (version, (exchanged, previous)) = done.await?;
+            Ok(Exchange {
+                version,
+                exchanged,
+                previous,
+            })
+        }
+    }
+
+    /// Inserts every entry, as one command (applied atomically).
+    pub fn extend(
+        &self,
+        entries: impl IntoIterator<Item = (K, V)>,
+    ) -> impl Future<Output = Result<Version, Error>> + Send + 'static {
+        self.handle
+            .execute("extend", MapOp::Extend(entries.into_iter().collect()))
+    }
+
+    /// Removes every entry.
+    pub fn clear(&self) -> impl Future<Output = Result<Version, Error>> + Send + 'static {
+        self.handle.execute("clear", MapOp::Clear)
+    }
+}
+
+impl<K: Key, V: Value> MapReader<K, V> {
+    /// Opens the map `store_id` as a reader with the default settings.
+    pub fn reader(network: &Network, store_id: impl Into<StoreId>) -> Result<Self, Error> {
+        Self::reader_with_config(network, store_id, CollectionConfig::default())
+    }
+
+    /// Opens the map `store_id` as a reader; `config` must match the writers'.
+    pub fn reader_with_config(
+        network: &Network,
+        store_id: impl Into<StoreId>,
+        config: impl Into<CollectionConfig>,
+    ) -> Result<Self, Error> {
+        let handle = Handle::open(
+            network,
+            store_id.into(),
+            config.into(),
+            MapKind::new(),
+            false,
+        )?;
+        Ok(Map { handle })
+    }
+}
+
+/// The map's operations.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+#[serde(bound = "K: Key, V: Value")]
+pub(crate) enum MapOp<K, V> {
+    Insert(K, V),
+    Remove(K),
+    CompareExchange {
+        key: K,
+        current: Option<V>,
+        new: Option<V>,
+    },
+    Extend(Vec<(K, V)>),
+    Clear,
+}
+
+/// The map kind.
+pub(crate) struct MapKind<K, V>(PhantomData<fn() -> (K, V)>);
+
+impl<K, V> MapKind<K, V> {
+    pub(crate) fn new() -> Self {
+        MapKind(PhantomData)
+    }
+}
+
+impl<K: Key, V: Value> Kind for MapKind<K, V> {
+    const NAME: &'static str = "map";
+    type State = im::OrdMap<K, V>;
+    type Op = MapOp<K, V>;
+    /// (exchanged, previous) of a compare-exchange.
+    type Reply = (bool, Option<V>);
+    type Item = (K, V);
+
+    fn type_names(&self) -> Vec<&'static str> {
+        vec![type_name::<K>(), type_name::<V>()]
+    }
+
+    fn apply(&self, map: &mut Self::State, op: MapOp<K, V>) -> Applied<Self::Reply> {
+        match op {
+            MapOp::Insert(key, value) => {
+                map.insert(key, value);
+                Applied::changed(true)
+            }
+            MapOp::Remove(key) => Applied::changed(map.remove(&key).is_some()),
+            MapOp::CompareExchange { key, current, new } => {
+                let previous = map.get(&key).cloned();
+                if !same_encoding(previous.as_ref(), current.as_ref()) {
+                    return Applied::reply(false, (false, previous));
+                }
+                let changed = !same_encoding(previous.as_ref(), new.as_ref());
+                match new {
+                    Some(value) => map.insert(key, value),
+                    None => map.remove(&key),
+                };
+                Applied::reply(changed, (true, previous))
+            }
+            MapOp::Extend(entries) => {
+                let changed = !entries.is_empty();
+                for (key, value) in entries {
+                    map.insert(key, value);
+                }
+                Applied::changed(changed)
+            }
+            MapOp::Clear => {
+                let changed = !map.is_empty();
+                map.clear();
+                Applied::changed(changed)
+            }
+        }
+    }
+
+    fn len(map: &Self::State) -> u64 {
+        map.len() as u64
+    }
+
+    fn items(map: &Self::State, range: Range<u64>) -> Option<impl Iterator<Item = (K, V)>> {
+        let (skip, take) = bounds(&range, Self::len(map))?;
+        Some(
+            map.iter()
+                .skip(skip)
+                .take(take)
+                .map(|(k, v)| (k.clone(), v.clone())),
+        )
+    }
+
+    fn append(map: &mut Self::State, items: impl IntoIterator<Item = (K, V)>) {
+        map.extend(items);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::super::machine::testing::*;
+    use super::*;
+
+    type Op = MapOp<String, u32>;
+
+    fn ops() -> Vec<Op> {
+        vec![
+            Op::Insert("b".into(), 2),
+            Op::Insert("a".into(), 1),
+            Op::Extend(vec![("c".into(), 3), ("d".into(), 4)]),
+            Op::Remove("d".into()),
+            Op::Remove("missing".into()),
+            Op::CompareExchange {
+                key: "a".into(),
+                current: Some(9),
+                new: Some(10),
+            },
+            Op::CompareExchange {
+                key: "a".into(),
+                current: Some(1),
+                new: Some(11),
+            },
+            Op::CompareExchange {
+                key: "e".into(),
+                current: None,
+                new: Some(5),
+            },
+            Op::CompareExchange {
+                key: "b".into(),
+                current: Some(2),
+                new: None,
+            },
+        ]
+    }
+
+    fn entries(m: &im::OrdMap<String, u32>) -> Vec<(String, u32)> {
+        m.iter().map(|(k, v)| (k.clone(), *v)).collect()
+    }
+
+    #[test]
+    fn every_operation_applies_alike_on_two_machines() {
+        let (mut one, _) = machine(MapKind::<String, u32>::new());
+        let (mut two, _) = machine(MapKind::<String, u32>::new());
+        for op in ops() {
+            apply(&mut one, op);
+            marker(&mut one);
+        }
+        apply_batch(&mut two, ops());
+        let want = vec![
+            ("a".to_string(), 11),
+            ("c".to_string(), 3),
+            ("e".to_string(), 5),
+        ];
+        assert_eq!(entries(one.state()), want, "sorted by key");
+        assert_eq!(one.state(), two.state());
+        apply(&mut one, Op::Clear);
+        assert!(one.state().is_empty());
+    }
+
+    #[test]
+    fn compare_exchange_reports_what_it_did() {
+        let (mut m, replies) = machine(MapKind::<String, u32>::new());
+        let cas = |current, new| Op::CompareExchange {
+            key: "k".into(),
+            current,
+            new,
+        };
+        assert_eq!(
+            ask(&mut m, &replies, cas(None, Some(1))),
+            Some((true, None))
+        );
+        assert_eq!(
+            ask(&mut m, &replies, cas(Some(2), Some(3))),
+            Some((false, Some(1)))
+        );
+        assert_eq!(m.state().get("k"), Some(&1));
+        assert_eq!(
+            ask(&mut m, &replies, cas(Some(1), None)),
+            Some((true, Some(1)))
+        );
+        assert!(m.state().is_empty());
+    }
+
+    #[test]
+    fn snapshot_round_trip_in_chunks() {
+        let (mut m, _) = machine(MapKind::<String, u32>::new());
+        apply(
+            &mut m,
+            Op::Extend((0..100).map(|i| (format!("k{i:03}"), i)).collect()),
+        );
+        for chunk in [1, 7, 100, 1000] {
+            assert_eq!(&round_trip(&m, chunk), m.state());
+        }
+    }
+}

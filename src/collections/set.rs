@@ -1,0 +1,269 @@
+//! `Set`: a replicated ordered set.
+
+use super::handle::Handle;
+use super::machine::{bounds, Applied, Kind};
+use super::{CollectionConfig, Error, Key, StoreId, Version, When, READER, WRITER};
+use crate::groups::snapshot::SnapshotStats;
+use crate::groups::GroupStatus;
+use crate::network::Network;
+use crate::GroupId;
+use serde::{Deserialize, Serialize};
+use std::any::type_name;
+use std::future::Future;
+use std::marker::PhantomData;
+use std::ops::Range;
+use std::sync::Arc;
+
+/// Mutable access to a replicated set; writers may lead the set's group.
+pub type SetWriter<T> = Set<T, WRITER>;
+
+/// Read-only access to a replicated set; readers are observers.
+pub type SetReader<T> = Set<T, READER>;
+
+/// A replicated set, iterated in order. Reads are local: `contains` is O(log n).
+pub struct Set<T: Key, const IS_WRITER: bool = WRITER> {
+    handle: Handle<SetKind<T>>,
+}
+
+// Reads, for readers and writers.
+impl<T: Key, const IS_WRITER: bool> Set<T, IS_WRITER> {
+    /// Whether `value` is in the set.
+    pub fn contains(&self, value: &T) -> bool {
+        self.handle.read(|s| s.contains(value))
+    }
+
+    /// Number of elements.
+    pub fn len(&self) -> usize {
+        self.handle.read(|s| s.len())
+    }
+
+    /// Whether the set is empty.
+    pub fn is_empty(&self) -> bool {
+        self.handle.read(|s| s.is_empty())
+    }
+
+    /// The elements in order, as of now.
+    pub fn iter(&self) -> impl Iterator<Item = T> + Send + 'static {
+        self.handle.state().into_iter()
+    }
+
+    /// Waits for the set's state: online, offline, updated, at a version.
+    pub fn when(&self) -> &When {
+        self.handle.when()
+    }
+
+    /// The committed index this node's set reflects.
+    pub fn version(&self) -> Version {
+        self.handle.version()
+    }
+
+    /// The set's consensus group.
+    pub fn group_id(&self) -> GroupId {
+        self.handle.group_id()
+    }
+
+    /// The group's status on this node: role, leader, commit and applied indices, log
+    /// bounds, members.
+    pub fn status(&self) -> GroupStatus {
+        self.handle.status()
+    }
+
+    /// This node's snapshot counters for the set.
+    pub fn snapshot_stats(&self) -> Arc<SnapshotStats> {
+        self.handle.snapshot_stats()
+    }
+
+    /// Stops the set's group on this node and waits.
+    pub fn shutdown(&self) -> impl Future<Output = ()> + Send + 'static {
+        self.handle.shutdown()
+    }
+}
+
+impl<T: Key> SetWriter<T> {
+    /// Opens the set `store_id` as a writer with the default settings.
+    pub fn writer(network: &Network, store_id: impl Into<StoreId>) -> Result<Self, Error> {
+        Self::writer_with_config(network, store_id, CollectionConfig::default())
+    }
+
+    /// Opens the set `store_id` as a writer; every member must use the same `config`.
+    pub fn writer_with_config(
+        network: &Network,
+        store_id: impl Into<StoreId>,
+        config: impl Into<CollectionConfig>,
+    ) -> Result<Self, Error> {
+        let handle = Handle::open(
+            network,
+            store_id.into(),
+            config.into(),
+            SetKind::new(),
+            true,
+        )?;
+        Ok(Set { handle })
+    }
+
+    /// Adds `value` (already present: changes nothing).
+    pub fn insert(
+        &self,
+        value: T,
+    ) -> impl Future<Output = Result<Version, Error>> + Send + 'static {
+        self.handle.execute("insert", SetOp::Insert(value))
+    }
+
+    /// Removes `value` (absent: changes nothing).
+    pub fn remove(
+        &self,
+        value: T,
+    ) -> impl Future<Output = Result<Version, Error>> + Send + 'static {
+        self.handle.execute("remove", SetOp::Remove(value))
+    }
+
+    /// Adds every value, as one command (applied atomically).
+    pub fn extend(
+        &self,
+        values: impl IntoIterator<Item = T>,
+    ) -> impl Future<Output = Result<Version, Error>> + Send + 'static {
+        self.handle
+            .execute("extend", SetOp::Extend(values.into_iter().collect()))
+    }
+
+    /// Removes every element.
+    pub fn clear(&self) -> impl Future<Output = Result<Version, Error>> + Send + 'static {
+        self.handle.execute("clear", SetOp::Clear)
+    }
+}
+
+impl<T: Key> SetReader<T> {
+    /// Opens the set `store_id` as a reader with the default settings.
+    pub fn reader(network: &Network, store_id: impl Into<StoreId>) -> Result<Self, Error> {
+        Self::reader_with_config(network, store_id, CollectionConfig::default())
+    }
+
+    /// Opens the set `store_id` as a reader; `config` must match the writers'.
+    pub fn reader_with_config(
+        network: &Network,
+        store_id: impl Into<StoreId>,
+        config: impl Into<CollectionConfig>,
+    ) -> Result<Self, Error> {
+        let handle = Handle::open(
+            network,
+            store_id.into(),
+            config.into(),
+            SetKind::new(),
+            false,
+        )?;
+        Ok(Set { handle })
+    }
+}
+
+/// The set's operations.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+#[serde(bound = "T: Key")]
+pub(crate) enum SetOp<T> {
+    Insert(T),
+    Remove(T),
+    Extend(Vec<T>),
+    Clear,
+}
+
+/// The set kind.
+pub(crate) struct SetKind<T>(PhantomData<fn() -> T>);
+
+impl<T> SetKind<T> {
+    pub(crate) fn new() -> Self {
+        SetKind(PhantomData)
+    }
+}
+
+impl<T: Key> Kind for SetKind<T> {
+    const NAME: &'static str = "set";
+    type State = im::OrdSet<T>;
+    type Op = SetOp<T>;
+    type Reply = ();
+    type Item = T;
+
+    fn type_names(&self) -> Vec<&'static str> {
+        vec![type_name::<T>()]
+    }
+
+    fn apply(&self, set: &mut im::OrdSet<T>, op: SetOp<T>) -> Applied<()> {
+        match op {
+            SetOp::Insert(value) => Applied::changed(set.insert(value).is_none()),
+            SetOp::Remove(value) => Applied::changed(set.remove(&value).is_some()),
+            SetOp::Extend(values) => {
+                let mut changed = false;
+                for value in values {
+                    changed |= set.insert(value).is_none();
+                }
+                Applied::changed(changed)
+            }
+            SetOp::Clear => {
+                let changed = !set.is_empty();
+                set.clear();
+                Applied::changed(changed)
+            }
+        }
+    }
+
+    fn len(set: &im::OrdSet<T>) -> u64 {
+        set.len() as u64
+    }
+
+    fn items(set: &im::OrdSet<T>, range: Range<u64>) -> Option<impl Iterator<Item = T>> {
+        let (skip, take) = bounds(&range, Self::len(set))?;
+        Some(set.iter().skip(skip).take(take).cloned())
+    }
+
+    fn append(set: &mut im::OrdSet<T>, items: impl IntoIterator<Item = T>) {
+        set.extend(items);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::super::machine::testing::*;
+    use super::*;
+
+    type Op = SetOp<String>;
+
+    fn ops() -> Vec<Op> {
+        vec![
+            Op::Insert("b".into()),
+            Op::Insert("a".into()),
+            Op::Insert("a".into()),
+            Op::Extend(vec!["d".into(), "c".into()]),
+            Op::Remove("d".into()),
+            Op::Remove("zz".into()),
+        ]
+    }
+
+    #[test]
+    fn every_operation_applies_alike_on_two_machines() {
+        let (mut one, _) = machine(SetKind::<String>::new());
+        let (mut two, _) = machine(SetKind::<String>::new());
+        let changes = one.subscribe_changes();
+        for op in ops() {
+            apply(&mut one, op);
+        }
+        marker(&mut one);
+        apply_batch(&mut two, ops());
+        let items: Vec<String> = one.state().iter().cloned().collect();
+        assert_eq!(items, vec!["a", "b", "c"], "in order");
+        assert_eq!(one.state(), two.state());
+        assert_eq!(
+            *changes.borrow(),
+            4,
+            "a second insert and a missing remove change nothing"
+        );
+        apply(&mut one, Op::Clear);
+        assert!(one.state().is_empty());
+    }
+
+    #[test]
+    fn snapshot_round_trip_in_chunks() {
+        let (mut m, _) = machine(SetKind::<u64>::new());
+        apply(&mut m, SetOp::Extend((0..300).rev().collect()));
+        for chunk in [1, 10, 300] {
+            assert_eq!(&round_trip(&m, chunk), m.state());
+        }
+    }
+}
