@@ -130,6 +130,9 @@ struct NodeArgs {
     /// Log entries kept behind the newest snapshot, for cheap catch-up from the log.
     #[arg(long, default_value_t = 10_000)]
     keep_log_tail: u64,
+    /// Raw size of a snapshot chunk in KiB, 1 to 16384 (every member must use the same).
+    #[arg(long, default_value_t = 1024, value_parser = clap::value_parser!(u32).range(1..=16_384))]
+    snapshot_chunk_kib: u32,
 }
 
 fn run_node(args: NodeArgs) -> Result<(), String> {
@@ -153,7 +156,8 @@ fn run_node(args: NodeArgs) -> Result<(), String> {
         snapshot: tessera::groups::snapshot::SnapshotConfig::default()
             .every_entries(args.snapshot_every_entries)
             .every_bytes(args.snapshot_every_mib << 20)
-            .keep_tail(args.keep_log_tail),
+            .keep_tail(args.keep_log_tail)
+            .chunk_size(args.snapshot_chunk_kib << 10),
     };
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()

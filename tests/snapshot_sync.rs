@@ -226,11 +226,11 @@ async fn a_new_node_bootstraps_200_mb_from_several_peers_and_resumes_after_a_sto
         }
     })
     .await;
-    let (dir, port, first_stats) = stop(fresh).await;
+    let (dir, _, first_stats) = stop(fresh).await;
     let before = count(&first_stats.chunks_fetched);
     assert!(before < total, "stopped mid-transfer: {before} of {total}");
 
-    let again = start(&dir, port, &seed, sync).await;
+    let again = start(&dir, 0, &seed, sync).await;
     bounded("the restarted node catches up", 180, async {
         again.group.when().applied_reaches(commit).await
     })
@@ -294,13 +294,21 @@ async fn sustained_writes_keep_the_log_bounded_and_a_restart_replays_only_the_ta
     // while a cut runs and until the next prune (a heartbeat interval).
     let bound = EVERY + TAIL + EVERY;
     let mut longest = 0;
+    let mut written = Index(0);
     for round in 0..100 {
-        write(&members[li].group, &format!("r{round}-"), 1_000, 32, 1_000).await;
+        written = write(&members[li].group, &format!("r{round}-"), 1_000, 32, 1_000).await;
         for m in &members {
             let s = m.group.status();
             longest = longest.max(s.last.index().0 + 1 - s.log_start.0);
         }
     }
+    let on_leader = len(&members[li].group, Consistency::Strong).await;
+    assert_eq!(
+        on_leader,
+        100_000,
+        "every acknowledged write is on the leader: {:?}",
+        members[li].group.status()
+    );
     assert!(
         longest <= bound,
         "log length stays within {bound} entries, longest seen {longest}"
@@ -324,7 +332,7 @@ async fn sustained_writes_keep_the_log_bounded_and_a_restart_replays_only_the_ta
     })
     .await;
     let anchor = members[fi].stats.held().last().unwrap().anchor.index();
-    let commit = members[li].group.committed();
+    let commit = written.max(members[li].group.committed());
     let extra = (anchor.0 + 10_000).saturating_sub(commit.0);
     let commit = if extra > 0 {
         write(&members[li].group, "tail-", extra as usize, 32, 1_000).await
@@ -337,8 +345,10 @@ async fn sustained_writes_keep_the_log_bounded_and_a_restart_replays_only_the_ta
     .await
     .expect("applied");
     let follower = members.remove(fi);
-    let (dir, port, _) = stop(follower).await;
-    let back = start(&dir, port, &[], sync).await;
+    let (dir, _, _) = stop(follower).await;
+    // A fresh port: another test may have taken the old one meanwhile.
+    let others: Vec<PeerAddr> = members.iter().map(|m| m.addr).collect();
+    let back = start(&dir, 0, &others, sync).await;
     let restored_anchor = back.stats.held().last().map(|h| h.anchor.index());
     bounded("restarted follower applied everything", 60, async {
         back.group.when().applied_reaches(commit).await
@@ -358,7 +368,13 @@ async fn sustained_writes_keep_the_log_bounded_and_a_restart_replays_only_the_ta
     assert_eq!(count(&back.stats.sessions), 0, "no catch-up session");
     assert_eq!(count(&back.stats.chunks_fetched), 0, "nothing fetched");
     let expected = 100_000 + extra;
-    assert_eq!(len(&back.group, Consistency::Weak).await, expected);
+    let got = len(&back.group, Consistency::Weak).await;
+    assert_eq!(
+        got,
+        expected,
+        "restarted follower: restored {restored_anchor:?}, commit {commit}, status {:?}",
+        back.group.status()
+    );
     members.push(back);
     for m in members {
         stop(m).await;
@@ -398,7 +414,7 @@ async fn a_damaged_local_chunk_is_detected_at_restart_and_fetched_from_a_peer() 
     let group = members[fi].group.id();
     let anchor = members[fi].stats.held().last().unwrap().anchor.index().0;
     let follower = members.remove(fi);
-    let (dir, port, _) = stop(follower).await;
+    let (dir, _, _) = stop(follower).await;
 
     // Damage chunk 1 of the newest snapshot on disk.
     {
@@ -409,7 +425,8 @@ async fn a_damaged_local_chunk_is_detected_at_restart_and_fetched_from_a_peer() 
             .expect("damage a chunk");
     }
 
-    let back = start(&dir, port, &[], sync).await;
+    let others: Vec<PeerAddr> = members.iter().map(|m| m.addr).collect();
+    let back = start(&dir, 0, &others, sync).await;
     bounded("the repaired follower applied everything", 60, async {
         back.group.when().applied_reaches(commit).await
     })

@@ -292,8 +292,13 @@ impl<M: StateMachine, S: Storage<Payload>> Worker<M, S> {
             }
         };
         self.fail_everything(&reason);
-        self.status.send_modify(|s| s.stopped = Some(reason));
-        if let Some(done) = self.shutdown.take() {
+        let status = self.status.clone();
+        let done = self.shutdown.take();
+        // Everything the worker owns (store handles, sync threads) goes before `shutdown`
+        // returns, so a caller may reopen the same data directory right after.
+        drop(self);
+        status.send_modify(|s| s.stopped = Some(reason));
+        if let Some(done) = done {
             let _ = done.send(());
         }
     }
@@ -795,7 +800,13 @@ impl<M: StateMachine, S: Storage<Payload>> Worker<M, S> {
                 }
             }
             self.apply(rd.take_committed())?;
-            for outcome in rd.take_outcomes() {
+            let outcomes = rd.take_outcomes();
+            if !outcomes.is_empty() {
+                // A caller woken by its reply must see a status (commit, applied) that
+                // includes its entry.
+                self.publish();
+            }
+            for outcome in outcomes {
                 self.resolve_proposal(outcome.id, outcome.result.map(|c| c.index()));
             }
             for read in rd.take_reads() {

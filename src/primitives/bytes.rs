@@ -80,6 +80,34 @@ pub mod vec {
     }
 }
 
+/// `#[serde(with = "crate::primitives::bytes::vecs")]` for a `Vec<Vec<u8>>` field: each
+/// element as one byte string (same bincode bytes as the plain field).
+pub mod vecs {
+    use super::Bytes;
+    use serde::{Deserialize, Deserializer, Serialize, Serializer};
+
+    struct Slice<'a>(&'a [u8]);
+
+    impl Serialize for Slice<'_> {
+        fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+            s.serialize_bytes(self.0)
+        }
+    }
+
+    /// Serializes each element as one byte string.
+    pub fn serialize<S: Serializer>(v: &[Vec<u8>], s: S) -> Result<S::Ok, S::Error> {
+        s.collect_seq(v.iter().map(|b| Slice(b)))
+    }
+
+    /// Deserializes a sequence of byte strings.
+    pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<Vec<Vec<u8>>, D::Error> {
+        Ok(Vec::<Bytes>::deserialize(d)?
+            .into_iter()
+            .map(|b| b.0)
+            .collect())
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -97,6 +125,17 @@ mod tests {
 
     #[derive(serde::Serialize, serde::Deserialize, PartialEq, Debug)]
     struct Field(#[serde(with = "super::vec")] Vec<u8>);
+
+    #[derive(serde::Serialize, serde::Deserialize, PartialEq, Debug)]
+    struct Fields(#[serde(with = "super::vecs")] Vec<Vec<u8>>);
+
+    #[test]
+    fn the_nested_attribute_encodes_the_same() {
+        let raw = vec![vec![1u8, 2, 3], Vec::new(), vec![255; 200]];
+        let a = codec::encode(&Fields(raw.clone())).unwrap();
+        assert_eq!(a, codec::encode(&raw).unwrap());
+        assert_eq!(codec::decode::<Fields>(&a).unwrap(), Fields(raw));
+    }
 
     #[test]
     fn the_field_attribute_encodes_the_same() {

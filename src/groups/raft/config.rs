@@ -23,6 +23,10 @@ pub struct RaftConfig {
     pub query_timeout_ticks: u32,
     /// At most this many entries per `AppendEntries`.
     pub max_entries_per_append: usize,
+    /// At most this many payload bytes per `AppendEntries` (at least one entry is always
+    /// sent): a batch of large commands must stay under the link's frame cap (16 MiB), or
+    /// the receiver closes the link and the follower never catches up.
+    pub max_bytes_per_append: usize,
     /// At most this many `AppendEntries` in flight per follower.
     pub max_inflight: usize,
     /// At most this many committed entries per `Ready`.
@@ -88,6 +92,7 @@ impl RaftConfig {
             forward_timeout_ticks: ticks(config.forward_timeout),
             query_timeout_ticks: ticks(config.query_timeout),
             max_entries_per_append: 256,
+            max_bytes_per_append: 4 << 20,
             max_inflight: 64,
             max_apply_batch: 1024,
             max_voters: config.max_voters,
@@ -108,6 +113,7 @@ impl RaftConfig {
             forward_timeout_ticks: 30,
             query_timeout_ticks: 30,
             max_entries_per_append: 8,
+            max_bytes_per_append: 1 << 20,
             max_inflight: 4,
             max_apply_batch: 64,
             max_voters: 5,

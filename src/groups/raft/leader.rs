@@ -148,12 +148,27 @@ impl Node {
         let (prev, entries) = match self.log.term_at(from.prev(), store)? {
             Some(t) if from <= last.index() => (
                 Cursor(t, from.prev()),
-                self.log.entries(from, last.index(), max as usize, store)?,
+                self.capped(self.log.entries(from, last.index(), max as usize, store)?),
             ),
             _ => (last, Vec::new()),
         };
         self.send_append_message(to, prev, entries, true);
         Ok(())
+    }
+
+    /// Cuts a batch to `max_bytes_per_append` payload bytes, keeping at least one entry.
+    fn capped(&self, mut entries: Vec<Entry>) -> Vec<Entry> {
+        let mut bytes = 0usize;
+        let keep = entries
+            .iter()
+            .position(|e| {
+                bytes += e.payload_len();
+                bytes > self.config.max_bytes_per_append
+            })
+            .unwrap_or(entries.len())
+            .max(1);
+        entries.truncate(keep);
+        entries
     }
 
     /// Sends one AppendEntries of this term carrying the current read round (the one
@@ -293,8 +308,10 @@ impl Node {
             return self.send_catch_up(to, true, store);
         };
         let entries = if has_new && can_send {
-            self.log
-                .entries(next, last, self.config.max_entries_per_append, store)?
+            self.capped(
+                self.log
+                    .entries(next, last, self.config.max_entries_per_append, store)?,
+            )
         } else {
             Vec::new()
         };

@@ -44,6 +44,15 @@ impl Entry {
     pub fn cursor(&self) -> Cursor {
         Cursor(self.term, self.index)
     }
+
+    /// Bytes of the command it carries (0 for a no-op; a configuration counts its peers).
+    pub fn payload_len(&self) -> usize {
+        match &self.payload {
+            Payload::Noop => 0,
+            Payload::Command(bytes) => bytes.len(),
+            Payload::Config(m) => 32 * m.members().count(),
+        }
+    }
 }
 
 /// A vote (or acknowledgement) answer, the seed's three-valued `Vote`.
@@ -198,6 +207,7 @@ pub enum Forward {
     /// A follower forwards client commands to the leader.
     Command {
         /// Encoded commands.
+        #[serde(with = "crate::primitives::bytes::vecs")]
         commands: Vec<Vec<u8>>,
         /// When set, the leader answers with `CommandAck`.
         request_id: Option<u64>,
@@ -257,7 +267,7 @@ pub enum Message {
     /// Client commands and queries forwarded to the leader.
     Forward(Forward),
     /// Opaque state-sync traffic, routed to the `StateSync` provider or session.
-    StateSync(Vec<u8>),
+    StateSync(#[serde(with = "crate::primitives::bytes::vec")] Vec<u8>),
 }
 
 impl Message {

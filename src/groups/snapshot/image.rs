@@ -13,6 +13,7 @@ use crate::groups::Cursor;
 use crate::primitives::codec;
 use crate::GroupId;
 use serde::{Deserialize, Serialize};
+use std::sync::atomic::{AtomicBool, Ordering};
 use tessera_snapshots::{
     Anchor, ChunkStore, Manifest, SnapshotError, SnapshotKey, SnapshotReader, SnapshotWriter,
     StoreSink, StoreSource, WriterConfig,
@@ -61,6 +62,12 @@ pub enum ImageError {
         /// What was wrong.
         reason: String,
     },
+    /// The node is shutting down: the cut was abandoned (and what it wrote deleted).
+    #[error("snapshot at {anchor}: cancelled")]
+    Cancelled {
+        /// The snapshot's anchor index.
+        anchor: u64,
+    },
     /// The header is missing, of another version, or disagrees with the manifest.
     #[error("snapshot at {anchor}: bad header: {reason}")]
     Header {
@@ -77,7 +84,7 @@ impl ImageError {
     pub fn is_damage(&self) -> bool {
         match self {
             ImageError::Snapshot(e) => !matches!(e, SnapshotError::Store { .. }),
-            ImageError::Missing { .. } => false,
+            ImageError::Missing { .. } | ImageError::Cancelled { .. } => false,
             ImageError::Item { .. } | ImageError::Header { .. } => true,
         }
     }
@@ -97,9 +104,12 @@ pub fn cut<S: Snapshot>(
     membership: Membership,
     snapshot: &S,
     config: WriterConfig,
+    cancel: &AtomicBool,
 ) -> Result<Manifest, ImageError> {
     let key = snapshot_key(group, anchor.index().0);
-    let result = write(&mut store, key, anchor, membership, snapshot, config);
+    let result = write(
+        &mut store, key, anchor, membership, snapshot, config, cancel,
+    );
     if result.is_err() {
         let _ = store.delete_snapshot(key);
     }
@@ -113,6 +123,7 @@ fn write<S: Snapshot>(
     membership: Membership,
     snapshot: &S,
     config: WriterConfig,
+    cancel: &AtomicBool,
 ) -> Result<Manifest, ImageError> {
     let items = snapshot.len();
     let header = Header {
@@ -140,6 +151,9 @@ fn write<S: Snapshot>(
         writer.push(&codec::encode(&header).map_err(|e| item_error(0, e))?)?;
         if let Some(iter) = snapshot.iter_range(0..items) {
             for (n, item) in iter.enumerate() {
+                if n % 1024 == 0 && cancel.load(Ordering::Relaxed) {
+                    return Err(ImageError::Cancelled { anchor: index });
+                }
                 let bytes = codec::encode(&item).map_err(|e| item_error(n as u64 + 1, e))?;
                 writer.push(&bytes)?;
             }

@@ -19,7 +19,8 @@ use crate::groups::{Cursor, Index, Term};
 use crate::primitives::{Bytes, Short};
 use crate::{GroupId, PeerId};
 use std::collections::BTreeMap;
-use std::sync::mpsc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{mpsc, Arc};
 use std::task::{Context, Poll};
 use std::time::Instant;
 use tessera_snapshots::{ChunkStore, Manifest};
@@ -32,6 +33,19 @@ struct Cutting {
     anchor: Cursor,
     started: Instant,
     done: mpsc::Receiver<Result<Manifest, image::ImageError>>,
+    cancel: Arc<AtomicBool>,
+    thread: Option<std::thread::JoinHandle<()>>,
+}
+
+impl Drop for Cutting {
+    /// A group that stops cancels its cut and waits for the thread, so the store (and
+    /// the database lock) is released when the group is gone.
+    fn drop(&mut self) {
+        self.cancel.store(true, Ordering::Relaxed);
+        if let Some(thread) = self.thread.take() {
+            let _ = thread.join();
+        }
+    }
 }
 
 /// A complete snapshot this node holds.
@@ -168,18 +182,22 @@ impl<M: SnapshotStateMachine> SnapshotProvider<M> {
         let group = self.group;
         let config = self.sync.config.writer;
         let (tx, done) = mpsc::sync_channel(1);
+        let cancel = Arc::new(AtomicBool::new(false));
+        let stop = cancel.clone();
         let spawned = std::thread::Builder::new()
             .name("tessera-snapshot-cut".into())
             .spawn(move || {
-                let result = image::cut(store, group, anchor, membership, &snapshot, config);
+                let result = image::cut(store, group, anchor, membership, &snapshot, config, &stop);
                 let _ = tx.send(result);
             });
         match spawned {
-            Ok(_) => {
+            Ok(thread) => {
                 self.cutting = Some(Cutting {
                     anchor,
                     started: Instant::now(),
                     done,
+                    cancel,
+                    thread: Some(thread),
                 })
             }
             Err(err) => {
@@ -286,6 +304,13 @@ impl<M: SnapshotStateMachine> StateSyncProvider for SnapshotProvider<M> {
         _: &mut dyn SyncProviderContext<SnapshotSync<M>>,
     ) -> Poll<()> {
         self.check_cut();
+        if let Some(manifest) = self.sync.take_installed() {
+            // A session installed this snapshot: serve it, and count from its marker.
+            self.last_marker = self.last_marker.max(Index(manifest.anchor().index));
+            self.remember(manifest);
+            self.apply_retention();
+            self.publish_held();
+        }
         Poll::Pending
     }
 

@@ -37,6 +37,18 @@ const GIVE_UP_AFTER_DISCOVERIES: u32 = 5;
 /// How often a running transfer asks newly bonded peers what they hold.
 const PROBE_NEW_PEERS: Duration = Duration::from_millis(300);
 
+/// The install thread, joined when the session is dropped (a group that stops waits for
+/// it, so the store is released when the group is gone).
+struct Waited(Option<std::thread::JoinHandle<()>>);
+
+impl Drop for Waited {
+    fn drop(&mut self) {
+        if let Some(thread) = self.0.take() {
+            let _ = thread.join();
+        }
+    }
+}
+
 type Finished<S> = (Box<Transfer<PeerId>>, Result<Loaded<S>, String>);
 
 enum Phase<M: SnapshotStateMachine> {
@@ -58,6 +70,7 @@ enum Phase<M: SnapshotStateMachine> {
     Install {
         anchor: Cursor,
         done: mpsc::Receiver<Finished<M::Snapshot>>,
+        _thread: Waited,
     },
     Done(Cursor),
 }
@@ -372,7 +385,13 @@ impl<M: SnapshotStateMachine> SnapshotSession<M> {
                 let _ = tx.send((transfer, result));
             });
         match spawned {
-            Ok(_) => self.phase = Phase::Install { anchor, done },
+            Ok(thread) => {
+                self.phase = Phase::Install {
+                    anchor,
+                    done,
+                    _thread: Waited(Some(thread)),
+                }
+            }
             Err(err) => {
                 tracing::warn!(%err, "cannot start an install thread");
                 self.phase = Phase::Done(Cursor::zero());
@@ -381,7 +400,7 @@ impl<M: SnapshotStateMachine> SnapshotSession<M> {
     }
 
     fn check_install(&mut self, cx: &mut dyn SyncSessionContext<SnapshotSync<M>>) {
-        let Phase::Install { anchor, done } = &self.phase else {
+        let Phase::Install { anchor, done, .. } = &self.phase else {
             return;
         };
         let anchor = *anchor;
@@ -399,6 +418,7 @@ impl<M: SnapshotStateMachine> SnapshotSession<M> {
                 cx.state_machine_mut().install_snapshot(loaded.snapshot);
                 cx.set_synced_membership(loaded.header.membership);
                 cx.set_committed(loaded.header.anchor);
+                self.sync.set_installed(loaded.manifest.clone());
                 SnapshotStats::add(&self.stats().installs, 1);
                 self.stats().set_transfer(None);
                 tracing::info!(

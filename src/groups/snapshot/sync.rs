@@ -56,6 +56,8 @@ pub(crate) struct Shared {
     pub(crate) stats: Arc<SnapshotStats>,
     /// Set by `restore` when the newest local snapshot is damaged: the anchor to repair.
     pub(crate) repair: Mutex<Option<Cursor>>,
+    /// Set by a session that installed a snapshot: the provider serves it from then on.
+    pub(crate) installed: Mutex<Option<tessera_snapshots::Manifest>>,
 }
 
 /// Snapshot-based state sync (see the module docs).
@@ -112,6 +114,14 @@ fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
 impl<M: SnapshotStateMachine> SnapshotSync<M> {
     pub(crate) fn take_repair(&self) -> Option<Cursor> {
         lock(&self.shared.repair).take()
+    }
+
+    pub(crate) fn set_installed(&self, manifest: tessera_snapshots::Manifest) {
+        *lock(&self.shared.installed) = Some(manifest);
+    }
+
+    pub(crate) fn take_installed(&self) -> Option<tessera_snapshots::Manifest> {
+        lock(&self.shared.installed).take()
     }
 }
 
