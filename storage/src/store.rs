@@ -58,6 +58,9 @@ pub struct Store {
     read_only: bool,
 }
 
+/// Bound on the write-ahead log files kept (256 MiB).
+const MAX_TOTAL_WAL_BYTES: u64 = 256 << 20;
+
 fn family_options() -> Options {
     let mut opts = Options::default();
     // Log payloads are small and carry their own crc; snapshot chunks are zstd already.
@@ -76,6 +79,10 @@ impl Store {
         let mut opts = Options::default();
         opts.create_if_missing(true);
         opts.create_missing_column_families(true);
+        // A WAL file is kept until every column family's memtable covering it is flushed;
+        // a family written rarely (meta) would pin gigabytes of WAL behind snapshot and
+        // log traffic. Past this total RocksDB flushes the families holding the oldest WAL.
+        opts.set_max_total_wal_size(MAX_TOTAL_WAL_BYTES);
         let families = ColumnFamily::ALL
             .iter()
             .map(|cf| ColumnFamilyDescriptor::new(cf.name(), family_options()));

@@ -338,3 +338,176 @@ pub fn reopen_damaged(
     store.remove_manifest(key)?;
     Ok(damaged)
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::groups::{Index, Term};
+    use crate::primitives::Bytes;
+    use crate::store::KvSnapshot;
+    use crate::PeerId;
+
+    fn group() -> GroupId {
+        GroupId(crate::Digest::of(b"image tests"))
+    }
+
+    fn state(n: usize, value: usize) -> KvSnapshot {
+        let mut s = KvSnapshot::default();
+        crate::groups::snapshot::Snapshot::append(
+            &mut s,
+            (0..n).map(|i| (format!("key-{i:06}"), Bytes(vec![(i % 251) as u8; value]))),
+        );
+        s
+    }
+
+    fn config() -> WriterConfig {
+        WriterConfig {
+            chunk_size: 4096,
+            ..WriterConfig::default()
+        }
+    }
+
+    fn membership() -> Membership {
+        Membership::with_voters([PeerId([1; 32]), PeerId([2; 32])])
+    }
+
+    #[test]
+    fn a_cut_snapshot_loads_back_with_its_header() {
+        let store = SnapshotStore::memory();
+        let anchor = Cursor(Term(3), Index(500));
+        let original = state(300, 100);
+        let stop = AtomicBool::new(false);
+        let manifest = cut(
+            store.clone(),
+            group(),
+            anchor,
+            membership(),
+            &original,
+            config(),
+            &stop,
+        )
+        .expect("cut");
+        assert!(
+            manifest.chunk_count() > 5,
+            "several chunks: {}",
+            manifest.chunk_count()
+        );
+        let loaded = load::<KvSnapshot>(&store, group(), snapshot_key(group(), 500)).expect("load");
+        assert_eq!(loaded.snapshot, original);
+        assert_eq!(loaded.header.anchor, anchor);
+        assert_eq!(loaded.header.membership, membership());
+        assert_eq!(loaded.header.items, 300);
+    }
+
+    #[test]
+    fn the_same_state_cuts_byte_identical_chunks() {
+        let (a, b) = (SnapshotStore::memory(), SnapshotStore::memory());
+        let anchor = Cursor(Term(1), Index(9));
+        let stop = AtomicBool::new(false);
+        let ma = cut(
+            a,
+            group(),
+            anchor,
+            membership(),
+            &state(200, 64),
+            config(),
+            &stop,
+        )
+        .unwrap();
+        let mb = cut(
+            b,
+            group(),
+            anchor,
+            membership(),
+            &state(200, 64),
+            config(),
+            &stop,
+        )
+        .unwrap();
+        assert_eq!(ma.fingerprint(), mb.fingerprint());
+    }
+
+    #[test]
+    fn a_cancelled_cut_leaves_nothing() {
+        let store = SnapshotStore::memory();
+        let stop = AtomicBool::new(true);
+        let err = cut(
+            store.clone(),
+            group(),
+            Cursor(Term(1), Index(7)),
+            membership(),
+            &state(50, 8),
+            config(),
+            &stop,
+        )
+        .expect_err("cancelled");
+        assert!(matches!(err, ImageError::Cancelled { anchor: 7 }));
+        assert!(store.anchors(group()).unwrap().is_empty());
+    }
+
+    #[test]
+    fn a_damaged_chunk_is_reported_and_reopened_as_a_transfer_of_the_rest() {
+        let mut store = SnapshotStore::memory();
+        let stop = AtomicBool::new(false);
+        let manifest = cut(
+            store.clone(),
+            group(),
+            Cursor(Term(2), Index(40)),
+            membership(),
+            &state(300, 100),
+            config(),
+            &stop,
+        )
+        .unwrap();
+        let key = snapshot_key(group(), 40);
+        store.corrupt_chunk(key, 2, b"garbage").unwrap();
+        let failure = load::<KvSnapshot>(&store, group(), key)
+            .err()
+            .expect("damage found");
+        assert!(failure.error.is_damage(), "{}", failure.error);
+        assert_eq!(failure.header.map(|h| h.anchor.index()), Some(Index(40)));
+
+        let damaged = reopen_damaged(&mut store, &manifest).unwrap();
+        assert_eq!(damaged, vec![2]);
+        assert!(
+            store.anchors(group()).unwrap().is_empty(),
+            "no longer complete"
+        );
+        let mut received = store.received_chunks(key).unwrap();
+        received.sort_unstable();
+        let expected: Vec<u32> = (0..manifest.chunk_count()).filter(|&c| c != 2).collect();
+        assert_eq!(received, expected);
+    }
+
+    #[test]
+    fn a_header_that_disagrees_with_the_manifest_is_refused() {
+        // A snapshot whose header names another anchor than its key.
+        let store = SnapshotStore::memory();
+        let mut sink_store = store.clone();
+        let key = snapshot_key(group(), 12);
+        let mut writer = SnapshotWriter::new(
+            key.group,
+            Anchor { term: 1, index: 12 },
+            config(),
+            StoreSink::new(&mut sink_store, key),
+        )
+        .unwrap();
+        let header = Header {
+            version: HEADER_VERSION,
+            anchor: Cursor(Term(1), Index(13)),
+            membership: membership(),
+            items: 0,
+        };
+        writer.push(&codec::encode(&header).unwrap()).unwrap();
+        let manifest = writer.finish().unwrap().0;
+        sink_store.put_manifest(key, &manifest.encode()).unwrap();
+        let failure = load::<KvSnapshot>(&store, group(), key)
+            .err()
+            .expect("refused");
+        assert!(
+            matches!(failure.error, ImageError::Header { anchor: 12, .. }),
+            "{}",
+            failure.error
+        );
+    }
+}
