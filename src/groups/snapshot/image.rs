@@ -15,8 +15,8 @@ use crate::GroupId;
 use serde::{Deserialize, Serialize};
 use std::sync::atomic::{AtomicBool, Ordering};
 use tessera_snapshots::{
-    Anchor, ChunkStore, Manifest, SnapshotError, SnapshotKey, SnapshotReader, SnapshotWriter,
-    StoreSink, StoreSource, WriterConfig,
+    Anchor, ChunkSource, ChunkStore, Manifest, SnapshotError, SnapshotKey, SnapshotReader,
+    SnapshotWriter, StoreSink, StoreSource, WriterConfig,
 };
 
 /// Version of [`Header`]'s encoding.
@@ -226,9 +226,16 @@ pub fn read<S: Snapshot>(
     manifest: Manifest,
 ) -> Result<Loaded<S>, Box<LoadError>> {
     let key = manifest.key();
-    let index = key.index;
-    let mut reader =
-        SnapshotReader::new(manifest, StoreSource::new(store, key)).map_err(|e| fail(None, e))?;
+    read_from(manifest, StoreSource::new(store, key))
+}
+
+/// [`read`] with chunks from any source (a session reads them as they arrive).
+pub fn read_from<S: Snapshot, C: ChunkSource>(
+    manifest: Manifest,
+    source: C,
+) -> Result<Loaded<S>, Box<LoadError>> {
+    let index = manifest.key().index;
+    let mut reader = SnapshotReader::new(manifest, source).map_err(|e| fail(None, e))?;
     let manifest = reader.manifest().clone();
     let header: Header = match reader.next_item() {
         Ok(Some(bytes)) => codec::decode(bytes).map_err(|e| {

@@ -15,6 +15,7 @@
 //! are safe to claim committed here.
 
 use super::image::{self, Loaded};
+use super::machine::Snapshot;
 use super::machine::SnapshotStateMachine;
 use super::message::{Held, SnapshotMessage};
 use super::stats::{SnapshotStats, TransferStatus};
@@ -25,10 +26,12 @@ use crate::groups::{Cursor, Index, Term};
 use crate::primitives::Short;
 use crate::{GroupId, PeerId};
 use std::collections::{BTreeMap, BTreeSet};
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::mpsc;
+use std::sync::Arc;
 use std::task::{Context, Poll};
 use std::time::{Duration, Instant};
-use tessera_snapshots::{ChunkOutcome, ChunkStore, Manifest, SnapshotError, Transfer};
+use tessera_snapshots::{ChunkOutcome, ChunkStore, Manifest, SnapshotError, StoreOp, Transfer};
 
 /// A normal session with no peer offering a usable snapshot for this many discovery
 /// timeouts ends (the leader streams the log or asks again).
@@ -37,19 +40,100 @@ const GIVE_UP_AFTER_DISCOVERIES: u32 = 5;
 /// How often a running transfer asks newly bonded peers what they hold.
 const PROBE_NEW_PEERS: Duration = Duration::from_millis(300);
 
-/// The install thread, joined when the session is dropped (a group that stops waits for
-/// it, so the store is released when the group is gone).
-struct Waited(Option<std::thread::JoinHandle<()>>);
+/// The thread that reads and decodes the snapshot while its chunks arrive: it takes chunk
+/// `n` once `ready[n]` is set (verified and stored), so the decode overlaps the fetch and
+/// the install is done moments after the last chunk. Dropping it (the session ends or
+/// picks another snapshot, the group stops) cancels and joins the thread.
+struct Reading<S> {
+    done: mpsc::Receiver<Result<Loaded<S>, String>>,
+    ready: Arc<Vec<AtomicBool>>,
+    cancel: Arc<AtomicBool>,
+    thread: Option<std::thread::JoinHandle<()>>,
+}
 
-impl Drop for Waited {
+impl<S> Reading<S> {
+    fn chunk_ready(&self, chunk: u32) {
+        if let Some(flag) = self.ready.get(chunk as usize) {
+            flag.store(true, Ordering::Release);
+        }
+    }
+}
+
+impl<S> Drop for Reading<S> {
     fn drop(&mut self) {
-        if let Some(thread) = self.0.take() {
+        self.cancel.store(true, Ordering::Relaxed);
+        if let Some(thread) = self.thread.take() {
             let _ = thread.join();
         }
     }
 }
 
-type Finished<S> = (Box<Transfer<PeerId>>, Result<Loaded<S>, String>);
+/// How long the reading thread sleeps while the chunk it needs is not there yet.
+const WAIT_FOR_CHUNK: Duration = Duration::from_millis(2);
+
+/// Starts the reading thread for `transfer`'s snapshot (`None` if no thread could start).
+fn start_reading<S: Snapshot>(
+    store: &SnapshotStore,
+    transfer: &Transfer<PeerId>,
+) -> Option<Reading<S>> {
+    let manifest = transfer.manifest().clone();
+    let key = manifest.key();
+    let ready: Arc<Vec<AtomicBool>> = Arc::new(
+        (0..manifest.chunk_count())
+            .map(|_| AtomicBool::new(true))
+            .collect(),
+    );
+    for chunk in transfer.unverified_chunks() {
+        ready[chunk as usize].store(false, Ordering::Relaxed);
+    }
+    let cancel = Arc::new(AtomicBool::new(false));
+    let (tx, done) = mpsc::sync_channel(1);
+    let (flags, stop) = (ready.clone(), cancel.clone());
+    let mut store = store.clone();
+    let thread = std::thread::Builder::new()
+        .name("tessera-snapshot-install".into())
+        .spawn(move || {
+            let source = |chunk: u32, buf: &mut Vec<u8>| loop {
+                if stop.load(Ordering::Relaxed) {
+                    return Err(SnapshotError::store(
+                        StoreOp::ReadChunk,
+                        key,
+                        Some(chunk),
+                        "the session ended",
+                    ));
+                }
+                if flags
+                    .get(chunk as usize)
+                    .is_some_and(|f| f.load(Ordering::Acquire))
+                {
+                    return store.read_chunk(key, chunk, buf);
+                }
+                std::thread::sleep(WAIT_FOR_CHUNK);
+            };
+            let result = match image::read_from::<S, _>(manifest.clone(), source) {
+                // Storing the manifest makes the snapshot complete: the install's commit
+                // point (a restart from here finishes the install).
+                Ok(loaded) => store
+                    .complete_transfer(key, &manifest.encode())
+                    .map(|()| loaded)
+                    .map_err(|e| e.to_string()),
+                Err(failure) => Err(failure.error.to_string()),
+            };
+            let _ = tx.send(result);
+        });
+    match thread {
+        Ok(thread) => Some(Reading {
+            done,
+            ready,
+            cancel,
+            thread: Some(thread),
+        }),
+        Err(err) => {
+            tracing::warn!(%err, "cannot start a snapshot reading thread");
+            None
+        }
+    }
+}
 
 enum Phase<M: SnapshotStateMachine> {
     Discover {
@@ -66,11 +150,11 @@ enum Phase<M: SnapshotStateMachine> {
         /// transfer if they hold the same snapshot).
         asked: BTreeSet<PeerId>,
         probed_at: Instant,
+        reading: Reading<M::Snapshot>,
     },
     Install {
         anchor: Cursor,
-        done: mpsc::Receiver<Finished<M::Snapshot>>,
-        _thread: Waited,
+        reading: Reading<M::Snapshot>,
     },
     Done(Cursor),
 }
@@ -283,6 +367,10 @@ impl<M: SnapshotStateMachine> SnapshotSession<M> {
         }
         let anchor = Cursor(Term(manifest.anchor().term), Index(manifest.anchor().index));
         let missing = transfer.unverified_chunks().count();
+        let Some(reading) = start_reading::<M::Snapshot>(&self.store, &transfer) else {
+            self.give_up(cx, "no reading thread");
+            return;
+        };
         tracing::info!(
             group = %Short(&self.group),
             %anchor,
@@ -298,6 +386,7 @@ impl<M: SnapshotStateMachine> SnapshotSession<M> {
             anchor,
             asked,
             probed_at: Instant::now(),
+            reading,
         };
         self.pump(cx);
     }
@@ -353,58 +442,23 @@ impl<M: SnapshotStateMachine> SnapshotSession<M> {
         }
     }
 
-    /// Reads the complete transfer back and decodes it on a background thread.
+    /// Every chunk is stored: wait for the reading thread to finish the decode.
     fn start_install(&mut self) {
         let phase = std::mem::replace(&mut self.phase, Phase::Done(Cursor::zero()));
-        let Phase::Fetch {
-            mut transfer,
-            anchor,
-            ..
-        } = phase
-        else {
-            self.phase = phase;
-            return;
-        };
-        let mut store = self.store.clone();
-        let (tx, done) = mpsc::sync_channel(1);
-        let spawned = std::thread::Builder::new()
-            .name("tessera-snapshot-install".into())
-            .spawn(move || {
-                let manifest = transfer.manifest().clone();
-                let result = match image::read::<M::Snapshot>(&store, manifest.clone()) {
-                    Ok(loaded) => store
-                        .complete_transfer(manifest.key(), &manifest.encode())
-                        .map(|()| loaded)
-                        .map_err(|e| e.to_string()),
-                    Err(failure) => {
-                        // Puts damaged chunks back to missing, so they are fetched again.
-                        let _ = transfer.verify(&store);
-                        Err(failure.error.to_string())
-                    }
-                };
-                let _ = tx.send((transfer, result));
-            });
-        match spawned {
-            Ok(thread) => {
-                self.phase = Phase::Install {
-                    anchor,
-                    done,
-                    _thread: Waited(Some(thread)),
-                }
-            }
-            Err(err) => {
-                tracing::warn!(%err, "cannot start an install thread");
-                self.phase = Phase::Done(Cursor::zero());
-            }
+        match phase {
+            Phase::Fetch {
+                anchor, reading, ..
+            } => self.phase = Phase::Install { anchor, reading },
+            other => self.phase = other,
         }
     }
 
     fn check_install(&mut self, cx: &mut dyn SyncSessionContext<SnapshotSync<M>>) {
-        let Phase::Install { anchor, done, .. } = &self.phase else {
+        let Phase::Install { anchor, reading } = &self.phase else {
             return;
         };
         let anchor = *anchor;
-        let (transfer, result) = match done.try_recv() {
+        let result = match reading.done.try_recv() {
             Ok(finished) => finished,
             Err(mpsc::TryRecvError::Empty) => return,
             Err(mpsc::TryRecvError::Disconnected) => {
@@ -429,18 +483,6 @@ impl<M: SnapshotStateMachine> SnapshotSession<M> {
                     "snapshot installed"
                 );
                 self.phase = Phase::Done(loaded.header.anchor);
-            }
-            Err(err) if !transfer.is_complete() => {
-                tracing::warn!(group = %Short(&self.group), %anchor, %err, "damaged chunks found at install; fetching them again");
-                let fingerprint = transfer.manifest().fingerprint();
-                self.phase = Phase::Fetch {
-                    transfer,
-                    anchor,
-                    fingerprint,
-                    asked: BTreeSet::new(),
-                    probed_at: Instant::now(),
-                };
-                self.pump(cx);
             }
             Err(err) => {
                 tracing::warn!(group = %Short(&self.group), %anchor, %err, "snapshot does not check out; dropping it");
@@ -516,7 +558,10 @@ impl<M: SnapshotStateMachine> StateSyncSession for SnapshotSession<M> {
             }
             (
                 Phase::Fetch {
-                    transfer, anchor, ..
+                    transfer,
+                    anchor,
+                    reading,
+                    ..
                 },
                 SnapshotMessage::Chunk {
                     anchor: at,
@@ -526,6 +571,7 @@ impl<M: SnapshotStateMachine> StateSyncSession for SnapshotSession<M> {
             ) if at == anchor.index().0 => {
                 match transfer.on_chunk(&mut self.store, &sender, chunk, &bytes.0, now) {
                     Ok(ChunkOutcome::Verified) => {
+                        reading.chunk_ready(chunk);
                         self.sync.shared.stats.fetched(sender, bytes.0.len() as u64)
                     }
                     Ok(ChunkOutcome::Duplicate) => {}
