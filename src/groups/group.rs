@@ -365,18 +365,47 @@ impl<M: StateMachine> Group<M> {
     }
 }
 
+/// The largest encoded command a group takes (8 MiB): one entry must fit in one link
+/// frame (16 MiB) with room for the message around it, or it could never replicate.
+pub const MAX_COMMAND_BYTES: usize = 8 << 20;
+
 fn encode_all<C: serde::Serialize>(
     commands: impl IntoIterator<Item = C>,
 ) -> Result<Vec<Vec<u8>>, GroupError> {
     commands
         .into_iter()
         .map(|c| {
-            codec::encode(&c).map_err(|e| GroupError::Encode {
+            let bytes = codec::encode(&c).map_err(|e| GroupError::Encode {
                 what: "command",
                 reason: e.to_string(),
-            })
+            })?;
+            if bytes.len() > MAX_COMMAND_BYTES {
+                return Err(GroupError::Encode {
+                    what: "command",
+                    reason: format!(
+                        "{} bytes encoded, above the {MAX_COMMAND_BYTES}-byte limit of one log entry",
+                        bytes.len()
+                    ),
+                });
+            }
+            Ok(bytes)
         })
         .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_command_above_the_entry_limit_is_refused_with_its_size() {
+        let big = vec![0u8; MAX_COMMAND_BYTES + 1];
+        match encode_all([big]) {
+            Err(GroupError::Encode { reason, .. }) => assert!(reason.contains("limit"), "{reason}"),
+            other => panic!("expected a size error, got {other:?}"),
+        }
+        assert!(encode_all([vec![0u8; 1024]]).is_ok());
+    }
 }
 
 /// Waits for the group's state: leader elected or changed, online or offline, commit

@@ -19,7 +19,7 @@ mod worker;
 
 pub use builder::{tick_for, AutoStorage, GroupBuilder, JoinError, MemoryStorage, StorageChoice};
 pub use config::{ConfigError, ConsensusConfig, ConsensusConfigBuilder};
-pub use group::{Group, GroupError, GroupStatus, When, REQUEST_QUEUE};
+pub use group::{Group, GroupError, GroupStatus, When, MAX_COMMAND_BYTES, REQUEST_QUEUE};
 pub use key::{GroupIdInputs, GroupKey};
 pub use log::{Command, Cursor, Index, Term};
 pub use machine::{Consistency, NoOp};
