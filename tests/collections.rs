@@ -1,16 +1,21 @@
 //! Replicated collections on three loopback nodes with their own data directories: every
 //! collection's operations replicate (a write on one node is visible on the others once
-//! they reach its version), the state survives a restart of every node, and a reader that
-//! joins after the log was pruned bootstraps from a snapshot.
+//! they reach its version); every collection's state survives a restart of every node
+//! (restored from the node's newest local snapshot plus the log after it, or from the
+//! whole log when no snapshot was cut); and a reader that joins after every collection's
+//! log was pruned bootstraps each of them from a snapshot, then follows new writes.
 //!
 //! Every wait is bounded; no assertion depends on timing.
 
 use std::future::Future;
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 use std::time::Duration;
+use tessera::collections::Vec as ReplicatedVec;
 use tessera::collections::{
-    CellWriter, CollectionConfig, Error, MapReader, MapWriter, OnceWriter, PriorityQueueWriter,
-    SetWriter, VecWriter, Version, When,
+    Cell, CellReader, CellWriter, CollectionConfig, Error, Map, MapReader, MapWriter, Once,
+    OnceReader, OnceWriter, PriorityQueue, PriorityQueueReader, PriorityQueueWriter, Set,
+    SetReader, SetWriter, VecReader, VecWriter, Version, When, READER, WRITER,
 };
 use tessera::groups::snapshot::{SnapshotConfig, SnapshotStats};
 use tessera::groups::{ConsensusConfig, Index};
@@ -471,120 +476,469 @@ fn whens_of(cells: &[CellWriter<String>]) -> Vec<&When> {
     cells.iter().map(|c| c.when()).collect()
 }
 
+/// Writes to each collection in the restart and late-reader tests: past the first snapshot
+/// marker of [`snapshotting`] (every 200 entries), so every collection cuts a snapshot and
+/// prunes its log to the snapshot's anchor minus 50.
+const WRITES: u64 = 300;
+
+/// The capacity of the queues in those tests: most of their pushes evict.
+const CAPACITY: u64 = 100;
+
+/// The collections of [`Collections`], in the order of [`Versions`].
+const KINDS: [&str; 6] = ["cell", "map", "vec", "set", "once", "queue"];
+
+/// A version per collection, in [`KINDS`] order.
+type Versions = [Version; 6];
+
+/// One collection of each type (opened with [`snapshotting`]) on each of some nodes.
+struct Collections<const W: bool> {
+    cells: Vec<Cell<String, W>>,
+    maps: Vec<Map<String, u64, W>>,
+    vecs: Vec<ReplicatedVec<u32, W>>,
+    sets: Vec<Set<String, W>>,
+    onces: Vec<Once<String, W>>,
+    queues: Vec<PriorityQueue<u64, String, W>>,
+}
+
+/// Everything one node's [`Collections`] hold.
+#[derive(Clone, Debug, PartialEq)]
+struct Contents {
+    cell: Option<String>,
+    map: Vec<(String, u64)>,
+    vec: Vec<u32>,
+    set: Vec<String>,
+    once: Option<String>,
+    /// (id, priority, value), in priority order.
+    queue: Vec<(u64, u64, String)>,
+}
+
+/// The store id of the collection `kind` of the test `name`.
+fn store(name: &str, kind: &str) -> String {
+    format!("{name}-{kind}")
+}
+
+impl Collections<WRITER> {
+    /// Writers on every node.
+    fn writers(nodes: &[Node], name: &str) -> Self {
+        let nets: Vec<&Network> = nodes.iter().map(|n| &n.network).collect();
+        Collections {
+            cells: nets
+                .iter()
+                .map(|n| CellWriter::writer_with_config(n, store(name, "cell"), snapshotting()))
+                .collect::<Result<_, _>>()
+                .expect("cell"),
+            maps: nets
+                .iter()
+                .map(|n| MapWriter::writer_with_config(n, store(name, "map"), snapshotting()))
+                .collect::<Result<_, _>>()
+                .expect("map"),
+            vecs: nets
+                .iter()
+                .map(|n| VecWriter::writer_with_config(n, store(name, "vec"), snapshotting()))
+                .collect::<Result<_, _>>()
+                .expect("vec"),
+            sets: nets
+                .iter()
+                .map(|n| SetWriter::writer_with_config(n, store(name, "set"), snapshotting()))
+                .collect::<Result<_, _>>()
+                .expect("set"),
+            onces: nets
+                .iter()
+                .map(|n| OnceWriter::writer_with_config(n, store(name, "once"), snapshotting()))
+                .collect::<Result<_, _>>()
+                .expect("once"),
+            queues: nets
+                .iter()
+                .map(|n| {
+                    PriorityQueueWriter::writer_with_config(
+                        n,
+                        store(name, "queue"),
+                        CAPACITY,
+                        snapshotting(),
+                    )
+                })
+                .collect::<Result<_, _>>()
+                .expect("queue"),
+        }
+    }
+}
+
+impl Collections<READER> {
+    /// A reader of each collection on `node`.
+    fn reader(node: &Node, name: &str) -> Self {
+        let n = &node.network;
+        Collections {
+            cells: vec![
+                CellReader::reader_with_config(n, store(name, "cell"), snapshotting())
+                    .expect("cell reader"),
+            ],
+            maps: vec![
+                MapReader::reader_with_config(n, store(name, "map"), snapshotting())
+                    .expect("map reader"),
+            ],
+            vecs: vec![
+                VecReader::reader_with_config(n, store(name, "vec"), snapshotting())
+                    .expect("vec reader"),
+            ],
+            sets: vec![
+                SetReader::reader_with_config(n, store(name, "set"), snapshotting())
+                    .expect("set reader"),
+            ],
+            onces: vec![
+                OnceReader::reader_with_config(n, store(name, "once"), snapshotting())
+                    .expect("once reader"),
+            ],
+            queues: vec![PriorityQueueReader::reader_with_config(
+                n,
+                store(name, "queue"),
+                CAPACITY,
+                snapshotting(),
+            )
+            .expect("queue reader")],
+        }
+    }
+}
+
+impl<const W: bool> Collections<W> {
+    /// What the `i`th node's collections hold.
+    fn contents(&self, i: usize) -> Contents {
+        Contents {
+            cell: self.cells[i].get(),
+            map: self.maps[i].iter().collect(),
+            vec: self.vecs[i].iter().collect(),
+            set: self.sets[i].iter().collect(),
+            once: self.onces[i].get(),
+            queue: self.queues[i]
+                .iter()
+                .map(|e| (e.id.0, e.priority, e.value))
+                .collect(),
+        }
+    }
+
+    /// Each collection's `When` on every node, in [`KINDS`] order.
+    fn whens(&self) -> [Vec<&When>; 6] {
+        [
+            self.cells.iter().map(|x| x.when()).collect(),
+            self.maps.iter().map(|x| x.when()).collect(),
+            self.vecs.iter().map(|x| x.when()).collect(),
+            self.sets.iter().map(|x| x.when()).collect(),
+            self.onces.iter().map(|x| x.when()).collect(),
+            self.queues.iter().map(|x| x.when()).collect(),
+        ]
+    }
+
+    /// Each collection's snapshot counters on every node, in [`KINDS`] order.
+    fn stats(&self) -> [Vec<Arc<SnapshotStats>>; 6] {
+        [
+            self.cells.iter().map(|x| x.snapshot_stats()).collect(),
+            self.maps.iter().map(|x| x.snapshot_stats()).collect(),
+            self.vecs.iter().map(|x| x.snapshot_stats()).collect(),
+            self.sets.iter().map(|x| x.snapshot_stats()).collect(),
+            self.onces.iter().map(|x| x.snapshot_stats()).collect(),
+            self.queues.iter().map(|x| x.snapshot_stats()).collect(),
+        ]
+    }
+
+    /// The first index of each collection's log on every node.
+    fn log_starts(&self) -> Vec<Index> {
+        let mut starts: Vec<Index> = Vec::new();
+        starts.extend(self.cells.iter().map(|x| x.status().log_start));
+        starts.extend(self.maps.iter().map(|x| x.status().log_start));
+        starts.extend(self.vecs.iter().map(|x| x.status().log_start));
+        starts.extend(self.sets.iter().map(|x| x.status().log_start));
+        starts.extend(self.onces.iter().map(|x| x.status().log_start));
+        starts.extend(self.queues.iter().map(|x| x.status().log_start));
+        starts
+    }
+
+    async fn online(&self, what: &str) {
+        for (kind, whens) in KINDS.iter().zip(self.whens()) {
+            online(&format!("{what}: {kind}"), &whens).await;
+        }
+    }
+
+    /// Every collection on every node reaches its version.
+    async fn reach(&self, what: &str, versions: Versions) {
+        for ((kind, whens), version) in KINDS.iter().zip(self.whens()).zip(versions) {
+            reach(&format!("{what}: {kind}"), version, &whens).await;
+        }
+    }
+
+    /// Waits until every node cut a snapshot of every collection.
+    async fn cut(&self) {
+        let stats = self.stats();
+        bounded("every node cut a snapshot of every collection", 30, async {
+            while !stats
+                .iter()
+                .flatten()
+                .all(|s| stat(s, |s| &s.snapshots_cut) >= 1)
+            {
+                tokio::time::sleep(Duration::from_millis(20)).await;
+            }
+        })
+        .await;
+    }
+
+    /// Waits until every node pruned the log of every collection past its first 100
+    /// entries: a node that joins now cannot replay the log from the start.
+    async fn pruned(&self) {
+        bounded("every node pruned every collection's log", 30, async {
+            while !self.log_starts().iter().all(|start| *start > Index(100)) {
+                tokio::time::sleep(Duration::from_millis(20)).await;
+            }
+        })
+        .await;
+    }
+
+    async fn shutdown(self) {
+        for x in self.cells {
+            x.shutdown().await;
+        }
+        for x in self.maps {
+            x.shutdown().await;
+        }
+        for x in self.vecs {
+            x.shutdown().await;
+        }
+        for x in self.sets {
+            x.shutdown().await;
+        }
+        for x in self.onces {
+            x.shutdown().await;
+        }
+        for x in self.queues {
+            x.shutdown().await;
+        }
+    }
+}
+
+/// [`WRITES`] writes to each collection, round robin over the writers and concurrently,
+/// then a few more operations of each type in order; the version of each collection's
+/// last write.
+async fn fill(c: &Collections<WRITER>) -> Versions {
+    let on = |i: u64| (i % c.cells.len() as u64) as usize;
+
+    // Cell: overwrites, then a compare-exchange from the last one.
+    let writes = (0..WRITES)
+        .map(|i| c.cells[on(i)].write(format!("c{i}")))
+        .collect();
+    all("cell writes", writes).await;
+    ok("cell write", c.cells[0].write("last".into())).await;
+    let swapped = ok(
+        "cell cas",
+        c.cells[1].compare_exchange(Some("last".into()), Some("kept".into())),
+    )
+    .await;
+    assert!(swapped.exchanged);
+
+    // Map: inserts, a remove, an extend and a compare-exchange.
+    let writes = (0..WRITES)
+        .map(|i| c.maps[on(i)].insert(format!("k{i:03}"), i))
+        .collect();
+    all("map inserts", writes).await;
+    ok("map remove", c.maps[1].remove("k000".into())).await;
+    ok(
+        "map extend",
+        c.maps[2].extend([("x".to_string(), 1), ("y".to_string(), 2)]),
+    )
+    .await;
+    let map = ok(
+        "map cas",
+        c.maps[0].compare_exchange("k001".into(), Some(1), Some(1001)),
+    )
+    .await;
+    assert!(map.exchanged);
+
+    // Vec: pushes (in whatever order they commit), then every other operation.
+    let writes = (0..WRITES).map(|i| c.vecs[on(i)].push(i as u32)).collect();
+    all("vec pushes", writes).await;
+    ok("vec extend", c.vecs[1].extend([1000, 1001])).await;
+    ok("vec swap", c.vecs[2].swap(0, 301)).await;
+    let removed = ok("vec remove", c.vecs[0].remove(1)).await;
+    assert!(removed.value.is_some());
+    ok("vec insert", c.vecs[1].insert(0, 2000)).await;
+    let popped = ok("vec pop", c.vecs[2].pop()).await;
+    assert!(popped.value.is_some());
+
+    // Set: inserts (50 of them already present), an extend and a remove.
+    let writes = (0..WRITES)
+        .map(|i| c.sets[on(i)].insert(format!("s{:03}", i % 250)))
+        .collect();
+    all("set inserts", writes).await;
+    ok(
+        "set extend",
+        c.sets[1].extend(["x".to_string(), "y".into()]),
+    )
+    .await;
+    let set = ok("set remove", c.sets[2].remove("s000".into())).await;
+
+    // Once: the first write, then writes that commit and change nothing.
+    ok("once write", c.onces[0].write("first".into())).await;
+    let writes = (1..WRITES)
+        .map(|i| c.onces[on(i)].set(format!("o{i}")))
+        .collect();
+    let once = all("ignored once writes", writes).await;
+
+    // Queue: pushes with distinct priorities (the full queue drops its minimum), then
+    // pops, a range removal and a priority update.
+    let writes = (0..WRITES)
+        .map(|i| {
+            let pushed = c.queues[on(i)].push((i * 37) % 1000, format!("q{i}"));
+            async move { pushed.await.map(|p| p.version) }
+        })
+        .collect();
+    all("queue pushes", writes).await;
+    let max = ok("queue pop max", c.queues[1].pop_max()).await;
+    assert!(max.value.is_some());
+    let min = ok("queue pop min", c.queues[2].pop_min()).await;
+    assert!(min.value.is_some());
+    ok("queue remove range", c.queues[0].remove_range(..800)).await;
+    let pushed = ok("queue push", c.queues[1].push(5000, "high".into())).await;
+    assert!(pushed.evicted.is_none());
+    let queue = ok("queue update", c.queues[2].update_priority(pushed.id, 5)).await;
+
+    [
+        swapped.version,
+        map.version,
+        popped.version,
+        set,
+        once,
+        queue,
+    ]
+}
+
+/// The sizes [`fill`] leaves.
+fn assert_filled(c: &Contents) {
+    assert_eq!(c.cell.as_deref(), Some("kept"));
+    assert_eq!(c.map.len(), 301);
+    assert!(c.map.contains(&("k001".to_string(), 1001)));
+    assert_eq!(c.vec.len(), 301);
+    assert_eq!(c.vec.first(), Some(&2000));
+    assert_eq!(c.set.len(), 251);
+    assert_eq!(c.once.as_deref(), Some("first"));
+    assert!(c.queue.len() > 1 && c.queue.len() < CAPACITY as usize);
+    assert_eq!(
+        c.queue.first().map(|e| (e.1, e.2.as_str())),
+        Some((5, "high"))
+    );
+}
+
+/// One more write to each collection (the one to the Once changes nothing); their
+/// versions and the id of the element pushed.
+async fn one_more(c: &Collections<WRITER>) -> (Versions, u64) {
+    let cell = ok("cell write", c.cells[2].write("after".into())).await;
+    let map = ok("map insert", c.maps[1].insert("after".into(), 1)).await;
+    let vec = ok("vec push", c.vecs[0].push(3000)).await;
+    let set = ok("set insert", c.sets[2].insert("after".into())).await;
+    let once = ok("once write", c.onces[1].set("after".into())).await;
+    let pushed = ok("queue push", c.queues[0].push(9999, "after".into())).await;
+    // `fill` pushed WRITES + 1 elements, ids 1..=WRITES + 1: the counter is part of the
+    // state (restored, installed) and never goes back.
+    assert_eq!(pushed.id.0, WRITES + 2, "element ids keep growing");
+    ([cell, map, vec, set, once, pushed.version], pushed.id.0)
+}
+
+/// `before` with [`one_more`]'s writes (`id` the pushed element's).
+fn after_one_more(before: &Contents, id: u64) -> Contents {
+    let mut want = before.clone();
+    want.cell = Some("after".into());
+    want.map.push(("after".into(), 1));
+    want.map.sort();
+    want.vec.push(3000);
+    want.set.push("after".into());
+    want.set.sort();
+    want.queue.push((id, 9999, "after".into()));
+    want
+}
+
+/// A cell that never cuts a snapshot, on every node.
+fn log_only_cells(nodes: &[Node]) -> Vec<CellWriter<String>> {
+    nodes
+        .iter()
+        .map(|n| CellWriter::writer_with_config(&n.network, "restart-log-only", config()))
+        .collect::<Result<_, _>>()
+        .expect("cell")
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn collections_survive_a_restart_of_every_node() {
     let root = tempfile::tempdir().expect("tempdir");
     let nodes = three_nodes(root.path()).await;
-    let open_maps = |nodes: &[Node]| -> Vec<MapWriter<String, u64>> {
-        nodes
-            .iter()
-            .map(|n| {
-                MapWriter::writer_with_config(&n.network, "restart-map", snapshotting())
-                    .expect("map")
-            })
-            .collect()
-    };
-    let open_queues = |nodes: &[Node]| -> Vec<PriorityQueueWriter<u64, String>> {
-        nodes
-            .iter()
-            .map(|n| {
-                PriorityQueueWriter::writer_with_config(&n.network, "restart-queue", 100, config())
-                    .expect("queue")
-            })
-            .collect()
-    };
-    let maps = open_maps(&nodes);
-    let queues = open_queues(&nodes);
-    online(
-        "maps online",
-        &maps.iter().map(|m| m.when()).collect::<Vec<_>>(),
-    )
-    .await;
-    online(
-        "queues online",
-        &queues.iter().map(|q| q.when()).collect::<Vec<_>>(),
-    )
-    .await;
+    let writers = Collections::writers(&nodes, "restart");
+    let cells = log_only_cells(&nodes);
+    writers.online("writers online").await;
+    online("log-only cells online", &whens_of(&cells)).await;
 
-    // Enough map writes to cut a snapshot (every 200 entries): the restart restores it
-    // and replays the log after it.
-    let writes = (0..300u64)
-        .map(|i| maps[(i % 3) as usize].insert(format!("k{i:03}"), i))
-        .collect();
-    let last = all("map inserts", writes).await;
-    for i in 0..5u64 {
-        ok("queue push", queues[0].push(i * 10, format!("q{i}"))).await;
+    // Every collection cuts a snapshot: the restart restores it and replays the log after
+    // it. The log-only cell has no snapshot: the restart replays its whole log.
+    let last = fill(&writers).await;
+    ok("log-only cell write", cells[0].write("one".into())).await;
+    let cell_last = ok("log-only cell write", cells[1].write("two".into())).await;
+    writers.reach("writers caught up", last).await;
+    reach("log-only cells caught up", cell_last, &whens_of(&cells)).await;
+    let before = writers.contents(0);
+    assert_filled(&before);
+    for i in 1..3 {
+        assert_eq!(writers.contents(i), before, "node {i} holds the same state");
     }
-    let popped = ok("queue pop", queues[1].pop_max()).await;
-    assert_eq!(popped.value.map(|e| e.priority), Some(40));
-    let queue_version = popped.version;
-    reach(
-        "maps caught up",
-        last,
-        &maps.iter().map(|m| m.when()).collect::<Vec<_>>(),
-    )
-    .await;
-    reach(
-        "queues caught up",
-        queue_version,
-        &queues.iter().map(|q| q.when()).collect::<Vec<_>>(),
-    )
-    .await;
-    let map_before: Vec<(String, u64)> = maps[0].iter().collect();
-    assert_eq!(map_before.len(), 300);
-    let queue_before: Vec<(u64, u64, String)> = queues[0]
-        .iter()
-        .map(|e| (e.id.0, e.priority, e.value))
-        .collect();
-    assert_eq!(queue_before.len(), 4);
+    writers.cut().await;
 
+    writers.shutdown().await;
+    for c in cells {
+        c.shutdown().await;
+    }
     let mut saved = Vec::new();
-    for ((m, q), n) in maps.into_iter().zip(queues).zip(nodes) {
-        m.shutdown().await;
-        q.shutdown().await;
-        drop((m, q));
+    for n in nodes {
         saved.push(stop(n).await);
     }
 
     let nodes = restart(saved).await;
-    let maps = open_maps(&nodes);
-    let queues = open_queues(&nodes);
-    let map_whens: Vec<&When> = maps.iter().map(|m| m.when()).collect();
-    let queue_whens: Vec<&When> = queues.iter().map(|q| q.when()).collect();
-    reach("maps restored", last, &map_whens).await;
-    reach("queues restored", queue_version, &queue_whens).await;
-    for m in &maps {
-        assert_eq!(m.iter().collect::<Vec<_>>(), map_before);
+    let writers = Collections::writers(&nodes, "restart");
+    let cells = log_only_cells(&nodes);
+    writers.reach("restored", last).await;
+    reach("log-only cells restored", cell_last, &whens_of(&cells)).await;
+    for i in 0..3 {
+        assert_eq!(writers.contents(i), before, "node {i} after the restart");
     }
-    for q in &queues {
-        let after: Vec<(u64, u64, String)> =
-            q.iter().map(|e| (e.id.0, e.priority, e.value)).collect();
-        assert_eq!(after, queue_before);
+    for (kind, stats) in KINDS.iter().zip(writers.stats()) {
+        for (i, s) in stats.iter().enumerate() {
+            assert!(
+                stat(s, |s| &s.restores) >= 1,
+                "node {i} restored its local snapshot of the {kind}"
+            );
+        }
     }
-    let restores: u64 = maps
-        .iter()
-        .map(|m| stat(&m.snapshot_stats(), |s| &s.restores))
-        .sum();
-    assert!(restores >= 1, "at least one node restored a local snapshot");
+    for c in &cells {
+        assert_eq!(c.get().as_deref(), Some("two"));
+        assert_eq!(stat(&c.snapshot_stats(), |s| &s.restores), 0);
+    }
 
-    // The restarted group elects again and takes writes; ids keep growing.
-    online("maps online again", &map_whens).await;
-    online("queues online again", &queue_whens).await;
-    let v = ok(
-        "map insert after restart",
-        maps[1].insert("after".into(), 1),
+    // The restarted groups elect again and take writes.
+    writers.online("writers online again").await;
+    online("log-only cells online again", &whens_of(&cells)).await;
+    let (v, id) = one_more(&writers).await;
+    writers.reach("writes after the restart visible", v).await;
+    let want = after_one_more(&before, id);
+    for i in 0..3 {
+        assert_eq!(writers.contents(i), want, "node {i} after one more write");
+    }
+    let swapped = ok(
+        "log-only cell cas after restart",
+        cells[2].compare_exchange(Some("two".into()), Some("three".into())),
     )
     .await;
-    reach("insert after restart visible", v, &map_whens).await;
-    assert!(maps.iter().all(|m| m.len() == 301));
-    let pushed = ok("queue push after restart", queues[2].push(1, "late".into())).await;
-    assert!(queue_before.iter().all(|(id, _, _)| *id < pushed.id.0));
+    assert!(swapped.exchanged);
+    reach(
+        "log-only cell cas visible",
+        swapped.version,
+        &whens_of(&cells),
+    )
+    .await;
+    assert!(cells.iter().all(|c| c.get().as_deref() == Some("three")));
 
-    for m in maps {
-        m.shutdown().await;
-    }
-    for q in queues {
-        q.shutdown().await;
+    writers.shutdown().await;
+    for c in cells {
+        c.shutdown().await;
     }
     for n in nodes {
         stop(n).await;
@@ -595,61 +949,46 @@ async fn collections_survive_a_restart_of_every_node() {
 async fn a_late_reader_bootstraps_from_a_snapshot() {
     let root = tempfile::tempdir().expect("tempdir");
     let nodes = three_nodes(root.path()).await;
-    let maps: Vec<MapWriter<String, u64>> = nodes
-        .iter()
-        .map(|n| {
-            MapWriter::writer_with_config(&n.network, "late-map", snapshotting()).expect("map")
-        })
-        .collect();
-    let whens: Vec<&When> = maps.iter().map(|m| m.when()).collect();
-    online("maps online", &whens).await;
+    let writers = Collections::writers(&nodes, "late");
+    writers.online("writers online").await;
 
-    // 800 entries: markers every 200, so snapshots are cut and the log is pruned to the
-    // newest one's anchor minus 50.
-    let writes = (0..800u64)
-        .map(|i| maps[0].insert(format!("key-{i:04}"), i))
-        .collect();
-    let last = all("map inserts", writes).await;
-    reach("writers caught up", last, &whens).await;
-    bounded("every writer pruned its log", 30, async {
-        while !maps.iter().all(|m| m.status().log_start > Index(100)) {
-            tokio::time::sleep(Duration::from_millis(20)).await;
-        }
-    })
-    .await;
+    // Snapshots are cut every 200 entries and each log is pruned to the newest one's
+    // anchor minus 50, so the reader cannot replay any collection from the start.
+    let last = fill(&writers).await;
+    writers.reach("writers caught up", last).await;
+    writers.pruned().await;
+    let want = writers.contents(0);
+    assert_filled(&want);
 
     let late = node(&root.path().join("reader"), 0, &[nodes[0].addr]).await;
-    let reader =
-        MapReader::<String, u64>::reader_with_config(&late.network, "late-map", snapshotting())
-            .expect("reader");
-    assert_eq!(reader.group_id(), maps[0].group_id());
-    ok("reader caught up", reader.when().reaches(last)).await;
-    let want: Vec<(String, u64)> = maps[0].iter().collect();
-    assert_eq!(want.len(), 800);
-    assert_eq!(reader.iter().collect::<Vec<_>>(), want);
-    let stats = reader.snapshot_stats();
-    assert!(
-        stat(&stats, |s| &s.installs) >= 1,
-        "the reader installed a snapshot (installs {}, chunks fetched {})",
-        stat(&stats, |s| &s.installs),
-        stat(&stats, |s| &s.chunks_fetched),
+    let reader = Collections::reader(&late, "late");
+    assert_eq!(reader.maps[0].group_id(), writers.maps[0].group_id());
+    assert_eq!(reader.queues[0].group_id(), writers.queues[0].group_id());
+    reader.reach("reader caught up", last).await;
+    assert_eq!(reader.contents(0), want);
+    assert_eq!(
+        ok("once reader value", reader.onces[0].await_value()).await,
+        "first"
     );
-    assert!(stat(&stats, |s| &s.chunks_fetched) >= 1);
+    assert_eq!(reader.queues[0].capacity(), CAPACITY);
+    for (kind, stats) in KINDS.iter().zip(reader.stats()) {
+        let stats = &stats[0];
+        assert!(
+            stat(stats, |s| &s.installs) >= 1 && stat(stats, |s| &s.chunks_fetched) >= 1,
+            "the reader installed a snapshot of the {kind} (installs {}, chunks fetched {})",
+            stat(stats, |s| &s.installs),
+            stat(stats, |s| &s.chunks_fetched),
+        );
+    }
 
-    // It keeps following the writers after the install.
-    let v = ok(
-        "insert after the reader joined",
-        maps[1].insert("later".into(), 1),
-    )
-    .await;
-    ok("reader sees the new write", reader.when().reaches(v)).await;
-    assert_eq!(reader.get(&"later".to_string()), Some(1));
+    // It keeps following the writers after the installs.
+    let (v, id) = one_more(&writers).await;
+    reader.reach("reader sees the new writes", v).await;
+    assert_eq!(reader.contents(0), after_one_more(&want, id));
 
     reader.shutdown().await;
     stop(late).await;
-    for m in maps {
-        m.shutdown().await;
-    }
+    writers.shutdown().await;
     for n in nodes {
         stop(n).await;
     }
