@@ -61,10 +61,18 @@ pub struct Store {
 /// Bound on the write-ahead log files kept (256 MiB).
 const MAX_TOTAL_WAL_BYTES: u64 = 256 << 20;
 
-fn family_options() -> Options {
+/// Memtable size of the `snapshots` family (16 MiB instead of RocksDB's 64 MiB): chunks
+/// are written once in bulk and rarely read back soon, so big memtables only add to the
+/// memory of a node receiving or cutting a snapshot.
+const SNAPSHOT_WRITE_BUFFER: usize = 16 << 20;
+
+fn family_options(cf: ColumnFamily) -> Options {
     let mut opts = Options::default();
     // Log payloads are small and carry their own crc; snapshot chunks are zstd already.
     opts.set_compression_type(DBCompressionType::None);
+    if cf == ColumnFamily::Snapshots {
+        opts.set_write_buffer_size(SNAPSHOT_WRITE_BUFFER);
+    }
     opts
 }
 
@@ -85,7 +93,7 @@ impl Store {
         opts.set_max_total_wal_size(MAX_TOTAL_WAL_BYTES);
         let families = ColumnFamily::ALL
             .iter()
-            .map(|cf| ColumnFamilyDescriptor::new(cf.name(), family_options()));
+            .map(|cf| ColumnFamilyDescriptor::new(cf.name(), family_options(*cf)));
         let db = DB::open_cf_descriptors(&opts, path, families).map_err(|source| Error::Db {
             op: "open",
             cf: "db",
@@ -139,7 +147,7 @@ impl Store {
         }
         let families = ColumnFamily::ALL
             .iter()
-            .map(|cf| ColumnFamilyDescriptor::new(cf.name(), family_options()));
+            .map(|cf| ColumnFamilyDescriptor::new(cf.name(), family_options(*cf)));
         let db = DB::open_cf_descriptors_read_only(&Options::default(), path, families, false)
             .map_err(|source| Error::Db {
                 op: "open read-only",
