@@ -199,7 +199,13 @@ impl<M: SnapshotStateMachine> SnapshotSession<M> {
             phase: Phase::Done(Cursor::zero()),
             missing: BTreeMap::new(),
         };
-        session.discover(cx, 0);
+        if session.ceiling.is_some_and(|c| c <= session.floor) {
+            // A catch-up request from before this node installed or replayed past the
+            // leader's commit it carries (a delayed flagged append): nothing to fetch.
+            session.phase = Phase::Done(cx.committed());
+        } else {
+            session.discover(cx, 0);
+        }
         session
     }
 
