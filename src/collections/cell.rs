@@ -4,16 +4,11 @@ use super::handle::Handle;
 use super::machine::{bounds, Applied, Kind};
 use super::primitives::same_encoding;
 use super::{CollectionConfig, Error, Exchange, StoreId, Value, Version, When, READER, WRITER};
-use crate::groups::snapshot::SnapshotStats;
-use crate::groups::GroupStatus;
-use crate::network::Network;
-use crate::GroupId;
 use serde::{Deserialize, Serialize};
 use std::any::type_name;
 use std::future::Future;
 use std::marker::PhantomData;
 use std::ops::Range;
-use std::sync::Arc;
 
 /// Mutable access to a replicated cell; writers may lead the cell's group.
 pub type CellWriter<T> = Cell<T, WRITER>;
@@ -54,59 +49,18 @@ impl<T: Value, const IS_WRITER: bool> Cell<T, IS_WRITER> {
         !self.is_empty()
     }
 
-    /// Waits for the cell's state: online, offline, updated, at a version.
-    pub fn when(&self) -> &When {
-        self.handle.when()
-    }
-
-    /// The committed index this node's value reflects.
-    pub fn version(&self) -> Version {
-        self.handle.version()
-    }
-
-    /// The cell's consensus group.
-    pub fn group_id(&self) -> GroupId {
-        self.handle.group_id()
-    }
-
-    /// The group's status on this node: role, leader, commit and applied indices, log
-    /// bounds, members.
-    pub fn status(&self) -> GroupStatus {
-        self.handle.status()
-    }
-
-    /// This node's snapshot counters for the cell (cuts, installs, restores, chunks).
-    pub fn snapshot_stats(&self) -> Arc<SnapshotStats> {
-        self.handle.snapshot_stats()
-    }
-
-    /// Stops the cell's group on this node (for every clone of its handle) and waits.
-    pub fn shutdown(&self) -> impl Future<Output = ()> + Send + 'static {
-        self.handle.shutdown()
-    }
+    handle_accessors!("cell");
 }
 
 impl<T: Value> CellWriter<T> {
-    /// Opens the cell `store_id` as a writer with the default settings.
-    pub fn writer(network: &Network, store_id: impl Into<StoreId>) -> Result<Self, Error> {
-        Self::writer_with_config(network, store_id, CollectionConfig::default())
-    }
-
-    /// Opens the cell `store_id` as a writer; every member must use the same `config`.
-    pub fn writer_with_config(
-        network: &Network,
-        store_id: impl Into<StoreId>,
-        config: impl Into<CollectionConfig>,
-    ) -> Result<Self, Error> {
-        let handle = Handle::open(
-            network,
-            store_id.into(),
-            config.into(),
-            CellKind::new(),
-            true,
-        )?;
-        Ok(Cell { handle })
-    }
+    opener!(
+        writer,
+        writer_with_config,
+        true,
+        "cell",
+        CellKind::new(),
+        Cell
+    );
 
     /// Replaces the value; resolves to the version that contains the write.
     pub fn write(&self, value: T) -> impl Future<Output = Result<Version, Error>> + Send + 'static {
@@ -145,26 +99,14 @@ impl<T: Value> CellWriter<T> {
 }
 
 impl<T: Value> CellReader<T> {
-    /// Opens the cell `store_id` as a reader with the default settings.
-    pub fn reader(network: &Network, store_id: impl Into<StoreId>) -> Result<Self, Error> {
-        Self::reader_with_config(network, store_id, CollectionConfig::default())
-    }
-
-    /// Opens the cell `store_id` as a reader; `config` must match the writers'.
-    pub fn reader_with_config(
-        network: &Network,
-        store_id: impl Into<StoreId>,
-        config: impl Into<CollectionConfig>,
-    ) -> Result<Self, Error> {
-        let handle = Handle::open(
-            network,
-            store_id.into(),
-            config.into(),
-            CellKind::new(),
-            false,
-        )?;
-        Ok(Cell { handle })
-    }
+    opener!(
+        reader,
+        reader_with_config,
+        false,
+        "cell",
+        CellKind::new(),
+        Cell
+    );
 }
 
 /// The cell's operations.

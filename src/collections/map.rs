@@ -6,16 +6,11 @@ use super::primitives::same_encoding;
 use super::{
     CollectionConfig, Error, Exchange, Key, StoreId, Value, Version, When, READER, WRITER,
 };
-use crate::groups::snapshot::SnapshotStats;
-use crate::groups::GroupStatus;
-use crate::network::Network;
-use crate::GroupId;
 use serde::{Deserialize, Serialize};
 use std::any::type_name;
 use std::future::Future;
 use std::marker::PhantomData;
 use std::ops::Range;
-use std::sync::Arc;
 
 /// Mutable access to a replicated map; writers may lead the map's group.
 pub type MapWriter<K, V> = Map<K, V, WRITER>;
@@ -61,59 +56,11 @@ impl<K: Key, V: Value, const IS_WRITER: bool> Map<K, V, IS_WRITER> {
         self.iter().map(|(k, _)| k)
     }
 
-    /// Waits for the map's state: online, offline, updated, at a version.
-    pub fn when(&self) -> &When {
-        self.handle.when()
-    }
-
-    /// The committed index this node's map reflects.
-    pub fn version(&self) -> Version {
-        self.handle.version()
-    }
-
-    /// The map's consensus group.
-    pub fn group_id(&self) -> GroupId {
-        self.handle.group_id()
-    }
-
-    /// The group's status on this node: role, leader, commit and applied indices, log
-    /// bounds, members.
-    pub fn status(&self) -> GroupStatus {
-        self.handle.status()
-    }
-
-    /// This node's snapshot counters for the map.
-    pub fn snapshot_stats(&self) -> Arc<SnapshotStats> {
-        self.handle.snapshot_stats()
-    }
-
-    /// Stops the map's group on this node and waits.
-    pub fn shutdown(&self) -> impl Future<Output = ()> + Send + 'static {
-        self.handle.shutdown()
-    }
+    handle_accessors!("map");
 }
 
 impl<K: Key, V: Value> MapWriter<K, V> {
-    /// Opens the map `store_id` as a writer with the default settings.
-    pub fn writer(network: &Network, store_id: impl Into<StoreId>) -> Result<Self, Error> {
-        Self::writer_with_config(network, store_id, CollectionConfig::default())
-    }
-
-    /// Opens the map `store_id` as a writer; every member must use the same `config`.
-    pub fn writer_with_config(
-        network: &Network,
-        store_id: impl Into<StoreId>,
-        config: impl Into<CollectionConfig>,
-    ) -> Result<Self, Error> {
-        let handle = Handle::open(
-            network,
-            store_id.into(),
-            config.into(),
-            MapKind::new(),
-            true,
-        )?;
-        Ok(Map { handle })
-    }
+    opener!(writer, writer_with_config, true, "map", MapKind::new(), Map);
 
     /// Sets `key` to `value`.
     pub fn insert(
@@ -167,26 +114,14 @@ impl<K: Key, V: Value> MapWriter<K, V> {
 }
 
 impl<K: Key, V: Value> MapReader<K, V> {
-    /// Opens the map `store_id` as a reader with the default settings.
-    pub fn reader(network: &Network, store_id: impl Into<StoreId>) -> Result<Self, Error> {
-        Self::reader_with_config(network, store_id, CollectionConfig::default())
-    }
-
-    /// Opens the map `store_id` as a reader; `config` must match the writers'.
-    pub fn reader_with_config(
-        network: &Network,
-        store_id: impl Into<StoreId>,
-        config: impl Into<CollectionConfig>,
-    ) -> Result<Self, Error> {
-        let handle = Handle::open(
-            network,
-            store_id.into(),
-            config.into(),
-            MapKind::new(),
-            false,
-        )?;
-        Ok(Map { handle })
-    }
+    opener!(
+        reader,
+        reader_with_config,
+        false,
+        "map",
+        MapKind::new(),
+        Map
+    );
 }
 
 /// The map's operations.

@@ -30,6 +30,69 @@
 //! (compare-exchange, pop, remove by index, push into a bounded queue) resolve to that
 //! outcome, not only to a version.
 
+/// The methods every collection delegates to its [`handle::Handle`] (`when`, `version`,
+/// `group_id`, `status`, `snapshot_stats`, `shutdown`), written once; `$noun` names the
+/// collection in their docs. Used inside each collection's `impl` block.
+macro_rules! handle_accessors {
+    ($noun:literal) => {
+        #[doc = concat!("Waits for the ", $noun, "'s state: online, offline, updated, at a version.")]
+        pub fn when(&self) -> &When {
+            self.handle.when()
+        }
+
+        #[doc = concat!("The applied index this node's ", $noun, " reflects.")]
+        pub fn version(&self) -> Version {
+            self.handle.version()
+        }
+
+        #[doc = concat!("The ", $noun, "'s consensus group.")]
+        pub fn group_id(&self) -> crate::GroupId {
+            self.handle.group_id()
+        }
+
+        /// The group's status on this node: role, leader, commit and applied indices, log
+        /// bounds, members.
+        pub fn status(&self) -> crate::groups::GroupStatus {
+            self.handle.status()
+        }
+
+        #[doc = concat!("This node's snapshot counters for the ", $noun, " (cuts, installs, restores, chunks).")]
+        pub fn snapshot_stats(&self) -> std::sync::Arc<crate::groups::snapshot::SnapshotStats> {
+            self.handle.snapshot_stats()
+        }
+
+        #[doc = concat!("Stops the ", $noun, "'s group on this node (for every clone of its handle) and waits.")]
+        pub fn shutdown(&self) -> impl std::future::Future<Output = ()> + Send + 'static {
+            self.handle.shutdown()
+        }
+    };
+}
+
+/// A collection's two constructors for one role (`writer`/`writer_with_config` with
+/// `$writer` = true, or `reader`/`reader_with_config`), written once: they open the
+/// collection's group through [`handle::Handle::open`] with the kind `$kind`.
+macro_rules! opener {
+    ($plain:ident, $with_config:ident, $writer:literal, $noun:literal, $kind:expr, $ty:ident) => {
+        #[doc = concat!("Opens the ", $noun, " `store_id` as a ", stringify!($plain), " with the default settings.")]
+        pub fn $plain(
+            network: &crate::network::Network,
+            store_id: impl Into<StoreId>,
+        ) -> Result<Self, Error> {
+            Self::$with_config(network, store_id, CollectionConfig::default())
+        }
+
+        #[doc = concat!("Opens the ", $noun, " `store_id` as a ", stringify!($plain), "; every member must use the same `config`.")]
+        pub fn $with_config(
+            network: &crate::network::Network,
+            store_id: impl Into<StoreId>,
+            config: impl Into<CollectionConfig>,
+        ) -> Result<Self, Error> {
+            let handle = Handle::open(network, store_id.into(), config.into(), $kind, $writer)?;
+            Ok($ty { handle })
+        }
+    };
+}
+
 mod cell;
 mod config;
 mod error;

@@ -3,17 +3,12 @@
 use super::handle::Handle;
 use super::machine::{bounds, Applied, Kind};
 use super::{CollectionConfig, Error, StoreId, Value, Version, When, READER, WRITER};
-use crate::groups::snapshot::SnapshotStats;
 use crate::groups::GroupError;
-use crate::groups::GroupStatus;
-use crate::network::Network;
-use crate::GroupId;
 use serde::{Deserialize, Serialize};
 use std::any::type_name;
 use std::future::Future;
 use std::marker::PhantomData;
 use std::ops::Range;
-use std::sync::Arc;
 
 /// Write access to a replicated once-cell; writers may lead its group.
 pub type OnceWriter<T> = Once<T, WRITER>;
@@ -67,59 +62,18 @@ impl<T: Value, const IS_WRITER: bool> Once<T, IS_WRITER> {
         })
     }
 
-    /// Waits for the once-cell's state: online, offline, updated, at a version.
-    pub fn when(&self) -> &When {
-        self.handle.when()
-    }
-
-    /// The committed index this node's state reflects.
-    pub fn version(&self) -> Version {
-        self.handle.version()
-    }
-
-    /// The once-cell's consensus group.
-    pub fn group_id(&self) -> GroupId {
-        self.handle.group_id()
-    }
-
-    /// The group's status on this node: role, leader, commit and applied indices, log
-    /// bounds, members.
-    pub fn status(&self) -> GroupStatus {
-        self.handle.status()
-    }
-
-    /// This node's snapshot counters for the once-cell.
-    pub fn snapshot_stats(&self) -> Arc<SnapshotStats> {
-        self.handle.snapshot_stats()
-    }
-
-    /// Stops the once-cell's group on this node and waits.
-    pub fn shutdown(&self) -> impl Future<Output = ()> + Send + 'static {
-        self.handle.shutdown()
-    }
+    handle_accessors!("once-cell");
 }
 
 impl<T: Value> OnceWriter<T> {
-    /// Opens the once-cell `store_id` as a writer with the default settings.
-    pub fn writer(network: &Network, store_id: impl Into<StoreId>) -> Result<Self, Error> {
-        Self::writer_with_config(network, store_id, CollectionConfig::default())
-    }
-
-    /// Opens the once-cell `store_id` as a writer; every member must use the same `config`.
-    pub fn writer_with_config(
-        network: &Network,
-        store_id: impl Into<StoreId>,
-        config: impl Into<CollectionConfig>,
-    ) -> Result<Self, Error> {
-        let handle = Handle::open(
-            network,
-            store_id.into(),
-            config.into(),
-            OnceKind::new(),
-            true,
-        )?;
-        Ok(Once { handle })
-    }
+    opener!(
+        writer,
+        writer_with_config,
+        true,
+        "once-cell",
+        OnceKind::new(),
+        Once
+    );
 
     /// Writes `value` if no value was written before it; resolves to the version of this
     /// write either way (read the value to learn which write won).
@@ -134,26 +88,14 @@ impl<T: Value> OnceWriter<T> {
 }
 
 impl<T: Value> OnceReader<T> {
-    /// Opens the once-cell `store_id` as a reader with the default settings.
-    pub fn reader(network: &Network, store_id: impl Into<StoreId>) -> Result<Self, Error> {
-        Self::reader_with_config(network, store_id, CollectionConfig::default())
-    }
-
-    /// Opens the once-cell `store_id` as a reader; `config` must match the writers'.
-    pub fn reader_with_config(
-        network: &Network,
-        store_id: impl Into<StoreId>,
-        config: impl Into<CollectionConfig>,
-    ) -> Result<Self, Error> {
-        let handle = Handle::open(
-            network,
-            store_id.into(),
-            config.into(),
-            OnceKind::new(),
-            false,
-        )?;
-        Ok(Once { handle })
-    }
+    opener!(
+        reader,
+        reader_with_config,
+        false,
+        "once-cell",
+        OnceKind::new(),
+        Once
+    );
 }
 
 /// The once-cell's operation.

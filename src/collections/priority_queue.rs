@@ -3,17 +3,13 @@
 use super::handle::Handle;
 use super::machine::{bounds, Applied, Kind};
 use super::{CollectionConfig, Error, Key, StoreId, Taken, Value, Version, When, READER, WRITER};
-use crate::groups::snapshot::SnapshotStats;
-use crate::groups::GroupStatus;
 use crate::network::Network;
-use crate::GroupId;
 use serde::{Deserialize, Serialize};
 use std::any::type_name;
 use std::fmt;
 use std::future::Future;
 use std::marker::PhantomData;
 use std::ops::{Bound, Range, RangeBounds};
-use std::sync::Arc;
 
 /// Mutable access to a replicated priority queue; writers may lead its group.
 pub type PriorityQueueWriter<P, T> = PriorityQueue<P, T, WRITER>;
@@ -131,36 +127,7 @@ impl<P: Key, T: Value, const IS_WRITER: bool> PriorityQueue<P, T, IS_WRITER> {
             })
     }
 
-    /// Waits for the queue's state: online, offline, updated, at a version.
-    pub fn when(&self) -> &When {
-        self.handle.when()
-    }
-
-    /// The committed index this node's queue reflects.
-    pub fn version(&self) -> Version {
-        self.handle.version()
-    }
-
-    /// The queue's consensus group.
-    pub fn group_id(&self) -> GroupId {
-        self.handle.group_id()
-    }
-
-    /// The group's status on this node: role, leader, commit and applied indices, log
-    /// bounds, members.
-    pub fn status(&self) -> GroupStatus {
-        self.handle.status()
-    }
-
-    /// This node's snapshot counters for the queue.
-    pub fn snapshot_stats(&self) -> Arc<SnapshotStats> {
-        self.handle.snapshot_stats()
-    }
-
-    /// Stops the queue's group on this node and waits.
-    pub fn shutdown(&self) -> impl Future<Output = ()> + Send + 'static {
-        self.handle.shutdown()
-    }
+    handle_accessors!("queue");
 }
 
 fn element<P: Clone, T: Clone>(((priority, id), value): &((P, u64), T)) -> Element<P, T> {

@@ -3,16 +3,11 @@
 use super::handle::Handle;
 use super::machine::{bounds, Applied, Kind};
 use super::{CollectionConfig, Error, Key, StoreId, Version, When, READER, WRITER};
-use crate::groups::snapshot::SnapshotStats;
-use crate::groups::GroupStatus;
-use crate::network::Network;
-use crate::GroupId;
 use serde::{Deserialize, Serialize};
 use std::any::type_name;
 use std::future::Future;
 use std::marker::PhantomData;
 use std::ops::Range;
-use std::sync::Arc;
 
 /// Mutable access to a replicated set; writers may lead the set's group.
 pub type SetWriter<T> = Set<T, WRITER>;
@@ -47,59 +42,11 @@ impl<T: Key, const IS_WRITER: bool> Set<T, IS_WRITER> {
         self.handle.state().into_iter()
     }
 
-    /// Waits for the set's state: online, offline, updated, at a version.
-    pub fn when(&self) -> &When {
-        self.handle.when()
-    }
-
-    /// The committed index this node's set reflects.
-    pub fn version(&self) -> Version {
-        self.handle.version()
-    }
-
-    /// The set's consensus group.
-    pub fn group_id(&self) -> GroupId {
-        self.handle.group_id()
-    }
-
-    /// The group's status on this node: role, leader, commit and applied indices, log
-    /// bounds, members.
-    pub fn status(&self) -> GroupStatus {
-        self.handle.status()
-    }
-
-    /// This node's snapshot counters for the set.
-    pub fn snapshot_stats(&self) -> Arc<SnapshotStats> {
-        self.handle.snapshot_stats()
-    }
-
-    /// Stops the set's group on this node and waits.
-    pub fn shutdown(&self) -> impl Future<Output = ()> + Send + 'static {
-        self.handle.shutdown()
-    }
+    handle_accessors!("set");
 }
 
 impl<T: Key> SetWriter<T> {
-    /// Opens the set `store_id` as a writer with the default settings.
-    pub fn writer(network: &Network, store_id: impl Into<StoreId>) -> Result<Self, Error> {
-        Self::writer_with_config(network, store_id, CollectionConfig::default())
-    }
-
-    /// Opens the set `store_id` as a writer; every member must use the same `config`.
-    pub fn writer_with_config(
-        network: &Network,
-        store_id: impl Into<StoreId>,
-        config: impl Into<CollectionConfig>,
-    ) -> Result<Self, Error> {
-        let handle = Handle::open(
-            network,
-            store_id.into(),
-            config.into(),
-            SetKind::new(),
-            true,
-        )?;
-        Ok(Set { handle })
-    }
+    opener!(writer, writer_with_config, true, "set", SetKind::new(), Set);
 
     /// Adds `value` (already present: changes nothing).
     pub fn insert(
@@ -133,26 +80,14 @@ impl<T: Key> SetWriter<T> {
 }
 
 impl<T: Key> SetReader<T> {
-    /// Opens the set `store_id` as a reader with the default settings.
-    pub fn reader(network: &Network, store_id: impl Into<StoreId>) -> Result<Self, Error> {
-        Self::reader_with_config(network, store_id, CollectionConfig::default())
-    }
-
-    /// Opens the set `store_id` as a reader; `config` must match the writers'.
-    pub fn reader_with_config(
-        network: &Network,
-        store_id: impl Into<StoreId>,
-        config: impl Into<CollectionConfig>,
-    ) -> Result<Self, Error> {
-        let handle = Handle::open(
-            network,
-            store_id.into(),
-            config.into(),
-            SetKind::new(),
-            false,
-        )?;
-        Ok(Set { handle })
-    }
+    opener!(
+        reader,
+        reader_with_config,
+        false,
+        "set",
+        SetKind::new(),
+        Set
+    );
 }
 
 /// The set's operations.

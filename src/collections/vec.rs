@@ -3,16 +3,11 @@
 use super::handle::Handle;
 use super::machine::{bounds, Applied, Kind};
 use super::{CollectionConfig, Error, StoreId, Taken, Value, Version, When, READER, WRITER};
-use crate::groups::snapshot::SnapshotStats;
-use crate::groups::GroupStatus;
-use crate::network::Network;
-use crate::GroupId;
 use serde::{Deserialize, Serialize};
 use std::any::type_name;
 use std::future::Future;
 use std::marker::PhantomData;
 use std::ops::Range;
-use std::sync::Arc;
 
 /// Mutable access to a replicated vector; writers may lead the vector's group.
 pub type VecWriter<T> = Vec<T, WRITER>;
@@ -63,36 +58,7 @@ impl<T: Value, const IS_WRITER: bool> Vec<T, IS_WRITER> {
         self.handle.state().into_iter()
     }
 
-    /// Waits for the vector's state: online, offline, updated, at a version.
-    pub fn when(&self) -> &When {
-        self.handle.when()
-    }
-
-    /// The committed index this node's vector reflects.
-    pub fn version(&self) -> Version {
-        self.handle.version()
-    }
-
-    /// The vector's consensus group.
-    pub fn group_id(&self) -> GroupId {
-        self.handle.group_id()
-    }
-
-    /// The group's status on this node: role, leader, commit and applied indices, log
-    /// bounds, members.
-    pub fn status(&self) -> GroupStatus {
-        self.handle.status()
-    }
-
-    /// This node's snapshot counters for the vector.
-    pub fn snapshot_stats(&self) -> Arc<SnapshotStats> {
-        self.handle.snapshot_stats()
-    }
-
-    /// Stops the vector's group on this node and waits.
-    pub fn shutdown(&self) -> impl Future<Output = ()> + Send + 'static {
-        self.handle.shutdown()
-    }
+    handle_accessors!("vector");
 }
 
 fn index(i: usize) -> u64 {
@@ -100,26 +66,14 @@ fn index(i: usize) -> u64 {
 }
 
 impl<T: Value> VecWriter<T> {
-    /// Opens the vector `store_id` as a writer with the default settings.
-    pub fn writer(network: &Network, store_id: impl Into<StoreId>) -> Result<Self, Error> {
-        Self::writer_with_config(network, store_id, CollectionConfig::default())
-    }
-
-    /// Opens the vector `store_id` as a writer; every member must use the same `config`.
-    pub fn writer_with_config(
-        network: &Network,
-        store_id: impl Into<StoreId>,
-        config: impl Into<CollectionConfig>,
-    ) -> Result<Self, Error> {
-        let handle = Handle::open(
-            network,
-            store_id.into(),
-            config.into(),
-            VecKind::new(),
-            true,
-        )?;
-        Ok(Vec { handle })
-    }
+    opener!(
+        writer,
+        writer_with_config,
+        true,
+        "vector",
+        VecKind::new(),
+        Vec
+    );
 
     /// Appends `value`.
     pub fn push(&self, value: T) -> impl Future<Output = Result<Version, Error>> + Send + 'static {
@@ -195,26 +149,14 @@ impl<T: Value> VecWriter<T> {
 }
 
 impl<T: Value> VecReader<T> {
-    /// Opens the vector `store_id` as a reader with the default settings.
-    pub fn reader(network: &Network, store_id: impl Into<StoreId>) -> Result<Self, Error> {
-        Self::reader_with_config(network, store_id, CollectionConfig::default())
-    }
-
-    /// Opens the vector `store_id` as a reader; `config` must match the writers'.
-    pub fn reader_with_config(
-        network: &Network,
-        store_id: impl Into<StoreId>,
-        config: impl Into<CollectionConfig>,
-    ) -> Result<Self, Error> {
-        let handle = Handle::open(
-            network,
-            store_id.into(),
-            config.into(),
-            VecKind::new(),
-            false,
-        )?;
-        Ok(Vec { handle })
-    }
+    opener!(
+        reader,
+        reader_with_config,
+        false,
+        "vector",
+        VecKind::new(),
+        Vec
+    );
 }
 
 /// The vector's operations. Indices are `u64` on the wire, whatever the node's `usize`.
