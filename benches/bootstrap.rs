@@ -23,8 +23,8 @@
 //! 2. The limits, measured in the same run right before the bootstrap (the providers are
 //!    idle then): raw zstd level-1 decompression on one thread, of the 1 MiB chunks the
 //!    snapshot writer makes from `min(256 MiB, state)` of the same generator's records
-//!    (`ZSTD_decompressDCtx` of the zstd the snapshots crate links: the bench declares it
-//!    itself, since it may not depend on `zstd`; median of five passes); and the disk's
+//!    (the `zstd` crate the snapshots crate uses, one reused context; median of five
+//!    passes); and the disk's
 //!    write rate: the state's size in 1 MiB writes to a file beside the data directories,
 //!    then one fsync. For information, the install's decode path step by step over the
 //!    same chunks (their items encoded as `KvSnapshot`'s): the snapshot reader (every check
@@ -55,7 +55,6 @@
 //! than 50% of the slower of the two limits; peak memory of the new node under 256 MiB plus
 //! the raw state; restart under 3 s plus the snapshot decode time. MB are 10^6 bytes.
 
-use std::ffi::{c_uint, c_void};
 use std::fmt::Write as _;
 use std::io::Write as _;
 use std::net::SocketAddr;
@@ -81,63 +80,6 @@ const TAIL_BATCH: usize = 2_000;
 const POLL: Duration = Duration::from_millis(20);
 /// Data for the decompression rate.
 const ZSTD_SAMPLE_BYTES: u64 = 256 << 20;
-
-// The zstd the snapshots crate links (zstd-sys, static): the bench may not depend on the
-// `zstd` crate itself, so it declares the two calls it needs.
-#[repr(C)]
-struct ZstdDctx {
-    _private: [u8; 0],
-}
-
-extern "C" {
-    fn ZSTD_createDCtx() -> *mut ZstdDctx;
-    fn ZSTD_freeDCtx(dctx: *mut ZstdDctx) -> usize;
-    fn ZSTD_decompressDCtx(
-        dctx: *mut ZstdDctx,
-        dst: *mut c_void,
-        dst_capacity: usize,
-        src: *const c_void,
-        src_size: usize,
-    ) -> usize;
-    fn ZSTD_isError(code: usize) -> c_uint;
-}
-
-/// One zstd decompression context.
-struct Dctx(*mut ZstdDctx);
-
-impl Dctx {
-    fn new() -> Self {
-        // SAFETY: ZSTD_createDCtx takes nothing and returns an owned context or null.
-        let ctx = unsafe { ZSTD_createDCtx() };
-        assert!(!ctx.is_null(), "ZSTD_createDCtx returned null");
-        Dctx(ctx)
-    }
-
-    /// Decompresses the one frame `src` into `dst`; returns the bytes written.
-    fn decompress(&mut self, src: &[u8], dst: &mut [u8]) -> usize {
-        // SAFETY: the context is live and owned by self; src and dst are valid slices of
-        // the lengths given, and zstd writes at most dst.len() bytes into dst.
-        let n = unsafe {
-            ZSTD_decompressDCtx(
-                self.0,
-                dst.as_mut_ptr().cast(),
-                dst.len(),
-                src.as_ptr().cast(),
-                src.len(),
-            )
-        };
-        // SAFETY: ZSTD_isError only inspects the code.
-        assert!(unsafe { ZSTD_isError(n) } == 0, "zstd decompression failed");
-        n
-    }
-}
-
-impl Drop for Dctx {
-    fn drop(&mut self) {
-        // SAFETY: the context came from ZSTD_createDCtx and is freed once.
-        unsafe { ZSTD_freeDCtx(self.0) };
-    }
-}
 
 /// splitmix64, seeded: the same data on every run.
 struct Rng(u64);
@@ -656,14 +598,16 @@ fn sample_rates(bytes: u64) -> Rates {
     let raw = manifest.raw_bytes();
     let mbps = |d: Duration| raw as f64 / d.as_secs_f64().max(1e-9) / 1e6;
 
-    let mut dctx = Dctx::new();
+    let mut dctx = zstd::bulk::Decompressor::new().expect("a zstd decompression context");
     let mut out = vec![0u8; manifest.chunk_size() as usize];
     let mut zstd = Vec::new();
     for _ in 0..5 {
         let t = Instant::now();
         let mut total = 0u64;
         for (info, chunk) in manifest.chunks().iter().zip(&chunks) {
-            let n = dctx.decompress(chunk, &mut out[..info.raw_len as usize]);
+            let n = dctx
+                .decompress_to_buffer(chunk, &mut out[..info.raw_len as usize])
+                .expect("zstd decompression of a sample chunk");
             assert_eq!(n, info.raw_len as usize, "a chunk's raw length");
             total += n as u64;
         }
