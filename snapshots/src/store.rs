@@ -16,6 +16,7 @@
 //! | `put_chunk`, `read_chunk` | `snapshots` | `key.chunk_key(n)` (44 B) | compressed chunk, as is |
 //! | `begin_transfer`, `transfer` | `transfers` | `key.to_bytes()` (40 B) | manifest record |
 //! | `put_received_chunk` | `snapshots` + `transfers` | `key.chunk_key(n)` in both | chunk; empty mark |
+//! | `mark_received` | `transfers` | `key.chunk_key(n)` | empty mark (the chunk is already stored) |
 //! | `received_chunks` | `transfers` | prefix scan of `key.to_bytes()`, 44-byte keys | chunk numbers |
 //!
 //! `put_received_chunk` and `complete_transfer` must each be one atomic `WriteBatch`. The
@@ -56,6 +57,11 @@ pub trait ChunkStore {
     /// Stores a received, verified chunk and marks it received, atomically: after a crash
     /// either both are there or neither.
     fn put_received_chunk(&mut self, key: SnapshotKey, chunk: u32, bytes: &[u8]) -> Result<()>;
+
+    /// Marks chunk `chunk`, already stored and checked by the caller against the
+    /// transfer's manifest, as received without writing its bytes again (a damaged local
+    /// snapshot reopened as a transfer keeps its intact chunks this way).
+    fn mark_received(&mut self, key: SnapshotKey, chunk: u32) -> Result<()>;
 
     /// The chunk numbers marked received for an unfinished transfer, in any order.
     fn received_chunks(&self, key: SnapshotKey) -> Result<Vec<u32>>;
@@ -255,6 +261,12 @@ impl ChunkStore for MemChunkStore {
     fn put_received_chunk(&mut self, key: SnapshotKey, chunk: u32, bytes: &[u8]) -> Result<()> {
         self.check_write(StoreOp::PutReceivedChunk, key, Some(chunk))?;
         self.chunks.insert((key, chunk), bytes.to_vec());
+        self.received.entry(key).or_default().insert(chunk);
+        Ok(())
+    }
+
+    fn mark_received(&mut self, key: SnapshotKey, chunk: u32) -> Result<()> {
+        self.check_write(StoreOp::PutReceivedChunk, key, Some(chunk))?;
         self.received.entry(key).or_default().insert(chunk);
         Ok(())
     }

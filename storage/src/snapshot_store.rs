@@ -142,6 +142,19 @@ impl SnapshotStore {
         self.write(batch, false, "snapshots")
     }
 
+    /// Marks a chunk already stored for `anchor` as received, without writing it again
+    /// (no fsync, like [`SnapshotStore::put_received_chunk`]).
+    pub fn mark_received(&self, anchor: u64, chunk: u64) -> Result<(), Error> {
+        let key = chunk_key(&self.group, anchor, chunk);
+        let mut batch = WriteBatch::default();
+        batch.put_cf(
+            self.store.cf(ColumnFamily::Transfers),
+            key,
+            record::encode(&key, &[]),
+        );
+        self.write(batch, false, "transfers")
+    }
+
     /// Numbers of the chunks marked received for the transfer at `anchor`, ascending.
     pub fn received_chunks(&self, anchor: u64) -> Result<Vec<u64>, Error> {
         self.chunk_numbers(ColumnFamily::Transfers, anchor)

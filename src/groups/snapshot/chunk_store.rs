@@ -110,6 +110,12 @@ impl ChunkStore for RocksChunkStore {
             .map_err(fail(StoreOp::PutReceivedChunk, key, Some(chunk)))
     }
 
+    fn mark_received(&mut self, key: SnapshotKey, chunk: u32) -> Result<(), SnapshotError> {
+        self.group(key)
+            .mark_received(key.index, u64::from(chunk))
+            .map_err(fail(StoreOp::PutReceivedChunk, key, Some(chunk)))
+    }
+
     fn received_chunks(&self, key: SnapshotKey) -> Result<Vec<u32>, SnapshotError> {
         let numbers = self.group(key).received_chunks(key.index).map_err(fail(
             StoreOp::ReceivedChunks,

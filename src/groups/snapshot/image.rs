@@ -337,7 +337,7 @@ pub fn reopen_damaged(
         let intact = store.read_chunk(key, chunk, &mut buf).unwrap_or(false)
             && manifest.verify_chunk(chunk, &buf).is_ok();
         if intact {
-            store.put_received_chunk(key, chunk, &buf)?;
+            store.mark_received(key, chunk)?;
         } else {
             damaged.push(chunk);
         }

@@ -150,6 +150,9 @@ impl ChunkStore for SnapshotStore {
     fn put_received_chunk(&mut self, key: SnapshotKey, chunk: u32, bytes: &[u8]) -> Result<()> {
         each!(self, s => s.put_received_chunk(key, chunk, bytes))
     }
+    fn mark_received(&mut self, key: SnapshotKey, chunk: u32) -> Result<()> {
+        each!(self, s => s.mark_received(key, chunk))
+    }
     fn received_chunks(&self, key: SnapshotKey) -> Result<Vec<u32>> {
         match self {
             SnapshotStore::Rocks(s) => s.received_chunks(key),
