@@ -3,24 +3,17 @@
 //! and restart of members and of the whole group, and catch a far-behind follower up by
 //! log replay from several peers.
 
-use std::collections::BTreeMap;
-use std::future::Future;
+mod common;
+use common::bounded;
+
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 use tessera::groups::machine::{ApplyContext, StateMachine};
 use tessera::groups::LogReplaySync;
 use tessera::groups::{ConsensusConfig, Consistency, Group, GroupBuilder, GroupKey, Index};
 use tessera::network::{Network, NetworkId, PeerAddr};
-use tessera::store::{KvCommand, KvMachine, KvQuery, KvResult};
+use tessera::store::{kv, KvCommand, KvMachine, KvQuery, KvResult};
 use tessera::PeerId;
-
-/// Every wait in these tests is bounded: a hang fails with the step's name.
-async fn bounded<F: Future>(what: &str, secs: u64, fut: F) -> F::Output {
-    match tokio::time::timeout(Duration::from_secs(secs), fut).await {
-        Ok(v) => v,
-        Err(_) => panic!("timed out after {secs}s: {what}"),
-    }
-}
 
 fn config() -> ConsensusConfig {
     ConsensusConfig::builder()
@@ -46,7 +39,7 @@ struct Member<M: StateMachine = KvMachine> {
 /// The replicated map of `tessera::store`, caught up by log replay instead of snapshots.
 #[derive(Default)]
 struct ReplayKv {
-    map: BTreeMap<String, Vec<u8>>,
+    map: im::OrdMap<String, Vec<u8>>,
     sync: LogReplaySync<ReplayKv>,
 }
 
@@ -61,22 +54,11 @@ impl StateMachine for ReplayKv {
     }
 
     fn apply(&mut self, command: KvCommand, _: &dyn ApplyContext) {
-        match command {
-            KvCommand::Put { key, value } => {
-                self.map.insert(key, value);
-            }
-            KvCommand::Delete { key } => {
-                self.map.remove(&key);
-            }
-            KvCommand::TakeSnapshot(_) => {}
-        }
+        kv::apply_to(&mut self.map, command);
     }
 
     fn query(&self, query: KvQuery) -> KvResult {
-        match query {
-            KvQuery::Get { key } => KvResult::Value(self.map.get(&key).cloned()),
-            KvQuery::Len => KvResult::Len(self.map.len() as u64),
-        }
+        kv::answer(&self.map, query)
     }
 
     fn state_sync(&self) -> LogReplaySync<ReplayKv> {

@@ -7,6 +7,9 @@
 //!
 //! Every wait is bounded; no assertion depends on timing.
 
+mod common;
+use common::bounded;
+
 use std::future::Future;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
@@ -20,14 +23,6 @@ use tessera::collections::{
 use tessera::groups::snapshot::{SnapshotConfig, SnapshotStats};
 use tessera::groups::{ConsensusConfig, Index};
 use tessera::network::{Network, NetworkId, PeerAddr};
-
-/// Every wait is bounded: a hang fails with the step's name.
-async fn bounded<F: Future>(what: &str, secs: u64, fut: F) -> F::Output {
-    match tokio::time::timeout(Duration::from_secs(secs), fut).await {
-        Ok(v) => v,
-        Err(_) => panic!("timed out after {secs}s: {what}"),
-    }
-}
 
 /// A write, bounded and expected to succeed.
 async fn ok<T, F: Future<Output = Result<T, Error>>>(what: &str, fut: F) -> T {

@@ -6,6 +6,9 @@
 //! them), cut a snapshot every 60 entries and keep 10 entries of log, so the new node can
 //! only join by snapshot. Every wait is bounded; the nodes' logs are kept on failure.
 
+mod common;
+use common::noise;
+
 use std::net::{IpAddr, Ipv4Addr};
 use std::path::Path;
 use std::time::{Duration, Instant};
@@ -16,19 +19,6 @@ use tessera::store::demo::{fast_timings, LocalCluster};
 const VALUES: usize = 96;
 const VALUE_BYTES: usize = 512 << 10;
 const BOUND: Duration = Duration::from_secs(60);
-
-/// Deterministic incompressible bytes (xorshift).
-fn noise(seed: u64, len: usize) -> Vec<u8> {
-    let mut x = seed.wrapping_mul(0x9E37_79B9_7F4A_7C15) | 1;
-    (0..len)
-        .map(|_| {
-            x ^= x << 13;
-            x ^= x >> 7;
-            x ^= x << 17;
-            x as u8
-        })
-        .collect()
-}
 
 #[test]
 fn a_node_killed_mid_transfer_fetches_only_the_missing_chunks_after_restart() {

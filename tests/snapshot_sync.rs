@@ -5,7 +5,9 @@
 //! - a restarted node with a snapshot and a 10,000-entry tail is online without fetching;
 //! - a damaged local chunk is detected at restart and fetched again from a peer.
 
-use std::future::Future;
+mod common;
+use common::{bounded, noise};
+
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::Duration;
@@ -14,14 +16,6 @@ use tessera::groups::{ConsensusConfig, Consistency, Group, GroupBuilder, GroupKe
 use tessera::network::{Network, NetworkId, PeerAddr};
 use tessera::store::{KvCommand, KvMachine, KvQuery, KvResult};
 use tessera::PeerId;
-
-/// Every wait in these tests is bounded: a hang fails with the step's name.
-async fn bounded<F: Future>(what: &str, secs: u64, fut: F) -> F::Output {
-    match tokio::time::timeout(Duration::from_secs(secs), fut).await {
-        Ok(v) => v,
-        Err(_) => panic!("timed out after {secs}s: {what}"),
-    }
-}
 
 /// Logs to the test output when `RUST_LOG` is set.
 fn init_logs() {
@@ -110,20 +104,6 @@ async fn leader_of(members: &[Member]) -> PeerId {
         }
     })
     .await
-}
-
-/// Deterministic filler bytes (xorshift): incompressible, so the snapshot is as large on
-/// the wire as in memory.
-fn noise(seed: u64, len: usize) -> Vec<u8> {
-    let mut x = seed.wrapping_mul(0x9E37_79B9_7F4A_7C15) | 1;
-    (0..len)
-        .map(|_| {
-            x ^= x << 13;
-            x ^= x >> 7;
-            x ^= x << 17;
-            x as u8
-        })
-        .collect()
 }
 
 /// Writes `count` keys `{prefix}{n}` with `value_len`-byte values, `batch` per call.

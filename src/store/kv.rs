@@ -88,6 +88,28 @@ impl Snapshot for KvSnapshot {
     }
 }
 
+/// The map's transition: what one committed command does to it (a marker does nothing).
+/// Public so that a machine with another state sync can keep the same map semantics.
+pub fn apply_to(map: &mut im::OrdMap<String, Vec<u8>>, command: KvCommand) {
+    match command {
+        KvCommand::Put { key, value } => {
+            map.insert(key, value);
+        }
+        KvCommand::Delete { key } => {
+            map.remove(&key);
+        }
+        KvCommand::TakeSnapshot(_) => {}
+    }
+}
+
+/// Answers a query from the map.
+pub fn answer(map: &im::OrdMap<String, Vec<u8>>, query: KvQuery) -> KvResult {
+    match query {
+        KvQuery::Get { key } => KvResult::Value(map.get(&key).cloned()),
+        KvQuery::Len => KvResult::Len(map.len() as u64),
+    }
+}
+
 /// The replicated map.
 pub struct KvMachine {
     map: im::OrdMap<String, Vec<u8>>,
@@ -128,22 +150,11 @@ impl StateMachine for KvMachine {
     }
 
     fn apply(&mut self, command: KvCommand, _: &dyn ApplyContext) {
-        match command {
-            KvCommand::Put { key, value } => {
-                self.map.insert(key, value);
-            }
-            KvCommand::Delete { key } => {
-                self.map.remove(&key);
-            }
-            KvCommand::TakeSnapshot(_) => {}
-        }
+        apply_to(&mut self.map, command);
     }
 
     fn query(&self, query: KvQuery) -> KvResult {
-        match query {
-            KvQuery::Get { key } => KvResult::Value(self.map.get(&key).cloned()),
-            KvQuery::Len => KvResult::Len(self.map.len() as u64),
-        }
+        answer(&self.map, query)
     }
 
     fn state_sync(&self) -> SnapshotSync<KvMachine> {
