@@ -617,13 +617,9 @@ fn sample_rates(bytes: u64) -> Rates {
 
     // Reads the sample back once, handing every item to `each`; the rate.
     let read_once = |each: &mut dyn FnMut(&[u8])| {
-        let source = |c: u32, buf: &mut Vec<u8>| {
-            buf.clear();
-            buf.extend_from_slice(&chunks[c as usize]);
-            Ok(true)
-        };
         let t = Instant::now();
-        let mut r = SnapshotReader::new(manifest.clone(), source).expect("snapshot reader");
+        let mut r =
+            SnapshotReader::new(manifest.clone(), chunks.as_slice()).expect("snapshot reader");
         while let Some(item) = r.next_item().expect("reading the sample snapshot") {
             each(item);
         }

@@ -5,8 +5,8 @@
 //! Two kinds matter to a caller: [`SnapshotError::is_fatal`] tells a store failure (the group
 //! must stop) apart from bad input (reject this manifest or chunk, ask someone else).
 
+use crate::hash::StreamDigest;
 use crate::key::SnapshotKey;
-use crate::manifest::Digest;
 
 /// Where a store call failed.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -202,15 +202,15 @@ pub enum SnapshotError {
         /// Items found (at least this many, if more than expected).
         found: u64,
     },
-    /// The blake3 digest of the raw stream differs from the manifest.
+    /// The XXH3-128 digest of the raw stream differs from the manifest.
     #[error("{key}: raw stream digest {found}, manifest says {expected}")]
     DigestMismatch {
         /// The snapshot.
         key: SnapshotKey,
         /// Digest in the manifest.
-        expected: Digest,
+        expected: StreamDigest,
         /// Digest of the bytes read.
-        found: Digest,
+        found: StreamDigest,
     },
     /// [`Transfer::finish`](crate::Transfer::finish) was called before every chunk arrived.
     #[error("{key}: transfer incomplete, {missing} of {count} chunks still missing")]
@@ -239,16 +239,6 @@ pub enum SnapshotError {
         chunk: u32,
         /// The snapshot's chunk count.
         count: u32,
-    },
-    /// The digest of the raw stream could not be computed (the helper thread hashing it
-    /// stopped, or chunks reached the hasher out of order: a bug, reported rather than a
-    /// wrong digest).
-    #[error("{key}: the digest could not be computed: {reason}")]
-    DigestFailed {
-        /// The snapshot.
-        key: SnapshotKey,
-        /// What went wrong.
-        reason: &'static str,
     },
     /// A writer or reader was used again after it returned an error.
     #[error("{key}: the snapshot {role} already failed; drop it")]

@@ -9,7 +9,7 @@
 //! is cut into chunks of a fixed raw size (default 1 MiB); each chunk is compressed on its
 //! own as one zstd frame (default level 1) and checksummed with crc32 over the compressed
 //! bytes. The manifest lists every chunk's raw length, compressed length and crc32, and a
-//! blake3 digest of the raw stream. The same items with the same [`WriterConfig`] (and the
+//! XXH3-128 digest of the raw stream (see [`StreamDigest`] for why not a cryptographic hash). The same items with the same [`WriterConfig`] (and the
 //! same zstd build) give byte-identical chunks on every node, so any node can serve any chunk,
 //! and chunks move and are stored exactly as compressed.
 //!
@@ -57,14 +57,10 @@
 //!
 //! # Threads
 //!
-//! The writer and reader share the hashing of the raw stream with one helper thread each
-//! ([`Hashing::Background`], the default): it hashes finished chunks while the caller
-//! compresses or decompresses the next, and the caller hashes a chunk itself whenever the
-//! helper is behind, so a busy machine costs about what hashing inline does
-//! ([`Hashing::Inline`] keeps everything on the caller's thread). zstd itself is always
-//! single-threaded:
-//! multithreaded zstd cuts its input into jobs and compresses them differently, so chunks
-//! would depend on a worker setting every node would have to share.
+//! The writer and reader do all their work on the caller's thread, each chunk compressed (or
+//! checked and decompressed) and hashed while it is in the CPU's cache. zstd is always
+//! single-threaded: multithreaded zstd cuts its input into jobs and compresses them
+//! differently, so chunks would depend on a worker setting every node would have to share.
 
 #![deny(missing_docs)]
 
@@ -82,7 +78,7 @@ mod store;
 mod writer;
 
 pub use error::{Result, SnapshotError, StoreOp};
-pub use hash::Hashing;
+pub use hash::StreamDigest;
 pub use key::{Anchor, GroupId, SnapshotKey, CHUNK_KEY_LEN, SNAPSHOT_KEY_LEN};
 pub use manifest::{
     ChunkInfo, Codec, Digest, Manifest, DEFAULT_CHUNK_SIZE, DEFAULT_LEVEL, MANIFEST_VERSION,
@@ -92,6 +88,7 @@ pub use planner::{ChunkOutcome, ChunkRequest, RequestId, Transfer, TransferConfi
 pub use progress::Progress;
 pub use reader::SnapshotReader;
 pub use store::{
-    ChunkSink, ChunkSource, ChunkStore, InjectedFailure, MemChunkStore, StoreSink, StoreSource,
+    ChunkSink, ChunkSource, ChunkStore, CopyingSource, InjectedFailure, MemChunkStore, StoreSink,
+    StoreSource,
 };
 pub use writer::{SnapshotWriter, WriterConfig};

@@ -5,11 +5,13 @@
 //! value always satisfies the invariants listed on the type.
 
 use crate::error::{Result, SnapshotError};
+use crate::hash::StreamDigest;
 use crate::key::{Anchor, GroupId, SnapshotKey};
 use std::fmt;
 
-/// Manifest format version written by this build (the only one it reads).
-pub const MANIFEST_VERSION: u16 = 1;
+/// Manifest format version written by this build (the only one it reads). Version 1 carried
+/// a 32-byte blake3 digest of the raw stream; version 2 carries XXH3-128 ([`StreamDigest`]).
+pub const MANIFEST_VERSION: u16 = 2;
 /// Smallest chunk raw size a manifest (and a writer) accepts.
 pub const MIN_CHUNK_SIZE: u32 = 1024;
 /// Largest chunk raw size a manifest (and a writer) accepts: bounds what a reader allocates.
@@ -21,13 +23,13 @@ pub const DEFAULT_CHUNK_SIZE: u32 = 1 << 20;
 pub const DEFAULT_LEVEL: i32 = 1;
 
 /// Fixed part of the encoding, before the chunk table.
-const HEADER_LEN: usize = 111;
+const HEADER_LEN: usize = 95;
 /// One chunk table entry.
 const CHUNK_ENTRY_LEN: usize = 12;
 /// Trailing crc32.
 const CRC_LEN: usize = 4;
 
-/// A blake3 digest (of a snapshot's raw stream, or of an encoded manifest).
+/// A blake3 digest: a manifest's [`fingerprint`](Manifest::fingerprint).
 #[derive(Clone, Copy, PartialEq, Eq, Hash)]
 pub struct Digest(pub [u8; 32]);
 
@@ -94,7 +96,7 @@ pub struct Manifest {
     chunk_size: u32,
     codec: Codec,
     level: i32,
-    digest: Digest,
+    digest: StreamDigest,
     chunks: Vec<ChunkInfo>,
     /// Sum of the compressed lengths (derived).
     compressed_bytes: u64,
@@ -111,7 +113,7 @@ impl Manifest {
         raw_bytes: u64,
         chunk_size: u32,
         level: i32,
-        digest: Digest,
+        digest: StreamDigest,
         chunks: Vec<ChunkInfo>,
     ) -> Self {
         let compressed_bytes = chunks.iter().map(|c| u64::from(c.compressed_len)).sum();
@@ -171,8 +173,8 @@ impl Manifest {
     pub fn level(&self) -> i32 {
         self.level
     }
-    /// blake3 of the raw stream.
-    pub fn digest(&self) -> Digest {
+    /// XXH3-128 of the raw stream.
+    pub fn digest(&self) -> StreamDigest {
         self.digest
     }
     /// The chunk table, in chunk order.
@@ -207,15 +209,7 @@ impl Manifest {
     /// Checks that `bytes` is the chunk `chunk` of this snapshot as stored or sent: length and
     /// crc32 of the compressed bytes. Does not decompress.
     pub fn verify_chunk(&self, chunk: u32, bytes: &[u8]) -> Result<ChunkInfo> {
-        let info = self.chunk(chunk)?;
-        if bytes.len() != info.compressed_len as usize {
-            return Err(SnapshotError::ChunkLength {
-                key: self.key(),
-                chunk,
-                expected: info.compressed_len,
-                found: bytes.len(),
-            });
-        }
+        let info = self.verify_chunk_length(chunk, bytes)?;
         let found = crc32fast::hash(bytes);
         if found != info.crc32 {
             return Err(SnapshotError::ChunkCrc {
@@ -228,11 +222,25 @@ impl Manifest {
         Ok(info)
     }
 
+    /// Checks `bytes` as chunk `chunk`: its number and compressed length only.
+    pub fn verify_chunk_length(&self, chunk: u32, bytes: &[u8]) -> Result<ChunkInfo> {
+        let info = self.chunk(chunk)?;
+        if bytes.len() != info.compressed_len as usize {
+            return Err(SnapshotError::ChunkLength {
+                key: self.key(),
+                chunk,
+                expected: info.compressed_len,
+                found: bytes.len(),
+            });
+        }
+        Ok(info)
+    }
+
     /// Encodes the manifest. Layout, all integers little endian:
     ///
     /// | offset | size | field |
     /// |---|---|---|
-    /// | 0 | 2 | format version (`MANIFEST_VERSION` = 1) |
+    /// | 0 | 2 | format version (`MANIFEST_VERSION` = 2) |
     /// | 2 | 32 | group id |
     /// | 34 | 8 | anchor term |
     /// | 42 | 8 | anchor index |
@@ -241,10 +249,10 @@ impl Manifest {
     /// | 66 | 4 | chunk raw size |
     /// | 70 | 1 | codec (1 = zstd) |
     /// | 71 | 4 | zstd level (i32) |
-    /// | 75 | 32 | blake3 digest of the raw stream |
-    /// | 107 | 4 | chunk count `n` |
-    /// | 111 | 12 × n | per chunk: raw length (u32), compressed length (u32), crc32 (u32) |
-    /// | 111 + 12n | 4 | crc32 of bytes `0 .. 111 + 12n` |
+    /// | 75 | 16 | XXH3-128 digest of the raw stream ([`StreamDigest`], little endian) |
+    /// | 91 | 4 | chunk count `n` |
+    /// | 95 | 12 × n | per chunk: raw length (u32), compressed length (u32), crc32 (u32) |
+    /// | 95 + 12n | 4 | crc32 of bytes `0 .. 95 + 12n` |
     ///
     /// The trailing crc covers the version, the key context (group id and anchor index, the
     /// record's key in `snapshot_meta`) and the payload; [`Manifest::decode_for`] also checks
@@ -340,7 +348,7 @@ impl Manifest {
         let chunk_size = r.u32()?;
         let codec_byte = r.array::<1>()?[0];
         let level = r.u32()? as i32;
-        let digest = Digest(r.array()?);
+        let digest = StreamDigest(r.array()?);
         let _count = r.u32()?;
         if codec_byte != Codec::Zstd.to_byte() {
             return Err(field(
@@ -489,7 +497,7 @@ mod tests {
             2500,
             1024,
             1,
-            Digest([9; 32]),
+            StreamDigest([9; 16]),
             vec![
                 ChunkInfo {
                     raw_len: 1024,
@@ -522,7 +530,7 @@ mod tests {
     fn round_trips() {
         let m = sample();
         let bytes = m.encode();
-        assert_eq!(bytes.len(), 111 + 36 + 4);
+        assert_eq!(bytes.len(), 95 + 36 + 4);
         assert_eq!(Manifest::decode(&bytes).unwrap(), m);
         assert_eq!(Manifest::decode_for(m.key(), &bytes).unwrap(), m);
         assert_eq!(m.compressed_bytes(), 600);
@@ -568,24 +576,26 @@ mod tests {
 
     #[test]
     fn wrong_version_is_named() {
-        let mut b = sample().encode();
-        b[0] = 2;
-        match Manifest::decode(&reseal(b)) {
-            Err(SnapshotError::ManifestVersion {
-                found: 2,
-                expected: 1,
-            }) => {}
-            r => panic!("{r:?}"),
+        // Version 1 (blake3 digests) and any later version are refused by number.
+        for version in [1u8, 3] {
+            let mut b = sample().encode();
+            b[0] = version;
+            match Manifest::decode(&reseal(b)) {
+                Err(SnapshotError::ManifestVersion { found, expected: 2 }) => {
+                    assert_eq!(found, u16::from(version))
+                }
+                r => panic!("{r:?}"),
+            }
         }
     }
 
     #[test]
     fn huge_chunk_count_is_rejected_before_allocating() {
         let mut b = sample().encode();
-        b[107..111].copy_from_slice(&u32::MAX.to_le_bytes());
+        b[91..95].copy_from_slice(&u32::MAX.to_le_bytes());
         match Manifest::decode(&b) {
             Err(SnapshotError::ManifestTruncated { needed, .. }) => {
-                assert_eq!(needed as u64, 111 + 12 * u64::from(u32::MAX) + 4)
+                assert_eq!(needed as u64, 95 + 12 * u64::from(u32::MAX) + 4)
             }
             r => panic!("{r:?}"),
         }
@@ -614,14 +624,14 @@ mod tests {
         assert_field(with_field(58, &(1u64 << 40).to_le_bytes()), "chunk count");
         assert_field(with_field(58, &2600u64.to_le_bytes()), "chunk raw length");
         assert_field(
-            with_field(111 + 4, &u32::MAX.to_le_bytes()),
+            with_field(95 + 4, &u32::MAX.to_le_bytes()),
             "chunk compressed length",
         );
         assert_field(
-            with_field(111 + 4, &0u32.to_le_bytes()),
+            with_field(95 + 4, &0u32.to_le_bytes()),
             "chunk compressed length",
         );
-        assert_field(with_field(111, &1000u32.to_le_bytes()), "chunk raw length");
+        assert_field(with_field(95, &1000u32.to_le_bytes()), "chunk raw length");
     }
 
     #[test]

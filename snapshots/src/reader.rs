@@ -1,22 +1,34 @@
 //! The streaming reader: chunks in, items out, the whole snapshot checked on the way.
 //!
-//! Each chunk is checked (length and crc32 of the compressed bytes, then decompressed with
-//! exactly its raw length as capacity) before any of its items is returned; the item framing
-//! is checked against the manifest's raw length and item count; and the blake3 digest of the
-//! raw stream is compared with the manifest before [`SnapshotReader::next_item`] reports the
-//! end. A caller that applies items as it reads must therefore treat an error, even at the
-//! end, as "discard what was applied".
+//! Each chunk's compressed length is checked, and it is decompressed with exactly its raw
+//! length as capacity, before any of its items is returned; the item framing is checked
+//! against the manifest's raw length and item count; and the XXH3-128 digest of the raw
+//! stream is compared with the manifest before [`SnapshotReader::next_item`] reports the end.
+//! A caller that applies items as it reads must therefore treat an error, even at the end,
+//! as "discard what was applied".
 //!
-//! Memory: one compressed chunk, one raw chunk and one zstd context (plus up to three raw
-//! chunks with the hashing thread, [`Hashing::Background`], the default, and 32 bytes per
-//! chunk for the digest's chaining values), plus the largest item that spans chunks (items
-//! inside one chunk are returned as slices of the raw buffer). An item buffer grows only as
-//! the item's bytes actually arrive, never from its claimed length.
+//! The crc32 of each chunk is what a transfer checks as chunks arrive. A reader checking the
+//! digest does not compute it as well: the digest covers every raw byte, and the crc32 pass
+//! would cost as much as the decompression of incompressible data (both are memory-speed).
+//! The crc32 still names a damaged chunk: it is checked when a chunk fails to decompress or
+//! decompresses to the wrong length, and when the digest mismatches the reader goes back
+//! over the chunks' crc32s to report the damaged one ([`SnapshotError::ChunkCrc`]) rather
+//! than only the mismatch. Without the digest check
+//! ([`SnapshotReader::without_digest_check`]) every chunk's crc32 is checked before it is
+//! decompressed.
+//!
+//! Memory: one raw chunk and one zstd context, plus the largest item that spans chunks
+//! (items inside one chunk are returned as slices of the raw buffer). The compressed chunk
+//! is borrowed from the source for the time it is checked and decompressed
+//! ([`ChunkSource::with_chunk`]), so a source that can lend its bytes costs no copy. An item
+//! buffer grows only as the item's bytes actually arrive, never from its claimed length.
+//! Everything runs on the caller's thread: each chunk is checked, decompressed and hashed
+//! while it is still in the CPU's cache.
 
-use crate::chunk::ChunkDecoder;
+use crate::chunk::{ChunkDecoder, CrcCheck, DECODE_SLACK};
 use crate::error::{Result, SnapshotError};
 use crate::frame::{LenDecoder, MAX_PREFIX_LEN};
-use crate::hash::{Hashing, StreamHasher};
+use crate::hash::StreamHasher;
 use crate::key::SnapshotKey;
 use crate::manifest::Manifest;
 use crate::store::{ChunkSource, ChunkStore, StoreSource};
@@ -26,13 +38,13 @@ pub struct SnapshotReader<S: ChunkSource> {
     source: S,
     manifest: Manifest,
     decoder: ChunkDecoder,
-    compressed: Vec<u8>,
-    /// Decompressed current chunk in `raw[..raw_len]`; `raw.len()` is `largest`.
+    /// Decompressed current chunk in `raw[start..end]`; `raw.len()` is the largest raw chunk
+    /// length (the first chunk's) plus [`DECODE_SLACK`], the room the decoder needs to
+    /// place the chunk away from its source.
     raw: Vec<u8>,
-    /// The largest raw chunk length (the first chunk's).
-    largest: usize,
-    raw_len: usize,
-    /// Read position in `raw`.
+    start: usize,
+    end: usize,
+    /// Read position in `raw`, in `start..=end`.
     pos: usize,
     /// Next chunk to load.
     next_chunk: u32,
@@ -69,24 +81,17 @@ impl<S: ChunkSource> SnapshotReader<S> {
     pub fn new(manifest: Manifest, source: S) -> Result<Self> {
         // Bounded by MAX_CHUNK_SIZE, checked when the manifest was decoded.
         let largest = manifest.chunks().first().map_or(0, |c| c.raw_len as usize);
-        let largest_compressed = manifest
-            .chunks()
-            .iter()
-            .map(|c| c.compressed_len as usize)
-            .max()
-            .unwrap_or(0);
         Ok(SnapshotReader {
             decoder: ChunkDecoder::new(manifest.key())?,
             source,
-            compressed: Vec::with_capacity(largest_compressed),
-            raw: vec![0; largest],
-            largest,
-            raw_len: 0,
+            raw: vec![0; largest + DECODE_SLACK],
+            start: 0,
+            end: 0,
             pos: 0,
             next_chunk: 0,
             chunk_offset: 0,
             item: Vec::new(),
-            hasher: Some(StreamHasher::new(Hashing::default(), manifest.chunk_size())),
+            hasher: Some(StreamHasher::new()),
             items_read: 0,
             done: false,
             failed: false,
@@ -94,20 +99,11 @@ impl<S: ChunkSource> SnapshotReader<S> {
         })
     }
 
-    /// Chooses where the raw stream is hashed (default [`Hashing::Background`]). Call before
-    /// the first item.
-    pub fn with_hashing(mut self, hashing: Hashing) -> Self {
-        self.hasher = Some(StreamHasher::new(hashing, self.manifest.chunk_size()));
-        self
-    }
-
-    /// Skips the digest check: chunks are still checked (length, crc32, exact decompressed
-    /// length) and so is the framing, but the raw stream is not hashed. For a snapshot whose
-    /// digest was already verified (written locally, or installed by
-    /// [`Transfer::finish`](crate::Transfer::finish)), this trades the check against a crc32
-    /// collision for about a quarter of the reading time of config-like data on one core
-    /// (over half on incompressible data; less when the hashing thread has a core of its
-    /// own). Call before the first item.
+    /// Skips the digest check: each chunk's length and crc32 are checked before it is
+    /// decompressed, and so are its decompressed length and the framing, but the raw stream
+    /// is not hashed. For a snapshot whose digest was already verified (written locally, or
+    /// installed by [`Transfer::finish`](crate::Transfer::finish)): the crc32 is then the
+    /// only check of the bytes. Call before the first item.
     pub fn without_digest_check(mut self) -> Self {
         self.hasher = None;
         self
@@ -173,7 +169,7 @@ impl<S: ChunkSource> SnapshotReader<S> {
     }
 
     fn offset(&self) -> u64 {
-        self.chunk_offset + self.pos as u64
+        self.chunk_offset + (self.pos - self.start) as u64
     }
 
     fn framing(&self, offset: u64, reason: &'static str) -> SnapshotError {
@@ -191,34 +187,36 @@ impl<S: ChunkSource> SnapshotReader<S> {
         if chunk >= self.manifest.chunk_count() {
             return Ok(false);
         }
-        if !self.source.read_chunk(chunk, &mut self.compressed)? {
+        self.chunk_offset += (self.end - self.start) as u64;
+        (self.start, self.end, self.pos) = (0, 0, 0);
+        let mut placed = 0..0;
+        let SnapshotReader {
+            source,
+            manifest,
+            decoder,
+            raw,
+            ..
+        } = self;
+        let crc = match self.hasher {
+            Some(_) => CrcCheck::OnFailure,
+            None => CrcCheck::Before,
+        };
+        let found = source.with_chunk(chunk, &mut |compressed| {
+            placed = decoder.decode(manifest, chunk, compressed, raw, crc)?;
+            Ok(())
+        })?;
+        if !found {
             return Err(SnapshotError::ChunkMissing {
                 key: self.key(),
                 chunk,
             });
         }
-        self.retire_chunk();
-        self.chunk_offset += self.raw_len as u64;
-        self.raw_len = 0;
-        self.raw_len =
-            self.decoder
-                .decode(&self.manifest, chunk, &self.compressed, &mut self.raw)?;
-        self.pos = 0;
+        (self.start, self.end, self.pos) = (placed.start, placed.end, placed.start);
+        if let Some(hasher) = &mut self.hasher {
+            hasher.update(&self.raw[placed]);
+        }
         self.next_chunk += 1;
         Ok(true)
-    }
-
-    /// Hands the chunk being left (all its items read or copied) to the hasher and takes a
-    /// buffer for the next one.
-    fn retire_chunk(&mut self) {
-        if self.raw_len == 0 {
-            return;
-        }
-        if let Some(hasher) = &mut self.hasher {
-            let mut next = hasher.submit(std::mem::take(&mut self.raw), self.raw_len);
-            next.resize(self.largest, 0);
-            self.raw = next;
-        }
     }
 
     /// Reads one length prefix and item.
@@ -228,7 +226,7 @@ impl<S: ChunkSource> SnapshotReader<S> {
         // Fast path: the prefix lies inside the current chunk.
         let mut found = None;
         let mut consumed = 0;
-        for &byte in self.raw[self.pos..self.raw_len].iter().take(MAX_PREFIX_LEN) {
+        for &byte in self.raw[self.pos..self.end].iter().take(MAX_PREFIX_LEN) {
             consumed += 1;
             match dec.push(byte) {
                 Ok(Some(len)) => {
@@ -244,7 +242,7 @@ impl<S: ChunkSource> SnapshotReader<S> {
         let len = match found {
             Some(len) => len,
             None => loop {
-                if self.pos == self.raw_len && !self.load_chunk()? {
+                if self.pos == self.end && !self.load_chunk()? {
                     return Err(SnapshotError::ItemCount {
                         key: self.key(),
                         expected: self.manifest.item_count(),
@@ -268,7 +266,7 @@ impl<S: ChunkSource> SnapshotReader<S> {
             ));
         }
         // len <= remaining raw bytes, so it fits in memory arithmetic from here on.
-        let in_chunk = self.raw_len - self.pos;
+        let in_chunk = self.end - self.pos;
         if len <= in_chunk as u64 {
             let start = self.pos;
             self.pos += len as usize;
@@ -278,11 +276,11 @@ impl<S: ChunkSource> SnapshotReader<S> {
         self.item.clear();
         let mut left = len;
         while left > 0 {
-            if self.pos == self.raw_len && !self.load_chunk()? {
+            if self.pos == self.end && !self.load_chunk()? {
                 // Unreachable with a valid manifest (len <= remaining), kept as a guard.
                 return Err(self.framing(prefix_offset, "item runs past the last chunk"));
             }
-            let take = ((self.raw_len - self.pos) as u64).min(left) as usize;
+            let take = ((self.end - self.pos) as u64).min(left) as usize;
             self.item
                 .extend_from_slice(&self.raw[self.pos..self.pos + take]);
             self.pos += take;
@@ -294,23 +292,44 @@ impl<S: ChunkSource> SnapshotReader<S> {
     /// After the last item: no trailing bytes, no unread chunk, and the digest matches (if
     /// checked).
     fn finish(&mut self) -> Result<()> {
-        if self.pos != self.raw_len || self.next_chunk != self.manifest.chunk_count() {
+        if self.pos != self.end || self.next_chunk != self.manifest.chunk_count() {
             return Err(self.framing(self.offset(), "bytes trail the last item"));
         }
-        self.retire_chunk();
-        self.raw_len = 0;
-        let Some(hasher) = &mut self.hasher else {
+        let Some(hasher) = &self.hasher else {
             return Ok(());
         };
-        let found = hasher.finish().map_err(|f| f.error(self.key()))?;
+        let found = hasher.finish();
         if found != self.manifest.digest() {
-            return Err(SnapshotError::DigestMismatch {
-                key: self.key(),
-                expected: self.manifest.digest(),
-                found,
-            });
+            return Err(self
+                .damaged_chunk()
+                .unwrap_or(SnapshotError::DigestMismatch {
+                    key: self.key(),
+                    expected: self.manifest.digest(),
+                    found,
+                }));
         }
         Ok(())
+    }
+
+    /// After a digest mismatch: the first chunk whose crc32 does not match (or that is now
+    /// missing or unreadable), if any.
+    fn damaged_chunk(&mut self) -> Option<SnapshotError> {
+        let SnapshotReader {
+            source, manifest, ..
+        } = self;
+        (0..manifest.chunk_count()).find_map(|chunk| {
+            let checked = source.with_chunk(chunk, &mut |compressed| {
+                manifest.verify_chunk(chunk, compressed).map(|_| ())
+            });
+            match checked {
+                Ok(true) => None,
+                Ok(false) => Some(SnapshotError::ChunkMissing {
+                    key: manifest.key(),
+                    chunk,
+                }),
+                Err(e) => Some(e),
+            }
+        })
     }
 }
 
@@ -318,15 +337,16 @@ impl<S: ChunkSource> SnapshotReader<S> {
 mod tests {
     use super::*;
     use crate::chunk::ChunkEncoder;
+    use crate::hash::StreamDigest;
     use crate::key::{Anchor, GroupId};
-    use crate::manifest::{Digest, Manifest};
+    use crate::manifest::Manifest;
     use crate::store::{ChunkStore, MemChunkStore};
 
     const CHUNK: u32 = 1024;
 
     /// A snapshot over a hand-made raw stream, claiming `items` items and `digest` (the true
     /// one if `None`): lets tests break the framing, which the writer never does.
-    fn snapshot(raw: &[u8], items: u64, digest: Option<Digest>) -> (Manifest, MemChunkStore) {
+    fn snapshot(raw: &[u8], items: u64, digest: Option<StreamDigest>) -> (Manifest, MemChunkStore) {
         let group = GroupId([5; 32]);
         let anchor = Anchor { term: 1, index: 10 };
         let key = SnapshotKey::new(group, anchor.index);
@@ -338,7 +358,7 @@ mod tests {
             store.put_chunk(key, i as u32, bytes).unwrap();
             chunks.push(info);
         }
-        let digest = digest.unwrap_or(Digest(*blake3::hash(raw).as_bytes()));
+        let digest = digest.unwrap_or(StreamDigest::of(raw));
         let m = Manifest::from_writer(
             group,
             anchor,
@@ -434,13 +454,13 @@ mod tests {
     #[test]
     fn digest_mismatch_is_named() {
         let raw = [1, b'a'];
-        let (m, store) = snapshot(&raw, 1, Some(Digest([0; 32])));
+        let (m, store) = snapshot(&raw, 1, Some(StreamDigest([0; 16])));
         match read_all(m, &store) {
             Err(SnapshotError::DigestMismatch {
                 expected, found, ..
             }) => {
-                assert_eq!(expected, Digest([0; 32]));
-                assert_eq!(found, Digest(*blake3::hash(&raw).as_bytes()));
+                assert_eq!(expected, StreamDigest([0; 16]));
+                assert_eq!(found, StreamDigest::of(&raw));
             }
             r => panic!("{r:?}"),
         }
@@ -449,7 +469,7 @@ mod tests {
     #[test]
     fn digest_check_can_be_skipped_but_framing_is_still_checked() {
         let raw = [1, b'a'];
-        let (m, store) = snapshot(&raw, 1, Some(Digest([0; 32])));
+        let (m, store) = snapshot(&raw, 1, Some(StreamDigest([0; 16])));
         let mut r = SnapshotReader::new(m.clone(), StoreSource::new(&store, m.key()))
             .unwrap()
             .without_digest_check();

@@ -13,7 +13,7 @@
 //! | call | column family | key | value |
 //! |---|---|---|---|
 //! | `put_manifest`, `manifest` | `snapshot_meta` | `key.to_bytes()` (40 B) | manifest record |
-//! | `put_chunk`, `read_chunk` | `snapshots` | `key.chunk_key(n)` (44 B) | compressed chunk, as is |
+//! | `put_chunk`, `with_chunk` | `snapshots` | `key.chunk_key(n)` (44 B) | compressed chunk, as is |
 //! | `begin_transfer`, `transfer` | `transfers` | `key.to_bytes()` (40 B) | manifest record |
 //! | `put_received_chunk` | `snapshots` + `transfers` | `key.chunk_key(n)` in both | chunk; empty mark |
 //! | `mark_received` | `transfers` | `key.chunk_key(n)` | empty mark (the chunk is already stored) |
@@ -44,8 +44,24 @@ pub trait ChunkStore {
     /// Stores one compressed chunk (`snapshots`), overwriting any previous value.
     fn put_chunk(&mut self, key: SnapshotKey, chunk: u32, bytes: &[u8]) -> Result<()>;
 
+    /// Calls `take` once with the compressed chunk, lent for the call (a store that can lend
+    /// its bytes, such as RocksDB's pinned reads, copies nothing); `Ok(false)` if absent.
+    /// An error from `take` is returned as is.
+    fn with_chunk(
+        &self,
+        key: SnapshotKey,
+        chunk: u32,
+        take: &mut dyn FnMut(&[u8]) -> Result<()>,
+    ) -> Result<bool>;
+
     /// Reads one compressed chunk into `buf` (cleared first); `Ok(false)` if absent.
-    fn read_chunk(&self, key: SnapshotKey, chunk: u32, buf: &mut Vec<u8>) -> Result<bool>;
+    fn read_chunk(&self, key: SnapshotKey, chunk: u32, buf: &mut Vec<u8>) -> Result<bool> {
+        buf.clear();
+        self.with_chunk(key, chunk, &mut |bytes| {
+            buf.extend_from_slice(bytes);
+            Ok(())
+        })
+    }
 
     /// Records that a transfer of the snapshot described by `manifest_record` has begun
     /// (`transfers`), so it can resume after a restart.
@@ -103,14 +119,56 @@ impl<F: FnMut(u32, &[u8]) -> Result<()>> ChunkSink for F {
 
 /// Where a [`SnapshotReader`](crate::SnapshotReader) gets each chunk.
 pub trait ChunkSource {
-    /// Reads the compressed chunk number `chunk` into `buf` (cleared first); `Ok(false)` if
-    /// absent. The reader checks length and crc32 itself.
-    fn read_chunk(&mut self, chunk: u32, buf: &mut Vec<u8>) -> Result<bool>;
+    /// Calls `take` once with the compressed chunk number `chunk`, lent for the call;
+    /// `Ok(false)` if absent. An error from `take` is returned as is. The reader checks
+    /// length and crc32 itself, inside `take`, so a source that can lend its bytes (memory,
+    /// a pinned database read) costs no copy.
+    fn with_chunk(&mut self, chunk: u32, take: &mut dyn FnMut(&[u8]) -> Result<()>)
+        -> Result<bool>;
 }
 
-impl<F: FnMut(u32, &mut Vec<u8>) -> Result<bool>> ChunkSource for F {
-    fn read_chunk(&mut self, chunk: u32, buf: &mut Vec<u8>) -> Result<bool> {
-        self(chunk, buf)
+/// Chunks held in memory, indexed by chunk number.
+impl<T: AsRef<[u8]>> ChunkSource for &[T] {
+    fn with_chunk(
+        &mut self,
+        chunk: u32,
+        take: &mut dyn FnMut(&[u8]) -> Result<()>,
+    ) -> Result<bool> {
+        match self.get(chunk as usize) {
+            Some(bytes) => take(bytes.as_ref()).map(|()| true),
+            None => Ok(false),
+        }
+    }
+}
+
+/// A [`ChunkSource`] made of a function that copies chunk `n` into a buffer (cleared by the
+/// function) and says whether it exists: for sources that cannot lend their bytes, such as
+/// a file. The buffer is reused for every chunk.
+pub struct CopyingSource<F> {
+    read: F,
+    buf: Vec<u8>,
+}
+
+impl<F: FnMut(u32, &mut Vec<u8>) -> Result<bool>> CopyingSource<F> {
+    /// Wraps `read`.
+    pub fn new(read: F) -> Self {
+        CopyingSource {
+            read,
+            buf: Vec::new(),
+        }
+    }
+}
+
+impl<F: FnMut(u32, &mut Vec<u8>) -> Result<bool>> ChunkSource for CopyingSource<F> {
+    fn with_chunk(
+        &mut self,
+        chunk: u32,
+        take: &mut dyn FnMut(&[u8]) -> Result<()>,
+    ) -> Result<bool> {
+        if !(self.read)(chunk, &mut self.buf)? {
+            return Ok(false);
+        }
+        take(&self.buf).map(|()| true)
     }
 }
 
@@ -147,8 +205,12 @@ impl<'a, S: ChunkStore + ?Sized> StoreSource<'a, S> {
 }
 
 impl<S: ChunkStore + ?Sized> ChunkSource for StoreSource<'_, S> {
-    fn read_chunk(&mut self, chunk: u32, buf: &mut Vec<u8>) -> Result<bool> {
-        self.store.read_chunk(self.key, chunk, buf)
+    fn with_chunk(
+        &mut self,
+        chunk: u32,
+        take: &mut dyn FnMut(&[u8]) -> Result<()>,
+    ) -> Result<bool> {
+        self.store.with_chunk(self.key, chunk, take)
     }
 }
 
@@ -237,13 +299,14 @@ impl ChunkStore for MemChunkStore {
         Ok(())
     }
 
-    fn read_chunk(&self, key: SnapshotKey, chunk: u32, buf: &mut Vec<u8>) -> Result<bool> {
-        buf.clear();
+    fn with_chunk(
+        &self,
+        key: SnapshotKey,
+        chunk: u32,
+        take: &mut dyn FnMut(&[u8]) -> Result<()>,
+    ) -> Result<bool> {
         match self.chunks.get(&(key, chunk)) {
-            Some(bytes) => {
-                buf.extend_from_slice(bytes);
-                Ok(true)
-            }
+            Some(bytes) => take(bytes).map(|()| true),
             None => Ok(false),
         }
     }

@@ -43,13 +43,11 @@ proptest! {
         items in items(),
         chunk_kib in 1u32..5,
         level in prop_oneof![Just(1), Just(3), Just(-1)],
-        write_hashing in prop_oneof![Just(Hashing::Inline), Just(Hashing::Background)],
-        read_hashing in prop_oneof![Just(Hashing::Inline), Just(Hashing::Background)],
     ) {
         let config = WriterConfig { chunk_size: chunk_kib * 1024, level };
         let mut store = MemChunkStore::new();
         let sink = StoreSink::new(&mut store, key());
-        let mut w = SnapshotWriter::new(group(), anchor(), config, sink).unwrap().with_hashing(write_hashing);
+        let mut w = SnapshotWriter::new(group(), anchor(), config, sink).unwrap();
         for item in &items {
             w.push(item).unwrap();
         }
@@ -59,13 +57,23 @@ proptest! {
         prop_assert!(m.raw_bytes() >= raw + items.len() as u64);
         prop_assert_eq!(Manifest::decode_for(key(), &m.encode()).unwrap(), m.clone());
 
-        let source = StoreSource::new(&store, key());
-        let mut r = SnapshotReader::new(m, source).unwrap().with_hashing(read_hashing);
-        let mut read = Vec::new();
-        while let Some(item) = r.next_item().unwrap() {
-            read.push(item.to_vec());
+        // Read through the store (chunks lent) and through a copying source: same items.
+        for copying in [false, true] {
+            let mut read = Vec::new();
+            if copying {
+                let copy = |c: u32, buf: &mut Vec<u8>| store.read_chunk(key(), c, buf);
+                let mut r = SnapshotReader::new(m.clone(), CopyingSource::new(copy)).unwrap();
+                while let Some(item) = r.next_item().unwrap() {
+                    read.push(item.to_vec());
+                }
+            } else {
+                let mut r = SnapshotReader::new(m.clone(), StoreSource::new(&store, key())).unwrap();
+                while let Some(item) = r.next_item().unwrap() {
+                    read.push(item.to_vec());
+                }
+            }
+            prop_assert_eq!(&read, &items);
         }
-        prop_assert_eq!(read, items);
     }
 
     #[test]
@@ -85,7 +93,7 @@ fn empty_snapshot_round_trips() {
     let mut store = MemChunkStore::new();
     let m = write_snapshot(&mut store, &[], WriterConfig::default());
     assert_eq!((m.item_count(), m.raw_bytes(), m.chunk_count()), (0, 0, 0));
-    assert_eq!(m.digest(), Digest(*blake3::hash(b"").as_bytes()));
+    assert_eq!(m.digest(), StreamDigest::of(b""));
     assert!(read_snapshot(&store).unwrap().is_empty());
 }
 
@@ -123,7 +131,7 @@ fn items_exactly_filling_chunks_and_larger_than_chunks_round_trip() {
 }
 
 #[test]
-fn digest_is_blake3_of_the_framed_raw_stream() {
+fn digest_is_xxh3_128_of_the_framed_raw_stream() {
     let items = config_items(1, 500);
     let mut store = MemChunkStore::new();
     let m = write_snapshot(&mut store, &items, small_config());
@@ -138,26 +146,21 @@ fn digest_is_blake3_of_the_framed_raw_stream() {
         raw.extend_from_slice(i);
     }
     assert_eq!(m.raw_bytes(), raw.len() as u64);
-    let expected = Digest(*blake3::hash(&raw).as_bytes());
+    let expected = StreamDigest::of(&raw);
     assert_eq!(m.digest(), expected);
-    // Power-of-two chunk sizes hash each chunk as a blake3 subtree (shared with a helper
-    // thread by default), others hash the stream in order: all give blake3 of the stream.
+    // The digest is of the stream, whatever the chunking.
     for chunk_size in [1024, 3000, 4096, 1 << 20] {
-        for hashing in [Hashing::Background, Hashing::Inline] {
-            let config = WriterConfig {
-                chunk_size,
-                level: 1,
-            };
-            let sink = |_: u32, _: &[u8]| Ok(());
-            let mut w = SnapshotWriter::new(group(), anchor(), config, sink)
-                .unwrap()
-                .with_hashing(hashing);
-            for item in &items {
-                w.push(item).unwrap();
-            }
-            let (m, _) = w.finish().unwrap();
-            assert_eq!(m.digest(), expected, "chunk size {chunk_size}, {hashing:?}");
+        let config = WriterConfig {
+            chunk_size,
+            level: 1,
+        };
+        let sink = |_: u32, _: &[u8]| Ok(());
+        let mut w = SnapshotWriter::new(group(), anchor(), config, sink).unwrap();
+        for item in &items {
+            w.push(item).unwrap();
         }
+        let (m, _) = w.finish().unwrap();
+        assert_eq!(m.digest(), expected, "chunk size {chunk_size}");
     }
 }
 

@@ -198,10 +198,22 @@ impl SnapshotStore {
 
     /// One stored chunk, checked against its record crc.
     pub fn chunk(&self, anchor: u64, chunk: u64) -> Result<Option<Vec<u8>>, Error> {
-        self.read(
-            ColumnFamily::Snapshots,
-            &chunk_key(&self.group, anchor, chunk),
-        )
+        self.with_chunk(anchor, chunk, <[u8]>::to_vec)
+    }
+
+    /// Calls `f` with one stored chunk, checked against its record crc and lent from
+    /// RocksDB's memory without a copy; `Ok(None)` if absent.
+    pub fn with_chunk<R>(
+        &self,
+        anchor: u64,
+        chunk: u64,
+        f: impl FnOnce(&[u8]) -> R,
+    ) -> Result<Option<R>, Error> {
+        let cf = ColumnFamily::Snapshots;
+        let key = chunk_key(&self.group, anchor, chunk);
+        self.store
+            .with_raw(cf, &key, |raw| record::decode(cf.name(), &key, raw).map(f))?
+            .transpose()
     }
 
     /// Numbers of the chunks stored for `anchor`, ascending. Reads keys only; a chunk

@@ -245,6 +245,25 @@ impl Store {
             })
     }
 
+    /// Calls `f` with one raw value (a record envelope, not yet checked) pinned in RocksDB's
+    /// memory, without copying it; `Ok(None)` if absent.
+    pub fn with_raw<R>(
+        &self,
+        cf: ColumnFamily,
+        key: &[u8],
+        f: impl FnOnce(&[u8]) -> R,
+    ) -> Result<Option<R>, Error> {
+        let pinned = self
+            .db
+            .get_pinned_cf(self.cf(cf), key)
+            .map_err(|source| Error::Db {
+                op: "get",
+                cf: cf.name(),
+                source,
+            })?;
+        Ok(pinned.map(|value| f(&value)))
+    }
+
     /// Writes one raw value, synced or not. For tests and tools; groups write through
     /// `GroupLog::sync`.
     pub fn put_raw(

@@ -63,22 +63,18 @@ impl ChunkStore for RocksChunkStore {
             .map_err(fail(StoreOp::PutChunk, key, Some(chunk)))
     }
 
-    fn read_chunk(
+    fn with_chunk(
         &self,
         key: SnapshotKey,
         chunk: u32,
-        buf: &mut Vec<u8>,
+        take: &mut dyn FnMut(&[u8]) -> Result<(), SnapshotError>,
     ) -> Result<bool, SnapshotError> {
-        buf.clear();
         match self
             .group(key)
-            .chunk(key.index, u64::from(chunk))
+            .with_chunk(key.index, u64::from(chunk), |bytes| take(bytes))
             .map_err(fail(StoreOp::ReadChunk, key, Some(chunk)))?
         {
-            Some(bytes) => {
-                buf.extend_from_slice(&bytes);
-                Ok(true)
-            }
+            Some(taken) => taken.map(|()| true),
             None => Ok(false),
         }
     }

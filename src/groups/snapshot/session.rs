@@ -31,7 +31,9 @@ use std::sync::mpsc;
 use std::sync::Arc;
 use std::task::{Context, Poll};
 use std::time::{Duration, Instant};
-use tessera_snapshots::{ChunkOutcome, ChunkStore, Manifest, SnapshotError, StoreOp, Transfer};
+use tessera_snapshots::{
+    ChunkOutcome, ChunkSource, ChunkStore, Manifest, SnapshotError, SnapshotKey, StoreOp, Transfer,
+};
 
 /// A normal session with no peer offering a usable snapshot for this many discovery
 /// timeouts ends (the leader streams the log or asks again).
@@ -71,6 +73,43 @@ impl<S> Drop for Reading<S> {
 /// How long the reading thread sleeps while the chunk it needs is not there yet.
 const WAIT_FOR_CHUNK: Duration = Duration::from_millis(2);
 
+/// The reading thread's chunks: each one is lent from the store once the session has
+/// stored and verified it (waiting for it until then), and the read fails once the session
+/// ends.
+struct ArrivingChunks<'a> {
+    store: &'a SnapshotStore,
+    key: SnapshotKey,
+    ready: &'a [AtomicBool],
+    stop: &'a AtomicBool,
+}
+
+impl ChunkSource for ArrivingChunks<'_> {
+    fn with_chunk(
+        &mut self,
+        chunk: u32,
+        take: &mut dyn FnMut(&[u8]) -> Result<(), SnapshotError>,
+    ) -> Result<bool, SnapshotError> {
+        loop {
+            if self.stop.load(Ordering::Relaxed) {
+                return Err(SnapshotError::store(
+                    StoreOp::ReadChunk,
+                    self.key,
+                    Some(chunk),
+                    "the session ended",
+                ));
+            }
+            if self
+                .ready
+                .get(chunk as usize)
+                .is_some_and(|f| f.load(Ordering::Acquire))
+            {
+                return self.store.with_chunk(self.key, chunk, take);
+            }
+            std::thread::sleep(WAIT_FOR_CHUNK);
+        }
+    }
+}
+
 /// Starts the reading thread for `transfer`'s snapshot (`None` if no thread could start).
 fn start_reading<S: Snapshot>(
     store: &SnapshotStore,
@@ -93,22 +132,11 @@ fn start_reading<S: Snapshot>(
     let thread = std::thread::Builder::new()
         .name("tessera-snapshot-install".into())
         .spawn(move || {
-            let source = |chunk: u32, buf: &mut Vec<u8>| loop {
-                if stop.load(Ordering::Relaxed) {
-                    return Err(SnapshotError::store(
-                        StoreOp::ReadChunk,
-                        key,
-                        Some(chunk),
-                        "the session ended",
-                    ));
-                }
-                if flags
-                    .get(chunk as usize)
-                    .is_some_and(|f| f.load(Ordering::Acquire))
-                {
-                    return store.read_chunk(key, chunk, buf);
-                }
-                std::thread::sleep(WAIT_FOR_CHUNK);
+            let source = ArrivingChunks {
+                store: &store,
+                key,
+                ready: &flags,
+                stop: &stop,
             };
             let result = match image::read_from::<S, _>(manifest.clone(), source) {
                 // Storing the manifest makes the snapshot complete: the install's commit

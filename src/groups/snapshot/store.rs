@@ -132,10 +132,15 @@ impl ChunkStore for SnapshotStore {
     fn put_chunk(&mut self, key: SnapshotKey, chunk: u32, bytes: &[u8]) -> Result<()> {
         each!(self, s => s.put_chunk(key, chunk, bytes))
     }
-    fn read_chunk(&self, key: SnapshotKey, chunk: u32, buf: &mut Vec<u8>) -> Result<bool> {
+    fn with_chunk(
+        &self,
+        key: SnapshotKey,
+        chunk: u32,
+        take: &mut dyn FnMut(&[u8]) -> Result<()>,
+    ) -> Result<bool> {
         match self {
-            SnapshotStore::Rocks(s) => s.read_chunk(key, chunk, buf),
-            SnapshotStore::Memory(m) => Self::mem(m).read_chunk(key, chunk, buf),
+            SnapshotStore::Rocks(s) => s.with_chunk(key, chunk, take),
+            SnapshotStore::Memory(m) => Self::mem(m).with_chunk(key, chunk, take),
         }
     }
     fn begin_transfer(&mut self, key: SnapshotKey, manifest_record: &[u8]) -> Result<()> {
