@@ -211,11 +211,24 @@ async fn a_new_node_bootstraps_200_mb_from_several_peers_and_resumes_after_a_sto
     assert!(before < total, "stopped mid-transfer: {before} of {total}");
 
     let again = start(&dir, 0, &seed, sync).await;
+    // If the catch-up stalls, the failure output shows where (captured unless it fails).
+    let watched = again.stats.clone();
+    let watch = tokio::spawn(async move {
+        loop {
+            tokio::time::sleep(Duration::from_secs(15)).await;
+            eprintln!(
+                "restarted node: fetched {}, transfer {:?}",
+                count(&watched.chunks_fetched),
+                watched.transfer()
+            );
+        }
+    });
     bounded("the restarted node catches up", 180, async {
         again.group.when().applied_reaches(commit).await
     })
     .await
     .expect("catch up");
+    watch.abort();
     let after = count(&again.stats.chunks_fetched);
     assert_eq!(
         after,

@@ -441,6 +441,13 @@ impl<M: SnapshotStateMachine> SnapshotSession<M> {
         let anchor = *anchor;
         if probed_at.elapsed() >= PROBE_NEW_PEERS {
             *probed_at = Instant::now();
+            if transfer.peers().next().is_none() {
+                // The planner dropped every provider (three failures in a row each, e.g.
+                // replies lost while links were down): ask every bonded peer again, or the
+                // transfer would wait for ever. A peer still holding the snapshot answers
+                // and rejoins with a clean record; the chunks stored so far are kept.
+                asked.clear();
+            }
             for peer in cx.peers() {
                 if asked.insert(peer) {
                     let _ = cx.send_to(peer, SnapshotMessage::Query);
