@@ -28,7 +28,7 @@
 //!    write rate: the state's size in 1 MiB writes to a file beside the data directories,
 //!    then one fsync. For information, the install's decode path step by step over the
 //!    same chunks (their items encoded as `KvSnapshot`'s): the snapshot reader (every check
-//!    on: crc32, framing, blake3 digest), then each item decoded, then decoded and appended
+//!    on: lengths, framing, XXH3-128 digest), then each item decoded, then decoded and appended
 //!    to a `KvSnapshot` as the install does (medians of three passes).
 //! 3. Bootstrap: `tessera node` (this package's binary) starts as a child process with an
 //!    empty data directory, the providers as `--peer`s and the same group flags; its stderr
@@ -1028,7 +1028,7 @@ impl Report {
         );
         let info = [
             (
-                "snapshot reader over the same chunks, every check on (crc32, framing, blake3)",
+                "snapshot reader over the same chunks, every check on (lengths, framing, XXH3-128 digest)",
                 self.rates.reader,
             ),
             (
