@@ -23,7 +23,8 @@ use twox_hash::XxHash3_128;
 pub struct StreamDigest(pub [u8; 16]);
 
 impl StreamDigest {
-    /// The digest of `bytes` in one piece (what [`StreamHasher`] gives for any split).
+    /// The digest of `bytes` in one piece: what a writer gets for the same stream cut into
+    /// chunks.
     pub fn of(bytes: &[u8]) -> Self {
         StreamDigest(XxHash3_128::oneshot(bytes).to_le_bytes())
     }
