@@ -269,6 +269,96 @@ async fn a_new_node_bootstraps_200_mb_from_several_peers_and_resumes_after_a_sto
     }
 }
 
+/// Every provider stops in the middle of a transfer, long enough for the new node to give
+/// up on each of them, and comes back: the same session asks them again and finishes.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_transfer_goes_on_after_every_provider_restarts_mid_way() {
+    init_logs();
+    let root = tempfile::tempdir().unwrap();
+    // 48 MiB of state in 64 KiB chunks: about 750 chunks, fetched one at a time.
+    let sync = SnapshotConfig::default()
+        .every_entries(1_000_000)
+        .every_bytes(40 << 20)
+        .keep_tail(100)
+        .chunk_size(64 << 10);
+    let members = cluster(root.path(), sync).await;
+    let leader = leader_of(&members).await;
+    let li = members.iter().position(|m| m.addr.id == leader).unwrap();
+    const KEYS: usize = 3_000;
+    let commit = write(&members[li].group, "k-", KEYS, 16 << 10, 64).await;
+    bounded("every member holds a snapshot", 120, async {
+        loop {
+            if members
+                .iter()
+                .all(|m| newest_raw_bytes(&m.stats) >= 40_000_000)
+                && members.iter().all(|m| m.group.status().log_start.0 > 1)
+            {
+                return;
+            }
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+    })
+    .await;
+    let total = u64::from(members[li].stats.held().last().expect("a snapshot").chunks);
+
+    // One chunk in flight at a time; a provider is dropped after one timeout of 300 ms.
+    let mut slow = sync;
+    slow.transfer.max_in_flight = 1;
+    slow.transfer.max_in_flight_per_peer = 1;
+    slow.transfer.max_chunks_per_request = 1;
+    slow.transfer.request_timeout_ms = 300;
+    slow.transfer.max_peer_failures = 1;
+    let addrs: Vec<PeerAddr> = members.iter().map(|m| m.addr).collect();
+    let fresh = start(&root.path().join("n3"), 0, &addrs[..1], slow).await;
+    let stats = fresh.stats.clone();
+    bounded("a tenth of the chunks arrive", 120, async {
+        while count(&stats.chunks_fetched) < total / 10 {
+            tokio::time::sleep(Duration::from_millis(2)).await;
+        }
+    })
+    .await;
+
+    // Every provider stops, and stays down until the new node has dropped them all (one
+    // timeout each). Before the session asked again in that case, it waited for ever here.
+    let stopping: Vec<_> = members.into_iter().map(|m| tokio::spawn(stop(m))).collect();
+    let mut stopped = Vec::new();
+    for s in stopping {
+        stopped.push(s.await.expect("stop a provider"));
+    }
+    let during = count(&stats.chunks_fetched);
+    assert!(during < total, "stopped mid-transfer: {during} of {total}");
+    bounded("the new node drops every provider", 60, async {
+        while stats.transfer().is_none_or(|t| t.providers > 0) {
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+    })
+    .await;
+    let mut members = Vec::new();
+    for (i, (dir, port, _)) in stopped.into_iter().enumerate() {
+        let others: Vec<PeerAddr> = addrs.iter().copied().filter(|a| *a != addrs[i]).collect();
+        members.push(start(&dir, port, &others, sync).await);
+    }
+
+    bounded("the new node catches up", 120, async {
+        fresh.group.when().applied_reaches(commit).await
+    })
+    .await
+    .expect("catch up");
+    assert_eq!(
+        count(&stats.sessions),
+        1,
+        "the first session finished the transfer"
+    );
+    assert_eq!(count(&stats.installs), 1);
+    assert!(count(&stats.chunks_fetched) > during);
+    assert_eq!(len(&fresh.group, Consistency::Weak).await, KEYS as u64);
+
+    stop(fresh).await;
+    for m in members {
+        stop(m).await;
+    }
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn sustained_writes_keep_the_log_bounded_and_a_restart_replays_only_the_tail() {
     init_logs();
