@@ -55,6 +55,10 @@
 //! than 50% of the slower of the two limits; peak memory of the new node under 256 MiB plus
 //! the raw state; restart under 3 s plus the snapshot decode time. MB are 10^6 bytes.
 
+#[path = "../snapshots/tests/common/records.rs"]
+mod records;
+
+use records::{config_record, Rng, SERVICES};
 use std::fmt::Write as _;
 use std::io::Write as _;
 use std::net::SocketAddr;
@@ -81,57 +85,6 @@ const POLL: Duration = Duration::from_millis(20);
 /// Data for the decompression rate.
 const ZSTD_SAMPLE_BYTES: u64 = 256 << 20;
 
-/// splitmix64, seeded: the same data on every run.
-struct Rng(u64);
-
-impl Rng {
-    fn next_u64(&mut self) -> u64 {
-        self.0 = self.0.wrapping_add(0x9e37_79b9_7f4a_7c15);
-        let mut z = self.0;
-        z = (z ^ (z >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
-        z = (z ^ (z >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
-        z ^ (z >> 31)
-    }
-    fn below(&mut self, n: u64) -> u64 {
-        self.next_u64() % n
-    }
-}
-
-const SERVICES: [&str; 6] = [
-    "billing",
-    "auth",
-    "search",
-    "ingest",
-    "gateway",
-    "scheduler",
-];
-
-/// One config-like record: a key path and a small JSON object (80–300 bytes); copied from
-/// `snapshots/benches/snapshots.rs`.
-fn config_record(rng: &mut Rng, i: u64, out: &mut String) {
-    const KEYS: [&str; 5] = [
-        "timeout_ms",
-        "replicas",
-        "endpoint",
-        "feature_flags",
-        "limits",
-    ];
-    let svc = SERVICES[rng.below(6) as usize];
-    let key = KEYS[rng.below(5) as usize];
-    let _ = write!(
-        out,
-        "/services/{svc}/{i}/{key} {{\"value\":{},\"owner\":\"team-{svc}\",\"region\":\"eu-west-{}\",\"updated\":{},\"enabled\":{}",
-        rng.below(100_000),
-        rng.below(3),
-        1_700_000_000 + rng.below(10_000_000),
-        rng.below(2) == 1
-    );
-    for _ in 0..rng.below(4) {
-        let _ = write!(out, ",\"tag{}\":\"{:x}\"", rng.below(100), rng.next_u64());
-    }
-    out.push('}');
-}
-
 /// Config-like documents: key `config/{service}/{n}`, value 2–6 KiB of records, one a line.
 struct Documents {
     rng: Rng,
@@ -153,13 +106,13 @@ impl Documents {
         let key = format!("config/{svc}/{:09}", self.n);
         self.n += 1;
         let len = 2048 + self.rng.below(4096) as usize;
-        let mut value = String::with_capacity(len + 320);
+        let mut value = Vec::with_capacity(len + 320);
         while value.len() < len {
             config_record(&mut self.rng, self.record, &mut value);
-            value.push('\n');
+            value.push(b'\n');
             self.record += 1;
         }
-        (key, value.into_bytes())
+        (key, value)
     }
 }
 
@@ -520,11 +473,11 @@ async fn write_tail(node: &Node, count: u64) -> u64 {
         let end = (i + TAIL_BATCH as u64).min(count);
         let batch: Vec<KvCommand> = (i..end)
             .map(|n| {
-                let mut value = String::new();
+                let mut value = Vec::new();
                 config_record(&mut rng, n, &mut value);
                 KvCommand::Put {
                     key: format!("tail/{n:09}"),
-                    value: value.into_bytes(),
+                    value,
                 }
             })
             .collect();

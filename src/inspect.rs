@@ -76,7 +76,7 @@ pub fn inspect(path: &Path) -> Result<String, tessera_storage::Error> {
                 })
             })
             .collect();
-        let hex: String = group.iter().map(|b| format!("{b:02x}")).collect();
+        let hex = crate::Digest(group).to_hex();
         if let Some(groups) = json.get_mut("groups").and_then(|g| g.as_array_mut()) {
             for g in groups.iter_mut() {
                 if g.get("group").and_then(|v| v.as_str()) == Some(hex.as_str()) {

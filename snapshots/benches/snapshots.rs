@@ -34,7 +34,11 @@
 //!    `VmHWM` from `/proc/self/status`: the whole process's peak resident memory, zstd's C
 //!    allocations included.
 
+#[path = "../tests/common/records.rs"]
+mod records;
+
 use criterion::{black_box, Criterion, Throughput};
+use records::{config_record, Rng};
 use std::io::{Read, Seek, SeekFrom, Write};
 use std::time::{Duration, Instant};
 use tessera_snapshots::*;
@@ -43,55 +47,6 @@ const DATA_BYTES: usize = 256 << 20;
 const ROUNDS: usize = 7;
 const MEMORY_SNAPSHOT_BYTES: u64 = 1 << 30;
 const CHILD_ENV: &str = "TESSERA_SNAPSHOTS_BENCH_CHILD";
-
-/// splitmix64, seeded: the same data on every run.
-struct Rng(u64);
-
-impl Rng {
-    fn next_u64(&mut self) -> u64 {
-        self.0 = self.0.wrapping_add(0x9e37_79b9_7f4a_7c15);
-        let mut z = self.0;
-        z = (z ^ (z >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
-        z = (z ^ (z >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
-        z ^ (z >> 31)
-    }
-    fn below(&mut self, n: u64) -> u64 {
-        self.next_u64() % n
-    }
-}
-
-/// One config-like record: a key path and a small JSON object (80–300 bytes).
-fn config_record(rng: &mut Rng, i: u64, out: &mut Vec<u8>) {
-    const SERVICES: [&str; 6] = [
-        "billing",
-        "auth",
-        "search",
-        "ingest",
-        "gateway",
-        "scheduler",
-    ];
-    const KEYS: [&str; 5] = [
-        "timeout_ms",
-        "replicas",
-        "endpoint",
-        "feature_flags",
-        "limits",
-    ];
-    let svc = SERVICES[rng.below(6) as usize];
-    let key = KEYS[rng.below(5) as usize];
-    let _ = write!(
-        out,
-        "/services/{svc}/{i}/{key} {{\"value\":{},\"owner\":\"team-{svc}\",\"region\":\"eu-west-{}\",\"updated\":{},\"enabled\":{}",
-        rng.below(100_000),
-        rng.below(3),
-        1_700_000_000 + rng.below(10_000_000),
-        rng.below(2) == 1
-    );
-    for _ in 0..rng.below(4) {
-        let _ = write!(out, ",\"tag{}\":\"{:x}\"", rng.below(100), rng.next_u64());
-    }
-    out.push(b'}');
-}
 
 /// Items stored back to back in one buffer, with their end offsets.
 struct Items {

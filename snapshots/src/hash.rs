@@ -15,6 +15,7 @@
 //! Manifests of version 1 carried a blake3 digest; they are refused by
 //! [`Manifest::decode`](crate::Manifest::decode) as an unsupported version.
 
+use crate::key::write_hex;
 use std::fmt;
 use twox_hash::XxHash3_128;
 
@@ -32,10 +33,7 @@ impl StreamDigest {
 
 impl fmt::Display for StreamDigest {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        for b in &self.0 {
-            write!(f, "{b:02x}")?;
-        }
-        Ok(())
+        write_hex(f, &self.0)
     }
 }
 

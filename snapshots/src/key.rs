@@ -20,11 +20,13 @@ impl fmt::Debug for GroupId {
 impl fmt::Display for GroupId {
     /// The first 8 bytes in hex, enough to tell groups apart in logs and errors.
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        for b in &self.0[..8] {
-            write!(f, "{b:02x}")?;
-        }
-        Ok(())
+        write_hex(f, &self.0[..8])
     }
+}
+
+/// Writes `bytes` as lowercase hex (the crate's ids and digests display this way).
+pub(crate) fn write_hex(f: &mut fmt::Formatter<'_>, bytes: &[u8]) -> fmt::Result {
+    bytes.iter().try_for_each(|b| write!(f, "{b:02x}"))
 }
 
 /// The log position a snapshot covers: every entry up to and including `index`, which was

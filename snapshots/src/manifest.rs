@@ -6,7 +6,7 @@
 
 use crate::error::{Result, SnapshotError};
 use crate::hash::StreamDigest;
-use crate::key::{Anchor, GroupId, SnapshotKey};
+use crate::key::{write_hex, Anchor, GroupId, SnapshotKey};
 use std::fmt;
 
 /// Manifest format version written by this build (the only one it reads). Version 1 carried
@@ -35,10 +35,7 @@ pub struct Digest(pub [u8; 32]);
 
 impl fmt::Display for Digest {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        for b in &self.0 {
-            write!(f, "{b:02x}")?;
-        }
-        Ok(())
+        write_hex(f, &self.0)
     }
 }
 
@@ -223,7 +220,7 @@ impl Manifest {
     }
 
     /// Checks `bytes` as chunk `chunk`: its number and compressed length only.
-    pub fn verify_chunk_length(&self, chunk: u32, bytes: &[u8]) -> Result<ChunkInfo> {
+    pub(crate) fn verify_chunk_length(&self, chunk: u32, bytes: &[u8]) -> Result<ChunkInfo> {
         let info = self.chunk(chunk)?;
         if bytes.len() != info.compressed_len as usize {
             return Err(SnapshotError::ChunkLength {

@@ -248,20 +248,12 @@ impl MemChunkStore {
 
     /// Anchor indices of the complete snapshots of `group`, ascending.
     pub fn anchors(&self, group: crate::key::GroupId) -> Vec<u64> {
-        self.manifests
-            .keys()
-            .filter(|k| k.group == group)
-            .map(|k| k.index)
-            .collect()
+        anchors_of(&self.manifests, group)
     }
 
     /// Anchor indices of the unfinished transfers of `group`, ascending.
     pub fn transfer_anchors(&self, group: crate::key::GroupId) -> Vec<u64> {
-        self.transfers
-            .keys()
-            .filter(|k| k.group == group)
-            .map(|k| k.index)
-            .collect()
+        anchors_of(&self.transfers, group)
     }
 
     /// Removes only the manifest of a complete snapshot (its chunks stay).
@@ -280,6 +272,15 @@ impl MemChunkStore {
         }
         Ok(())
     }
+}
+
+/// The anchor indices of `group`'s records in `records`, ascending.
+fn anchors_of(records: &BTreeMap<SnapshotKey, Vec<u8>>, group: crate::key::GroupId) -> Vec<u64> {
+    records
+        .keys()
+        .filter(|k| k.group == group)
+        .map(|k| k.index)
+        .collect()
 }
 
 impl ChunkStore for MemChunkStore {

@@ -52,7 +52,7 @@ pub(crate) enum Message {
     /// Peer exchange: addresses the sender knows.
     Peers(Vec<PeerAddr>),
     /// Application bytes for the group.
-    Data(#[serde(with = "crate::primitives::bytes::vec")] Vec<u8>),
+    Data(#[serde(with = "serde_bytes")] Vec<u8>),
 }
 
 impl Message {

@@ -1,10 +1,10 @@
-//! `Bytes`: a byte buffer that serde writes as one byte string instead of a sequence of
-//! `u8`s. bincode encodes both the same way (a length, then the bytes), so the wire format
-//! does not change; the byte-string path just copies the buffer in one go, which matters
-//! for megabyte snapshot chunks.
+//! `Bytes`: a byte buffer that serde writes as one byte string (through `serde_bytes`)
+//! instead of a sequence of `u8`s. bincode encodes both the same way (a length, then the
+//! bytes), so the wire format does not change; the byte-string path just copies the buffer
+//! in one go, which matters for megabyte snapshot chunks. `Bytes` exists beside
+//! `serde_bytes::ByteBuf` for its `Debug`, which prints the length, not megabytes of bytes.
 
-use serde::de::{self, Deserializer, SeqAccess, Visitor};
-use serde::{Deserialize, Serialize, Serializer};
+use serde::{Deserialize, Deserializer, Serialize, Serializer};
 use std::fmt;
 
 /// An owned byte buffer, serialized as a byte string.
@@ -25,85 +25,33 @@ impl From<Vec<u8>> for Bytes {
 
 impl Serialize for Bytes {
     fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
-        s.serialize_bytes(&self.0)
-    }
-}
-
-struct BytesVisitor;
-
-impl<'de> Visitor<'de> for BytesVisitor {
-    type Value = Bytes;
-
-    fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str("a byte string")
-    }
-
-    fn visit_bytes<E: de::Error>(self, v: &[u8]) -> Result<Bytes, E> {
-        Ok(Bytes(v.to_vec()))
-    }
-
-    fn visit_byte_buf<E: de::Error>(self, v: Vec<u8>) -> Result<Bytes, E> {
-        Ok(Bytes(v))
-    }
-
-    fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<Bytes, A::Error> {
-        // Formats without byte strings (JSON) send a sequence; the size hint is capped so
-        // a hostile hint allocates nothing large.
-        let mut out = Vec::with_capacity(seq.size_hint().unwrap_or(0).min(1 << 16));
-        while let Some(b) = seq.next_element::<u8>()? {
-            out.push(b);
-        }
-        Ok(Bytes(out))
+        serde_bytes::serialize(&self.0, s)
     }
 }
 
 impl<'de> Deserialize<'de> for Bytes {
     fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Bytes, D::Error> {
-        d.deserialize_byte_buf(BytesVisitor)
-    }
-}
-
-/// `#[serde(with = "crate::primitives::bytes::vec")]` for a `Vec<u8>` field: the same
-/// byte-string encoding as [`Bytes`] without changing the field's type.
-pub mod vec {
-    use super::BytesVisitor;
-    use serde::{Deserializer, Serializer};
-
-    /// Serializes `v` as one byte string.
-    pub fn serialize<S: Serializer>(v: &[u8], s: S) -> Result<S::Ok, S::Error> {
-        s.serialize_bytes(v)
-    }
-
-    /// Deserializes a byte string (or a sequence of bytes).
-    pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<Vec<u8>, D::Error> {
-        d.deserialize_byte_buf(BytesVisitor).map(|b| b.0)
+        serde_bytes::deserialize(d).map(Bytes)
     }
 }
 
 /// `#[serde(with = "crate::primitives::bytes::vecs")]` for a `Vec<Vec<u8>>` field: each
-/// element as one byte string (same bincode bytes as the plain field).
+/// element as one byte string (same bincode bytes as the plain field). A single `Vec<u8>`
+/// field takes `#[serde(with = "serde_bytes")]`.
 pub mod vecs {
-    use super::Bytes;
-    use serde::{Deserialize, Deserializer, Serialize, Serializer};
-
-    struct Slice<'a>(&'a [u8]);
-
-    impl Serialize for Slice<'_> {
-        fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
-            s.serialize_bytes(self.0)
-        }
-    }
+    use serde::{Deserialize, Deserializer, Serializer};
+    use serde_bytes::ByteBuf;
 
     /// Serializes each element as one byte string.
     pub fn serialize<S: Serializer>(v: &[Vec<u8>], s: S) -> Result<S::Ok, S::Error> {
-        s.collect_seq(v.iter().map(|b| Slice(b)))
+        s.collect_seq(v.iter().map(|b| serde_bytes::Bytes::new(b)))
     }
 
     /// Deserializes a sequence of byte strings.
     pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<Vec<Vec<u8>>, D::Error> {
-        Ok(Vec::<Bytes>::deserialize(d)?
+        Ok(Vec::<ByteBuf>::deserialize(d)?
             .into_iter()
-            .map(|b| b.0)
+            .map(ByteBuf::into_vec)
             .collect())
     }
 }
@@ -124,7 +72,7 @@ mod tests {
     }
 
     #[derive(serde::Serialize, serde::Deserialize, PartialEq, Debug)]
-    struct Field(#[serde(with = "super::vec")] Vec<u8>);
+    struct Field(#[serde(with = "serde_bytes")] Vec<u8>);
 
     #[derive(serde::Serialize, serde::Deserialize, PartialEq, Debug)]
     struct Fields(#[serde(with = "super::vecs")] Vec<Vec<u8>>);

@@ -24,7 +24,7 @@ pub enum KvCommand {
         /// The key.
         key: String,
         /// The value.
-        #[serde(with = "crate::primitives::bytes::vec")]
+        #[serde(with = "serde_bytes")]
         value: Vec<u8>,
     },
     /// Removes `key`.

@@ -60,10 +60,20 @@ impl SnapshotStore {
     }
 
     fn read(&self, cf: ColumnFamily, key: &[u8]) -> Result<Option<Vec<u8>>, Error> {
-        match self.store.get_raw(cf, key)? {
-            Some(raw) => Ok(Some(record::decode(cf.name(), key, &raw)?.to_vec())),
-            None => Ok(None),
-        }
+        self.with_record(cf, key, <[u8]>::to_vec)
+    }
+
+    /// Calls `f` with the payload of the record at `key`, checked against its crc and lent
+    /// from RocksDB's memory without a copy; `Ok(None)` if absent.
+    fn with_record<R>(
+        &self,
+        cf: ColumnFamily,
+        key: &[u8],
+        f: impl FnOnce(&[u8]) -> R,
+    ) -> Result<Option<R>, Error> {
+        self.store
+            .with_raw(cf, key, |raw| record::decode(cf.name(), key, raw).map(f))?
+            .transpose()
     }
 
     /// Anchors (in `family`, keyed group ‖ anchor) in ascending order.
@@ -209,11 +219,11 @@ impl SnapshotStore {
         chunk: u64,
         f: impl FnOnce(&[u8]) -> R,
     ) -> Result<Option<R>, Error> {
-        let cf = ColumnFamily::Snapshots;
-        let key = chunk_key(&self.group, anchor, chunk);
-        self.store
-            .with_raw(cf, &key, |raw| record::decode(cf.name(), &key, raw).map(f))?
-            .transpose()
+        self.with_record(
+            ColumnFamily::Snapshots,
+            &chunk_key(&self.group, anchor, chunk),
+            f,
+        )
     }
 
     /// Numbers of the chunks stored for `anchor`, ascending. Reads keys only; a chunk

@@ -22,7 +22,7 @@ pub enum Payload {
     /// (and serve reads) without waiting for a client command.
     Noop,
     /// A client command, encoded by the typed layer above.
-    Command(#[serde(with = "crate::primitives::bytes::vec")] Vec<u8>),
+    Command(#[serde(with = "serde_bytes")] Vec<u8>),
     /// The full voter and learner set from this index on (dissertation §4.1: a server uses
     /// the latest configuration in its log, committed or not).
     Config(Membership),
@@ -267,7 +267,7 @@ pub enum Message {
     /// Client commands and queries forwarded to the leader.
     Forward(Forward),
     /// Opaque state-sync traffic, routed to the `StateSync` provider or session.
-    StateSync(#[serde(with = "crate::primitives::bytes::vec")] Vec<u8>),
+    StateSync(#[serde(with = "serde_bytes")] Vec<u8>),
 }
 
 impl Message {
