@@ -8,7 +8,7 @@
 //! Every wait is bounded; no assertion depends on timing.
 
 mod common;
-use common::bounded;
+use common::{bind_loopback, bounded, loopback_consensus};
 
 use std::future::Future;
 use std::path::{Path, PathBuf};
@@ -21,8 +21,8 @@ use tessera::collections::{
     SetReader, SetWriter, VecReader, VecWriter, Version, When, READER, WRITER,
 };
 use tessera::groups::snapshot::{SnapshotConfig, SnapshotStats};
-use tessera::groups::{ConsensusConfig, Index};
-use tessera::network::{Network, NetworkId, PeerAddr};
+use tessera::groups::Index;
+use tessera::network::{Network, PeerAddr};
 
 /// A write, bounded and expected to succeed.
 async fn ok<T, F: Future<Output = Result<T, Error>>>(what: &str, fut: F) -> T {
@@ -32,22 +32,8 @@ async fn ok<T, F: Future<Output = Result<T, Error>>>(what: &str, fut: F) -> T {
     }
 }
 
-fn consensus() -> ConsensusConfig {
-    ConsensusConfig::builder()
-        .with_heartbeat_interval(Duration::from_millis(50))
-        .with_heartbeat_jitter(Duration::from_millis(10))
-        .with_election_timeout(Duration::from_millis(400))
-        .with_election_timeout_jitter(Duration::from_millis(200))
-        .with_bootstrap_delay(Duration::from_millis(200))
-        .with_forward_timeout(Duration::from_secs(2))
-        .with_query_timeout(Duration::from_secs(2))
-        .with_bootstrap_expect(3)
-        .build()
-        .expect("valid config")
-}
-
 fn config() -> CollectionConfig {
-    CollectionConfig::default().with_consensus(consensus())
+    CollectionConfig::default().with_consensus(loopback_consensus(Duration::from_secs(2)))
 }
 
 /// Small snapshot intervals, so a few hundred writes cut snapshots and prune the log.
@@ -67,14 +53,7 @@ struct Node {
 }
 
 async fn node(dir: &Path, port: u16, peers: &[PeerAddr]) -> Node {
-    let network = Network::builder(NetworkId::named("tessera-collections-test"))
-        .data_dir(dir)
-        .bind_addr(([127, 0, 0, 1], port).into())
-        .bootstrap(peers.iter().copied())
-        .reconnect_backoff(Duration::from_millis(50), Duration::from_millis(500))
-        .bind()
-        .await
-        .expect("bind");
+    let network = bind_loopback("tessera-collections-test", dir, port, peers).await;
     let addr = network.local_addr();
     Node {
         dir: dir.to_path_buf(),

@@ -1,7 +1,7 @@
 //! `Cell`: one replicated value (the distributed `tokio::sync::watch`).
 
 use super::handle::Handle;
-use super::machine::{bounds, Applied, Kind};
+use super::machine::{single, Applied, Kind};
 use super::primitives::same_encoding;
 use super::{CollectionConfig, Error, Exchange, StoreId, Value, Version, When, READER, WRITER};
 use serde::{Deserialize, Serialize};
@@ -53,14 +53,7 @@ impl<T: Value, const IS_WRITER: bool> Cell<T, IS_WRITER> {
 }
 
 impl<T: Value> CellWriter<T> {
-    opener!(
-        writer,
-        writer_with_config,
-        true,
-        "cell",
-        CellKind::new(),
-        Cell
-    );
+    opener!(writer, writer_with_config, true, "cell", CellKind::new());
 
     /// Replaces the value; resolves to the version that contains the write.
     pub fn write(&self, value: T) -> impl Future<Output = Result<Version, Error>> + Send + 'static {
@@ -82,14 +75,7 @@ impl<T: Value> CellWriter<T> {
         let done = self
             .handle
             .execute_for_reply("compare_exchange", CellOp::CompareExchange { current, new });
-        async move {
-            let (version, (exchanged, previous)) = done.await?;
-            Ok(Exchange {
-                version,
-                exchanged,
-                previous,
-            })
-        }
+        async move { done.await.map(Exchange::from_reply) }
     }
 
     /// Empties the cell.
@@ -99,14 +85,7 @@ impl<T: Value> CellWriter<T> {
 }
 
 impl<T: Value> CellReader<T> {
-    opener!(
-        reader,
-        reader_with_config,
-        false,
-        "cell",
-        CellKind::new(),
-        Cell
-    );
+    opener!(reader, reader_with_config, false, "cell", CellKind::new());
 }
 
 /// The cell's operations.
@@ -160,19 +139,15 @@ impl<T: Value> Kind for CellKind<T> {
     }
 
     fn len(state: &Option<T>) -> u64 {
-        u64::from(state.is_some())
+        single::len(state)
     }
 
     fn items(state: &Option<T>, range: Range<u64>) -> Option<impl Iterator<Item = T>> {
-        let (skip, take) = bounds(&range, Self::len(state))?;
-        Some(state.clone().into_iter().skip(skip).take(take))
+        single::items(state, range)
     }
 
     fn append(state: &mut Option<T>, items: impl IntoIterator<Item = T>) {
-        // A cell holds one value: the last item wins.
-        for item in items {
-            *state = Some(item);
-        }
+        single::append(state, items)
     }
 }
 

@@ -3,7 +3,7 @@
 
 use super::config::SharedValidator;
 use super::machine::{Command, Kind, Machine};
-use super::replies::Replies;
+use super::replies::{Replies, Ticket};
 use super::{CollectionConfig, Error, StoreId, Version, When};
 use crate::groups::snapshot::SnapshotStats;
 use crate::groups::{Group, GroupBuilder, GroupKey, GroupStatus};
@@ -71,7 +71,7 @@ impl<K: Kind> Handle<K> {
         let machine = Machine::new(kind, writer, config.sync, replies.clone());
         let state = machine.subscribe();
         let changes = machine.subscribe_changes();
-        let stats = crate::groups::machine::StateMachine::state_sync(&machine).stats();
+        let stats = machine.snapshot_stats();
         let mut builder = GroupBuilder::new(network)
             .with_key(key)
             .with_consensus_config(config.consensus)
@@ -142,18 +142,7 @@ impl<K: Kind> Handle<K> {
         name: &'static str,
         op: K::Op,
     ) -> impl Future<Output = Result<Version, Error>> + Send + 'static {
-        let group = self.group.clone();
-        async move {
-            group
-                .execute(Command::Op { op, ticket: None })
-                .await
-                .map(Version)
-                .map_err(|source| Error::Group {
-                    kind: K::NAME,
-                    op: name,
-                    source,
-                })
-        }
+        self.replicate(name, op, None)
     }
 
     /// Replicates `op` and returns its outcome as applied on this node.
@@ -162,21 +151,10 @@ impl<K: Kind> Handle<K> {
         name: &'static str,
         op: K::Op,
     ) -> impl Future<Output = Result<(Version, K::Reply), Error>> + Send + 'static {
-        let group = self.group.clone();
         let (ticket, pending) = self.replies.register();
+        let applied = self.replicate(name, op, Some(ticket));
         async move {
-            let version = group
-                .execute(Command::Op {
-                    op,
-                    ticket: Some(ticket),
-                })
-                .await
-                .map(Version)
-                .map_err(|source| Error::Group {
-                    kind: K::NAME,
-                    op: name,
-                    source,
-                })?;
+            let version = applied.await?;
             // `execute` resolves once the entry is applied here, so the machine has sent
             // the outcome, unless the node skipped past it by installing a snapshot.
             match pending.take() {
@@ -187,6 +165,28 @@ impl<K: Kind> Handle<K> {
                     version,
                 }),
             }
+        }
+    }
+
+    /// Replicates `op` (with `ticket` when its outcome is awaited); resolves to the version
+    /// that contains it once it is applied here.
+    fn replicate(
+        &self,
+        name: &'static str,
+        op: K::Op,
+        ticket: Option<Ticket>,
+    ) -> impl Future<Output = Result<Version, Error>> + Send + 'static {
+        let group = self.group.clone();
+        async move {
+            group
+                .execute(Command::Op { op, ticket })
+                .await
+                .map(Version)
+                .map_err(|source| Error::Group {
+                    kind: K::NAME,
+                    op: name,
+                    source,
+                })
         }
     }
 }

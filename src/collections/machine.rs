@@ -11,12 +11,13 @@
 use super::replies::{Replies, Ticket};
 use crate::groups::machine::{ApplyContext, LeadershipPreference, StateMachine};
 use crate::groups::snapshot::{
-    Snapshot, SnapshotConfig, SnapshotRequest, SnapshotStateMachine, SnapshotSync,
+    Snapshot, SnapshotConfig, SnapshotRequest, SnapshotStateMachine, SnapshotStats, SnapshotSync,
 };
 use crate::primitives::Digest;
 use crate::UniqueId;
 use serde::{de::DeserializeOwned, Deserialize, Serialize};
 use std::ops::Range;
+use std::sync::Arc;
 use tokio::sync::watch;
 
 /// One kind of collection: its state, operations and snapshot items.
@@ -150,6 +151,11 @@ impl<K: Kind> Machine<K> {
         self.changes.subscribe()
     }
 
+    /// This node's snapshot counters for the collection.
+    pub(crate) fn snapshot_stats(&self) -> Arc<SnapshotStats> {
+        self.sync.stats()
+    }
+
     /// The live state (tests).
     #[cfg(test)]
     pub(crate) fn state(&self) -> &K::State {
@@ -254,6 +260,32 @@ pub(crate) fn bounds(range: &Range<u64>, len: u64) -> Option<(usize, usize)> {
         return None;
     }
     Some((range.start as usize, (range.end - range.start) as usize))
+}
+
+/// [`Kind::len`], [`Kind::items`] and [`Kind::append`] of a kind whose state holds at most
+/// one value (cell, once-cell): that value is its only snapshot item.
+pub(crate) mod single {
+    use super::bounds;
+    use std::ops::Range;
+
+    pub(crate) fn len<T>(state: &Option<T>) -> u64 {
+        u64::from(state.is_some())
+    }
+
+    pub(crate) fn items<T: Clone>(
+        state: &Option<T>,
+        range: Range<u64>,
+    ) -> Option<impl Iterator<Item = T>> {
+        let (skip, take) = bounds(&range, len(state))?;
+        Some(state.clone().into_iter().skip(skip).take(take))
+    }
+
+    /// The state holds one value: the last item wins.
+    pub(crate) fn append<T>(state: &mut Option<T>, items: impl IntoIterator<Item = T>) {
+        if let Some(last) = items.into_iter().last() {
+            *state = Some(last);
+        }
+    }
 }
 
 #[cfg(test)]

@@ -60,7 +60,7 @@ impl<K: Key, V: Value, const IS_WRITER: bool> Map<K, V, IS_WRITER> {
 }
 
 impl<K: Key, V: Value> MapWriter<K, V> {
-    opener!(writer, writer_with_config, true, "map", MapKind::new(), Map);
+    opener!(writer, writer_with_config, true, "map", MapKind::new());
 
     /// Sets `key` to `value`.
     pub fn insert(
@@ -88,14 +88,7 @@ impl<K: Key, V: Value> MapWriter<K, V> {
             "compare_exchange",
             MapOp::CompareExchange { key, current, new },
         );
-        async move {
-            let (version, (exchanged, previous)) = done.await?;
-            Ok(Exchange {
-                version,
-                exchanged,
-                previous,
-            })
-        }
+        async move { done.await.map(Exchange::from_reply) }
     }
 
     /// Inserts every entry, as one command (applied atomically).
@@ -114,14 +107,7 @@ impl<K: Key, V: Value> MapWriter<K, V> {
 }
 
 impl<K: Key, V: Value> MapReader<K, V> {
-    opener!(
-        reader,
-        reader_with_config,
-        false,
-        "map",
-        MapKind::new(),
-        Map
-    );
+    opener!(reader, reader_with_config, false, "map", MapKind::new());
 }
 
 /// The map's operations.
@@ -186,11 +172,7 @@ impl<K: Key, V: Value> Kind for MapKind<K, V> {
                 }
                 Applied::changed(changed)
             }
-            MapOp::Clear => {
-                let changed = !map.is_empty();
-                map.clear();
-                Applied::changed(changed)
-            }
+            MapOp::Clear => Applied::changed(!std::mem::take(map).is_empty()),
         }
     }
 

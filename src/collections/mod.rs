@@ -72,7 +72,7 @@ macro_rules! handle_accessors {
 /// `$writer` = true, or `reader`/`reader_with_config`), written once: they open the
 /// collection's group through [`handle::Handle::open`] with the kind `$kind`.
 macro_rules! opener {
-    ($plain:ident, $with_config:ident, $writer:literal, $noun:literal, $kind:expr, $ty:ident) => {
+    ($plain:ident, $with_config:ident, $writer:literal, $noun:literal, $kind:expr) => {
         #[doc = concat!("Opens the ", $noun, " `store_id` as a ", stringify!($plain), " with the default settings.")]
         pub fn $plain(
             network: &crate::network::Network,
@@ -88,7 +88,7 @@ macro_rules! opener {
             config: impl Into<CollectionConfig>,
         ) -> Result<Self, Error> {
             let handle = Handle::open(network, store_id.into(), config.into(), $kind, $writer)?;
-            Ok($ty { handle })
+            Ok(Self { handle })
         }
     };
 }

@@ -1,9 +1,8 @@
 //! `Once`: a replicated write-once value.
 
 use super::handle::Handle;
-use super::machine::{bounds, Applied, Kind};
+use super::machine::{single, Applied, Kind};
 use super::{CollectionConfig, Error, StoreId, Value, Version, When, READER, WRITER};
-use crate::groups::GroupError;
 use serde::{Deserialize, Serialize};
 use std::any::type_name;
 use std::future::Future;
@@ -43,23 +42,14 @@ impl<T: Value, const IS_WRITER: bool> Once<T, IS_WRITER> {
     /// Resolves to the value as soon as this node holds it (at once if it does).
     pub async fn await_value(&self) -> Result<T, Error> {
         let mut state = self.handle.subscribe();
-        let value = state
-            .wait_for(|v| v.is_some())
-            .await
-            .map_err(|_| Error::Group {
-                kind: OnceKind::<T>::NAME,
-                op: "await value",
-                source: GroupError::Stopped {
-                    reason: "the collection's group ended".into(),
-                },
-            })?;
-        value.clone().ok_or_else(|| Error::Group {
-            kind: OnceKind::<T>::NAME,
-            op: "await value",
-            source: GroupError::Stopped {
-                reason: "the value vanished".into(),
-            },
-        })
+        loop {
+            if let Some(value) = state.borrow_and_update().as_ref() {
+                return Ok(value.clone());
+            }
+            if state.changed().await.is_err() {
+                return Err(self.when().ended("await value"));
+            }
+        }
     }
 
     handle_accessors!("once-cell");
@@ -71,8 +61,7 @@ impl<T: Value> OnceWriter<T> {
         writer_with_config,
         true,
         "once-cell",
-        OnceKind::new(),
-        Once
+        OnceKind::new()
     );
 
     /// Writes `value` if no value was written before it; resolves to the version of this
@@ -93,8 +82,7 @@ impl<T: Value> OnceReader<T> {
         reader_with_config,
         false,
         "once-cell",
-        OnceKind::new(),
-        Once
+        OnceKind::new()
     );
 }
 
@@ -135,18 +123,15 @@ impl<T: Value> Kind for OnceKind<T> {
     }
 
     fn len(state: &Option<T>) -> u64 {
-        u64::from(state.is_some())
+        single::len(state)
     }
 
     fn items(state: &Option<T>, range: Range<u64>) -> Option<impl Iterator<Item = T>> {
-        let (skip, take) = bounds(&range, Self::len(state))?;
-        Some(state.clone().into_iter().skip(skip).take(take))
+        single::items(state, range)
     }
 
     fn append(state: &mut Option<T>, items: impl IntoIterator<Item = T>) {
-        for item in items {
-            *state = Some(item);
-        }
+        single::append(state, items)
     }
 }
 

@@ -14,6 +14,20 @@ pub struct Exchange<T> {
     pub previous: Option<T>,
 }
 
+impl<T> Exchange<T> {
+    /// A compare-exchange applied at `version`, from the machine's reply
+    /// `(exchanged, previous)`.
+    pub(crate) fn from_reply(
+        (version, (exchanged, previous)): (Version, (bool, Option<T>)),
+    ) -> Self {
+        Exchange {
+            version,
+            exchanged,
+            previous,
+        }
+    }
+}
+
 /// What a `pop` or `remove` took.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Taken<T> {

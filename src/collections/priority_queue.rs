@@ -318,20 +318,11 @@ pub(crate) enum QueueReply<P, T> {
 }
 
 /// The queue's state: elements by rank and by id, and the next id to assign.
+#[derive(Clone)]
 pub(crate) struct QueueState<P: Ord + Clone, T: Clone> {
     by_rank: im::OrdMap<(P, u64), T>,
     by_id: im::OrdMap<u64, P>,
     next_id: u64,
-}
-
-impl<P: Ord + Clone, T: Clone> Clone for QueueState<P, T> {
-    fn clone(&self) -> Self {
-        QueueState {
-            by_rank: self.by_rank.clone(),
-            by_id: self.by_id.clone(),
-            next_id: self.next_id,
-        }
-    }
 }
 
 impl<P: Ord + Clone, T: Clone> Default for QueueState<P, T> {
@@ -355,6 +346,16 @@ impl<P: Ord + Clone, T: Clone> QueueState<P, T> {
         })
     }
 
+    fn pop_min(&mut self) -> Option<Element<P, T>> {
+        let key = self.by_rank.get_min()?.0.clone();
+        self.remove_key(&key)
+    }
+
+    fn pop_max(&mut self) -> Option<Element<P, T>> {
+        let key = self.by_rank.get_max()?.0.clone();
+        self.remove_key(&key)
+    }
+
     fn remove_id(&mut self, id: u64) -> Option<Element<P, T>> {
         let priority = self.by_id.get(&id)?.clone();
         self.remove_key(&(priority, id))
@@ -364,6 +365,11 @@ impl<P: Ord + Clone, T: Clone> QueueState<P, T> {
         self.by_id.insert(id, priority.clone());
         self.by_rank.insert((priority, id), value);
     }
+}
+
+/// A pop or remove that took `taken` (changed the state if it took something).
+fn taken<P, T>(taken: Option<Element<P, T>>) -> Applied<QueueReply<P, T>> {
+    Applied::reply(taken.is_some(), QueueReply::Taken(taken))
 }
 
 /// One snapshot item: the id counter first, then the elements in order.
@@ -402,28 +408,16 @@ impl<P: Key, T: Value> Kind for QueueKind<P, T> {
                 q.next_id += 1;
                 q.insert(id, priority, value);
                 let evicted = if q.by_rank.len() as u64 > self.capacity {
-                    let min = q.by_rank.get_min().map(|(k, _)| k.clone());
-                    min.and_then(|k| q.remove_key(&k))
+                    q.pop_min()
                 } else {
                     None
                 };
                 // The id counter moved even when the new element was dropped at once.
                 Applied::reply(true, QueueReply::Pushed { id, evicted })
             }
-            QueueOp::PopMin => {
-                let min = q.by_rank.get_min().map(|(k, _)| k.clone());
-                let taken = min.and_then(|k| q.remove_key(&k));
-                Applied::reply(taken.is_some(), QueueReply::Taken(taken))
-            }
-            QueueOp::PopMax => {
-                let max = q.by_rank.get_max().map(|(k, _)| k.clone());
-                let taken = max.and_then(|k| q.remove_key(&k));
-                Applied::reply(taken.is_some(), QueueReply::Taken(taken))
-            }
-            QueueOp::Remove(id) => {
-                let taken = q.remove_id(id);
-                Applied::reply(taken.is_some(), QueueReply::Taken(taken))
-            }
+            QueueOp::PopMin => taken(q.pop_min()),
+            QueueOp::PopMax => taken(q.pop_max()),
+            QueueOp::Remove(id) => taken(q.remove_id(id)),
             QueueOp::Update(id, priority) => match q.by_id.get(&id) {
                 Some(old) if *old != priority => {
                     let changed = q.remove_id(id).map(|e| q.insert(id, priority, e.value));

@@ -46,7 +46,7 @@ impl<T: Key, const IS_WRITER: bool> Set<T, IS_WRITER> {
 }
 
 impl<T: Key> SetWriter<T> {
-    opener!(writer, writer_with_config, true, "set", SetKind::new(), Set);
+    opener!(writer, writer_with_config, true, "set", SetKind::new());
 
     /// Adds `value` (already present: changes nothing).
     pub fn insert(
@@ -80,14 +80,7 @@ impl<T: Key> SetWriter<T> {
 }
 
 impl<T: Key> SetReader<T> {
-    opener!(
-        reader,
-        reader_with_config,
-        false,
-        "set",
-        SetKind::new(),
-        Set
-    );
+    opener!(reader, reader_with_config, false, "set", SetKind::new());
 }
 
 /// The set's operations.
@@ -131,11 +124,7 @@ impl<T: Key> Kind for SetKind<T> {
                 }
                 Applied::changed(changed)
             }
-            SetOp::Clear => {
-                let changed = !set.is_empty();
-                set.clear();
-                Applied::changed(changed)
-            }
+            SetOp::Clear => Applied::changed(!std::mem::take(set).is_empty()),
         }
     }
 

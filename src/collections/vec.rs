@@ -66,14 +66,7 @@ fn index(i: usize) -> u64 {
 }
 
 impl<T: Value> VecWriter<T> {
-    opener!(
-        writer,
-        writer_with_config,
-        true,
-        "vector",
-        VecKind::new(),
-        Vec
-    );
+    opener!(writer, writer_with_config, true, "vector", VecKind::new());
 
     /// Appends `value`.
     pub fn push(&self, value: T) -> impl Future<Output = Result<Version, Error>> + Send + 'static {
@@ -141,22 +134,12 @@ impl<T: Value> VecWriter<T> {
         op: VecOp<T>,
     ) -> impl Future<Output = Result<Taken<T>, Error>> + Send + 'static {
         let done = self.handle.execute_for_reply(name, op);
-        async move {
-            let (version, value) = done.await?;
-            Ok(Taken { version, value })
-        }
+        async move { done.await.map(|(version, value)| Taken { version, value }) }
     }
 }
 
 impl<T: Value> VecReader<T> {
-    opener!(
-        reader,
-        reader_with_config,
-        false,
-        "vector",
-        VecKind::new(),
-        Vec
-    );
+    opener!(reader, reader_with_config, false, "vector", VecKind::new());
 }
 
 /// The vector's operations. Indices are `u64` on the wire, whatever the node's `usize`.
@@ -239,11 +222,7 @@ impl<T: Value> Kind for VecKind<T> {
                 v.extend(values);
                 Applied::changed(changed)
             }
-            VecOp::Clear => {
-                let changed = !v.is_empty();
-                v.clear();
-                Applied::changed(changed)
-            }
+            VecOp::Clear => Applied::changed(!std::mem::take(v).is_empty()),
         }
     }
 

@@ -36,6 +36,16 @@ impl When {
         }
     }
 
+    /// The error of the wait `op`, which ended because the collection's group did.
+    pub(crate) fn ended(&self, op: &'static str) -> Error {
+        self.failed(
+            op,
+            groups::GroupError::Stopped {
+                reason: "the collection's group ended".into(),
+            },
+        )
+    }
+
     /// This node follows a known leader and is not catching up: writes can go through and
     /// reads are at most a heartbeat behind.
     pub async fn online(&self) -> Result<(), Error> {
@@ -61,14 +71,10 @@ impl When {
     pub async fn updated(&self) -> Result<(), Error> {
         let mut changes = self.changes.clone();
         changes.borrow_and_update();
-        changes.changed().await.map_err(|_| {
-            self.failed(
-                "await update",
-                groups::GroupError::Stopped {
-                    reason: "the collection's group ended".into(),
-                },
-            )
-        })
+        changes
+            .changed()
+            .await
+            .map_err(|_| self.ended("await update"))
     }
 
     /// This node's state reflects `version` (or a later one): a write that resolved to

@@ -3,7 +3,10 @@
 #![allow(dead_code)]
 
 use std::future::Future;
+use std::path::Path;
 use std::time::Duration;
+use tessera::groups::ConsensusConfig;
+use tessera::network::{Network, NetworkId, PeerAddr};
 
 /// Every wait in the tests is bounded: a hang fails with the step's name.
 pub async fn bounded<F: Future>(what: &str, secs: u64, fut: F) -> F::Output {
@@ -11,6 +14,35 @@ pub async fn bounded<F: Future>(what: &str, secs: u64, fut: F) -> F::Output {
         Ok(v) => v,
         Err(_) => panic!("timed out after {secs}s: {what}"),
     }
+}
+
+/// Consensus timing for three nodes on loopback (`bootstrap_expect` 3): fast heartbeats
+/// and elections; forwarded commands and queries give up after `call_timeout`.
+pub fn loopback_consensus(call_timeout: Duration) -> ConsensusConfig {
+    ConsensusConfig::builder()
+        .with_heartbeat_interval(Duration::from_millis(50))
+        .with_heartbeat_jitter(Duration::from_millis(10))
+        .with_election_timeout(Duration::from_millis(400))
+        .with_election_timeout_jitter(Duration::from_millis(200))
+        .with_bootstrap_delay(Duration::from_millis(200))
+        .with_forward_timeout(call_timeout)
+        .with_query_timeout(call_timeout)
+        .with_bootstrap_expect(3)
+        .build()
+        .expect("valid config")
+}
+
+/// Binds a node of the network `name` on loopback `port` (0: any), durable in `dir`,
+/// bootstrapping from `peers` and reconnecting quickly.
+pub async fn bind_loopback(name: &str, dir: &Path, port: u16, peers: &[PeerAddr]) -> Network {
+    Network::builder(NetworkId::named(name))
+        .data_dir(dir)
+        .bind_addr(([127, 0, 0, 1], port).into())
+        .bootstrap(peers.iter().copied())
+        .reconnect_backoff(Duration::from_millis(50), Duration::from_millis(500))
+        .bind()
+        .await
+        .expect("bind")
 }
 
 /// Deterministic filler bytes (xorshift): incompressible, so a snapshot is as large on
