@@ -360,7 +360,6 @@ impl<M: StateMachine, S: Storage<Payload>> Worker<M, S> {
             self.maintain_bonds();
             // Cheap when nothing changed (compares with what was written last).
             self.network.save_peers();
-            self.maybe_prune()?;
         }
         self.poll_sync()?;
         Ok(())
@@ -684,9 +683,12 @@ impl<M: StateMachine, S: Storage<Payload>> Worker<M, S> {
 
     fn poll_sync(&mut self) -> Result<(), WorkerError> {
         let mut context = Context::from_waker(Waker::noop());
-        self.with_sync(Side::Provider, None, |p, cx| {
+        let safe = self.with_sync(Side::Provider, None, |p, cx| {
             while p.provider.poll(&mut context, cx).is_ready() {}
+            // Asked here, in the same context: a cut or install the poll picked up moves it.
+            p.provider.safe_to_prune_prefix(cx)
         })?;
+        self.prune_to(safe)?;
         if self.session.is_none() {
             return Ok(());
         }
@@ -725,14 +727,12 @@ impl<M: StateMachine, S: Storage<Payload>> Worker<M, S> {
         self.apply(entries)
     }
 
-    /// Prunes the log up to what the sync provider allows (never above what is applied).
-    fn maybe_prune(&mut self) -> Result<(), WorkerError> {
+    /// Prunes the log up to `safe`, what the sync provider allows (never above what is
+    /// applied, and not at all while a damaged snapshot is repaired).
+    fn prune_to(&mut self, safe: Option<Index>) -> Result<(), WorkerError> {
         if self.restoring.is_some() {
             return Ok(());
         }
-        let safe = self.with_sync(Side::Provider, None, |p, cx| {
-            p.provider.safe_to_prune_prefix(cx)
-        })?;
         let Some(up_to) = safe.map(|i| i.min(self.applied)) else {
             return Ok(());
         };
@@ -832,36 +832,39 @@ impl<M: StateMachine, S: Storage<Payload>> Worker<M, S> {
         let mut commands = Vec::new();
         let mut batch_end = None;
         for entry in entries {
-            match entry.payload {
-                Payload::Command(bytes) => {
-                    self.applied_bytes += bytes.len() as u64;
-                    match codec::decode::<M::Command>(&bytes) {
-                        Ok(command) => {
-                            let barrier = self.sync.is_barrier(&command);
-                            commands.push(command);
-                            batch_end = Some(Cursor(entry.term, entry.index));
-                            if barrier {
-                                // The barrier ends its batch, so the machine holds the
-                                // state at exactly its index when the provider hears of it.
-                                let at = Cursor(entry.term, entry.index);
-                                self.apply_commands(std::mem::take(&mut commands), at);
-                                batch_end = None;
-                                self.with_sync(Side::Provider, None, |p, cx| {
-                                    p.provider.barrier_applied(at, cx)
-                                })?;
-                            }
-                        }
-                        // Every member runs the same machine (its signature is in the group
-                        // id), so every member skips the same entry: state stays identical.
-                        Err(err) => tracing::error!(
-                            index = entry.index.0,
-                            %err,
-                            "committed command does not decode; skipped"
-                        ),
-                    }
+            let at = entry.cursor();
+            let bytes = match entry.payload {
+                Payload::Command(bytes) => bytes,
+                Payload::Config(membership) => {
+                    self.applied_membership = membership;
+                    continue;
                 }
-                Payload::Config(membership) => self.applied_membership = membership,
-                _ => {}
+                _ => continue,
+            };
+            self.applied_bytes += bytes.len() as u64;
+            let command = match codec::decode::<M::Command>(&bytes) {
+                Ok(command) => command,
+                // Every member runs the same machine (its signature is in the group id), so
+                // every member skips the same entry: state stays identical.
+                Err(err) => {
+                    tracing::error!(
+                        index = at.index().0,
+                        %err,
+                        "committed command does not decode; skipped"
+                    );
+                    continue;
+                }
+            };
+            let barrier = self.sync.is_barrier(&command);
+            commands.push(command);
+            batch_end = Some(at);
+            if barrier {
+                // The barrier ends its batch, so the machine holds the state at exactly its
+                // index when the provider hears of it.
+                self.apply_commands(std::mem::take(&mut commands), at);
+                self.with_sync(Side::Provider, None, |p, cx| {
+                    p.provider.barrier_applied(at, cx)
+                })?;
             }
         }
         if let Some(end) = batch_end {

@@ -332,10 +332,13 @@ pub fn reopen_damaged(
     let key = manifest.key();
     store.begin_transfer(key, &manifest.encode())?;
     let mut damaged = Vec::new();
-    let mut buf = Vec::new();
     for chunk in 0..manifest.chunk_count() {
-        let intact = store.read_chunk(key, chunk, &mut buf).unwrap_or(false)
-            && manifest.verify_chunk(chunk, &buf).is_ok();
+        // Checked where it lies: an absent, unreadable or bad chunk counts as damaged.
+        let intact = store
+            .with_chunk(key, chunk, &mut |bytes| {
+                manifest.verify_chunk(chunk, bytes).map(drop)
+            })
+            .unwrap_or(false);
         if intact {
             store.mark_received(key, chunk)?;
         } else {
@@ -378,22 +381,32 @@ mod tests {
         Membership::with_voters([PeerId([1; 32]), PeerId([2; 32])])
     }
 
+    /// Cuts `state` into `store` at `anchor` with the test group, membership and config;
+    /// `cancelled` sets the cancel flag first.
+    fn cut_into(
+        store: &SnapshotStore,
+        anchor: Cursor,
+        state: &KvSnapshot,
+        cancelled: bool,
+    ) -> Result<Manifest, ImageError> {
+        let cancel = AtomicBool::new(cancelled);
+        cut(
+            store.clone(),
+            group(),
+            anchor,
+            membership(),
+            state,
+            config(),
+            &cancel,
+        )
+    }
+
     #[test]
     fn a_cut_snapshot_loads_back_with_its_header() {
         let store = SnapshotStore::memory();
         let anchor = Cursor(Term(3), Index(500));
         let original = state(300, 100);
-        let stop = AtomicBool::new(false);
-        let manifest = cut(
-            store.clone(),
-            group(),
-            anchor,
-            membership(),
-            &original,
-            config(),
-            &stop,
-        )
-        .expect("cut");
+        let manifest = cut_into(&store, anchor, &original, false).expect("cut");
         assert!(
             manifest.chunk_count() > 5,
             "several chunks: {}",
@@ -410,44 +423,16 @@ mod tests {
     fn the_same_state_cuts_byte_identical_chunks() {
         let (a, b) = (SnapshotStore::memory(), SnapshotStore::memory());
         let anchor = Cursor(Term(1), Index(9));
-        let stop = AtomicBool::new(false);
-        let ma = cut(
-            a,
-            group(),
-            anchor,
-            membership(),
-            &state(200, 64),
-            config(),
-            &stop,
-        )
-        .unwrap();
-        let mb = cut(
-            b,
-            group(),
-            anchor,
-            membership(),
-            &state(200, 64),
-            config(),
-            &stop,
-        )
-        .unwrap();
+        let ma = cut_into(&a, anchor, &state(200, 64), false).unwrap();
+        let mb = cut_into(&b, anchor, &state(200, 64), false).unwrap();
         assert_eq!(ma.fingerprint(), mb.fingerprint());
     }
 
     #[test]
     fn a_cancelled_cut_leaves_nothing() {
         let store = SnapshotStore::memory();
-        let stop = AtomicBool::new(true);
-        let err = cut(
-            store.clone(),
-            group(),
-            Cursor(Term(1), Index(7)),
-            membership(),
-            &state(50, 8),
-            config(),
-            &stop,
-        )
-        .expect_err("cancelled");
+        let err = cut_into(&store, Cursor(Term(1), Index(7)), &state(50, 8), true)
+            .expect_err("cancelled");
         assert!(matches!(err, ImageError::Cancelled { anchor: 7 }));
         assert!(store.anchors(group()).unwrap().is_empty());
     }
@@ -455,17 +440,8 @@ mod tests {
     #[test]
     fn a_damaged_chunk_is_reported_and_reopened_as_a_transfer_of_the_rest() {
         let mut store = SnapshotStore::memory();
-        let stop = AtomicBool::new(false);
-        let manifest = cut(
-            store.clone(),
-            group(),
-            Cursor(Term(2), Index(40)),
-            membership(),
-            &state(300, 100),
-            config(),
-            &stop,
-        )
-        .unwrap();
+        let manifest =
+            cut_into(&store, Cursor(Term(2), Index(40)), &state(300, 100), false).unwrap();
         let key = snapshot_key(group(), 40);
         store.corrupt_chunk(key, 2, b"garbage").unwrap();
         let failure = load::<KvSnapshot>(&store, group(), key)

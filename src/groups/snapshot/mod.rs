@@ -34,3 +34,9 @@ pub use session::SnapshotSession;
 pub use stats::{HeldSnapshot, SnapshotStats, TransferStatus};
 pub use store::{key_group, SnapshotStore};
 pub use sync::{Restored, SnapshotSync};
+
+/// Locks `m`, taking a poisoned lock as is: every critical section here is one assignment,
+/// insert or remove, so a panic while holding the lock cannot leave a value half-written.
+fn lock<T>(m: &std::sync::Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(|e| e.into_inner())
+}

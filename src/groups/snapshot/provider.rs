@@ -148,6 +148,14 @@ impl<M: SnapshotStateMachine> SnapshotProvider<M> {
         );
     }
 
+    /// Serves a new complete snapshot (cut here or installed by a session), keeping only
+    /// the newest `retain`.
+    fn hold(&mut self, manifest: Manifest) {
+        self.remember(manifest);
+        self.apply_retention();
+        self.publish_held();
+    }
+
     /// Deletes all but the newest `retain` snapshots.
     fn apply_retention(&mut self) {
         let retain = self.sync.config.retain.max(1);
@@ -234,12 +242,8 @@ impl<M: SnapshotStateMachine> SnapshotProvider<M> {
                     "snapshot cut"
                 );
                 SnapshotStats::add(&self.stats().snapshots_cut, 1);
-                self.stats()
-                    .last_cut_ms
-                    .store(ms, std::sync::atomic::Ordering::Relaxed);
-                self.remember(manifest);
-                self.apply_retention();
-                self.publish_held();
+                self.stats().last_cut_ms.store(ms, Ordering::Relaxed);
+                self.hold(manifest);
             }
             Err(err) => {
                 tracing::warn!(group = %Short(&self.group), %anchor, %err, "snapshot cut failed");
@@ -258,35 +262,35 @@ impl<M: SnapshotStateMachine> SnapshotProvider<M> {
         let end = chunks
             .end
             .min(chunks.start.saturating_add(MAX_CHUNKS_PER_FETCH));
+        let stored = self.held.get(&anchor);
         let mut buf = Vec::new();
         for chunk in chunks.start..end {
-            let found = self.held.get(&anchor).and_then(|stored| {
+            let found = stored.is_some_and(|stored| {
                 match self.store.read_chunk(stored.manifest.key(), chunk, &mut buf) {
                     Ok(true) => match stored.manifest.verify_chunk(chunk, &buf) {
-                        Ok(_) => Some(()),
+                        Ok(_) => true,
                         Err(err) => {
                             tracing::warn!(group = %Short(&self.group), anchor, chunk, %err, "a stored chunk is damaged; not served");
-                            None
+                            false
                         }
                     },
-                    Ok(false) => None,
+                    Ok(false) => false,
                     Err(err) => {
                         tracing::warn!(group = %Short(&self.group), anchor, chunk, %err, "cannot read a chunk");
-                        None
+                        false
                     }
                 }
             });
-            let message = match found {
-                Some(()) => {
-                    SnapshotStats::add(&self.stats().chunks_served, 1);
-                    SnapshotStats::add(&self.stats().bytes_served, buf.len() as u64);
-                    SnapshotMessage::Chunk {
-                        anchor,
-                        chunk,
-                        bytes: Bytes(std::mem::take(&mut buf)),
-                    }
+            let message = if found {
+                SnapshotStats::add(&self.stats().chunks_served, 1);
+                SnapshotStats::add(&self.stats().bytes_served, buf.len() as u64);
+                SnapshotMessage::Chunk {
+                    anchor,
+                    chunk,
+                    bytes: Bytes(std::mem::take(&mut buf)),
                 }
-                None => SnapshotMessage::Missing { anchor, chunk },
+            } else {
+                SnapshotMessage::Missing { anchor, chunk }
             };
             if let Err(err) = cx.send_to(to, message) {
                 tracing::warn!(%err, "cannot encode a chunk answer");
@@ -307,9 +311,7 @@ impl<M: SnapshotStateMachine> StateSyncProvider for SnapshotProvider<M> {
         if let Some(manifest) = self.sync.take_installed() {
             // A session installed this snapshot: serve it, and count from its marker.
             self.last_marker = self.last_marker.max(Index(manifest.anchor().index));
-            self.remember(manifest);
-            self.apply_retention();
-            self.publish_held();
+            self.hold(manifest);
         }
         Poll::Pending
     }

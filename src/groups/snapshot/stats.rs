@@ -2,6 +2,7 @@
 //! `Arc`) between the provider, the session, and whoever reports on them (`/v1/status`,
 //! `tessera inspect`, tests).
 
+use super::lock;
 use crate::groups::Cursor;
 use crate::PeerId;
 use std::collections::BTreeMap;
@@ -78,11 +79,6 @@ pub struct SnapshotStats {
     fetched_from: Mutex<BTreeMap<PeerId, u64>>,
     held: Mutex<Vec<HeldSnapshot>>,
     transfer: Mutex<Option<TransferStatus>>,
-}
-
-fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
-    // Every critical section is one assignment: a poisoned lock still holds a whole value.
-    m.lock().unwrap_or_else(|e| e.into_inner())
 }
 
 impl SnapshotStats {

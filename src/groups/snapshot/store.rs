@@ -3,9 +3,9 @@
 //! cheap and clones share the same storage, so background threads (cutting, verifying,
 //! decoding) take a clone.
 
-use super::RocksChunkStore;
+use super::{lock, RocksChunkStore};
 use crate::GroupId;
-use std::sync::{Arc, Mutex, MutexGuard};
+use std::sync::{Arc, Mutex};
 use tessera_snapshots::{ChunkStore, MemChunkStore, Result, SnapshotError, SnapshotKey, StoreOp};
 
 /// Where one node keeps its snapshots.
@@ -34,12 +34,6 @@ impl SnapshotStore {
         matches!(self, SnapshotStore::Rocks(_))
     }
 
-    fn mem(m: &Mutex<MemChunkStore>) -> MutexGuard<'_, MemChunkStore> {
-        // A panic while holding the lock cannot leave the map half-written (every method
-        // is one insert or remove), so a poisoned lock is still consistent.
-        m.lock().unwrap_or_else(|e| e.into_inner())
-    }
-
     /// Anchor indices of the complete snapshots of `group`, ascending.
     pub fn anchors(&self, group: GroupId) -> Result<Vec<u64>> {
         match self {
@@ -48,7 +42,7 @@ impl SnapshotStore {
                 .snapshot_store(*group.as_bytes())
                 .anchors()
                 .map_err(|e| list_error(group, e)),
-            SnapshotStore::Memory(m) => Ok(Self::mem(m).anchors(key_group(group))),
+            SnapshotStore::Memory(m) => Ok(lock(m).anchors(key_group(group))),
         }
     }
 
@@ -60,7 +54,7 @@ impl SnapshotStore {
                 .snapshot_store(*group.as_bytes())
                 .transfers()
                 .map_err(|e| list_error(group, e)),
-            SnapshotStore::Memory(m) => Ok(Self::mem(m).transfer_anchors(key_group(group))),
+            SnapshotStore::Memory(m) => Ok(lock(m).transfer_anchors(key_group(group))),
         }
     }
 
@@ -74,7 +68,7 @@ impl SnapshotStore {
                 .delete_manifest(key.index)
                 .map_err(|e| SnapshotError::store(StoreOp::DeleteSnapshot, key, None, e)),
             SnapshotStore::Memory(m) => {
-                Self::mem(m).remove_manifest(key);
+                lock(m).remove_manifest(key);
                 Ok(())
             }
         }
@@ -85,7 +79,7 @@ impl SnapshotStore {
         match self {
             SnapshotStore::Rocks(r) => r.put_chunk(key, chunk, bytes),
             SnapshotStore::Memory(m) => {
-                Self::mem(m).corrupt_chunk(key, chunk, bytes.to_vec());
+                lock(m).corrupt_chunk(key, chunk, bytes.to_vec());
                 Ok(())
             }
         }
@@ -106,13 +100,14 @@ fn list_error(group: GroupId, e: tessera_storage::Error) -> SnapshotError {
     )
 }
 
+/// Runs `$e` with `$s` bound to the store inside `$self`, for `&self` and `&mut self` alike
+/// (the memory store is locked for the call).
 macro_rules! each {
     ($self:ident, $s:ident => $e:expr) => {
         match $self {
             SnapshotStore::Rocks($s) => $e,
             SnapshotStore::Memory(m) => {
-                let mut guard = SnapshotStore::mem(m);
-                let $s = &mut *guard;
+                let $s = &mut *lock(m);
                 $e
             }
         }
@@ -124,10 +119,7 @@ impl ChunkStore for SnapshotStore {
         each!(self, s => s.put_manifest(key, record))
     }
     fn manifest(&self, key: SnapshotKey) -> Result<Option<Vec<u8>>> {
-        match self {
-            SnapshotStore::Rocks(s) => s.manifest(key),
-            SnapshotStore::Memory(m) => Self::mem(m).manifest(key),
-        }
+        each!(self, s => s.manifest(key))
     }
     fn put_chunk(&mut self, key: SnapshotKey, chunk: u32, bytes: &[u8]) -> Result<()> {
         each!(self, s => s.put_chunk(key, chunk, bytes))
@@ -138,19 +130,13 @@ impl ChunkStore for SnapshotStore {
         chunk: u32,
         take: &mut dyn FnMut(&[u8]) -> Result<()>,
     ) -> Result<bool> {
-        match self {
-            SnapshotStore::Rocks(s) => s.with_chunk(key, chunk, take),
-            SnapshotStore::Memory(m) => Self::mem(m).with_chunk(key, chunk, take),
-        }
+        each!(self, s => s.with_chunk(key, chunk, take))
     }
     fn begin_transfer(&mut self, key: SnapshotKey, manifest_record: &[u8]) -> Result<()> {
         each!(self, s => s.begin_transfer(key, manifest_record))
     }
     fn transfer(&self, key: SnapshotKey) -> Result<Option<Vec<u8>>> {
-        match self {
-            SnapshotStore::Rocks(s) => s.transfer(key),
-            SnapshotStore::Memory(m) => Self::mem(m).transfer(key),
-        }
+        each!(self, s => s.transfer(key))
     }
     fn put_received_chunk(&mut self, key: SnapshotKey, chunk: u32, bytes: &[u8]) -> Result<()> {
         each!(self, s => s.put_received_chunk(key, chunk, bytes))
@@ -159,10 +145,7 @@ impl ChunkStore for SnapshotStore {
         each!(self, s => s.mark_received(key, chunk))
     }
     fn received_chunks(&self, key: SnapshotKey) -> Result<Vec<u32>> {
-        match self {
-            SnapshotStore::Rocks(s) => s.received_chunks(key),
-            SnapshotStore::Memory(m) => Self::mem(m).received_chunks(key),
-        }
+        each!(self, s => s.received_chunks(key))
     }
     fn complete_transfer(&mut self, key: SnapshotKey, manifest_record: &[u8]) -> Result<()> {
         each!(self, s => s.complete_transfer(key, manifest_record))

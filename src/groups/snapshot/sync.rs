@@ -8,6 +8,7 @@
 
 use super::config::SnapshotConfig;
 use super::image::{self, snapshot_key};
+use super::lock;
 use super::machine::{SnapshotRequest, SnapshotStateMachine};
 use super::message::SnapshotMessage;
 use super::provider::SnapshotProvider;
@@ -18,7 +19,6 @@ use crate::groups::machine::{Command, StateSync, SyncContext, SyncSessionContext
 use crate::groups::raft::{Entry, Membership};
 use crate::groups::{Cursor, Index, Term};
 use crate::{GroupId, UniqueId};
-use std::sync::atomic::Ordering;
 use std::sync::{Arc, Mutex};
 use tessera_snapshots::ChunkStore;
 
@@ -107,10 +107,6 @@ impl<M: SnapshotStateMachine> SnapshotSync<M> {
     }
 }
 
-fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
-    m.lock().unwrap_or_else(|e| e.into_inner())
-}
-
 impl<M: SnapshotStateMachine> SnapshotSync<M> {
     pub(crate) fn take_repair(&self) -> Option<Cursor> {
         lock(&self.shared.repair).take()
@@ -167,9 +163,26 @@ impl<M: SnapshotStateMachine> StateSync for SnapshotSync<M> {
         let Some(&newest) = anchors.last() else {
             return Restored::Nothing;
         };
-        let key = snapshot_key(group, newest);
         let started = std::time::Instant::now();
-        match image::load::<M::Snapshot>(snapshots, group, key) {
+        // Read once: a damaged snapshot is reopened from this manifest below.
+        let manifest = match snapshots.load_manifest(snapshot_key(group, newest)) {
+            Ok(Some(m)) => m,
+            Ok(None) => {
+                return Restored::Failed {
+                    reason: image::ImageError::Missing {
+                        group,
+                        index: newest,
+                    }
+                    .to_string(),
+                }
+            }
+            Err(e) => {
+                return Restored::Failed {
+                    reason: e.to_string(),
+                }
+            }
+        };
+        match image::read::<M::Snapshot>(snapshots, manifest.clone()) {
             Ok(loaded) => {
                 machine.install_snapshot(loaded.snapshot);
                 SnapshotStats::add(&self.shared.stats.restores, 1);
@@ -187,15 +200,6 @@ impl<M: SnapshotStateMachine> StateSync for SnapshotSync<M> {
             }
             Err(failure) if failure.error.is_damage() => {
                 let image::LoadError { header, error: err } = *failure;
-                let manifest = match snapshots.load_manifest(key) {
-                    Ok(Some(m)) => m,
-                    Ok(None) => return Restored::Nothing,
-                    Err(e) => {
-                        return Restored::Failed {
-                            reason: e.to_string(),
-                        }
-                    }
-                };
                 let anchor = Cursor(Term(manifest.anchor().term), Index(newest));
                 let mut store = snapshots.clone();
                 match image::reopen_damaged(&mut store, &manifest) {
@@ -207,10 +211,7 @@ impl<M: SnapshotStateMachine> StateSync for SnapshotSync<M> {
                             damaged = damaged.len(),
                             "the newest local snapshot is damaged; fetching the damaged chunks from peers"
                         );
-                        self.shared
-                            .stats
-                            .damaged_chunks
-                            .fetch_add(damaged.len() as u64, Ordering::Relaxed);
+                        SnapshotStats::add(&self.shared.stats.damaged_chunks, damaged.len() as u64);
                         *lock(&self.shared.repair) = Some(anchor);
                         Restored::Damaged {
                             anchor,
