@@ -4,7 +4,7 @@
 //! log replay from several peers.
 
 mod common;
-use common::bounded;
+use common::{bind_loopback, bounded, loopback_consensus};
 
 use std::path::{Path, PathBuf};
 use std::time::Duration;
@@ -16,17 +16,7 @@ use tessera::store::{kv, KvCommand, KvMachine, KvQuery, KvResult};
 use tessera::PeerId;
 
 fn config() -> ConsensusConfig {
-    ConsensusConfig::builder()
-        .with_heartbeat_interval(Duration::from_millis(50))
-        .with_heartbeat_jitter(Duration::from_millis(10))
-        .with_election_timeout(Duration::from_millis(400))
-        .with_election_timeout_jitter(Duration::from_millis(200))
-        .with_bootstrap_delay(Duration::from_millis(200))
-        .with_forward_timeout(Duration::from_secs(2))
-        .with_query_timeout(Duration::from_secs(2))
-        .with_bootstrap_expect(3)
-        .build()
-        .expect("valid config")
+    loopback_consensus(Duration::from_secs(2))
 }
 
 struct Member<M: StateMachine = KvMachine> {
@@ -72,14 +62,7 @@ async fn start<M: StateMachine>(
     peers: &[PeerAddr],
     machine: M,
 ) -> Member<M> {
-    let network = Network::builder(NetworkId::named("tessera-cluster-test"))
-        .data_dir(dir)
-        .bind_addr(([127, 0, 0, 1], port).into())
-        .bootstrap(peers.iter().copied())
-        .reconnect_backoff(Duration::from_millis(50), Duration::from_millis(500))
-        .bind()
-        .await
-        .expect("bind");
+    let network = bind_loopback("tessera-cluster-test", dir, port, peers).await;
     let group = GroupBuilder::new(&network)
         .with_key(GroupKey::from_secret("cluster test"))
         .with_state_machine(machine)

@@ -6,14 +6,14 @@
 //! - a damaged local chunk is detected at restart and fetched again from a peer.
 
 mod common;
-use common::{bounded, noise};
+use common::{bind_loopback, bounded, loopback_consensus, noise};
 
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::Duration;
 use tessera::groups::snapshot::{key_group, SnapshotConfig, SnapshotStats};
 use tessera::groups::{ConsensusConfig, Consistency, Group, GroupBuilder, GroupKey, Index};
-use tessera::network::{Network, NetworkId, PeerAddr};
+use tessera::network::{Network, PeerAddr};
 use tessera::store::{KvCommand, KvMachine, KvQuery, KvResult};
 use tessera::PeerId;
 
@@ -26,17 +26,7 @@ fn init_logs() {
 }
 
 fn consensus() -> ConsensusConfig {
-    ConsensusConfig::builder()
-        .with_heartbeat_interval(Duration::from_millis(50))
-        .with_heartbeat_jitter(Duration::from_millis(10))
-        .with_election_timeout(Duration::from_millis(400))
-        .with_election_timeout_jitter(Duration::from_millis(200))
-        .with_bootstrap_delay(Duration::from_millis(200))
-        .with_forward_timeout(Duration::from_secs(5))
-        .with_query_timeout(Duration::from_secs(5))
-        .with_bootstrap_expect(3)
-        .build()
-        .expect("valid config")
+    loopback_consensus(Duration::from_secs(5))
 }
 
 struct Member {
@@ -48,14 +38,7 @@ struct Member {
 }
 
 async fn start(dir: &Path, port: u16, peers: &[PeerAddr], sync: SnapshotConfig) -> Member {
-    let network = Network::builder(NetworkId::named("tessera-snapshot-test"))
-        .data_dir(dir)
-        .bind_addr(([127, 0, 0, 1], port).into())
-        .bootstrap(peers.iter().copied())
-        .reconnect_backoff(Duration::from_millis(50), Duration::from_millis(500))
-        .bind()
-        .await
-        .expect("bind");
+    let network = bind_loopback("tessera-snapshot-test", dir, port, peers).await;
     let machine = KvMachine::new(sync);
     let stats = machine.snapshot_stats();
     let group = GroupBuilder::new(&network)
