@@ -15,7 +15,7 @@ use crate::groups::Consistency;
 use crate::network::PeerAddr;
 use std::fs::OpenOptions;
 use std::io::{BufRead, BufReader};
-use std::net::{IpAddr, Ipv4Addr, SocketAddr, TcpListener, UdpSocket};
+use std::net::{IpAddr, Ipv4Addr, SocketAddr};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, ExitStatus, Stdio};
 use std::sync::mpsc;
@@ -74,8 +74,9 @@ pub struct LocalCluster {
 pub type HarnessError = String;
 
 impl LocalCluster {
-    /// Plans one node per address in `ips` (free UDP and TCP ports picked now), data in
-    /// `root/nN`; `args` are added to every node's command line (timings, group key).
+    /// Plans one node per address in `ips`, data in `root/nN`; `args` are added to every
+    /// node's command line (timings, group key). Each node gets one port, free for UDP
+    /// (QUIC) and TCP (HTTP) now and outside the ephemeral range ([`super::ports`]).
     pub fn new(
         exe: impl Into<PathBuf>,
         root: &Path,
@@ -85,12 +86,10 @@ impl LocalCluster {
         std::fs::create_dir_all(root).map_err(|e| format!("{}: {e}", root.display()))?;
         let mut nodes = Vec::new();
         for (i, ip) in ips.iter().enumerate() {
-            let udp =
-                UdpSocket::bind((*ip, 0)).map_err(|e| format!("free UDP port on {ip}: {e}"))?;
-            let tcp =
-                TcpListener::bind((*ip, 0)).map_err(|e| format!("free TCP port on {ip}: {e}"))?;
-            let listen = udp.local_addr().map_err(|e| e.to_string())?;
-            let http = tcp.local_addr().map_err(|e| e.to_string())?;
+            // One port serves both: QUIC over UDP and HTTP over TCP.
+            let port = super::ports::free_port(*ip)?;
+            let listen = SocketAddr::new(*ip, port);
+            let http = SocketAddr::new(*ip, port);
             nodes.push(LocalNode {
                 name: format!("n{i}"),
                 dir: root.join(format!("n{i}")),
