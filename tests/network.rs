@@ -398,9 +398,10 @@ async fn a_maintained_bond_reconnects_after_the_peer_restarts() {
             .bind_addr(addr)
             .bind()
     };
-    let b = start_b("127.0.0.1:0".parse().expect("addr"))
-        .await
-        .expect("b");
+    // A port below the ephemeral range, so no other socket takes it while b is down.
+    let localhost = std::net::Ipv4Addr::LOCALHOST;
+    let port = tessera::store::ports::free_port(localhost.into()).expect("free port");
+    let b = start_b((localhost, port).into()).await.expect("b");
     let b_addr = b.local_addr();
     let mut gb = b.join(access(b"key")).expect("join");
     let (a, mut ga) = member(b"key").await;

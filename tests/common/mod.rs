@@ -3,10 +3,12 @@
 #![allow(dead_code)]
 
 use std::future::Future;
+use std::net::{IpAddr, Ipv4Addr};
 use std::path::Path;
 use std::time::Duration;
 use tessera::groups::ConsensusConfig;
 use tessera::network::{Network, NetworkId, PeerAddr};
+pub use tessera::store::ports::free_port;
 
 /// Every wait in the tests is bounded: a hang fails with the step's name.
 pub async fn bounded<F: Future>(what: &str, secs: u64, fut: F) -> F::Output {
@@ -32,9 +34,15 @@ pub fn loopback_consensus(call_timeout: Duration) -> ConsensusConfig {
         .expect("valid config")
 }
 
-/// Binds a node of the network `name` on loopback `port` (0: any), durable in `dir`,
-/// bootstrapping from `peers` and reconnecting quickly.
+/// Binds a node of the network `name` on loopback `port`, durable in `dir`,
+/// bootstrapping from `peers` and reconnecting quickly. Port 0 means a free port below
+/// the ephemeral range ([`free_port`]), so a node restarted on the same port never finds
+/// it taken by some other socket's ephemeral port in between.
 pub async fn bind_loopback(name: &str, dir: &Path, port: u16, peers: &[PeerAddr]) -> Network {
+    let port = match port {
+        0 => free_port(IpAddr::V4(Ipv4Addr::LOCALHOST)).expect("a free loopback port"),
+        port => port,
+    };
     Network::builder(NetworkId::named(name))
         .data_dir(dir)
         .bind_addr(([127, 0, 0, 1], port).into())
