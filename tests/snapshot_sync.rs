@@ -3,7 +3,8 @@
 //!   mid-transfer and restarted, it fetches only the chunks it lacked;
 //! - sustained writes keep every log within its bound (snapshots + pruning);
 //! - a restarted node with a snapshot and a 10,000-entry tail is online without fetching;
-//! - a damaged local chunk is detected at restart and fetched again from a peer.
+//! - a damaged local chunk (one in the middle, or the first, which holds the header) is
+//!   detected at restart and fetched again from a peer.
 
 mod common;
 use common::{bind_loopback, bounded, loopback_consensus, noise};
@@ -449,6 +450,20 @@ async fn sustained_writes_keep_the_log_bounded_and_a_restart_replays_only_the_ta
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_damaged_local_chunk_is_detected_at_restart_and_fetched_from_a_peer() {
+    damaged_chunk_is_fetched_again(1).await;
+}
+
+/// Chunk 0 begins with the snapshot's header (anchor and membership), so the node learns
+/// neither from its own copy and must still repair it from a peer.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_damaged_header_chunk_is_detected_at_restart_and_fetched_from_a_peer() {
+    damaged_chunk_is_fetched_again(0).await;
+}
+
+/// Stops a follower holding a snapshot of several chunks, overwrites chunk `damaged` on
+/// its disk with bytes that are not zstd, restarts it and checks that exactly that chunk
+/// is fetched again and the repaired snapshot installed with every key.
+async fn damaged_chunk_is_fetched_again(damaged: u64) {
     init_logs();
     let root = tempfile::tempdir().unwrap();
     let sync = SnapshotConfig::default()
@@ -482,12 +497,12 @@ async fn a_damaged_local_chunk_is_detected_at_restart_and_fetched_from_a_peer() 
     let follower = members.remove(fi);
     let (dir, _, _) = stop(follower).await;
 
-    // Damage chunk 1 of the newest snapshot on disk.
+    // Damage one chunk of the newest snapshot on disk.
     {
         let store = tessera_storage::Store::open(&dir).expect("open store");
         store
             .snapshot_store(key_group(group).0)
-            .put_chunk(anchor, 1, b"this is not a zstd chunk")
+            .put_chunk(anchor, damaged, b"this is not a zstd chunk")
             .expect("damage a chunk");
     }
 
