@@ -355,12 +355,18 @@ fn spawn<M: StateMachine, S: Storage<Payload>>(
         u64::from_le_bytes(seed),
         &store,
         applied,
-        base,
+        base.clone(),
     )?;
-    let applied_membership: Membership = if applied.is_zero() {
-        Membership::default()
-    } else {
-        node.membership().clone()
+    // The membership in force at `applied`, which the next snapshot records: the
+    // snapshot header's (at its anchor, which is `applied` now). Configuration entries
+    // after the anchor are applied again, in order, by the worker. The core's
+    // `membership()` would be wrong here: it is the newest configuration in the log,
+    // possibly past `applied` and not yet committed. It is only the fallback when the
+    // header itself is damaged; the repaired snapshot's install then replaces it.
+    let applied_membership: Membership = match &base {
+        Some((_, membership)) => membership.clone(),
+        None if applied.is_zero() => Membership::default(),
+        None => node.membership().clone(),
     };
     let mut access = GroupAccess::new(group, key.link_key())
         .with_ticket(ticket)

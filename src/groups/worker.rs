@@ -764,7 +764,9 @@ impl<M: StateMachine, S: Storage<Payload>> Worker<M, S> {
         if let Some(position) = out.synced {
             let membership = out.synced_membership;
             self.node.on_state_synced(position, membership.clone())?;
-            if position.index() > self.applied {
+            // At equal index too: a repaired snapshot is installed at the index the node
+            // restarted from, and its header may be the first membership it can read.
+            if position.index() >= self.applied {
                 self.applied = position.index();
                 if let Some(m) = membership {
                     self.applied_membership = m;
