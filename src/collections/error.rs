@@ -46,6 +46,18 @@ pub enum Error {
         /// Where it was applied.
         version: Version,
     },
+    /// The collection refused the write, identically on every node, and nothing changed.
+    #[error("{kind} {op} refused at {version}: {reason}")]
+    Refused {
+        /// The collection kind.
+        kind: &'static str,
+        /// The call.
+        op: &'static str,
+        /// Where the refusal was applied.
+        version: Version,
+        /// Why.
+        reason: &'static str,
+    },
     /// No randomness was available for a request tag.
     #[error("{kind}: no randomness for request tags: {reason}")]
     Random {

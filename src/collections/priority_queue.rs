@@ -197,6 +197,12 @@ impl<P: Key, T: Value> PriorityQueueWriter<P, T> {
                     id: ElementId(id),
                     evicted,
                 }),
+                (version, QueueReply::IdsExhausted) => Err(Error::Refused {
+                    kind: "priority_queue",
+                    op: "push",
+                    version,
+                    reason: "every element id is used",
+                }),
                 (version, QueueReply::Taken(_)) => Err(mismatch("push", version)),
             }
         }
@@ -258,7 +264,9 @@ impl<P: Key, T: Value> PriorityQueueWriter<P, T> {
         async move {
             match done.await? {
                 (version, QueueReply::Taken(value)) => Ok(Taken { version, value }),
-                (version, QueueReply::Pushed { .. }) => Err(mismatch(name, version)),
+                (version, QueueReply::Pushed { .. } | QueueReply::IdsExhausted) => {
+                    Err(mismatch(name, version))
+                }
             }
         }
     }
@@ -315,6 +323,9 @@ pub(crate) enum QueueReply<P, T> {
         evicted: Option<Element<P, T>>,
     },
     Taken(Option<Element<P, T>>),
+    /// A push found every element id used (only a snapshot carrying the last id can
+    /// bring that about): refused instead of wrapping to ids already given out.
+    IdsExhausted,
 }
 
 /// The queue's state: elements by rank and by id, and the next id to assign.
@@ -405,7 +416,10 @@ impl<P: Key, T: Value> Kind for QueueKind<P, T> {
         match op {
             QueueOp::Push(priority, value) => {
                 let id = q.next_id;
-                q.next_id += 1;
+                let Some(next) = id.checked_add(1) else {
+                    return Applied::reply(false, QueueReply::IdsExhausted);
+                };
+                q.next_id = next;
                 q.insert(id, priority, value);
                 let evicted = if q.by_rank.len() as u64 > self.capacity {
                     q.pop_min()
@@ -596,6 +610,19 @@ mod tests {
         );
         let left: Vec<u32> = ranks(m.state()).into_iter().map(|(p, _, _)| p).collect();
         assert_eq!(left, vec![1, 2, 5, 6, 7]);
+    }
+
+    #[test]
+    fn a_push_with_every_id_used_is_refused_and_changes_nothing() {
+        let k = kind(3);
+        let mut q = QueueState::default();
+        QueueKind::append(&mut q, [QueueItem::Element(7, 1, "a".to_string())]);
+        QueueKind::append(&mut q, [QueueItem::NextId(u64::MAX)]);
+        let applied = k.apply(&mut q, Op::Push(5, "b".into()));
+        assert!(!applied.changed);
+        assert!(matches!(applied.reply, Some(QueueReply::IdsExhausted)));
+        assert_eq!(ranks(&q), vec![(1, 7, "a".to_string())]);
+        assert_eq!(q.next_id, u64::MAX);
     }
 
     #[test]
