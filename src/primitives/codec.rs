@@ -40,6 +40,14 @@ pub fn encode<T: Serialize + ?Sized>(value: &T) -> Result<Vec<u8>, EncodeError> 
     Ok(bincode::serde::encode_to_vec(value, config())?)
 }
 
+/// Encodes a value into `buf`, replacing its contents: a loop encoding many values
+/// (a snapshot's items) reuses one buffer instead of allocating one per value.
+pub fn encode_into<T: Serialize + ?Sized>(value: &T, buf: &mut Vec<u8>) -> Result<(), EncodeError> {
+    buf.clear();
+    bincode::serde::encode_into_std_write(value, buf, config())?;
+    Ok(())
+}
+
 /// Decodes a value; the whole input must be consumed.
 pub fn decode<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, DecodeError> {
     let (value, used) = bincode::serde::decode_from_slice(bytes, config())?;
@@ -67,6 +75,13 @@ mod tests {
             decode::<(String, u64)>(&longer),
             Err(DecodeError::Trailing { trailing: 1, .. })
         ));
+    }
+
+    #[test]
+    fn encode_into_replaces_the_buffer_with_what_encode_gives() {
+        let mut buf = vec![9u8; 100];
+        encode_into(&("key", 7u64), &mut buf).unwrap();
+        assert_eq!(buf, encode(&("key", 7u64)).unwrap());
     }
 
     #[test]

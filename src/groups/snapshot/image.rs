@@ -150,11 +150,12 @@ fn write<S: Snapshot>(
         )?;
         writer.push(&codec::encode(&header).map_err(|e| item_error(0, e))?)?;
         if let Some(iter) = snapshot.iter_range(0..items) {
+            let mut bytes = Vec::new();
             for (n, item) in iter.enumerate() {
                 if n % 1024 == 0 && cancel.load(Ordering::Relaxed) {
                     return Err(ImageError::Cancelled { anchor: index });
                 }
-                let bytes = codec::encode(&item).map_err(|e| item_error(n as u64 + 1, e))?;
+                codec::encode_into(&item, &mut bytes).map_err(|e| item_error(n as u64 + 1, e))?;
                 writer.push(&bytes)?;
             }
         }
