@@ -4,7 +4,7 @@
 //! |---|---|---|
 //! | 0 | 1 | frame format version, [`FRAME_VERSION`] |
 //! | 1 | 4 | payload length `n`, u32 big endian, at most the reader's cap |
-//! | 5 | n | payload (a [`codec`](crate::primitives::codec)-encoded message) |
+//! | 5 | n | payload (a [`codec`]-encoded message) |
 //!
 //! The version comes first so a peer speaking another format is named as such before its
 //! length is believed. The reader checks the length against its cap before reading (or
