@@ -491,48 +491,42 @@ fn store(name: &str, kind: &str) -> String {
     format!("{name}-{kind}")
 }
 
+/// Opens the collection `kind` of the test `name` on each of `nets`, with `open`.
+fn on_each<T, E: std::fmt::Debug>(
+    nets: &[&Network],
+    name: &str,
+    kind: &str,
+    open: impl Fn(&Network, String) -> Result<T, E>,
+) -> Vec<T> {
+    nets.iter()
+        .map(|n| open(n, store(name, kind)))
+        .collect::<Result<_, _>>()
+        .unwrap_or_else(|e| panic!("open {kind}: {e:?}"))
+}
+
 impl Collections<WRITER> {
     /// Writers on every node.
     fn writers(nodes: &[Node], name: &str) -> Self {
         let nets: Vec<&Network> = nodes.iter().map(|n| &n.network).collect();
         Collections {
-            cells: nets
-                .iter()
-                .map(|n| CellWriter::writer_with_config(n, store(name, "cell"), snapshotting()))
-                .collect::<Result<_, _>>()
-                .expect("cell"),
-            maps: nets
-                .iter()
-                .map(|n| MapWriter::writer_with_config(n, store(name, "map"), snapshotting()))
-                .collect::<Result<_, _>>()
-                .expect("map"),
-            vecs: nets
-                .iter()
-                .map(|n| VecWriter::writer_with_config(n, store(name, "vec"), snapshotting()))
-                .collect::<Result<_, _>>()
-                .expect("vec"),
-            sets: nets
-                .iter()
-                .map(|n| SetWriter::writer_with_config(n, store(name, "set"), snapshotting()))
-                .collect::<Result<_, _>>()
-                .expect("set"),
-            onces: nets
-                .iter()
-                .map(|n| OnceWriter::writer_with_config(n, store(name, "once"), snapshotting()))
-                .collect::<Result<_, _>>()
-                .expect("once"),
-            queues: nets
-                .iter()
-                .map(|n| {
-                    PriorityQueueWriter::writer_with_config(
-                        n,
-                        store(name, "queue"),
-                        CAPACITY,
-                        snapshotting(),
-                    )
-                })
-                .collect::<Result<_, _>>()
-                .expect("queue"),
+            cells: on_each(&nets, name, "cell", |n, id| {
+                CellWriter::writer_with_config(n, id, snapshotting())
+            }),
+            maps: on_each(&nets, name, "map", |n, id| {
+                MapWriter::writer_with_config(n, id, snapshotting())
+            }),
+            vecs: on_each(&nets, name, "vec", |n, id| {
+                VecWriter::writer_with_config(n, id, snapshotting())
+            }),
+            sets: on_each(&nets, name, "set", |n, id| {
+                SetWriter::writer_with_config(n, id, snapshotting())
+            }),
+            onces: on_each(&nets, name, "once", |n, id| {
+                OnceWriter::writer_with_config(n, id, snapshotting())
+            }),
+            queues: on_each(&nets, name, "queue", |n, id| {
+                PriorityQueueWriter::writer_with_config(n, id, CAPACITY, snapshotting())
+            }),
         }
     }
 }
@@ -540,35 +534,26 @@ impl Collections<WRITER> {
 impl Collections<READER> {
     /// A reader of each collection on `node`.
     fn reader(node: &Node, name: &str) -> Self {
-        let n = &node.network;
+        let nets = [&node.network];
         Collections {
-            cells: vec![
-                CellReader::reader_with_config(n, store(name, "cell"), snapshotting())
-                    .expect("cell reader"),
-            ],
-            maps: vec![
-                MapReader::reader_with_config(n, store(name, "map"), snapshotting())
-                    .expect("map reader"),
-            ],
-            vecs: vec![
-                VecReader::reader_with_config(n, store(name, "vec"), snapshotting())
-                    .expect("vec reader"),
-            ],
-            sets: vec![
-                SetReader::reader_with_config(n, store(name, "set"), snapshotting())
-                    .expect("set reader"),
-            ],
-            onces: vec![
-                OnceReader::reader_with_config(n, store(name, "once"), snapshotting())
-                    .expect("once reader"),
-            ],
-            queues: vec![PriorityQueueReader::reader_with_config(
-                n,
-                store(name, "queue"),
-                CAPACITY,
-                snapshotting(),
-            )
-            .expect("queue reader")],
+            cells: on_each(&nets, name, "cell", |n, id| {
+                CellReader::reader_with_config(n, id, snapshotting())
+            }),
+            maps: on_each(&nets, name, "map", |n, id| {
+                MapReader::reader_with_config(n, id, snapshotting())
+            }),
+            vecs: on_each(&nets, name, "vec", |n, id| {
+                VecReader::reader_with_config(n, id, snapshotting())
+            }),
+            sets: on_each(&nets, name, "set", |n, id| {
+                SetReader::reader_with_config(n, id, snapshotting())
+            }),
+            onces: on_each(&nets, name, "once", |n, id| {
+                OnceReader::reader_with_config(n, id, snapshotting())
+            }),
+            queues: on_each(&nets, name, "queue", |n, id| {
+                PriorityQueueReader::reader_with_config(n, id, CAPACITY, snapshotting())
+            }),
         }
     }
 }

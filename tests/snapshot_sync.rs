@@ -131,6 +131,21 @@ fn newest_raw_bytes(stats: &SnapshotStats) -> u64 {
     stats.held().last().map_or(0, |h| h.raw_bytes)
 }
 
+/// Waits (up to 120 s) until every member holds a snapshot of at least `raw_bytes` and has
+/// pruned its log.
+async fn all_hold_a_snapshot(members: &[Member], raw_bytes: u64) {
+    let what = format!("every member holds a snapshot of {raw_bytes} bytes and a pruned log");
+    bounded(&what, 120, async {
+        while !members
+            .iter()
+            .all(|m| newest_raw_bytes(&m.stats) >= raw_bytes && m.group.status().log_start.0 > 1)
+        {
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+    })
+    .await;
+}
+
 fn count(counter: &std::sync::atomic::AtomicU64) -> u64 {
     SnapshotStats::get(counter)
 }
@@ -152,23 +167,7 @@ async fn a_new_node_bootstraps_200_mb_from_several_peers_and_resumes_after_a_sto
     // 13,000 keys of 16 KiB: 208 MiB of state.
     const KEYS: usize = 13_000;
     let commit = write(&members[li].group, "big-", KEYS, 16 << 10, 64).await;
-    bounded(
-        "every member holds a snapshot of about 200 MB",
-        120,
-        async {
-            loop {
-                if members
-                    .iter()
-                    .all(|m| newest_raw_bytes(&m.stats) >= 200_000_000)
-                    && members.iter().all(|m| m.group.status().log_start.0 > 1)
-                {
-                    return;
-                }
-                tokio::time::sleep(Duration::from_millis(50)).await;
-            }
-        },
-    )
-    .await;
+    all_hold_a_snapshot(&members, 200_000_000).await;
     let held = members[li].stats.held();
     let newest = held.last().expect("a snapshot").clone();
     let total = u64::from(newest.chunks);
@@ -270,19 +269,7 @@ async fn a_transfer_goes_on_after_every_provider_restarts_mid_way() {
     let li = members.iter().position(|m| m.addr.id == leader).unwrap();
     const KEYS: usize = 3_000;
     let commit = write(&members[li].group, "k-", KEYS, 16 << 10, 64).await;
-    bounded("every member holds a snapshot", 120, async {
-        loop {
-            if members
-                .iter()
-                .all(|m| newest_raw_bytes(&m.stats) >= 40_000_000)
-                && members.iter().all(|m| m.group.status().log_start.0 > 1)
-            {
-                return;
-            }
-            tokio::time::sleep(Duration::from_millis(50)).await;
-        }
-    })
-    .await;
+    all_hold_a_snapshot(&members, 40_000_000).await;
     let total = u64::from(members[li].stats.held().last().expect("a snapshot").chunks);
 
     // One chunk in flight at a time; a provider is dropped after one timeout of 300 ms.

@@ -8,10 +8,11 @@
 //! framed as `LEB128 length | bytes` and concatenated into the *raw stream*; the raw stream
 //! is cut into chunks of a fixed raw size (default 1 MiB); each chunk is compressed on its
 //! own as one zstd frame (default level 1) and checksummed with crc32 over the compressed
-//! bytes. The manifest lists every chunk's raw length, compressed length and crc32, and a
-//! XXH3-128 digest of the raw stream (see [`StreamDigest`] for why not a cryptographic hash). The same items with the same [`WriterConfig`] (and the
-//! same zstd build) give byte-identical chunks on every node, so any node can serve any chunk,
-//! and chunks move and are stored exactly as compressed.
+//! bytes. The manifest lists every chunk's raw length, compressed length and crc32, and an
+//! XXH3-128 digest of the raw stream (see [`StreamDigest`] for why not a cryptographic
+//! hash). The same items with the same [`WriterConfig`] (and the same zstd build) give
+//! byte-identical chunks on every node, so any node can serve any chunk, and chunks move
+//! and are stored exactly as compressed.
 //!
 //! ```
 //! use tessera_snapshots::*;

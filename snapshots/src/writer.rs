@@ -2,7 +2,7 @@
 //!
 //! Memory: one raw chunk buffer, one compressed output buffer and one zstd context: measured
 //! peak resident memory of a whole process writing a 1 GiB snapshot with 1 MiB chunks at
-//! level 1 is about 9 MiB. Everything runs on the caller's thread.
+//! level 1 is about 6 MB (`benches/snapshots.rs`). Everything runs on the caller's thread.
 //! Items are copied once into the raw buffer, except that whole chunks lying inside one large
 //! item are compressed straight from the caller's slice.
 

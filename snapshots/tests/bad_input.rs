@@ -59,6 +59,18 @@ fn read_with(m: Manifest, store: &MemChunkStore) -> Result<u64> {
     Ok(n)
 }
 
+/// Reads a damaged snapshot until its error: the items returned before it, and the error.
+fn read_until_error<S: ChunkSource>(mut r: SnapshotReader<S>) -> (usize, SnapshotError) {
+    let mut returned = 0;
+    loop {
+        match r.next_item() {
+            Ok(Some(_)) => returned += 1,
+            Ok(None) => panic!("damaged snapshot read to the end"),
+            Err(e) => return (returned, e),
+        }
+    }
+}
+
 #[test]
 fn corrupt_stored_chunk_is_named() {
     let (mut store, m) = snapshot();
@@ -103,15 +115,8 @@ fn damage_that_still_decompresses_is_named_by_chunk() {
     c[middle] ^= 0x01;
     store.corrupt_chunk(key(), 3, c.clone());
 
-    let mut r = SnapshotReader::new(m.clone(), StoreSource::new(&store, key())).unwrap();
-    let mut returned = 0;
-    let err = loop {
-        match r.next_item() {
-            Ok(Some(_)) => returned += 1,
-            Ok(None) => panic!("damaged snapshot read to the end"),
-            Err(e) => break e,
-        }
-    };
+    let r = SnapshotReader::new(m.clone(), StoreSource::new(&store, key())).unwrap();
+    let (returned, err) = read_until_error(r);
     assert_eq!(returned, items.len(), "found at the end, by the digest");
     match err {
         SnapshotError::ChunkCrc {
@@ -126,17 +131,10 @@ fn damage_that_still_decompresses_is_named_by_chunk() {
         e => panic!("{e:?}"),
     }
 
-    let mut r = SnapshotReader::new(m.clone(), StoreSource::new(&store, key()))
+    let r = SnapshotReader::new(m.clone(), StoreSource::new(&store, key()))
         .unwrap()
         .without_digest_check();
-    let mut returned = 0;
-    let err = loop {
-        match r.next_item() {
-            Ok(Some(_)) => returned += 1,
-            Ok(None) => panic!("damaged snapshot read to the end"),
-            Err(e) => break e,
-        }
-    };
+    let (returned, err) = read_until_error(r);
     assert!(returned < items.len(), "found at chunk 3, before its items");
     assert!(
         matches!(err, SnapshotError::ChunkCrc { chunk: 3, .. }),

@@ -236,13 +236,7 @@ impl Store {
 
     /// Reads one raw value (a record envelope, not yet checked).
     pub fn get_raw(&self, cf: ColumnFamily, key: &[u8]) -> Result<Option<Vec<u8>>, Error> {
-        self.db
-            .get_cf(self.cf(cf), key)
-            .map_err(|source| Error::Db {
-                op: "get",
-                cf: cf.name(),
-                source,
-            })
+        self.with_raw(cf, key, <[u8]>::to_vec)
     }
 
     /// Calls `f` with one raw value (a record envelope, not yet checked) pinned in RocksDB's

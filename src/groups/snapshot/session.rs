@@ -15,8 +15,7 @@
 //! are safe to claim committed here.
 
 use super::image::{self, Loaded};
-use super::machine::Snapshot;
-use super::machine::SnapshotStateMachine;
+use super::machine::{Snapshot, SnapshotStateMachine};
 use super::message::{Held, SnapshotMessage};
 use super::stats::{SnapshotStats, TransferStatus};
 use super::store::SnapshotStore;
