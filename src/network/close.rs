@@ -16,6 +16,8 @@ pub const CODE_REFUSED: u32 = 2;
 pub const CODE_HEARTBEAT: u32 = 3;
 /// A link for the same peer and group already exists and wins.
 pub const CODE_DUPLICATE: u32 = 4;
+/// The peer restarted: a link to its new process replaced this one.
+pub const CODE_REPLACED: u32 = 5;
 
 /// Why a link closed.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -42,6 +44,9 @@ pub enum CloseReason {
     },
     /// Another link for the same peer and group won.
     Duplicate,
+    /// The peer's process restarted (a link with another incarnation came up): this link
+    /// went to the old process.
+    Replaced,
     /// The connection failed underneath (timed out, reset).
     Transport(String),
 }
@@ -55,6 +60,7 @@ impl CloseReason {
             CloseReason::Protocol(_) => CODE_PROTOCOL,
             CloseReason::HeartbeatTimeout { .. } => CODE_HEARTBEAT,
             CloseReason::Duplicate => CODE_DUPLICATE,
+            CloseReason::Replaced => CODE_REPLACED,
         }
     }
 }
@@ -75,6 +81,9 @@ impl fmt::Display for CloseReason {
                 )
             }
             CloseReason::Duplicate => f.write_str("duplicate link for this peer and group"),
+            CloseReason::Replaced => {
+                f.write_str("the peer restarted: replaced by a link to its new process")
+            }
             CloseReason::Transport(why) => write!(f, "connection failed: {why}"),
         }
     }

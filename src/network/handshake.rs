@@ -164,8 +164,19 @@ pub(crate) struct Side<'a> {
     pub validator: Option<&'a dyn TicketValidator>,
     /// Where we listen, told to the peer.
     pub listen: Option<SocketAddr>,
+    /// This process's incarnation, told to the peer.
+    pub incarnation: u64,
     /// Frame cap.
     pub max_frame: u32,
+}
+
+/// What the peer said about itself in a successful handshake.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) struct Remote {
+    /// Where it listens, if it said.
+    pub listen: Option<SocketAddr>,
+    /// Its process incarnation.
+    pub incarnation: u64,
 }
 
 /// The facts a proof covers.
@@ -234,12 +245,12 @@ fn check_ticket(side: &Side<'_>, ticket: &[u8]) -> Result<(), HandshakeError> {
     }
 }
 
-/// Runs the dialer's side; returns the acceptor's listen address, if it told one.
+/// Runs the dialer's side; returns what the acceptor said about itself.
 pub(crate) async fn dial<W, R>(
     send: &mut W,
     recv: &mut R,
     side: &Side<'_>,
-) -> Result<Option<SocketAddr>, HandshakeError>
+) -> Result<Remote, HandshakeError>
 where
     W: AsyncWrite + Unpin,
     R: AsyncRead + Unpin,
@@ -251,6 +262,7 @@ where
         nonce: dialer_nonce,
         ticket: side.ticket.to_vec(),
         listen: side.listen,
+        incarnation: side.incarnation,
     };
     write_message(send, &Message::Hello(hello), side.max_frame).await?;
     let (theirs, their_proof) = match next(recv, side.max_frame, "Challenge").await? {
@@ -290,7 +302,10 @@ where
     let ours = proof(side.key, Role::Dialer, &transcript);
     write_message(send, &Message::Proof { proof: ours }, side.max_frame).await?;
     match next(recv, side.max_frame, "Welcome").await? {
-        Message::Welcome => Ok(theirs.listen),
+        Message::Welcome => Ok(Remote {
+            listen: theirs.listen,
+            incarnation: theirs.incarnation,
+        }),
         other => Err(HandshakeError::Unexpected {
             expected: "Welcome",
             found: other.kind(),
@@ -312,13 +327,14 @@ pub(crate) async fn read_hello<R: AsyncRead + Unpin>(
     }
 }
 
-/// Runs the acceptor's side after [`read_hello`]; returns the dialer's listen address.
+/// Runs the acceptor's side after [`read_hello`]; returns what the dialer said about
+/// itself.
 pub(crate) async fn accept<W, R>(
     send: &mut W,
     recv: &mut R,
     hello: Hello,
     side: &Side<'_>,
-) -> Result<Option<SocketAddr>, HandshakeError>
+) -> Result<Remote, HandshakeError>
 where
     W: AsyncWrite + Unpin,
     R: AsyncRead + Unpin,
@@ -349,6 +365,7 @@ where
             nonce: acceptor_nonce,
             ticket: side.ticket.to_vec(),
             listen: side.listen,
+            incarnation: side.incarnation,
         },
         proof: proof(side.key, Role::Acceptor, &transcript),
     };
@@ -367,7 +384,10 @@ where
     }
     check_ticket(side, &hello.ticket)?;
     write_message(send, &Message::Welcome, side.max_frame).await?;
-    Ok(hello.listen)
+    Ok(Remote {
+        listen: hello.listen,
+        incarnation: hello.incarnation,
+    })
 }
 
 #[cfg(test)]
@@ -401,6 +421,7 @@ mod tests {
             ticket: b"",
             validator: None,
             listen: None,
+            incarnation: u64::from(me.0[0]),
             max_frame: MAX,
         }
     }
@@ -409,8 +430,8 @@ mod tests {
         dialer: Side<'_>,
         acceptor: Side<'_>,
     ) -> (
-        Result<Option<SocketAddr>, HandshakeError>,
-        Result<Option<SocketAddr>, HandshakeError>,
+        Result<Remote, HandshakeError>,
+        Result<Remote, HandshakeError>,
     ) {
         let ((mut dw, mut dr), (mut aw, mut ar)) = pipe();
         let d = async {
@@ -437,9 +458,19 @@ mod tests {
         let (d, a) = run(side(&key, D, A, "n"), acceptor).await;
         assert_eq!(
             d.expect("dialer"),
-            Some("127.0.0.1:9".parse().expect("addr"))
+            Remote {
+                listen: Some("127.0.0.1:9".parse().expect("addr")),
+                incarnation: u64::from(A.0[0]),
+            },
+            "the dialer learns where the acceptor listens and its incarnation"
         );
-        assert_eq!(a.expect("acceptor"), None);
+        assert_eq!(
+            a.expect("acceptor"),
+            Remote {
+                listen: None,
+                incarnation: u64::from(D.0[0]),
+            }
+        );
     }
 
     #[tokio::test]
@@ -512,6 +543,7 @@ mod tests {
                     nonce: [3; 32],
                     ticket: vec![],
                     listen: None,
+                    incarnation: 9,
                 };
                 write_message(&mut dw, &Message::Hello(hello), MAX)
                     .await

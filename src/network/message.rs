@@ -26,6 +26,10 @@ pub(crate) struct Hello {
     pub ticket: Vec<u8>,
     /// Where the sender listens, so the receiver can dial it back and tell others.
     pub listen: Option<SocketAddr>,
+    /// Random per process, drawn when the sender's network starts: a link from the same
+    /// peer id with another incarnation comes from a restarted process, so it replaces
+    /// the old link at once instead of waiting for that one's heartbeats to run out.
+    pub incarnation: u64,
 }
 
 /// One message on a link.

@@ -15,6 +15,10 @@
 //!
 //! If two links for the same peer and group come up (both sides dialed at once), the one
 //! dialed by the smaller peer id wins on both sides and the other is closed as duplicate.
+//! A link from another *incarnation* of the peer (a random number each process draws at
+//! start and tells in the handshake) always wins: the peer restarted, so the old link
+//! goes to a dead process and is closed at once ([`CloseReason::Replaced`]) instead of
+//! holding the place until its heartbeats run out.
 //!
 //! # Bonds
 //! [`GroupLinks::maintain`] keeps a link to a peer up: it dials (address from the peer
@@ -31,6 +35,7 @@
 use super::backoff::Backoff;
 use super::close::{CloseReason, CODE_DUPLICATE, CODE_PROTOCOL, CODE_REFUSED};
 use super::frame::DEFAULT_MAX_FRAME_LEN;
+use super::handshake::Remote;
 use super::handshake::{self, HandshakeError, LinkKey, Side, BINDING_LABEL};
 use super::identity::{self, IdentityError, InvalidPeerId};
 use super::link::{new_link, run_link, Link, LinkConfig, LinkControl, PeerExchange};
@@ -83,6 +88,9 @@ pub enum NetworkError {
         /// Why.
         reason: String,
     },
+    /// No randomness for the process incarnation.
+    #[error("no randomness for the process incarnation: {0}")]
+    Random(getrandom::Error),
     /// The group is already joined on this node.
     #[error("group {group} is already joined on this node")]
     GroupAlreadyJoined {
@@ -343,6 +351,7 @@ impl NetworkBuilder {
             endpoint,
             network: self.network,
             local,
+            incarnation: getrandom::u64().map_err(NetworkError::Random)?,
             max_frame: self.max_frame_len,
             connect_timeout: self.connect_timeout,
             handshake_timeout: self.handshake_timeout,
@@ -423,6 +432,8 @@ struct GroupEntry {
 struct Registered {
     id: u64,
     dialer: PeerId,
+    /// The peer's process incarnation on this link.
+    incarnation: u64,
     control: Arc<LinkControl>,
 }
 
@@ -430,6 +441,8 @@ struct Inner {
     endpoint: Endpoint,
     network: NetworkId,
     local: PeerAddr,
+    /// This process's incarnation, told to peers in every handshake.
+    incarnation: u64,
     max_frame: u32,
     connect_timeout: Duration,
     handshake_timeout: Duration,
@@ -743,6 +756,7 @@ fn side<'a>(inner: &Inner, access: &'a GroupAccess, peer: PeerId, binding: [u8; 
         ticket: &access.ticket,
         validator: access.validator.as_deref(),
         listen: Some(inner.local.addr),
+        incarnation: inner.incarnation,
         max_frame: inner.max_frame,
     }
 }
@@ -799,11 +813,11 @@ async fn dial(inner: &Arc<Inner>, access: &GroupAccess, addr: PeerAddr) -> Resul
             binding(&conn, access.group).map_err(|source| BondError::Handshake { peer, source })?;
         let side = side(inner, access, peer, binding);
         match handshake::dial(&mut send, &mut recv, &side).await {
-            Ok(listen) => Ok::<_, BondError>((send, recv, listen)),
+            Ok(remote) => Ok::<_, BondError>((send, recv, remote)),
             Err(err) => Err(refused_or(&conn, peer, err)),
         }
     };
-    let (send, recv, listen) = match tokio::time::timeout(inner.handshake_timeout, handshake).await
+    let (send, recv, remote) = match tokio::time::timeout(inner.handshake_timeout, handshake).await
     {
         Ok(Ok(parts)) => parts,
         Ok(Err(err)) => {
@@ -824,11 +838,21 @@ async fn dial(inner: &Arc<Inner>, access: &GroupAccess, addr: PeerAddr) -> Resul
     {
         let mut table = lock(&inner.peers);
         table.insert(addr, Source::Direct);
-        if let Some(listen) = listen {
+        if let Some(listen) = remote.listen {
             table.insert(PeerAddr::new(peer, listen), Source::Direct);
         }
     }
-    start_link(inner, conn, send, recv, access, peer, inner.local.id).ok_or(BondError::Duplicate {
+    start_link(
+        inner,
+        conn,
+        send,
+        recv,
+        access,
+        peer,
+        inner.local.id,
+        remote,
+    )
+    .ok_or(BondError::Duplicate {
         peer,
         group: access.group,
     })
@@ -907,11 +931,11 @@ async fn accept_link(inner: &Arc<Inner>, conn: Connection) {
             .ok_or(HandshakeError::UnknownGroup { group: hello.group })?;
         let binding = binding(&conn, access.group)?;
         let side = side(inner, &access, peer, binding);
-        let listen = handshake::accept(&mut send, &mut recv, hello, &side).await?;
-        Ok::<_, HandshakeError>((send, recv, access, listen))
+        let remote = handshake::accept(&mut send, &mut recv, hello, &side).await?;
+        Ok::<_, HandshakeError>((send, recv, access, remote))
     }
     .await;
-    let (send, recv, access, listen) = match result {
+    let (send, recv, access, remote) = match result {
         Ok(parts) => parts,
         Err(err) => {
             tracing::warn!(peer = %Short(&peer), reason = %err, "refused incoming link");
@@ -919,11 +943,11 @@ async fn accept_link(inner: &Arc<Inner>, conn: Connection) {
             return;
         }
     };
-    if let Some(listen) = listen {
+    if let Some(listen) = remote.listen {
         lock(&inner.peers).insert(PeerAddr::new(peer, listen), Source::Direct);
     }
     let group = access.group;
-    let Some(link) = start_link(inner, conn, send, recv, &access, peer, peer) else {
+    let Some(link) = start_link(inner, conn, send, recv, &access, peer, peer, remote) else {
         return;
     };
     let tx = lock(&inner.groups).get(&group).map(|g| g.links.clone());
@@ -941,7 +965,9 @@ async fn accept_link(inner: &Arc<Inner>, conn: Connection) {
 }
 
 /// Registers a link for (group, peer) and spawns its task; `None` if an existing link wins
-/// (the new connection is then closed as duplicate).
+/// (the new connection is then closed as duplicate). A live link to another incarnation
+/// of the peer never wins: it goes to a process that has since restarted.
+#[allow(clippy::too_many_arguments)]
 fn start_link(
     inner: &Arc<Inner>,
     conn: Connection,
@@ -950,6 +976,7 @@ fn start_link(
     access: &GroupAccess,
     peer: PeerId,
     dialer: PeerId,
+    remote: Remote,
 ) -> Option<Link> {
     let group = access.group;
     let (link, parts) = new_link(peer, group, dialer, &access.link);
@@ -958,7 +985,11 @@ fn start_link(
         let mut links = lock(&inner.links);
         if let Some(existing) = links.get(&(group, peer)) {
             let live = existing.control.reason().is_none();
-            if live && dialer >= existing.dialer {
+            let restarted = existing.incarnation != remote.incarnation;
+            if live && restarted {
+                tracing::info!(peer = %Short(&peer), group = %Short(&group), "peer restarted: replacing its old link");
+                existing.control.request_close(CloseReason::Replaced);
+            } else if live && dialer >= existing.dialer {
                 drop(links);
                 tracing::debug!(peer = %Short(&peer), group = %Short(&group), "closing duplicate link");
                 close(
@@ -967,8 +998,7 @@ fn start_link(
                     "duplicate link for this peer and group",
                 );
                 return None;
-            }
-            if live {
+            } else if live {
                 existing.control.request_close(CloseReason::Duplicate);
             }
         }
@@ -977,6 +1007,7 @@ fn start_link(
             Registered {
                 id,
                 dialer,
+                incarnation: remote.incarnation,
                 control: parts.control.clone(),
             },
         );
