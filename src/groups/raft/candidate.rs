@@ -39,6 +39,8 @@ impl Node {
     pub(crate) fn campaign(&mut self, store: &dyn LogReader) -> Result<(), RaftError> {
         self.term = self.term.next();
         self.vote = Some(self.id);
+        let term = self.term;
+        self.clients.strand(term, &mut self.outcomes);
         self.leader = None;
         let mut election = Election::default();
         election.granted.insert(self.id);

@@ -11,8 +11,15 @@
 //! and answers a repeat, or a duplicate the network made, with the original assignment
 //! instead of appending the commands again. A forward is never re-sent to another leader
 //! or in another term: the leader that may have appended it is the only one that knows, and
-//! a restarted leader forgets (it cannot lead the same term again). A forward that gets no
-//! answer fails with `ForwardTimeout` ("it may or may not be applied").
+//! a restarted leader forgets (it cannot lead the same term again).
+//!
+//! **Failing over without waiting.** A forward sent to the leader of a term that has since
+//! ended (this node saw a newer term) can never be acknowledged: the old leader's answer
+//! would be of an old term. It fails at once with `LeaderLost` ("it may or may not be
+//! applied"), so the client retries with the new leader instead of waiting out the
+//! forward timeout. A forward never sent (no leader was known) is not stranded: it goes to
+//! the next leader, or is proposed here if this node wins the election. Only a forward that
+//! gets no answer while its leader's term lasts fails with `ForwardTimeout`.
 
 use super::message::{Entry, IndexRange};
 use super::ready::ProposalOutcome;
@@ -51,6 +58,16 @@ pub enum ClientError {
         proposed: Cursor,
         /// The term of the entry committed there.
         found: Term,
+    },
+    /// The leader the command was forwarded to lost its term before it acknowledged the
+    /// command. It may or may not be applied (the old leader may have appended it, and a
+    /// new leader may commit it).
+    #[error("leader {leader} of term {term} was replaced before it acknowledged the command; it may or may not be applied")]
+    LeaderLost {
+        /// Where it was sent.
+        leader: PeerId,
+        /// That leader's term.
+        term: Term,
     },
     /// A state sync installed state past the proposal; whether it is included is unknown.
     #[error(
@@ -149,6 +166,48 @@ impl Clients {
             out.push((*rid, f.payload.clone(), resend_of));
         }
         out
+    }
+
+    /// Term `term` began: fails every forward sent to a leader of an earlier term (its
+    /// acknowledgement can no longer come) with `LeaderLost`.
+    pub(crate) fn strand(&mut self, term: Term, out: &mut Vec<ProposalOutcome>) {
+        let stranded: Vec<u64> = self
+            .forwarded
+            .iter()
+            .filter(|(_, (_, f))| f.sent_to.is_some_and(|(_, t, _)| t < term))
+            .map(|(rid, _)| *rid)
+            .collect();
+        for rid in stranded {
+            if let Some((
+                id,
+                Forwarded {
+                    sent_to: Some((leader, term, _)),
+                    ..
+                },
+            )) = self.forwarded.remove(&rid)
+            {
+                out.push(ProposalOutcome {
+                    id,
+                    result: Err(ClientError::LeaderLost { leader, term }),
+                });
+            }
+        }
+    }
+
+    /// Forwards never sent anywhere, removed: this node became the leader and proposes
+    /// them itself.
+    pub(crate) fn take_unsent(&mut self) -> Vec<(ProposalId, Vec<u8>)> {
+        let unsent: Vec<u64> = self
+            .forwarded
+            .iter()
+            .filter(|(_, (_, f))| f.sent_to.is_none())
+            .map(|(rid, _)| *rid)
+            .collect();
+        unsent
+            .into_iter()
+            .filter_map(|rid| self.forwarded.remove(&rid))
+            .map(|(id, f)| (id, f.payload))
+            .collect()
     }
 
     /// The leader's acknowledgement: the forward became entry `at`.
@@ -416,6 +475,37 @@ mod tests {
         );
         assert!(!f.refuse_resend(a, 4, Term(2), Term(2)));
         assert!(!f.refuse_resend(b, 3, Term(2), Term(2)));
+    }
+
+    #[test]
+    fn a_new_term_strands_what_went_to_the_old_leader_and_keeps_what_was_never_sent() {
+        let mut c = Clients::default();
+        let l = PeerId([1; 32]);
+        c.forward(ProposalId(1), vec![1], 0);
+        assert_eq!(c.unsent(l, Term(2), 0, 4).len(), 1);
+        c.forward(ProposalId(2), vec![2], 1);
+        let mut out = Vec::new();
+        c.strand(Term(2), &mut out);
+        assert!(out.is_empty(), "its term goes on");
+        c.strand(Term(3), &mut out);
+        assert_eq!(out.len(), 1);
+        assert_eq!(out[0].id, ProposalId(1));
+        assert_eq!(
+            out[0].result,
+            Err(ClientError::LeaderLost {
+                leader: l,
+                term: Term(2)
+            })
+        );
+        assert_eq!(
+            c.unsent(PeerId([2; 32]), Term(3), 2, 4),
+            [(2, vec![2], None)],
+            "the one never sent goes to the new leader"
+        );
+        assert!(c.take_unsent().is_empty());
+        c.forward(ProposalId(3), vec![3], 3);
+        assert_eq!(c.take_unsent(), [(ProposalId(3), vec![3])]);
+        assert_eq!(c.pending(), 1, "proposal 2 waits for its acknowledgement");
     }
 
     #[test]

@@ -35,7 +35,7 @@ impl Node {
         }
         self.leader = Some(from);
         self.election_elapsed = 0;
-        self.flush_forwards();
+        self.flush_to_leader();
 
         let mut prev = m.prev_log_position;
         let mut entries = m.entries;
@@ -179,17 +179,16 @@ impl Node {
                 == Some(&super::membership::LearnerKind::Observer)
     }
 
+    /// A leader's answer to a follower's read. "Not the leader" (`None`) leaves the read
+    /// waiting: it goes to the next leader (or fails at its timeout).
     pub(crate) fn handle_read_index_response(&mut self, m: ReadIndexResponse) {
-        if !self.follower_reads.answered(m.ctx) {
-            return;
+        let Some(index) = m.index else { return };
+        if self.follower_reads.answered(m.ctx) {
+            self.reads_out.push(ReadOutcome {
+                ctx: m.ctx,
+                result: Ok(index),
+            });
         }
-        let result = match m.index {
-            Some(index) => Ok(index),
-            None => Err(super::client::ClientError::NotLeader {
-                leader: self.leader,
-            }),
-        };
-        self.reads_out.push(ReadOutcome { ctx: m.ctx, result });
     }
 
     /// Client traffic: the leader appends forwarded commands; the follower learns where

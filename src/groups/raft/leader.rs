@@ -61,6 +61,15 @@ impl Node {
         if !self.config.knobs.skip_noop {
             self.append_local(Payload::Noop, store)?;
         }
+        // Client calls that waited here for a leader: forwards never sent anywhere are
+        // proposed by this node itself, and reads are served by it.
+        for (id, payload) in self.clients.take_unsent() {
+            let at = self.append_local(Payload::Command(payload), store)?;
+            self.clients.track(id, at);
+        }
+        for ctx in self.follower_reads.take_all() {
+            self.leader_read(ctx, None, store)?;
+        }
         self.broadcast_append(store)?;
         self.maybe_commit(store)
     }

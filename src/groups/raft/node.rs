@@ -9,7 +9,7 @@
 //! Per-role rules live in `follower.rs`, `candidate.rs` and `leader.rs`; this file holds
 //! what all roles share: term rules (§5.1), timers, the outbox and the `Ready` hand-off.
 
-use super::client::{ClientError, Clients, ForwardDedup, ProposalId};
+use super::client::{Clients, ForwardDedup, ProposalId};
 use super::config::RaftConfig;
 use super::leader::LeaderState;
 use super::log::{LogReader, RaftLog};
@@ -367,7 +367,7 @@ impl Node {
             {
                 self.resend_vote_requests();
             }
-            self.flush_forwards();
+            self.flush_to_leader();
         }
         self.check_invariants();
         Ok(())
@@ -439,27 +439,21 @@ impl Node {
             self.clients.track(id, at);
         } else {
             self.clients.forward(id, payload, self.now);
-            self.flush_forwards();
+            self.flush_to_leader();
         }
         Ok(())
     }
 
     /// Asks for a read index (§6.4) under `ctx`; the outcome (the index, or why not)
     /// arrives in a later `Ready`. Serve the read once the driver has applied that index.
+    /// A follower asks the leader, and every later leader until one answers (see
+    /// `read_index.rs`); without a known leader it waits for one, up to the query timeout.
     pub fn read_index(&mut self, ctx: u64, store: &dyn LogReader) -> Result<(), RaftError> {
         if self.is_leader() {
             self.leader_read(ctx, None, store)?;
-        } else if let Some(leader) = self.leader {
-            self.follower_reads.insert(ctx, self.now);
-            self.send(
-                leader,
-                Message::ReadIndex(super::message::ReadIndex { ctx }),
-            );
         } else {
-            self.reads_out.push(ReadOutcome {
-                ctx,
-                result: Err(ClientError::NotLeader { leader: None }),
-            });
+            self.follower_reads.insert(ctx, self.now);
+            self.flush_to_leader();
         }
         Ok(())
     }
@@ -694,6 +688,7 @@ impl Node {
         if term > self.term {
             self.term = term;
             self.vote = None;
+            self.clients.strand(term, &mut self.outcomes);
             // Messages queued for after the sync in an older term promise nothing now.
             self.after_sync
                 .retain(|(_, m)| m.term().is_none_or(|t| t >= term));
@@ -707,14 +702,14 @@ impl Node {
         self.reset_election_timer();
     }
 
+    /// The leader steps down with reads unconfirmed: a follower's read is refused (it asks
+    /// the next leader), and this node's own reads wait for the next leader like a
+    /// follower's.
     fn fail_leader_reads(&mut self, reads: Vec<(u64, Option<PeerId>)>) {
         let term = self.term;
         for (ctx, origin) in reads {
             match origin {
-                None => self.reads_out.push(ReadOutcome {
-                    ctx,
-                    result: Err(ClientError::NotLeader { leader: None }),
-                }),
+                None => self.follower_reads.insert(ctx, self.now),
                 Some(peer) => self.send(
                     peer,
                     Message::ReadIndexResponse(super::message::ReadIndexResponse {
@@ -727,19 +722,27 @@ impl Node {
         }
     }
 
-    /// Sends queued forwards to the known leader, and re-sends those it has not
-    /// acknowledged for a quarter of the forward timeout (same leader, same term only; see
-    /// `client.rs`).
-    pub(crate) fn flush_forwards(&mut self) {
+    /// Sends queued forwards and reads to the known leader, and re-sends those it has not
+    /// answered for a quarter of their timeout (forwards: same leader, same term only; see
+    /// `client.rs`; reads go to every new leader, see `read_index.rs`).
+    pub(crate) fn flush_to_leader(&mut self) {
         let Some(leader) = self.leader else { return };
         if leader == self.id {
             return;
         }
-        let retry = u64::from(
-            (self.config.forward_timeout_ticks / 4)
-                .max(self.config.heartbeat_ticks)
-                .max(1),
-        );
+        let heartbeat = self.config.heartbeat_ticks;
+        let quarter = |timeout: u32| u64::from((timeout / 4).max(heartbeat).max(1));
+        let read_retry = quarter(self.config.query_timeout_ticks);
+        for ctx in self
+            .follower_reads
+            .unsent(leader, self.term, self.now, read_retry)
+        {
+            self.send(
+                leader,
+                Message::ReadIndex(super::message::ReadIndex { ctx }),
+            );
+        }
+        let retry = quarter(self.config.forward_timeout_ticks);
         for (rid, payload, resend_of) in self.clients.unsent(leader, self.term, self.now, retry) {
             self.send(
                 leader,

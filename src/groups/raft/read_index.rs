@@ -9,10 +9,16 @@
 //! index is at least that of any earlier leader.
 //!
 //! Followers ask the leader (`ReadIndex` message) and wait for the index with a timeout.
+//! A read has no effect, so a follower's pending read is sent again to every new leader
+//! (another leader, or the same one in a new term) until one answers with an index: a
+//! leader that dies or steps down costs the read one election, not its whole timeout. A
+//! read asked while no leader is known waits for one. Any answer with an index is a valid
+//! linearization point (the leader confirmed its leadership after the read was asked), so
+//! the first one wins.
 
 use super::client::ClientError;
 use super::quorum;
-use crate::groups::Index;
+use crate::groups::{Index, Term};
 use crate::PeerId;
 use std::collections::{BTreeMap, BTreeSet, VecDeque};
 
@@ -96,15 +102,48 @@ impl LeaderReads {
     }
 }
 
-/// A follower's reads waiting for the leader: ctx -> tick asked.
+/// One read a follower waits on.
+#[derive(Debug)]
+struct FollowerRead {
+    /// The tick it was asked at.
+    asked: u64,
+    /// The leader and term it was last sent to, and the tick it was sent at.
+    sent_to: Option<(PeerId, Term, u64)>,
+}
+
+/// A follower's reads waiting for a leader's read index.
 #[derive(Debug, Default)]
 pub(crate) struct FollowerReads {
-    pending: BTreeMap<u64, u64>,
+    pending: BTreeMap<u64, FollowerRead>,
 }
 
 impl FollowerReads {
     pub(crate) fn insert(&mut self, ctx: u64, now: u64) {
-        self.pending.insert(ctx, now);
+        self.pending.insert(
+            ctx,
+            FollowerRead {
+                asked: now,
+                sent_to: None,
+            },
+        );
+    }
+
+    /// Reads to send to `leader` of `term` now: those not yet sent to it in this term, and
+    /// those sent to it at least `retry` ticks ago and not answered (the request or the
+    /// answer may have been dropped by a full link).
+    pub(crate) fn unsent(&mut self, leader: PeerId, term: Term, now: u64, retry: u64) -> Vec<u64> {
+        let mut out = Vec::new();
+        for (ctx, read) in self.pending.iter_mut() {
+            let due = match read.sent_to {
+                Some((l, t, at)) if l == leader && t == term => now.saturating_sub(at) >= retry,
+                _ => true,
+            };
+            if due {
+                read.sent_to = Some((leader, term, now));
+                out.push(*ctx);
+            }
+        }
+        out
     }
 
     /// The leader answered; returns whether `ctx` was waiting.
@@ -112,12 +151,17 @@ impl FollowerReads {
         self.pending.remove(&ctx).is_some()
     }
 
+    /// Every waiting read, removed (this node became the leader and serves them itself).
+    pub(crate) fn take_all(&mut self) -> Vec<u64> {
+        std::mem::take(&mut self.pending).into_keys().collect()
+    }
+
     /// Fails reads older than `timeout` ticks.
     pub(crate) fn expire(&mut self, now: u64, timeout: u32, out: &mut Vec<ReadOutcome>) {
         let expired: Vec<u64> = self
             .pending
             .iter()
-            .filter(|(_, t)| now.saturating_sub(**t) >= u64::from(timeout))
+            .filter(|(_, r)| now.saturating_sub(r.asked) >= u64::from(timeout))
             .map(|(c, _)| *c)
             .collect();
         for ctx in expired {
@@ -150,6 +194,36 @@ mod tests {
         let done = r.confirmed(&voters, p(1));
         assert_eq!(done.len(), 1);
         assert_eq!(done[0].index, Index(4));
+    }
+
+    #[test]
+    fn a_follower_read_goes_to_every_new_leader_until_answered() {
+        let mut f = FollowerReads::default();
+        f.insert(1, 0);
+        assert_eq!(f.unsent(p(1), Term(2), 0, 4), [1]);
+        assert!(
+            f.unsent(p(1), Term(2), 3, 4).is_empty(),
+            "sent once per leader and term until the retry interval"
+        );
+        assert_eq!(f.unsent(p(1), Term(2), 4, 4), [1], "then again");
+        assert_eq!(
+            f.unsent(p(2), Term(3), 5, 4),
+            [1],
+            "a new leader is asked at once"
+        );
+        assert_eq!(
+            f.unsent(p(2), Term(4), 5, 4),
+            [1],
+            "the same node in a new term too"
+        );
+        let mut out = Vec::new();
+        f.expire(5, 10, &mut out);
+        assert!(out.is_empty());
+        assert!(f.answered(1));
+        assert!(!f.answered(1), "the first answer wins");
+        f.insert(2, 0);
+        f.expire(10, 10, &mut out);
+        assert_eq!(out.len(), 1, "still bounded by the query timeout");
     }
 
     #[test]
