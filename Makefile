@@ -30,7 +30,7 @@ bench: deps
 
 lint: deps
 	$(CARGO) fmt --all --check
-	$(CARGO) clippy --workspace --all-targets --locked -- -D warnings
+	$(CARGO) clippy --workspace --all-targets --locked --profile dev -- -D warnings
 
 fmt:
 	$(CARGO) fmt --all

@@ -114,13 +114,33 @@ struct NodeArgs {
     /// set your own outside a private network.
     #[arg(long, env = "TESSERA_GROUP_KEY", default_value = node::DEFAULT_GROUP_KEY, hide_default_value = true)]
     group_key: String,
-    /// Leader heartbeat interval in milliseconds (every member must use the same).
-    #[arg(long, default_value_t = 500, value_parser = clap::value_parser!(u64).range(1..=60_000))]
+    /// Leader heartbeat interval in milliseconds (every member must use the same). The
+    /// default suits a LAN; raise it with the election timeout across a WAN.
+    #[arg(long, default_value_t = 100, value_parser = clap::value_parser!(u64).range(1..=60_000))]
     heartbeat_ms: u64,
-    /// Election timeout in milliseconds (above the heartbeat; a random extra of up to a
-    /// quarter is added).
-    #[arg(long, default_value_t = 2000, value_parser = clap::value_parser!(u64).range(2..=600_000))]
+    /// Election timeout in milliseconds (above the heartbeat, best ten of them; a random
+    /// extra of up to a quarter is added). A leader failure costs about this long.
+    #[arg(long, default_value_t = 1000, value_parser = clap::value_parser!(u64).range(2..=600_000))]
     election_timeout_ms: u64,
+    /// A link to a peer closes after this many heartbeat intervals without a frame (every
+    /// member must use the same). A restarted peer's new link replaces its old one at once
+    /// whatever this is.
+    #[arg(long, default_value_t = 10, value_parser = clap::value_parser!(u32).range(1..=100_000))]
+    max_missed_heartbeats: u32,
+    /// A write forwarded to the leader fails after this many milliseconds without its
+    /// acknowledgement (default: two election rounds, 2 × 1.25 × the election timeout).
+    /// A write stranded on a leader that died fails as soon as a new leader is elected.
+    #[arg(long, value_parser = clap::value_parser!(u64).range(1..=3_600_000))]
+    forward_timeout_ms: Option<u64>,
+    /// A strong read fails after this many milliseconds without a read index from a leader
+    /// (default: as the forward timeout). A read pending on a leader that died is asked of
+    /// the next one.
+    #[arg(long, value_parser = clap::value_parser!(u64).range(1..=3_600_000))]
+    query_timeout_ms: Option<u64>,
+    /// A QUIC connection with no packet for this many milliseconds is dead (links notice
+    /// a dead peer sooner through --max-missed-heartbeats).
+    #[arg(long, default_value_t = 10_000, value_parser = clap::value_parser!(u64).range(100..=3_600_000))]
+    quic_idle_timeout_ms: u64,
     /// Cut a snapshot every this many committed entries (every member must use the same).
     #[arg(long, default_value_t = 100_000, value_parser = clap::value_parser!(u64).range(1..))]
     snapshot_every_entries: u64,
@@ -153,6 +173,10 @@ fn run_node(args: NodeArgs) -> Result<(), String> {
         bootstrap_expect: args.bootstrap_expect as usize,
         heartbeat: Duration::from_millis(args.heartbeat_ms),
         election_timeout: Duration::from_millis(args.election_timeout_ms),
+        max_missed_heartbeats: args.max_missed_heartbeats,
+        forward_timeout: args.forward_timeout_ms.map(Duration::from_millis),
+        query_timeout: args.query_timeout_ms.map(Duration::from_millis),
+        quic_idle_timeout: Duration::from_millis(args.quic_idle_timeout_ms),
         snapshot: tessera::groups::snapshot::SnapshotConfig::default()
             .every_entries(args.snapshot_every_entries)
             .every_bytes(args.snapshot_every_mib << 20)

@@ -259,6 +259,49 @@ impl LocalCluster {
         Ok(())
     }
 
+    /// Gives the stopped node `i` a new free port (QUIC and HTTP), as a node rescheduled
+    /// to a new address: packets to its old port now reach nobody.
+    pub fn move_to_new_port(&mut self, i: usize) -> Result<(), HarnessError> {
+        if self.nodes[i].is_running() {
+            return Err(format!("{} is running", self.nodes[i].name));
+        }
+        let ip = self.nodes[i].listen.ip();
+        let port = super::ports::free_port(ip)?;
+        let node = &mut self.nodes[i];
+        node.listen = SocketAddr::new(ip, port);
+        node.http = SocketAddr::new(ip, port);
+        Ok(())
+    }
+
+    /// Pauses node `i` with SIGSTOP (a hung process: its sockets stay open, nothing
+    /// answers); [`resume`](Self::resume) or [`kill`](Self::kill) ends the pause.
+    pub fn pause(&mut self, i: usize) -> Result<(), HarnessError> {
+        self.signal(i, libc::SIGSTOP)
+    }
+
+    /// Resumes node `i` after [`pause`](Self::pause) (SIGCONT).
+    pub fn resume(&mut self, i: usize) -> Result<(), HarnessError> {
+        self.signal(i, libc::SIGCONT)
+    }
+
+    fn signal(&mut self, i: usize, signal: libc::c_int) -> Result<(), HarnessError> {
+        let node = &self.nodes[i];
+        let Some(child) = &node.child else {
+            return Err(format!("{} is not running", node.name));
+        };
+        let pid = libc::pid_t::try_from(child.id()).map_err(|e| e.to_string())?;
+        // SAFETY: kill(2) with a pid we spawned and have not reaped yet (`child` is still
+        // held, so its pid cannot have been reused).
+        if unsafe { libc::kill(pid, signal) } != 0 {
+            return Err(format!(
+                "signal {signal} to {}: {}",
+                node.name,
+                std::io::Error::last_os_error()
+            ));
+        }
+        Ok(())
+    }
+
     /// Sends SIGTERM to node `i` and waits up to `bound` for it to exit (then SIGKILL).
     /// Returns its exit status, `None` when it had to be killed or was not running.
     pub fn terminate(

@@ -315,7 +315,9 @@ impl ApiError {
                 ClientError::Overwritten { .. } => {
                     Self::new(unavailable, ErrorKind::Overwritten, msg)
                 }
-                ClientError::SyncedPast { .. } => Self::new(unavailable, ErrorKind::Unknown, msg),
+                ClientError::SyncedPast { .. } | ClientError::LeaderLost { .. } => {
+                    Self::new(unavailable, ErrorKind::Unknown, msg)
+                }
                 ClientError::ChangePending { .. } | ClientError::Membership(_) => {
                     Self::new(StatusCode::CONFLICT, ErrorKind::Conflict, msg)
                 }
