@@ -28,6 +28,17 @@ sim: deps
 bench: deps
 	$(CARGO) bench --workspace --locked
 
+# Failover figures, tessera beside a 3-member etcd 3.4 (README, "Failover"). Installs
+# etcd-server and etcd-client through apt-get when `etcd` is missing.
+.PHONY: failover
+failover: deps
+	@command -v etcd >/dev/null 2>&1 || { \
+		echo "failover: installing etcd-server and etcd-client (the comparison's peer)" >&2; \
+		SUDO=""; [ "$$(id -u)" -eq 0 ] || SUDO=sudo; \
+		$$SUDO env DEBIAN_FRONTEND=noninteractive apt-get update -qq && \
+		$$SUDO env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq etcd-server etcd-client >/dev/null; }
+	$(CARGO) bench --workspace --locked --profile dev --bench failover
+
 lint: deps
 	$(CARGO) fmt --all --check
 	$(CARGO) clippy --workspace --all-targets --locked --profile dev -- -D warnings

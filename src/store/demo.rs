@@ -430,8 +430,9 @@ impl Drop for LocalCluster {
     }
 }
 
-/// Children get SIGKILL when the thread that started them dies (Linux).
-fn die_with_parent(cmd: &mut Command) {
+/// Children get SIGKILL when the thread that started them dies (Linux). Public so other
+/// harnesses of child processes (the failover bench's etcd members) get the same guard.
+pub fn die_with_parent(cmd: &mut Command) {
     #[cfg(target_os = "linux")]
     {
         use std::os::unix::process::CommandExt;
