@@ -50,10 +50,16 @@ impl<T: Value, const IS_WRITER: bool> Cell<T, IS_WRITER> {
     }
 
     handle_accessors!("cell");
+
+    opener!(reader, CellReader<T>, "cell", CellKind::new());
+
+    fn from_handle(handle: Handle<CellKind<T>>) -> Self {
+        Cell { handle }
+    }
 }
 
 impl<T: Value> CellWriter<T> {
-    opener!(writer, writer_with_config, true, "cell", CellKind::new());
+    opener!(writer, "cell", CellKind::new());
 
     /// Replaces the value; resolves to the version that contains the write.
     pub fn write(&self, value: T) -> impl Future<Output = Result<Version, Error>> + Send + 'static {
@@ -82,10 +88,6 @@ impl<T: Value> CellWriter<T> {
     pub fn clear(&self) -> impl Future<Output = Result<Version, Error>> + Send + 'static {
         self.handle.execute("clear", CellOp::Clear)
     }
-}
-
-impl<T: Value> CellReader<T> {
-    opener!(reader, reader_with_config, false, "cell", CellKind::new());
 }
 
 /// The cell's operations.
@@ -146,7 +148,11 @@ impl<T: Value> Kind for CellKind<T> {
         single::items(state, range)
     }
 
-    fn append(state: &mut Option<T>, items: impl IntoIterator<Item = T>) {
+    fn append(
+        state: &mut Option<T>,
+        _at: u64,
+        items: impl IntoIterator<Item = T>,
+    ) -> Result<(), String> {
         single::append(state, items)
     }
 }

@@ -1,22 +1,42 @@
 //! `Handle<K>`: what every collection wraps — its group, the published state, the
 //! outcomes of its writes, its snapshot counters and its [`When`].
+//!
+//! The group is joined when the collection is opened, except when this node still runs
+//! the previous instance of the same collection (its handle was just dropped and its
+//! worker has not stopped yet, see `reopen.rs`): then a task joins once that instance has
+//! stopped. Until then reads see the empty state, writes and waits wait for the join, and
+//! `version()` is zero; a join that fails then fails every later call with its reason.
 
 use super::config::SharedValidator;
 use super::machine::{Command, Kind, Machine};
 use super::replies::{Replies, Ticket};
-use super::{CollectionConfig, Error, StoreId, Version, When};
+use super::when::{self, Stage};
+use super::{reopen, CollectionConfig, Error, StoreId, Version, When};
+use crate::groups::machine::{StateMachine, StateSync};
 use crate::groups::snapshot::SnapshotStats;
-use crate::groups::{Group, GroupBuilder, GroupKey, GroupStatus};
+use crate::groups::{Group, GroupBuilder, GroupError, GroupIdInputs, GroupKey, GroupStatus};
 use crate::network::Network;
 use crate::primitives::Digest;
-use crate::GroupId;
+use crate::{GroupId, PeerId};
 use std::future::Future;
 use std::sync::Arc;
 use tokio::sync::watch;
 
+/// The collection's group on this node, as far as it has come.
+pub(crate) enum Joined<M: StateMachine> {
+    /// Waiting for the previous instance to stop.
+    Pending,
+    /// Joined.
+    Ready(Group<M>),
+    /// The deferred join failed; why.
+    Failed(Arc<str>),
+}
+
 /// One open collection of kind `K` on this node.
 pub(crate) struct Handle<K: Kind> {
-    group: Group<Machine<K>>,
+    slot: watch::Receiver<Joined<Machine<K>>>,
+    me: PeerId,
+    group: GroupId,
     state: watch::Receiver<K::State>,
     replies: Replies<K::Reply>,
     stats: Arc<SnapshotStats>,
@@ -49,6 +69,46 @@ fn group_key(
     GroupKey::from_secret(Digest::from_parts(&parts).as_bytes())
 }
 
+/// Everything joining the group takes, so it can run now or in a task later.
+struct Join<K: Kind> {
+    network: Network,
+    key: GroupKey,
+    config: CollectionConfig,
+    machine: Machine<K>,
+    store: StoreId,
+}
+
+impl<K: Kind> Join<K> {
+    /// The group id the builder derives from these settings (the same inputs, in the same
+    /// order: see `GroupBuilder::join`).
+    fn group_id(&self) -> GroupId {
+        GroupIdInputs {
+            key: self.key.public_digest(),
+            consensus: self.config.consensus.digest(),
+            machine: self.machine.signature(),
+            sync: self.machine.state_sync().signature(),
+            tickets: self.config.auth.iter().map(|v| v.signature()).collect(),
+        }
+        .derive()
+    }
+
+    fn run(self) -> Result<Group<Machine<K>>, Error> {
+        let mut builder = GroupBuilder::new(&self.network)
+            .with_key(self.key)
+            .with_consensus_config(self.config.consensus)
+            .with_ticket(self.config.ticket)
+            .with_state_machine(self.machine);
+        for validator in self.config.auth {
+            builder = builder.require_ticket(SharedValidator(validator));
+        }
+        builder.join().map_err(|source| Error::Open {
+            kind: K::NAME,
+            store: self.store,
+            source: Box::new(source),
+        })
+    }
+}
+
 impl<K: Kind> Handle<K> {
     /// Joins the collection's group on `network`, as a writer (may lead) or a reader (an
     /// observer). Durable when the network has a data directory: the group restores its
@@ -67,26 +127,53 @@ impl<K: Kind> Handle<K> {
             kind: K::NAME,
             reason: e.to_string(),
         })?;
-        let replies = Replies::new(network.peer_id(), first);
+        let me = network.peer_id();
+        let replies = Replies::new(me, first);
         let machine = Machine::new(kind, writer, config.sync, replies.clone());
         let state = machine.subscribe();
         let changes = machine.subscribe_changes();
         let stats = machine.snapshot_stats();
-        let mut builder = GroupBuilder::new(network)
-            .with_key(key)
-            .with_consensus_config(config.consensus)
-            .with_ticket(config.ticket)
-            .with_state_machine(machine);
-        for validator in config.auth {
-            builder = builder.require_ticket(SharedValidator(validator));
-        }
-        let group = builder.join().map_err(|source| Error::Open {
-            kind: K::NAME,
+        let join = Join {
+            network: network.clone(),
+            key,
+            config,
+            machine,
             store,
-            source: Box::new(source),
-        })?;
-        let when = When::new(K::NAME, group.when(), changes);
+        };
+        let group = join.group_id();
+        let (slot_tx, slot) = watch::channel(Joined::Pending);
+        let (stage_tx, stage) = watch::channel(Stage::Pending);
+        match reopen::closing(me, group) {
+            None => {
+                let joined = join.run()?;
+                debug_assert_eq!(joined.id(), group, "collections derive the builder's id");
+                stage_tx.send_replace(Stage::Ready(joined.when()));
+                slot_tx.send_replace(Joined::Ready(joined));
+            }
+            Some(previous) => {
+                tracing::debug!(kind = K::NAME, %store, "waiting for the previous instance to stop before joining");
+                tokio::spawn(async move {
+                    previous.wait().await;
+                    match join.run() {
+                        Ok(joined) => {
+                            stage_tx.send_replace(Stage::Ready(joined.when()));
+                            // No receiver left: the handle was dropped meanwhile, and the
+                            // group stops with this last handle.
+                            let _ = slot_tx.send(Joined::Ready(joined));
+                        }
+                        Err(err) => {
+                            let reason: Arc<str> = err.to_string().into();
+                            stage_tx.send_replace(Stage::Failed(reason.clone()));
+                            let _ = slot_tx.send(Joined::Failed(reason));
+                        }
+                    }
+                });
+            }
+        }
+        let when = When::new(K::NAME, stage, changes);
         Ok(Handle {
+            slot,
+            me,
             group,
             state,
             replies,
@@ -114,17 +201,27 @@ impl<K: Kind> Handle<K> {
         &self.when
     }
 
-    /// The committed index this node's state reflects.
+    /// The applied index this node's state reflects (zero before the group joined).
     pub(crate) fn version(&self) -> Version {
-        Version(self.group.log_position().1)
+        match &*self.slot.borrow() {
+            Joined::Ready(group) => Version(group.log_position().1),
+            Joined::Pending | Joined::Failed(_) => Version::ZERO,
+        }
     }
 
     pub(crate) fn group_id(&self) -> GroupId {
-        self.group.id()
+        self.group
     }
 
     pub(crate) fn status(&self) -> GroupStatus {
-        self.group.status()
+        match &*self.slot.borrow() {
+            Joined::Ready(group) => group.status(),
+            Joined::Pending => GroupStatus::initial(self.me, self.group),
+            Joined::Failed(reason) => GroupStatus {
+                stopped: Some(reason.to_string()),
+                ..GroupStatus::initial(self.me, self.group)
+            },
+        }
     }
 
     pub(crate) fn snapshot_stats(&self) -> Arc<SnapshotStats> {
@@ -132,8 +229,12 @@ impl<K: Kind> Handle<K> {
     }
 
     pub(crate) fn shutdown(&self) -> impl Future<Output = ()> + Send + 'static {
-        let group = self.group.clone();
-        async move { group.shutdown().await }
+        let slot = self.slot.clone();
+        async move {
+            if let Ok(group) = joined(slot, K::NAME, "shutdown").await {
+                group.shutdown().await;
+            }
+        }
     }
 
     /// Replicates `op`; resolves to the version that contains it once it is applied here.
@@ -176,8 +277,9 @@ impl<K: Kind> Handle<K> {
         op: K::Op,
         ticket: Option<Ticket>,
     ) -> impl Future<Output = Result<Version, Error>> + Send + 'static {
-        let group = self.group.clone();
+        let slot = self.slot.clone();
         async move {
+            let group = joined(slot, K::NAME, name).await?;
             group
                 .execute(Command::Op { op, ticket })
                 .await
@@ -188,5 +290,36 @@ impl<K: Kind> Handle<K> {
                     source,
                 })
         }
+    }
+}
+
+/// The group once joined (waiting while the join is deferred).
+async fn joined<M: StateMachine>(
+    mut slot: watch::Receiver<Joined<M>>,
+    kind: &'static str,
+    op: &'static str,
+) -> Result<Group<M>, Error> {
+    let stopped = |reason: String| Error::Group {
+        kind,
+        op,
+        source: GroupError::Stopped { reason },
+    };
+    loop {
+        match &*slot.borrow_and_update() {
+            Joined::Ready(group) => return Ok(group.clone()),
+            Joined::Failed(reason) => return Err(stopped(reason.to_string())),
+            Joined::Pending => {}
+        }
+        if slot.changed().await.is_err() {
+            return Err(stopped("the collection's group was never joined".into()));
+        }
+    }
+}
+
+impl<K: Kind> Drop for Handle<K> {
+    /// The group stops once this handle (its last one) is gone; until it has, the node
+    /// remembers it so a reopen of the same collection waits for it instead of failing.
+    fn drop(&mut self) {
+        reopen::dropping(self.me, self.group, when::stopped(self.when.stage()));
     }
 }

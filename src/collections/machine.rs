@@ -52,8 +52,19 @@ pub(crate) trait Kind: Send + Sync + 'static {
     /// state from; `None` when out of bounds.
     fn items(state: &Self::State, range: Range<u64>) -> Option<impl Iterator<Item = Self::Item>>;
 
-    /// Rebuilds state from items, in order.
-    fn append(state: &mut Self::State, items: impl IntoIterator<Item = Self::Item>);
+    /// Rebuilds state from items, in order; `at` is the position of the first of them in
+    /// the snapshot. An error refuses the whole snapshot (see [`Kind::finish`]).
+    fn append(
+        state: &mut Self::State,
+        at: u64,
+        items: impl IntoIterator<Item = Self::Item>,
+    ) -> Result<(), String>;
+
+    /// Called once all `items` of a snapshot were appended without error: a last chance
+    /// to refuse it (e.g. a snapshot that lacks its format item). Accepts by default.
+    fn finish(_state: &Self::State, _items: u64) -> Result<(), String> {
+        Ok(())
+    }
 }
 
 /// What applying one operation did.
@@ -216,12 +227,29 @@ impl<K: Kind> StateMachine for Machine<K> {
     }
 }
 
-/// A frozen copy of a collection's state.
-pub(crate) struct Frozen<K: Kind>(pub(crate) K::State);
+/// A frozen copy of a collection's state, or one being rebuilt from snapshot items.
+pub(crate) struct Frozen<K: Kind> {
+    pub(crate) state: K::State,
+    /// Items appended so far (while loading).
+    appended: u64,
+    /// Why the items were refused, once [`Kind::append`] refused them; later items are
+    /// dropped and [`Snapshot::finish`] reports it.
+    refused: Option<String>,
+}
+
+impl<K: Kind> Frozen<K> {
+    pub(crate) fn new(state: K::State) -> Self {
+        Frozen {
+            state,
+            appended: 0,
+            refused: None,
+        }
+    }
+}
 
 impl<K: Kind> Default for Frozen<K> {
     fn default() -> Self {
-        Frozen(K::State::default())
+        Frozen::new(K::State::default())
     }
 }
 
@@ -229,15 +257,31 @@ impl<K: Kind> Snapshot for Frozen<K> {
     type Item = K::Item;
 
     fn len(&self) -> u64 {
-        K::len(&self.0)
+        K::len(&self.state)
     }
 
     fn iter_range(&self, range: Range<u64>) -> Option<impl Iterator<Item = K::Item>> {
-        K::items(&self.0, range)
+        K::items(&self.state, range)
     }
 
     fn append(&mut self, items: impl IntoIterator<Item = K::Item>) {
-        K::append(&mut self.0, items)
+        if self.refused.is_some() {
+            return;
+        }
+        let mut count = 0u64;
+        let counted = items.into_iter().inspect(|_| count += 1);
+        let result = K::append(&mut self.state, self.appended, counted);
+        self.appended += count;
+        if let Err(reason) = result {
+            self.refused = Some(reason);
+        }
+    }
+
+    fn finish(&mut self) -> Result<(), String> {
+        match self.refused.take() {
+            Some(reason) => Err(reason),
+            None => K::finish(&self.state, self.appended),
+        }
     }
 }
 
@@ -245,11 +289,11 @@ impl<K: Kind> SnapshotStateMachine for Machine<K> {
     type Snapshot = Frozen<K>;
 
     fn create_snapshot(&self) -> Frozen<K> {
-        Frozen(self.state.clone())
+        Frozen::new(self.state.clone())
     }
 
     fn install_snapshot(&mut self, snapshot: Frozen<K>) {
-        self.state = snapshot.0;
+        self.state = snapshot.state;
         self.publish();
     }
 }
@@ -281,10 +325,14 @@ pub(crate) mod single {
     }
 
     /// The state holds one value: the last item wins.
-    pub(crate) fn append<T>(state: &mut Option<T>, items: impl IntoIterator<Item = T>) {
+    pub(crate) fn append<T>(
+        state: &mut Option<T>,
+        items: impl IntoIterator<Item = T>,
+    ) -> Result<(), String> {
         if let Some(last) = items.into_iter().last() {
             *state = Some(last);
         }
+        Ok(())
     }
 }
 
@@ -368,6 +416,18 @@ pub(crate) mod testing {
         );
     }
 
+    /// Rebuilds a state from `items` as a snapshot load does: appended in batches of
+    /// `chunk`, then finished; the refusal, if any.
+    pub(crate) fn load<K: Kind>(items: Vec<K::Item>, chunk: usize) -> Result<K::State, String> {
+        let mut rebuilt = Frozen::<K>::default();
+        let mut items = items.into_iter().peekable();
+        while items.peek().is_some() {
+            let batch: Vec<K::Item> = items.by_ref().take(chunk).collect();
+            rebuilt.append(batch);
+        }
+        rebuilt.finish().map(|()| rebuilt.state)
+    }
+
     /// Copies `m`'s state through its snapshot items, `chunk` items per `iter_range`
     /// call, and encodes every item through the codec on the way (as the chunks do).
     pub(crate) fn round_trip<K: Kind>(m: &Machine<K>, chunk: u64) -> K::State {
@@ -393,6 +453,7 @@ pub(crate) mod testing {
             rebuilt.append(items);
             at = end;
         }
-        rebuilt.0
+        rebuilt.finish().expect("a snapshot cut here loads back");
+        rebuilt.state
     }
 }

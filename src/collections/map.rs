@@ -56,11 +56,22 @@ impl<K: Key, V: Value, const IS_WRITER: bool> Map<K, V, IS_WRITER> {
         self.iter().map(|(k, _)| k)
     }
 
+    /// The values in key order, as of now.
+    pub fn values(&self) -> impl Iterator<Item = V> + Send + 'static {
+        self.iter().map(|(_, v)| v)
+    }
+
     handle_accessors!("map");
+
+    opener!(reader, MapReader<K, V>, "map", MapKind::new());
+
+    fn from_handle(handle: Handle<MapKind<K, V>>) -> Self {
+        Map { handle }
+    }
 }
 
 impl<K: Key, V: Value> MapWriter<K, V> {
-    opener!(writer, writer_with_config, true, "map", MapKind::new());
+    opener!(writer, "map", MapKind::new());
 
     /// Sets `key` to `value`.
     pub fn insert(
@@ -74,6 +85,17 @@ impl<K: Key, V: Value> MapWriter<K, V> {
     /// Removes `key` (a missing key changes nothing).
     pub fn remove(&self, key: K) -> impl Future<Output = Result<Version, Error>> + Send + 'static {
         self.handle.execute("remove", MapOp::Remove(key))
+    }
+
+    /// Removes every key of `keys` as one command: one log entry, applied at once on
+    /// every node (all of them gone, or, if the write fails, none). Missing keys are
+    /// skipped.
+    pub fn remove_many(
+        &self,
+        keys: impl IntoIterator<Item = K>,
+    ) -> impl Future<Output = Result<Version, Error>> + Send + 'static {
+        self.handle
+            .execute("remove_many", MapOp::RemoveMany(keys.into_iter().collect()))
     }
 
     /// Sets `key` to `new` (`None` removes it) if its value is `current` (`None`: absent),
@@ -106,10 +128,6 @@ impl<K: Key, V: Value> MapWriter<K, V> {
     }
 }
 
-impl<K: Key, V: Value> MapReader<K, V> {
-    opener!(reader, reader_with_config, false, "map", MapKind::new());
-}
-
 /// The map's operations.
 #[derive(Clone, Debug, Serialize, Deserialize)]
 #[serde(bound = "K: Key, V: Value")]
@@ -123,6 +141,8 @@ pub(crate) enum MapOp<K, V> {
     },
     Extend(Vec<(K, V)>),
     Clear,
+    // New variants go last: the log holds operations by variant number.
+    RemoveMany(Vec<K>),
 }
 
 /// The map kind.
@@ -173,6 +193,13 @@ impl<K: Key, V: Value> Kind for MapKind<K, V> {
                 Applied::changed(changed)
             }
             MapOp::Clear => Applied::changed(!std::mem::take(map).is_empty()),
+            MapOp::RemoveMany(keys) => {
+                let mut changed = false;
+                for key in &keys {
+                    changed |= map.remove(key).is_some();
+                }
+                Applied::changed(changed)
+            }
         }
     }
 
@@ -190,8 +217,13 @@ impl<K: Key, V: Value> Kind for MapKind<K, V> {
         )
     }
 
-    fn append(map: &mut Self::State, items: impl IntoIterator<Item = (K, V)>) {
+    fn append(
+        map: &mut Self::State,
+        _at: u64,
+        items: impl IntoIterator<Item = (K, V)>,
+    ) -> Result<(), String> {
         map.extend(items);
+        Ok(())
     }
 }
 
@@ -229,6 +261,9 @@ mod tests {
                 current: Some(2),
                 new: None,
             },
+            Op::Insert("f".into(), 6),
+            Op::Insert("g".into(), 7),
+            Op::RemoveMany(vec!["f".into(), "g".into(), "missing".into()]),
         ]
     }
 
@@ -254,6 +289,38 @@ mod tests {
         assert_eq!(one.state(), two.state());
         apply(&mut one, Op::Clear);
         assert!(one.state().is_empty());
+    }
+
+    #[test]
+    fn remove_many_is_one_operation_that_removes_all_at_once() {
+        let (mut m, _) = machine(MapKind::<String, u32>::new());
+        apply(
+            &mut m,
+            Op::Extend((0..10).map(|i| (format!("k{i}"), i)).collect()),
+        );
+        let changes = m.subscribe_changes();
+        let before = *changes.borrow();
+        let states = m.subscribe();
+        let doomed: Vec<String> = ["k1", "k3", "k5", "missing"].map(String::from).to_vec();
+        apply(&mut m, Op::RemoveMany(doomed.clone()));
+        assert_eq!(
+            *changes.borrow(),
+            before + 1,
+            "one publication: no state holds only some removed"
+        );
+        let after = states.borrow().clone();
+        assert!(doomed.iter().all(|k| !after.contains_key(k)));
+        assert_eq!(after.len(), 7);
+        // Nothing of it present: nothing changes, nothing is published.
+        apply(&mut m, Op::RemoveMany(doomed));
+        assert_eq!(*changes.borrow(), before + 1);
+        // Encoded as one command, like any other operation.
+        let bytes =
+            crate::primitives::codec::encode(&Op::RemoveMany(vec!["a".into()])).expect("encode");
+        assert!(matches!(
+            crate::primitives::codec::decode::<Op>(&bytes).expect("decode"),
+            Op::RemoveMany(keys) if keys == ["a"]
+        ));
     }
 
     #[test]

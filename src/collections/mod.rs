@@ -24,11 +24,19 @@
 //!   a group; the settings are part of the group id, so every member must use the same
 //!   [`CollectionConfig`].
 //!
-//! Departures from the seed: constructors return `Result` (joining can fail: the same
-//! collection already open on the node, a data directory that cannot be read), errors do
-//! not carry the written value back, and writes whose outcome is decided when they apply
-//! (compare-exchange, pop, remove by index, push into a bounded queue) resolve to that
-//! outcome, not only to a version.
+//! - **Definitions**: [`CollectionDef`], [`ReaderDef`], [`WriterDef`] and the
+//!   [`collection!`](crate::collection) macro name a collection once, for every node.
+//! - **Reopening**: dropping a handle stops the collection's group on this node once its
+//!   worker notices; opening the same collection again before that succeeds and joins in
+//!   the background when the previous instance has stopped (see `reopen.rs`).
+//!
+//! Departures from the seed (mosaik 0.3): constructors return `Result` (joining can fail:
+//! the same collection already open on the node, a data directory that cannot be read);
+//! errors do not carry the written value back; writes resolve once applied on the writing
+//! node, and writes whose outcome is decided when they apply (compare-exchange, pop,
+//! remove by index, insert into a bounded queue) resolve to that outcome ([`Exchange`],
+//! [`Taken`], [`Inserted`]), each convertible into its [`Version`]. README.md, "Coming from
+//! mosaik", maps the whole API.
 
 /// The methods every collection delegates to its [`handle::Handle`] (`when`, `version`,
 /// `group_id`, `status`, `snapshot_stats`, `shutdown`), written once; `$noun` names the
@@ -68,33 +76,72 @@ macro_rules! handle_accessors {
     };
 }
 
-/// A collection's two constructors for one role (`writer`/`writer_with_config` with
-/// `$writer` = true, or `reader`/`reader_with_config`), written once: they open the
-/// collection's group through [`handle::Handle::open`] with the kind `$kind`.
+/// A collection's constructors (written once): `$writer_ty` gets `writer`,
+/// `writer_with_config` and mosaik's aliases `new`, `new_with_config`; the generic type
+/// (any role) gets `reader` and `reader_with_config`, which open a reader. `$kind`
+/// builds the collection's kind. Used inside an `impl` block of the generic type
+/// (`reader`) and of the writer type (`writer`).
 macro_rules! opener {
-    ($plain:ident, $with_config:ident, $writer:literal, $noun:literal, $kind:expr) => {
-        #[doc = concat!("Opens the ", $noun, " `store_id` as a ", stringify!($plain), " with the default settings.")]
-        pub fn $plain(
+    (reader, $reader_ty:ty, $noun:literal, $kind:expr) => {
+        #[doc = concat!("Opens the ", $noun, " `store_id` as a reader (an observer) with the default settings.")]
+        pub fn reader(
+            network: &crate::network::Network,
+            store_id: impl Into<StoreId>,
+        ) -> Result<$reader_ty, Error> {
+            Self::reader_with_config(network, store_id, CollectionConfig::default())
+        }
+
+        #[doc = concat!("Opens the ", $noun, " `store_id` as a reader; every member must use the same `config`.")]
+        pub fn reader_with_config(
+            network: &crate::network::Network,
+            store_id: impl Into<StoreId>,
+            config: impl Into<CollectionConfig>,
+        ) -> Result<$reader_ty, Error> {
+            let handle = Handle::open(network, store_id.into(), config.into(), $kind, false)?;
+            Ok(<$reader_ty>::from_handle(handle))
+        }
+    };
+    (writer, $noun:literal, $kind:expr) => {
+        #[doc = concat!("Opens the ", $noun, " `store_id` as a writer with the default settings.")]
+        pub fn writer(
             network: &crate::network::Network,
             store_id: impl Into<StoreId>,
         ) -> Result<Self, Error> {
-            Self::$with_config(network, store_id, CollectionConfig::default())
+            Self::writer_with_config(network, store_id, CollectionConfig::default())
         }
 
-        #[doc = concat!("Opens the ", $noun, " `store_id` as a ", stringify!($plain), "; every member must use the same `config`.")]
-        pub fn $with_config(
+        #[doc = concat!("Opens the ", $noun, " `store_id` as a writer; every member must use the same `config`.")]
+        pub fn writer_with_config(
             network: &crate::network::Network,
             store_id: impl Into<StoreId>,
             config: impl Into<CollectionConfig>,
         ) -> Result<Self, Error> {
-            let handle = Handle::open(network, store_id.into(), config.into(), $kind, $writer)?;
-            Ok(Self { handle })
+            let handle = Handle::open(network, store_id.into(), config.into(), $kind, true)?;
+            Ok(Self::from_handle(handle))
+        }
+
+        /// Alias of `writer` (mosaik's name).
+        pub fn new(
+            network: &crate::network::Network,
+            store_id: impl Into<StoreId>,
+        ) -> Result<Self, Error> {
+            Self::writer(network, store_id)
+        }
+
+        /// Alias of `writer_with_config` (mosaik's name).
+        pub fn new_with_config(
+            network: &crate::network::Network,
+            store_id: impl Into<StoreId>,
+            config: impl Into<CollectionConfig>,
+        ) -> Result<Self, Error> {
+            Self::writer_with_config(network, store_id, config)
         }
     };
 }
 
 mod cell;
 mod config;
+mod def;
 mod error;
 mod handle;
 mod machine;
@@ -103,6 +150,7 @@ mod once;
 mod outcome;
 mod primitives;
 mod priority_queue;
+mod reopen;
 mod replies;
 mod set;
 mod vec;
@@ -110,17 +158,25 @@ mod when;
 
 pub use cell::{Cell, CellReader, CellWriter};
 pub use config::CollectionConfig;
+pub use def::{
+    Collection, CollectionDef, CollectionFromDef, CollectionReader, CollectionWriter, ReaderDef,
+    ReaderOf, WriterDef, WriterOf,
+};
 pub use error::Error;
 pub use map::{Map, MapReader, MapWriter};
 pub use once::{Once, OnceReader, OnceWriter};
-pub use outcome::{Exchange, Taken};
+pub use outcome::{Exchange, Inserted, Taken};
 pub use primitives::{Key, StoreId, Value, Version};
 pub use priority_queue::{
-    Element, ElementId, PriorityQueue, PriorityQueueReader, PriorityQueueWriter, Pushed,
+    BoundedPriorityQueue, PriorityQueue, PriorityQueueReader, PriorityQueueWriter,
+    UnboundedPriorityQueue,
 };
 pub use set::{Set, SetReader, SetWriter};
 pub use vec::{Vec, VecReader, VecWriter};
 pub use when::When;
+
+#[doc(hidden)]
+pub use def::__macro;
 
 /// The `IS_WRITER` parameter of a writer.
 pub const WRITER: bool = true;

@@ -53,16 +53,16 @@ impl<T: Value, const IS_WRITER: bool> Once<T, IS_WRITER> {
     }
 
     handle_accessors!("once-cell");
+
+    opener!(reader, OnceReader<T>, "once-cell", OnceKind::new());
+
+    fn from_handle(handle: Handle<OnceKind<T>>) -> Self {
+        Once { handle }
+    }
 }
 
 impl<T: Value> OnceWriter<T> {
-    opener!(
-        writer,
-        writer_with_config,
-        true,
-        "once-cell",
-        OnceKind::new()
-    );
+    opener!(writer, "once-cell", OnceKind::new());
 
     /// Writes `value` if no value was written before it; resolves to the version of this
     /// write either way (read the value to learn which write won).
@@ -74,16 +74,6 @@ impl<T: Value> OnceWriter<T> {
     pub fn set(&self, value: T) -> impl Future<Output = Result<Version, Error>> + Send + 'static {
         self.write(value)
     }
-}
-
-impl<T: Value> OnceReader<T> {
-    opener!(
-        reader,
-        reader_with_config,
-        false,
-        "once-cell",
-        OnceKind::new()
-    );
 }
 
 /// The once-cell's operation.
@@ -130,7 +120,11 @@ impl<T: Value> Kind for OnceKind<T> {
         single::items(state, range)
     }
 
-    fn append(state: &mut Option<T>, items: impl IntoIterator<Item = T>) {
+    fn append(
+        state: &mut Option<T>,
+        _at: u64,
+        items: impl IntoIterator<Item = T>,
+    ) -> Result<(), String> {
         single::append(state, items)
     }
 }

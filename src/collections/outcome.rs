@@ -1,5 +1,6 @@
 //! What writes whose effect is decided when they apply resolve to: the version that
-//! contains them and what they did there.
+//! contains them and what they did there. Each converts into its [`Version`], so code
+//! that only waits for the write (`when().reaches(outcome)`) need not unpack it.
 
 use super::Version;
 
@@ -35,4 +36,52 @@ pub struct Taken<T> {
     pub version: Version,
     /// The element taken; `None` when there was none (empty, or out of range).
     pub value: Option<T>,
+}
+
+/// What an insert into a priority queue did: the entries its bound evicted.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Inserted<P, K, V> {
+    /// The version that contains the insert.
+    pub version: Version,
+    /// `(priority, key, value)` of every entry dropped because the queue was over its
+    /// capacity, in the order they went. It holds the inserted entry itself when that one
+    /// ranked lowest. Always empty for an unbounded queue and for an insert that
+    /// overwrote an existing key (the length did not grow).
+    pub evicted: Vec<(P, K, V)>,
+}
+
+impl<T> From<Exchange<T>> for Version {
+    fn from(outcome: Exchange<T>) -> Version {
+        outcome.version
+    }
+}
+
+impl<T> From<Taken<T>> for Version {
+    fn from(outcome: Taken<T>) -> Version {
+        outcome.version
+    }
+}
+
+impl<P, K, V> From<Inserted<P, K, V>> for Version {
+    fn from(outcome: Inserted<P, K, V>) -> Version {
+        outcome.version
+    }
+}
+
+impl<T> From<&Exchange<T>> for Version {
+    fn from(outcome: &Exchange<T>) -> Version {
+        outcome.version
+    }
+}
+
+impl<T> From<&Taken<T>> for Version {
+    fn from(outcome: &Taken<T>) -> Version {
+        outcome.version
+    }
+}
+
+impl<P, K, V> From<&Inserted<P, K, V>> for Version {
+    fn from(outcome: &Inserted<P, K, V>) -> Version {
+        outcome.version
+    }
 }

@@ -42,11 +42,24 @@ impl<T: Key, const IS_WRITER: bool> Set<T, IS_WRITER> {
         self.handle.state().into_iter()
     }
 
+    /// Whether every element of this set is in `other` (as each node holds them now;
+    /// `other` may be a reader or a writer, of any set of the same element type).
+    pub fn is_subset<const W: bool>(&self, other: &Set<T, W>) -> bool {
+        let theirs = other.handle.state();
+        self.handle.read(|mine| mine.is_subset(&theirs))
+    }
+
     handle_accessors!("set");
+
+    opener!(reader, SetReader<T>, "set", SetKind::new());
+
+    fn from_handle(handle: Handle<SetKind<T>>) -> Self {
+        Set { handle }
+    }
 }
 
 impl<T: Key> SetWriter<T> {
-    opener!(writer, writer_with_config, true, "set", SetKind::new());
+    opener!(writer, "set", SetKind::new());
 
     /// Adds `value` (already present: changes nothing).
     pub fn insert(
@@ -64,6 +77,19 @@ impl<T: Key> SetWriter<T> {
         self.handle.execute("remove", SetOp::Remove(value))
     }
 
+    /// Removes every value of `values` as one command: one log entry, applied at once on
+    /// every node (all of them gone, or, if the write fails, none). Absent values are
+    /// skipped.
+    pub fn remove_many(
+        &self,
+        values: impl IntoIterator<Item = T>,
+    ) -> impl Future<Output = Result<Version, Error>> + Send + 'static {
+        self.handle.execute(
+            "remove_many",
+            SetOp::RemoveMany(values.into_iter().collect()),
+        )
+    }
+
     /// Adds every value, as one command (applied atomically).
     pub fn extend(
         &self,
@@ -79,10 +105,6 @@ impl<T: Key> SetWriter<T> {
     }
 }
 
-impl<T: Key> SetReader<T> {
-    opener!(reader, reader_with_config, false, "set", SetKind::new());
-}
-
 /// The set's operations.
 #[derive(Clone, Debug, Serialize, Deserialize)]
 #[serde(bound = "T: Key")]
@@ -91,6 +113,8 @@ pub(crate) enum SetOp<T> {
     Remove(T),
     Extend(Vec<T>),
     Clear,
+    // New variants go last: the log holds operations by variant number.
+    RemoveMany(Vec<T>),
 }
 
 /// The set kind.
@@ -125,6 +149,13 @@ impl<T: Key> Kind for SetKind<T> {
                 Applied::changed(changed)
             }
             SetOp::Clear => Applied::changed(!std::mem::take(set).is_empty()),
+            SetOp::RemoveMany(values) => {
+                let mut changed = false;
+                for value in &values {
+                    changed |= set.remove(value).is_some();
+                }
+                Applied::changed(changed)
+            }
         }
     }
 
@@ -137,8 +168,13 @@ impl<T: Key> Kind for SetKind<T> {
         Some(set.iter().skip(skip).take(take).cloned())
     }
 
-    fn append(set: &mut im::OrdSet<T>, items: impl IntoIterator<Item = T>) {
+    fn append(
+        set: &mut im::OrdSet<T>,
+        _at: u64,
+        items: impl IntoIterator<Item = T>,
+    ) -> Result<(), String> {
         set.extend(items);
+        Ok(())
     }
 }
 
@@ -157,6 +193,8 @@ mod tests {
             Op::Extend(vec!["d".into(), "c".into()]),
             Op::Remove("d".into()),
             Op::Remove("zz".into()),
+            Op::Extend(vec!["x".into(), "y".into()]),
+            Op::RemoveMany(vec!["x".into(), "y".into(), "zz".into()]),
         ]
     }
 
@@ -175,8 +213,8 @@ mod tests {
         assert_eq!(one.state(), two.state());
         assert_eq!(
             *changes.borrow(),
-            4,
-            "a second insert and a missing remove change nothing"
+            6,
+            "a second insert and a missing remove change nothing; remove_many changes once"
         );
         apply(&mut one, Op::Clear);
         assert!(one.state().is_empty());

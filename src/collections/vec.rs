@@ -53,12 +53,41 @@ impl<T: Value, const IS_WRITER: bool> Vec<T, IS_WRITER> {
         self.handle.read(|v| v.is_empty())
     }
 
+    /// The first element (alias of [`Self::first`], mosaik's name).
+    pub fn front(&self) -> Option<T> {
+        self.first()
+    }
+
+    /// The last element (alias of [`Self::last`], mosaik's name).
+    pub fn back(&self) -> Option<T> {
+        self.last()
+    }
+
     /// The elements in order, as of now.
     pub fn iter(&self) -> impl Iterator<Item = T> + Send + 'static {
         self.handle.state().into_iter()
     }
 
     handle_accessors!("vector");
+
+    opener!(reader, VecReader<T>, "vector", VecKind::new());
+
+    fn from_handle(handle: Handle<VecKind<T>>) -> Self {
+        Vec { handle }
+    }
+}
+
+// Searches, for element types that compare.
+impl<T: Value + PartialEq, const IS_WRITER: bool> Vec<T, IS_WRITER> {
+    /// Whether `value` is an element. O(n).
+    pub fn contains(&self, value: &T) -> bool {
+        self.handle.read(|v| v.contains(value))
+    }
+
+    /// The index of the first element equal to `value`. O(n).
+    pub fn index_of(&self, value: &T) -> Option<usize> {
+        self.handle.read(|v| v.index_of(value))
+    }
 }
 
 fn index(i: usize) -> u64 {
@@ -66,16 +95,43 @@ fn index(i: usize) -> u64 {
 }
 
 impl<T: Value> VecWriter<T> {
-    opener!(writer, writer_with_config, true, "vector", VecKind::new());
+    opener!(writer, "vector", VecKind::new());
 
     /// Appends `value`.
     pub fn push(&self, value: T) -> impl Future<Output = Result<Version, Error>> + Send + 'static {
         self.handle.execute("push", VecOp::Push(value))
     }
 
+    /// Appends `value` (alias of [`Self::push`], mosaik's name).
+    pub fn push_back(
+        &self,
+        value: T,
+    ) -> impl Future<Output = Result<Version, Error>> + Send + 'static {
+        self.push(value)
+    }
+
+    /// Inserts `value` before the first element.
+    pub fn push_front(
+        &self,
+        value: T,
+    ) -> impl Future<Output = Result<Version, Error>> + Send + 'static {
+        self.handle.execute("push_front", VecOp::PushFront(value))
+    }
+
     /// Removes the last element and resolves to it.
     pub fn pop(&self) -> impl Future<Output = Result<Taken<T>, Error>> + Send + 'static {
         self.take("pop", VecOp::Pop)
+    }
+
+    /// Removes the last element and resolves to it (alias of [`Self::pop`], mosaik's
+    /// name).
+    pub fn pop_back(&self) -> impl Future<Output = Result<Taken<T>, Error>> + Send + 'static {
+        self.pop()
+    }
+
+    /// Removes the first element and resolves to it (`None` when empty).
+    pub fn pop_front(&self) -> impl Future<Output = Result<Taken<T>, Error>> + Send + 'static {
+        self.take("pop_front", VecOp::PopFront)
     }
 
     /// Inserts `value` at `index`, shifting later elements; no-op if `index > len`.
@@ -138,10 +194,6 @@ impl<T: Value> VecWriter<T> {
     }
 }
 
-impl<T: Value> VecReader<T> {
-    opener!(reader, reader_with_config, false, "vector", VecKind::new());
-}
-
 /// The vector's operations. Indices are `u64` on the wire, whatever the node's `usize`.
 #[derive(Clone, Debug, Serialize, Deserialize)]
 #[serde(bound = "T: Value")]
@@ -154,6 +206,9 @@ pub(crate) enum VecOp<T> {
     Truncate(u64),
     Extend(std::vec::Vec<T>),
     Clear,
+    // New variants go last: the log holds operations by variant number.
+    PushFront(T),
+    PopFront,
 }
 
 /// The vector kind.
@@ -223,6 +278,14 @@ impl<T: Value> Kind for VecKind<T> {
                 Applied::changed(changed)
             }
             VecOp::Clear => Applied::changed(!std::mem::take(v).is_empty()),
+            VecOp::PushFront(value) => {
+                v.push_front(value);
+                Applied::changed(true)
+            }
+            VecOp::PopFront => {
+                let taken = v.pop_front();
+                Applied::reply(taken.is_some(), taken)
+            }
         }
     }
 
@@ -238,8 +301,13 @@ impl<T: Value> Kind for VecKind<T> {
         Some(tail.into_iter())
     }
 
-    fn append(v: &mut im::Vector<T>, items: impl IntoIterator<Item = T>) {
+    fn append(
+        v: &mut im::Vector<T>,
+        _at: u64,
+        items: impl IntoIterator<Item = T>,
+    ) -> Result<(), String> {
         v.extend(items);
+        Ok(())
     }
 }
 
@@ -265,6 +333,9 @@ mod tests {
             Op::Pop,           // 6 2 3 4 5
             Op::Truncate(4),   // 6 2 3 4
             Op::Truncate(10),  // no-op
+            Op::PushFront(9),  // 9 6 2 3 4
+            Op::PopFront,      // 6 2 3 4
+            Op::PushFront(1),  // 1 6 2 3 4
         ]
     }
 
@@ -281,7 +352,7 @@ mod tests {
         }
         marker(&mut one);
         apply_batch(&mut two, ops());
-        assert_eq!(items(one.state()), vec![6, 2, 3, 4]);
+        assert_eq!(items(one.state()), vec![1, 6, 2, 3, 4]);
         assert_eq!(one.state(), two.state());
         apply(&mut one, Op::Clear);
         assert!(one.state().is_empty());
@@ -292,6 +363,7 @@ mod tests {
         let (mut m, replies) = machine(VecKind::<u32>::new());
         let changes = m.subscribe_changes();
         assert_eq!(ask(&mut m, &replies, Op::Pop), Some(None));
+        assert_eq!(ask(&mut m, &replies, Op::PopFront), Some(None));
         assert_eq!(ask(&mut m, &replies, Op::Remove(0)), Some(None));
         for op in [
             Op::Insert(1, 1),

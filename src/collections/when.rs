@@ -1,8 +1,22 @@
 //! `When`: waiting for a collection's state — online, offline, changed, or at a version.
 
 use super::{Error, Version};
-use crate::groups;
+use crate::groups::{self, Index};
+use std::sync::Arc;
 use tokio::sync::watch;
+
+/// How far a collection's group has come on this node: joined at open, or still waiting
+/// to join while the previous instance of the same collection on this node stops (see
+/// `reopen.rs`), or failed to join then.
+#[derive(Clone, Debug)]
+pub(crate) enum Stage {
+    /// Not joined yet.
+    Pending,
+    /// Joined: the group's waits.
+    Ready(groups::When),
+    /// The deferred join failed; why.
+    Failed(Arc<str>),
+}
 
 /// Waits for a collection's state. Each call resolves on the first state that satisfies
 /// it (at once when the current one does, except [`When::updated`], which waits for the
@@ -10,7 +24,7 @@ use tokio::sync::watch;
 #[derive(Clone, Debug)]
 pub struct When {
     kind: &'static str,
-    group: groups::When,
+    stage: watch::Receiver<Stage>,
     /// Bumped by the state machine each time the state changes.
     changes: watch::Receiver<u64>,
 }
@@ -18,12 +32,12 @@ pub struct When {
 impl When {
     pub(crate) fn new(
         kind: &'static str,
-        group: groups::When,
+        stage: watch::Receiver<Stage>,
         changes: watch::Receiver<u64>,
     ) -> Self {
         When {
             kind,
-            group,
+            stage,
             changes,
         }
     }
@@ -46,10 +60,37 @@ impl When {
         )
     }
 
+    /// The stage, for the handle (which waits on it when dropped).
+    pub(crate) fn stage(&self) -> watch::Receiver<Stage> {
+        self.stage.clone()
+    }
+
+    /// The group's waits, once it has joined.
+    async fn group(&self, op: &'static str) -> Result<groups::When, Error> {
+        let mut stage = self.stage.clone();
+        loop {
+            match &*stage.borrow_and_update() {
+                Stage::Ready(when) => return Ok(when.clone()),
+                Stage::Failed(reason) => {
+                    return Err(self.failed(
+                        op,
+                        groups::GroupError::Stopped {
+                            reason: reason.to_string(),
+                        },
+                    ))
+                }
+                Stage::Pending => {}
+            }
+            if stage.changed().await.is_err() {
+                return Err(self.ended(op));
+            }
+        }
+    }
+
     /// This node follows a known leader and is not catching up: writes can go through and
     /// reads are at most a heartbeat behind.
     pub async fn online(&self) -> Result<(), Error> {
-        let mut group = self.group.clone();
+        let mut group = self.group("await online").await?;
         group
             .online()
             .await
@@ -58,7 +99,7 @@ impl When {
 
     /// This node lost its leader or started catching up.
     pub async fn offline(&self) -> Result<(), Error> {
-        let mut group = self.group.clone();
+        let mut group = self.group("await offline").await?;
         group
             .offline()
             .await
@@ -78,12 +119,33 @@ impl When {
     }
 
     /// This node's state reflects `version` (or a later one): a write that resolved to
-    /// `version` anywhere is visible here.
-    pub async fn reaches(&self, version: Version) -> Result<(), Error> {
-        let mut group = self.group.clone();
+    /// `version` anywhere is visible here. Takes a [`Version`] or any write's outcome
+    /// ([`super::Exchange`], [`super::Taken`], [`super::Inserted`]).
+    pub async fn reaches(&self, version: impl Into<Version>) -> Result<(), Error> {
+        let version = version.into();
+        let mut group = self.group("await version").await?;
         group
             .applied_reaches(version.0)
             .await
             .map_err(|e| self.failed("await version", e))
     }
+}
+
+/// Resolves once the group behind `stage` has stopped (or never joined).
+pub(crate) async fn stopped(mut stage: watch::Receiver<Stage>) {
+    let group = loop {
+        let now = stage.borrow_and_update().clone();
+        match now {
+            Stage::Ready(group) => break group,
+            Stage::Failed(_) => return,
+            Stage::Pending => {
+                if stage.changed().await.is_err() {
+                    return;
+                }
+            }
+        }
+    };
+    let mut group = group;
+    // No index is ever this high: the wait ends only when the group stops.
+    let _ = group.applied_reaches(Index(u64::MAX)).await;
 }

@@ -7,7 +7,7 @@
 //! different ids and never bond by mistake. Every input is a stable byte string
 //! (signatures the implementations give, settings' digests), never `type_name`.
 
-use crate::network::LinkKey;
+use crate::network::{LinkKey, TicketValidator};
 use crate::primitives::{Digest, GroupId, UniqueId};
 use std::fmt;
 
@@ -39,6 +39,28 @@ impl GroupKey {
     /// The public digest of the key (one-way): an input of the group id.
     pub fn public_digest(&self) -> Digest {
         Digest::from_parts(&[b"tessera/group-key/public/v1".as_slice(), &self.0])
+    }
+}
+
+/// The key of a group whose admission is decided by tickets: derived from the
+/// validator's signature, so every node that configures the same validator (same
+/// signature) derives the same key without sharing a secret (mosaik's
+/// `GroupKey::from(&validator)`).
+///
+/// Such a key is only as secret as the validator's signature, which is usually derived
+/// from public settings (an issuer, a public key): the validator must keep peers out, not
+/// the key. Require the same validator on the group (`require_ticket`), and override
+/// [`TicketValidator::signature`] so that validators with different settings derive
+/// different keys (the default signature is the same for every unnamed validator).
+impl<V: TicketValidator> From<&V> for GroupKey {
+    fn from(validator: &V) -> Self {
+        GroupKey::from_secret(
+            Digest::from_parts(&[
+                b"tessera/group-key/ticket-validator/v1".as_slice(),
+                validator.signature().as_bytes(),
+            ])
+            .as_bytes(),
+        )
     }
 }
 
@@ -111,6 +133,41 @@ mod tests {
         let mut i = inputs();
         i.tickets.push(Digest::of(b"t"));
         assert_ne!(i.derive(), base);
+    }
+
+    struct Issuer(&'static str);
+
+    impl TicketValidator for Issuer {
+        fn validate(
+            &self,
+            _peer: crate::PeerId,
+            ticket: &[u8],
+        ) -> Result<(), crate::network::TicketError> {
+            if ticket == self.0.as_bytes() {
+                Ok(())
+            } else {
+                Err(crate::network::TicketError::new("wrong issuer"))
+            }
+        }
+
+        fn signature(&self) -> UniqueId {
+            Digest::from_parts(&[b"issuer".as_slice(), self.0.as_bytes()])
+        }
+    }
+
+    #[test]
+    fn a_validator_derives_the_key_from_its_signature() {
+        let a = GroupKey::from(&Issuer("alpha"));
+        assert_eq!(
+            a,
+            GroupKey::from(&Issuer("alpha")),
+            "same settings, same key"
+        );
+        assert_ne!(a, GroupKey::from(&Issuer("beta")));
+        assert_ne!(
+            a,
+            GroupKey::from_secret(Issuer("alpha").signature().as_bytes())
+        );
     }
 
     #[test]

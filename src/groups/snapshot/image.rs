@@ -76,6 +76,16 @@ pub enum ImageError {
         /// What was wrong.
         reason: String,
     },
+    /// The state machine refused the items as a whole ([`Snapshot::finish`], also asked
+    /// when an item does not decode): a format version this program does not read. Not
+    /// damage: every copy of the snapshot holds the same bytes.
+    #[error("snapshot at {anchor}: refused by the state machine: {reason}")]
+    Refused {
+        /// The snapshot's anchor index.
+        anchor: u64,
+        /// Why, from the state machine.
+        reason: String,
+    },
 }
 
 impl ImageError {
@@ -84,7 +94,9 @@ impl ImageError {
     pub fn is_damage(&self) -> bool {
         match self {
             ImageError::Snapshot(e) => !matches!(e, SnapshotError::Store { .. }),
-            ImageError::Missing { .. } | ImageError::Cancelled { .. } => false,
+            ImageError::Missing { .. }
+            | ImageError::Cancelled { .. }
+            | ImageError::Refused { .. } => false,
             ImageError::Item { .. } | ImageError::Header { .. } => true,
         }
     }
@@ -294,16 +306,27 @@ pub fn read_from<S: Snapshot, C: ChunkSource>(
     let mut n = 0u64;
     loop {
         let item = match reader.next_item() {
-            Ok(Some(bytes)) => codec::decode::<S::Item>(bytes).map_err(|e| {
-                fail(
-                    Some(header.clone()),
-                    ImageError::Item {
-                        anchor: index,
-                        item: n + 1,
-                        reason: e.to_string(),
-                    },
-                )
-            })?,
+            Ok(Some(bytes)) => match codec::decode::<S::Item>(bytes) {
+                Ok(item) => item,
+                Err(e) => {
+                    // The chunks passed their checks, so these are the bytes some node
+                    // wrote: if the machine refuses the snapshot's format (known from the
+                    // items before), that explains the item better than damage does.
+                    snapshot.append(std::mem::take(&mut batch));
+                    let error = match snapshot.finish() {
+                        Err(reason) => ImageError::Refused {
+                            anchor: index,
+                            reason,
+                        },
+                        Ok(()) => ImageError::Item {
+                            anchor: index,
+                            item: n + 1,
+                            reason: e.to_string(),
+                        },
+                    };
+                    return Err(fail(Some(header.clone()), error));
+                }
+            },
             Ok(None) => break,
             Err(e) => return Err(fail(Some(header.clone()), e)),
         };
@@ -315,6 +338,15 @@ pub fn read_from<S: Snapshot, C: ChunkSource>(
         }
     }
     snapshot.append(batch);
+    if let Err(reason) = snapshot.finish() {
+        return Err(fail(
+            Some(header),
+            ImageError::Refused {
+                anchor: index,
+                reason,
+            },
+        ));
+    }
     Ok(Loaded {
         header,
         snapshot,

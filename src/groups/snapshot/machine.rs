@@ -32,6 +32,14 @@ pub trait Snapshot: Default + Send + Sync + 'static {
 
     /// Appends items, in order (rebuilding a snapshot read back from its chunks).
     fn append(&mut self, items: impl IntoIterator<Item = Self::Item>);
+
+    /// Called once every item was appended: refuses a snapshot whose items each decoded
+    /// but which this program cannot use as a whole (written in a format version it does
+    /// not read). The reason names what was found and what was expected. The default
+    /// accepts every snapshot.
+    fn finish(&mut self) -> Result<(), String> {
+        Ok(())
+    }
 }
 
 /// A state machine whose state can be captured and installed as a [`Snapshot`].
