@@ -11,7 +11,7 @@
 use criterion::{BenchmarkId, Criterion, Throughput};
 use std::collections::{BTreeSet, VecDeque};
 use std::time::Duration;
-use tessera::groups::raft::{Message, Node, Payload, ProposalId, RaftConfig};
+use tessera::groups::raft::{ClusterId, Message, Node, Payload, ProposalId, RaftConfig};
 use tessera::groups::{InMemoryLogStore, Index, Storage};
 use tessera::PeerId;
 
@@ -44,7 +44,8 @@ impl Cluster {
             config.max_inflight = 64;
             config.max_apply_batch = 1024;
             let mut node = Node::restart(peer(i), config, i as u64, &store, Index(0)).unwrap();
-            node.bootstrap(voters.clone(), &store).unwrap();
+            node.bootstrap(voters.clone(), ClusterId(1), &store)
+                .unwrap();
             c.nodes.push(node);
             c.stores.push(store);
         }

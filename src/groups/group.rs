@@ -8,7 +8,7 @@
 //! handle never stops the group for the others.
 
 use super::machine::{Consistency, StateMachine};
-use super::raft::{ClientError, Membership, MembershipChange, Role};
+use super::raft::{ClientError, ClusterId, Membership, MembershipChange, Role};
 use super::{Cursor, Index, Term};
 use crate::primitives::codec;
 use crate::{GroupId, PeerId};
@@ -88,6 +88,11 @@ pub struct GroupStatus {
     pub syncing: bool,
     /// Set once the worker stopped, with the reason.
     pub stopped: Option<String>,
+    /// The founding this node belongs to (`None` while fresh).
+    pub cluster: Option<ClusterId>,
+    /// Bonded peers of another founding of this group id (founded apart: they cannot
+    /// merge), with their cluster ids. Their traffic is refused.
+    pub conflicts: Vec<(PeerId, ClusterId)>,
 }
 
 impl GroupStatus {
@@ -108,6 +113,8 @@ impl GroupStatus {
             online: false,
             syncing: false,
             stopped: None,
+            cluster: None,
+            conflicts: Vec::new(),
         }
     }
 }

@@ -18,6 +18,8 @@ pub const CODE_HEARTBEAT: u32 = 3;
 pub const CODE_DUPLICATE: u32 = 4;
 /// The peer restarted: a link to its new process replaced this one.
 pub const CODE_REPLACED: u32 = 5;
+/// The handshake refused the peer because this node does not host the group asked for.
+pub const CODE_UNKNOWN_GROUP: u32 = 6;
 
 /// Why a link closed.
 #[derive(Clone, Debug, PartialEq, Eq)]

@@ -30,7 +30,7 @@ mod ticket;
 pub use backoff::Backoff;
 pub use close::{
     CloseReason, CODE_DUPLICATE, CODE_HEARTBEAT, CODE_NORMAL, CODE_PROTOCOL, CODE_REFUSED,
-    CODE_REPLACED,
+    CODE_REPLACED, CODE_UNKNOWN_GROUP,
 };
 pub use handshake::{HandshakeError, LinkKey};
 pub use identity::{IdentityError, InvalidPeerId};

@@ -33,7 +33,7 @@
 //! learns the rest.
 
 use super::backoff::Backoff;
-use super::close::{CloseReason, CODE_DUPLICATE, CODE_PROTOCOL, CODE_REFUSED};
+use super::close::{CloseReason, CODE_DUPLICATE, CODE_PROTOCOL, CODE_REFUSED, CODE_UNKNOWN_GROUP};
 use super::frame::DEFAULT_MAX_FRAME_LEN;
 use super::handshake::Remote;
 use super::handshake::{self, HandshakeError, LinkKey, Side, BINDING_LABEL};
@@ -49,7 +49,7 @@ use iroh::endpoint::{
     presets, Connection, ConnectionError, QuicTransportConfig, RecvStream, SendStream, VarInt,
 };
 use iroh::{Endpoint, SecretKey};
-use std::collections::HashMap;
+use std::collections::{BTreeSet, HashMap};
 use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -427,6 +427,8 @@ impl std::fmt::Debug for GroupAccess {
 struct GroupEntry {
     access: Arc<GroupAccess>,
     links: mpsc::Sender<Link>,
+    /// Peers whose last answer to a dial was "I do not host this group".
+    absent: Arc<Mutex<BTreeSet<PeerId>>>,
 }
 
 struct Registered {
@@ -587,11 +589,13 @@ impl Network {
         if groups.contains_key(&group) {
             return Err(NetworkError::GroupAlreadyJoined { group });
         }
+        let absent = Arc::new(Mutex::new(BTreeSet::new()));
         groups.insert(
             group,
             GroupEntry {
                 access: Arc::new(access),
                 links: tx,
+                absent: absent.clone(),
             },
         );
         Ok(GroupLinks {
@@ -599,6 +603,7 @@ impl Network {
             group,
             incoming: rx,
             cancel,
+            absent,
         })
     }
 
@@ -619,6 +624,7 @@ pub struct GroupLinks {
     group: GroupId,
     incoming: mpsc::Receiver<Link>,
     cancel: CancellationToken,
+    absent: Arc<Mutex<BTreeSet<PeerId>>>,
 }
 
 impl std::fmt::Debug for GroupLinks {
@@ -634,6 +640,12 @@ impl GroupLinks {
     /// The group.
     pub fn group(&self) -> GroupId {
         self.group
+    }
+
+    /// Maintained peers whose last answer to a dial was that they do not host this group
+    /// (they cannot hold it now; a fresh group may form without them).
+    pub fn absent(&self) -> BTreeSet<PeerId> {
+        lock(&self.absent).clone()
     }
 
     /// Dials `peer` at its known address and runs the handshake; the link is returned
@@ -708,6 +720,18 @@ async fn maintain(inner: Arc<Inner>, group: GroupId, peer: PeerId) {
             Some(addr) => dial(&inner, &access, addr).await,
             None => Err(BondError::UnknownPeer { peer }),
         };
+        let absent = matches!(
+            result,
+            Err(BondError::Refused { code, .. }) if code == u64::from(CODE_UNKNOWN_GROUP)
+        );
+        if let Some(entry) = lock(&inner.groups).get(&group) {
+            let mut set = lock(&entry.absent);
+            if absent {
+                set.insert(peer);
+            } else if result.is_ok() {
+                set.remove(&peer);
+            }
+        }
         match result {
             Ok(link) => {
                 backoff.reset();
@@ -767,6 +791,7 @@ fn refusal_code(err: &HandshakeError) -> u32 {
         HandshakeError::Frame(_)
         | HandshakeError::StreamEnded { .. }
         | HandshakeError::Unexpected { .. } => CODE_PROTOCOL,
+        HandshakeError::UnknownGroup { .. } => CODE_UNKNOWN_GROUP,
         _ => CODE_REFUSED,
     }
 }

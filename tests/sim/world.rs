@@ -12,7 +12,7 @@ use std::collections::{BTreeSet, BinaryHeap, HashMap, HashSet, VecDeque};
 use std::hash::{Hash, Hasher};
 use tessera::groups::machine::LeadershipPreference;
 use tessera::groups::raft::{
-    Entry, Knobs, MembershipChange, Message, Node, Payload, ProposalId, RaftConfig,
+    ClusterId, Entry, Knobs, MembershipChange, Message, Node, Payload, ProposalId, RaftConfig,
 };
 use tessera::groups::{InMemoryLogStore, Index, Storage};
 use tessera::PeerId;
@@ -372,7 +372,7 @@ impl World {
             let mut node = Node::restart(peer(i), config.clone(), node_seed, &store, Index(0))
                 .map_err(|e| self.fail(format!("start node {i}: {e}")))?;
             if i < voters {
-                node.bootstrap(voter_set.clone(), &store)
+                node.bootstrap(voter_set.clone(), ClusterId(1), &store)
                     .map_err(|e| self.fail(format!("bootstrap node {i}: {e}")))?;
             }
             self.nodes.push(SimNode {

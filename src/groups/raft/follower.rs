@@ -35,6 +35,9 @@ impl Node {
         }
         self.leader = Some(from);
         self.election_elapsed = 0;
+        if self.lost_state == Some(Index(0)) {
+            self.lost_state = Some(m.leader_commit.max(Index(1)));
+        }
         self.flush_to_leader();
 
         let mut prev = m.prev_log_position;
@@ -113,6 +116,9 @@ impl Node {
     /// Who answers what (pre-votes alike):
     /// - an observer (`LeadershipPreference::Observer`, or an observer learner in its latest
     ///   configuration) answers `Abstained`, always;
+    /// - a node that started with an empty log answers `Abstained` until it caught up with
+    ///   the first leader it heard (it may have lost state it once acknowledged; see
+    ///   `Node::lost_state`);
     /// - every other node, a catching-up learner in its own latest configuration included,
     ///   answers `Granted` or `Denied` by the rules above. A candidate asks only the voters
     ///   of *its* configuration, so a learner that is asked was promoted in an entry it has
@@ -130,7 +136,7 @@ impl Node {
         if m.candidate != from {
             return;
         }
-        let vote = if self.is_observer() {
+        let vote = if self.is_observer() || self.may_have_lost_state() {
             Vote::Abstained
         } else {
             let can_vote =
@@ -158,7 +164,7 @@ impl Node {
         if m.candidate != from {
             return;
         }
-        let (term, vote) = if self.is_observer() {
+        let (term, vote) = if self.is_observer() || self.may_have_lost_state() {
             (self.term, Vote::Abstained)
         } else if m.term > self.term && !self.in_lease() && self.log_up_to_date(m.log_position) {
             (m.term, Vote::Granted)

@@ -614,15 +614,22 @@ impl Node {
         Ok(Ok(self.append_local(Payload::Config(next), store)?))
     }
 
-    /// Promotes one caught-up learner while voters are fewer than `max_voters`.
+    /// Promotes a caught-up learner while voters are fewer than `max_voters`, so that the
+    /// voter count never *rests* on an even number: a promotion that makes it even happens
+    /// only when a second caught-up learner is there to be promoted right after.
+    ///
+    /// Why: an even voter set tolerates no more failures than the odd one below it, and
+    /// growing 1 → 2 voters leaves a window in which losing *either* node stops the group
+    /// for good (no quorum left to remove the dead one). So a group founded alone stays at
+    /// one voter with its first learner, and goes 1 → 2 → 3 only once two learners are
+    /// caught up, the 2-voter step lasting one configuration commit.
     fn maybe_promote(&mut self, store: &dyn LogReader) -> Result<(), RaftError> {
-        if self.members.current().voters().len() >= self.config.max_voters
-            || self.change_allowed(store)?.is_err()
-        {
+        let voters = self.members.current().voters().len();
+        if voters >= self.config.max_voters || self.change_allowed(store)?.is_err() {
             return Ok(());
         }
         let committed = self.log.committed;
-        let candidate = match &self.role {
+        let ready: Vec<PeerId> = match &self.role {
             RoleState::Leader(s) => self
                 .members
                 .current()
@@ -630,17 +637,42 @@ impl Node {
                 .iter()
                 .filter(|(_, k)| **k == LearnerKind::CatchingUp)
                 .map(|(p, _)| *p)
-                .find(|p| {
+                .filter(|p| {
                     s.progress
                         .get(p)
                         .is_some_and(|pr| pr.matched >= committed && pr.recent_active)
-                }),
-            _ => None,
+                })
+                .collect(),
+            _ => Vec::new(),
         };
-        if let Some(peer) = candidate {
-            let _ = self.propose_membership(MembershipChange::Promote(peer), store)?;
+        let odd_after = (voters + 1) % 2 == 1;
+        let pair_ready = ready.len() >= 2 && voters + 2 <= self.config.max_voters;
+        if let Some(peer) = ready.first() {
+            if odd_after || pair_ready {
+                let _ = self.propose_membership(MembershipChange::Promote(*peer), store)?;
+            }
         }
         Ok(())
+    }
+
+    /// A peer announced a new state incarnation (it restarted, and may have lost what it
+    /// held: an in-memory store reopened under the same peer id), with `durable`, the last
+    /// entry it now holds durably. What this leader knew of its log no longer holds: its
+    /// matched index drops to what it says it has, so it counts toward no commit until it
+    /// acknowledges again, and it is probed from there (and caught up by log or snapshot).
+    pub fn on_peer_restarted(
+        &mut self,
+        peer: PeerId,
+        durable: Index,
+        store: &dyn LogReader,
+    ) -> Result<(), RaftError> {
+        let Some(pr) = self.leader_state().and_then(|s| s.progress.get_mut(&peer)) else {
+            return Ok(());
+        };
+        pr.matched = pr.matched.min(durable);
+        pr.replay_failures = 0;
+        pr.become_probe();
+        self.send_append(peer, false, store)
     }
 
     /// Test view: how the leader talks to a follower.

@@ -20,13 +20,58 @@ pub enum LearnerKind {
     Observer,
 }
 
-/// The voter and learner sets from one configuration entry on.
+/// Which founding of a group this is, fixed when the group is founded (etcd's cluster id).
+///
+/// The group id names *what* a group is (its key, settings, machine); nodes that founded
+/// it separately (each alone, or two sets that never saw each other) run groups with the
+/// same id that Raft cannot merge. The cluster id tells them apart: it is in the founding
+/// configuration entry and in every later one, members announce it, and a member refuses
+/// the traffic of a peer of another founding. `ClusterId(0)` means "none yet" (a fresh node).
+#[derive(
+    Clone, Copy, Debug, Default, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize,
+)]
+pub struct ClusterId(pub u64);
+
+impl ClusterId {
+    /// The id a founding set derives from the random formation nonces its members
+    /// announced (the same on every founder, different for every founding); never 0.
+    pub fn derive(members: impl IntoIterator<Item = (PeerId, u64)>) -> ClusterId {
+        let mut hasher = blake3::Hasher::new();
+        hasher.update(b"tessera/cluster-id/v1");
+        let mut sorted: Vec<(PeerId, u64)> = members.into_iter().collect();
+        sorted.sort();
+        for (peer, nonce) in sorted {
+            hasher.update(peer.as_bytes());
+            hasher.update(&nonce.to_le_bytes());
+        }
+        let bytes = hasher.finalize();
+        let mut id = [0u8; 8];
+        id.copy_from_slice(&bytes.as_bytes()[..8]);
+        ClusterId(u64::from_le_bytes(id).max(1))
+    }
+
+    /// Whether this is a real id (not "none yet").
+    pub fn is_known(self) -> bool {
+        self.0 != 0
+    }
+}
+
+impl std::fmt::Display for ClusterId {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{:016x}", self.0)
+    }
+}
+
+/// The voter and learner sets from one configuration entry on, and the founding they
+/// belong to.
 ///
 /// Invariant: a peer is in at most one of the two sets.
 #[derive(Clone, Debug, Default, PartialEq, Eq, Hash, Serialize, Deserialize)]
 pub struct Membership {
     voters: BTreeSet<PeerId>,
     learners: BTreeMap<PeerId, LearnerKind>,
+    /// Set at founding and kept by every change.
+    cluster: ClusterId,
 }
 
 /// One change of a configuration.
@@ -63,12 +108,25 @@ pub enum MembershipError {
 }
 
 impl Membership {
-    /// A configuration of voters only (what bootstrapping peers all compute).
+    /// A configuration of voters only, of no founding yet (tests; founders use
+    /// [`Membership::founding`]).
     pub fn with_voters(voters: impl IntoIterator<Item = PeerId>) -> Self {
+        Self::founding(voters, ClusterId::default())
+    }
+
+    /// The founding configuration of cluster `cluster` (what bootstrapping peers all
+    /// compute).
+    pub fn founding(voters: impl IntoIterator<Item = PeerId>, cluster: ClusterId) -> Self {
         Membership {
             voters: voters.into_iter().collect(),
             learners: BTreeMap::new(),
+            cluster,
         }
+    }
+
+    /// The founding this configuration belongs to.
+    pub fn cluster(&self) -> ClusterId {
+        self.cluster
     }
 
     /// The voters.

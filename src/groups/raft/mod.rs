@@ -67,7 +67,7 @@ pub use client::{ClientError, ProposalId};
 pub use config::{Knobs, RaftConfig};
 pub use inflights::Inflights;
 pub use log::LogReader;
-pub use membership::{LearnerKind, Membership, MembershipChange, MembershipError};
+pub use membership::{ClusterId, LearnerKind, Membership, MembershipChange, MembershipError};
 pub use message::{
     AppendEntries, AppendEntriesResponse, Entry, Forward, IndexRange, InvalidMessage, Message,
     Payload, ReadIndex, ReadIndexResponse, RequestVote, RequestVoteResponse, Vote,

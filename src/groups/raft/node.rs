@@ -13,7 +13,7 @@ use super::client::{Clients, ForwardDedup, ProposalId};
 use super::config::RaftConfig;
 use super::leader::LeaderState;
 use super::log::{LogReader, RaftLog};
-use super::membership::{Membership, MembershipLog};
+use super::membership::{ClusterId, Membership, MembershipLog};
 use super::message::{Entry, Message, Payload, Vote};
 use super::read_index::{FollowerReads, ReadOutcome};
 use super::ready::{ProposalOutcome, Ready};
@@ -131,6 +131,13 @@ pub struct Node {
     /// Leader: forwarded requests already appended (kept across terms, lost on restart).
     pub(crate) forward_dedup: ForwardDedup,
     pub(crate) follower_reads: FollowerReads,
+    /// Set while this node started with an empty log and has not caught up since: a
+    /// fresh node, or one whose state was lost (an in-memory store reopened under the same
+    /// peer id) and that may have acknowledged, in an earlier life, entries it no longer
+    /// holds. It abstains from every vote until its log is committed up to the commit index
+    /// of the first leader it hears from (`Some(Index(0))` until it hears one), so it never
+    /// helps elect a candidate that lacks what it once counted toward. Founding clears it.
+    pub(crate) lost_state: Option<Index>,
 }
 
 impl Node {
@@ -199,6 +206,7 @@ impl Node {
             clients: Clients::default(),
             forward_dedup: ForwardDedup::default(),
             follower_reads: FollowerReads::default(),
+            lost_state: last.is_zero().then_some(Index(0)),
         };
         node.reset_election_timer();
         Ok(node)
@@ -249,13 +257,14 @@ impl Node {
         Ok(members)
     }
 
-    /// Founds a new group: writes the configuration of `voters` as entry 1 (term 1). All
-    /// founding peers compute the same entry from the same voter set (the worker's
-    /// `bootstrap_expect` discovery gives it), so their logs match from the start, and the
-    /// entry counts as committed.
+    /// Founds a new group: writes the configuration of `voters` in cluster `cluster` as
+    /// entry 1 (term 1). All founding peers compute the same entry from the same voter set
+    /// and cluster id (the worker's `bootstrap_expect` discovery gives both), so their logs
+    /// match from the start, and the entry counts as committed.
     pub fn bootstrap(
         &mut self,
         voters: BTreeSet<PeerId>,
+        cluster: ClusterId,
         store: &dyn LogReader,
     ) -> Result<(), RaftError> {
         if !self.log.last().is_zero() || !self.term.is_zero() {
@@ -264,7 +273,8 @@ impl Node {
                 last: self.log.last(),
             });
         }
-        let membership = Membership::with_voters(voters);
+        let membership = Membership::founding(voters, cluster);
+        self.lost_state = None;
         self.term = Term(1);
         let entry = Entry {
             term: Term(1),
@@ -369,6 +379,8 @@ impl Node {
             }
             self.flush_to_leader();
         }
+        // Also after a catch-up by log replay, which commits outside `step`.
+        self.settle_lost_state();
         self.check_invariants();
         Ok(())
     }
@@ -421,8 +433,24 @@ impl Node {
             Message::Forward(f) => self.handle_forward(from, f, store)?,
             Message::StateSync(_) => {}
         }
+        self.settle_lost_state();
         self.check_invariants();
         Ok(())
+    }
+
+    /// Whether this node abstains from votes because it may have lost state (see
+    /// `lost_state`).
+    pub(crate) fn may_have_lost_state(&self) -> bool {
+        self.lost_state.is_some()
+    }
+
+    /// Ends the lost-state abstention once the log is committed up to its target.
+    pub(crate) fn settle_lost_state(&mut self) {
+        if let Some(target) = self.lost_state {
+            if !target.is_zero() && self.log.committed >= target {
+                self.lost_state = None;
+            }
+        }
     }
 
     /// Proposes a command. On the leader it is appended at once; elsewhere it is forwarded
@@ -503,6 +531,7 @@ impl Node {
         self.syncing = false;
         self.replayed_to = Index(0);
         self.pending_ack = None;
+        self.settle_lost_state();
         self.clients.settle_below(
             position.index(),
             |i| (i == position.index()).then_some(position.term()),

@@ -50,7 +50,7 @@ impl Harness {
             let store = InMemoryLogStore::<Payload>::default();
             let mut node = Node::restart(p(i), config.clone(), i as u64, &store, Index(0)).unwrap();
             if i < voters {
-                node.bootstrap(set.clone(), &store).unwrap();
+                node.bootstrap(set.clone(), ClusterId(1), &store).unwrap();
             }
             h.nodes.push(node);
             h.stores.push(store);
@@ -136,6 +136,7 @@ impl Harness {
 }
 
 mod failover;
+mod lost_state;
 mod replay;
 
 #[test]
@@ -172,7 +173,7 @@ fn vote_is_persisted_before_it_leaves() {
     let store = InMemoryLogStore::<Payload>::default();
     let voters: BTreeSet<PeerId> = (0..3).map(p).collect();
     let mut n = Node::restart(p(1), RaftConfig::for_tests(), 1, &store, Index(0)).unwrap();
-    n.bootstrap(voters, &store).unwrap();
+    n.bootstrap(voters, ClusterId(1), &store).unwrap();
     let mut store = store;
     let mut rd = n.ready(&store).unwrap();
     rd.persist(&mut store).unwrap();
@@ -513,6 +514,49 @@ fn an_isolated_leader_cannot_confirm_a_read() {
     ));
 }
 
+/// Adds `peer` as a learner on the leader `l` and runs the change to quiescence.
+fn add_learner(h: &mut Harness, l: usize, peer: PeerId, observer: bool) {
+    let r = h.nodes[l]
+        .propose_membership(
+            MembershipChange::AddLearner { peer, observer },
+            &h.stores[l],
+        )
+        .unwrap();
+    assert!(r.is_ok(), "{r:?}");
+    h.drive(l);
+    h.stabilize();
+    h.tick_all(10);
+}
+
+#[test]
+fn a_group_grows_in_odd_steps_two_caught_up_learners_at_a_time() {
+    // One founder, then two nodes joining one after the other.
+    let mut h = Harness::new(1, 2);
+    h.elect(0);
+    h.tick_all(1);
+    add_learner(&mut h, 0, p(1), false);
+    let m = h.nodes[0].membership().clone();
+    assert_eq!(
+        m.voters().len(),
+        1,
+        "1 -> 2 voters would be a resting even count: {m:?}"
+    );
+    assert_eq!(
+        h.nodes[1].last(),
+        h.nodes[0].last(),
+        "the learner is caught up"
+    );
+    add_learner(&mut h, 0, p(2), false);
+    h.tick_all(10);
+    let m = h.nodes[0].membership().clone();
+    assert_eq!(
+        m.voters().len(),
+        3,
+        "two caught-up learners are promoted one after the other: {m:?}"
+    );
+    assert!(m.learners().is_empty());
+}
+
 #[test]
 fn learners_abstain_catch_up_and_are_promoted_observers_are_not() {
     let mut h = Harness::new(3, 2);
@@ -546,7 +590,12 @@ fn learners_abstain_catch_up_and_are_promoted_observers_are_not() {
     h.stabilize();
     h.tick_all(10);
     let m = h.nodes[0].membership().clone();
-    assert!(m.is_voter(&p(3)), "caught-up learner promoted: {m:?}");
+    assert_eq!(
+        m.learners().get(&p(3)),
+        Some(&LearnerKind::CatchingUp),
+        "one caught-up learner beside 3 voters waits for a second (4 voters is even): {m:?}"
+    );
+    assert_eq!(h.nodes[3].last(), h.nodes[0].last(), "caught up");
     assert_eq!(m.learners().get(&p(4)), Some(&LearnerKind::Observer));
     assert_eq!(
         h.nodes[4].last(),
@@ -723,7 +772,8 @@ fn reluctant_nodes_wait_longer_and_observers_never_campaign() {
         let mut config = RaftConfig::for_tests();
         config.preference = preference;
         let mut n = Node::restart(p(0), config, 1, &store, Index(0)).unwrap();
-        n.bootstrap([p(0), p(1), p(2)].into(), &store).unwrap();
+        n.bootstrap([p(0), p(1), p(2)].into(), ClusterId(1), &store)
+            .unwrap();
         let mut first = None;
         for t in 1..=200u32 {
             n.tick(&store).unwrap();

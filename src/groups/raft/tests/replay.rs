@@ -179,7 +179,8 @@ fn a_follower_close_to_the_commit_index_is_streamed_to() {
 fn follower() -> (Node, InMemoryLogStore<Payload>) {
     let mut store = InMemoryLogStore::<Payload>::default();
     let mut n = Node::restart(p(1), RaftConfig::for_tests(), 1, &store, Index(0)).unwrap();
-    n.bootstrap([p(0), p(1), p(2)].into(), &store).unwrap();
+    n.bootstrap([p(0), p(1), p(2)].into(), ClusterId(1), &store)
+        .unwrap();
     let _ = persist(&mut n, &mut store);
     (n, store)
 }
