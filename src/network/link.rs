@@ -12,7 +12,7 @@
 //!   intervals;
 //! - the ticket check asks the group's validator (if it has one) about the peer's ticket
 //!   every `ticket_recheck_interval` and closes the link once it is refused
-//!   ([`CloseReason::TicketRevoked`]; see [`ticket`](super::ticket)).
+//!   ([`CloseReason::TicketRevoked`]; see [`TicketValidator`](super::TicketValidator)).
 //!
 //! # Channels and what happens when they are full
 //! Both channels are bounded ([`LinkConfig`]).
