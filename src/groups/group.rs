@@ -10,6 +10,7 @@
 use super::machine::{Consistency, StateMachine};
 use super::raft::{ClientError, ClusterId, Membership, MembershipChange, Role};
 use super::{Cursor, Index, Term};
+use crate::network::{NetworkError, Revalidation, WeakNetwork};
 use crate::primitives::codec;
 use crate::{GroupId, PeerId};
 use std::sync::Arc;
@@ -151,6 +152,9 @@ struct Shared<M: StateMachine> {
     status: watch::Receiver<GroupStatus>,
     group: GroupId,
     deadline: Duration,
+    /// The node's network, for the group's tickets (weak: a handle does not keep a shut
+    /// down node's socket).
+    network: WeakNetwork,
 }
 
 /// A handle on one joined group.
@@ -180,6 +184,7 @@ impl<M: StateMachine> Group<M> {
         status: watch::Receiver<GroupStatus>,
         group: GroupId,
         deadline: Duration,
+        network: WeakNetwork,
     ) -> Self {
         Group {
             shared: Arc::new(Shared {
@@ -187,6 +192,7 @@ impl<M: StateMachine> Group<M> {
                 status,
                 group,
                 deadline,
+                network,
             }),
         }
     }
@@ -314,6 +320,32 @@ impl<M: StateMachine> Group<M> {
     /// durable voter set, never whoever is reachable.
     pub async fn remove_member(&self, peer: PeerId) -> Result<Index, GroupError> {
         self.change(MembershipChange::Remove(peer)).await
+    }
+
+    /// Asks the group's ticket validator (`require_ticket`) again about the ticket of every
+    /// bonded peer, after the application's rules changed (a revocation list), and ends
+    /// the bond of each peer whose ticket no longer passes. Returns what was checked and
+    /// who was refused; a refused peer leaves [`GroupStatus::bonded`] once its link has
+    /// closed, and its redials are refused while its ticket does not pass.
+    pub fn revalidate_tickets(&self) -> Result<Revalidation, NetworkError> {
+        self.network()?.revalidate_tickets(self.shared.group)
+    }
+
+    /// Replaces the ticket this node presents to the group's peers, without reconnecting:
+    /// sent at once on every live bond (each peer keeps the bond if it passes there, or
+    /// ends it) and presented by every new one.
+    pub fn renew_ticket(&self, ticket: impl Into<Vec<u8>>) -> Result<(), NetworkError> {
+        self.network()?
+            .renew_ticket(self.shared.group, ticket.into())
+    }
+
+    fn network(&self) -> Result<crate::network::Network, NetworkError> {
+        self.shared
+            .network
+            .upgrade()
+            .ok_or(NetworkError::GroupNotJoined {
+                group: self.shared.group,
+            })
     }
 
     /// Stops the group's worker for every handle and waits for it.
