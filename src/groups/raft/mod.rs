@@ -13,14 +13,14 @@
 //! (see [`log`](self::LogReader) for why).
 //!
 //! ```
-//! use tessera::groups::raft::{Node, Payload, ProposalId, RaftConfig};
+//! use tessera::groups::raft::{ClusterId, Node, Payload, ProposalId, RaftConfig};
 //! use tessera::groups::InMemoryLogStore;
 //! use tessera::PeerId;
 //!
 //! let me = PeerId([1; 32]);
 //! let mut store = InMemoryLogStore::<Payload>::default();
 //! let mut node = Node::restart(me, RaftConfig::for_tests(), 7, &store, Default::default()).unwrap();
-//! node.bootstrap([me].into(), &store).unwrap();
+//! node.bootstrap([me].into(), ClusterId(1), &store).unwrap();
 //! // Drive: tick until this single voter leads, persisting every Ready.
 //! let mut applied = Vec::new();
 //! let mut proposed = false;
