@@ -35,7 +35,7 @@ pub use close::{
     CODE_REPLACED, CODE_TICKET, CODE_UNKNOWN_GROUP,
 };
 pub use handshake::{HandshakeError, LinkKey};
-pub use identity::{IdentityError, InvalidPeerId};
+pub use identity::{endpoint_id, peer_id, IdentityError, InvalidPeerId};
 pub use link::{Link, LinkClosed, LinkConfig, LinkSender, TrySendError};
 pub(crate) use network::WeakNetwork;
 pub use network::{

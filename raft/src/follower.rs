@@ -11,8 +11,8 @@ use super::message::{
 use super::node::{CatchUp, Node, RoleState};
 use super::read_index::ReadOutcome;
 use super::RaftError;
-use crate::groups::{Cursor, Index};
 use crate::PeerId;
+use crate::{Cursor, Index};
 
 impl Node {
     /// §5.3 receiver rules. Acknowledges only entries durable here (via `queue_ack`).
@@ -114,7 +114,7 @@ impl Node {
     /// persisted before the answer leaves (`send` routes it after the sync).
     ///
     /// Who answers what (pre-votes alike):
-    /// - an observer (`LeadershipPreference::Observer`, or an observer learner in its latest
+    /// - an observer (`CampaignPolicy::Never`, or an observer learner in its latest
     ///   configuration) answers `Abstained`, always;
     /// - a node that started with an empty log answers `Abstained` until it caught up with
     ///   the first leader it heard (it may have lost state it once acknowledged; see
@@ -177,10 +177,10 @@ impl Node {
         );
     }
 
-    /// Whether this node never votes: `LeadershipPreference::Observer`, or an observer
+    /// Whether this node never votes: `CampaignPolicy::Never`, or an observer
     /// learner in its configuration.
     fn is_observer(&self) -> bool {
-        self.config.preference == crate::groups::machine::LeadershipPreference::Observer
+        self.config.campaign == crate::config::CampaignPolicy::Never
             || self.members.current().learners().get(&self.id)
                 == Some(&super::membership::LearnerKind::Observer)
     }

@@ -1,7 +1,7 @@
-//! Positions in the replicated log: `Term`, `Index` and the pair `Cursor`, plus the
-//! `Command` bound every replicated command satisfies.
+//! Positions in the replicated log: `Term`, `Index` and the pair `Cursor` (the seed's name
+//! for a (term, index); the one name used for it in every tessera crate).
 
-use serde::{de::DeserializeOwned, Deserialize, Serialize};
+use serde::{Deserialize, Serialize};
 use std::fmt;
 
 /// A Raft term. Terms only grow; 0 means "before any election".
@@ -105,12 +105,6 @@ impl fmt::Display for Cursor {
         write!(f, "{}@{}", self.1, self.0)
     }
 }
-
-/// What a replicated command must be: serializable through the one codec, cloneable and
-/// sendable between threads. Implemented for every such type.
-pub trait Command: Serialize + DeserializeOwned + Clone + Send + Sync + 'static {}
-
-impl<T: Serialize + DeserializeOwned + Clone + Send + Sync + 'static> Command for T {}
 
 #[cfg(test)]
 mod tests {

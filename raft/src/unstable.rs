@@ -5,7 +5,7 @@
 //! core reads them. Durability is tracked apart (`on_persisted`).
 
 use super::message::Entry;
-use crate::groups::Index;
+use crate::Index;
 
 /// Entries at `offset ..`; storage holds the valid entries below `offset`.
 ///
@@ -89,8 +89,8 @@ impl Unstable {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::groups::raft::message::Payload;
-    use crate::groups::Term;
+    use crate::message::Payload;
+    use crate::Term;
 
     fn e(t: u64, i: u64) -> Entry {
         Entry {

@@ -1,9 +1,5 @@
 //! The core's settings, in ticks (the core has no clock: the driver calls `tick()` every
-//! tick interval), derived from a [`ConsensusConfig`].
-
-use crate::groups::machine::LeadershipPreference;
-use crate::groups::ConsensusConfig;
-use std::time::Duration;
+//! tick interval). The `tessera` crate derives them from a group's `ConsensusConfig`.
 
 /// Settings of one consensus core. Times are in ticks.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -40,19 +36,30 @@ pub struct RaftConfig {
     /// its worker pulls committed entries from several peers
     /// ([`Node::on_replayed`](super::Node::on_replayed)).
     pub replay_threshold: u64,
-    /// This node's leadership preference: `Reluctant` triples its election timeouts;
-    /// `Observer` never campaigns.
-    pub preference: LeadershipPreference,
+    /// When this node campaigns.
+    pub campaign: CampaignPolicy,
     /// Test-only switches that disable one safety rule each, so the simulator can prove it
-    /// catches the violation. Never set outside tests.
-    #[doc(hidden)]
-    pub knobs: Knobs,
+    /// catches the violation. They exist only in this crate's test build.
+    #[cfg(test)]
+    pub(crate) knobs: Knobs,
 }
 
-/// Test-only rule switches (all off by default). See `tests/simulation.rs`.
-#[doc(hidden)]
+/// When a node campaigns for leadership.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
-pub struct Knobs {
+pub enum CampaignPolicy {
+    /// At its randomized election timeout.
+    #[default]
+    Normal,
+    /// After three times its randomized election timeout, so another node usually wins.
+    Reluctant,
+    /// Never (an observer): it also never votes.
+    Never,
+}
+
+/// Test-only rule switches (all off by default; see `sim/runs.rs`). Outside this crate's
+/// tests [`RaftConfig::knobs`] always answers "all off".
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub(crate) struct Knobs {
     /// Commit by counting replicas of any entry, not only current-term ones (§5.4.2).
     pub commit_any_term: bool,
     /// Do not append a no-op at the start of a term.
@@ -63,42 +70,16 @@ pub struct Knobs {
     pub ack_before_sync: bool,
 }
 
-impl Default for RaftConfig {
-    fn default() -> Self {
-        RaftConfig::from_consensus(
-            &ConsensusConfig::default(),
-            Duration::from_millis(100),
-            LeadershipPreference::Normal,
-        )
-    }
-}
-
 impl RaftConfig {
-    /// Converts a group's settings for a driver that ticks every `tick`.
-    pub fn from_consensus(
-        config: &ConsensusConfig,
-        tick: Duration,
-        preference: LeadershipPreference,
-    ) -> Self {
-        let tick_ms = tick.as_millis().max(1);
-        let ticks =
-            |d: Duration| -> u32 { (d.as_millis() / tick_ms).clamp(1, u32::MAX as u128) as u32 };
-        let heartbeat_ticks = ticks(config.heartbeat_interval);
-        RaftConfig {
-            heartbeat_ticks,
-            election_ticks: ticks(config.election_timeout).max(heartbeat_ticks + 1),
-            election_jitter_ticks: (config.election_timeout_jitter.as_millis() / tick_ms) as u32,
-            bootstrap_ticks: (config.bootstrap_delay.as_millis() / tick_ms) as u32,
-            forward_timeout_ticks: ticks(config.forward_timeout),
-            query_timeout_ticks: ticks(config.query_timeout),
-            max_entries_per_append: 256,
-            max_bytes_per_append: 4 << 20,
-            max_inflight: 64,
-            max_apply_batch: 1024,
-            max_voters: config.max_voters,
-            replay_threshold: 8_192,
-            preference,
-            knobs: Knobs::default(),
+    /// The safety-off switches in force: always all off outside this crate's tests.
+    pub(crate) fn knobs(&self) -> Knobs {
+        #[cfg(test)]
+        {
+            self.knobs
+        }
+        #[cfg(not(test))]
+        {
+            Knobs::default()
         }
     }
 
@@ -118,7 +99,8 @@ impl RaftConfig {
             max_apply_batch: 64,
             max_voters: 5,
             replay_threshold: 64,
-            preference: LeadershipPreference::Normal,
+            campaign: CampaignPolicy::Normal,
+            #[cfg(test)]
             knobs: Knobs::default(),
         }
     }

@@ -1,7 +1,7 @@
 //! The window of `AppendEntries` in flight to one follower: flow control for pipelined
 //! replication. Pure data.
 
-use crate::groups::Index;
+use crate::Index;
 use std::collections::VecDeque;
 
 /// The last index of each append sent and not yet acknowledged, oldest first.

@@ -18,8 +18,8 @@
 
 use super::client::ClientError;
 use super::quorum;
-use crate::groups::{Index, Term};
 use crate::PeerId;
+use crate::{Index, Term};
 use std::collections::{BTreeMap, BTreeSet, VecDeque};
 
 /// The outcome of one `read_index` call.

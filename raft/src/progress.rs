@@ -16,7 +16,7 @@
 //! ```
 
 use super::inflights::Inflights;
-use crate::groups::Index;
+use crate::Index;
 
 /// How the leader talks to one follower.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]

@@ -23,8 +23,8 @@ use super::client::{ClientError, ProposalId};
 use super::message::{Entry, Message, Payload};
 use super::node::CatchUp;
 use super::read_index::ReadOutcome;
-use crate::groups::{Cursor, HardState, Storage, StorageError, SyncReport};
 use crate::PeerId;
+use crate::{Cursor, HardState, Storage, StorageError, SyncReport};
 
 /// The outcome of one proposal.
 #[derive(Clone, Debug, PartialEq, Eq)]

@@ -3,7 +3,7 @@
 //! Quorums are majorities of an explicit voter set (DESIGN.md): learners and abstentions
 //! never enter the denominator.
 
-use crate::groups::Index;
+use crate::Index;
 use crate::PeerId;
 use std::collections::BTreeSet;
 

@@ -10,12 +10,12 @@
 //! clock, thread, socket or global RNG inside: ticks bring time, a seed brings randomness.
 //!
 //! Stable entries are read through a [`LogReader`] passed into the calls that need them
-//! (see [`log`](self::LogReader) for why).
+//! (see [`log`](self::LogReader) for why). The crate depends on no runtime, network or
+//! storage engine: the compiler keeps "the core does no I/O" true. The `tessera` crate
+//! drives it (its worker), and so does the deterministic simulator in this crate's tests.
 //!
 //! ```
-//! use tessera::groups::raft::{ClusterId, Node, Payload, ProposalId, RaftConfig};
-//! use tessera::groups::InMemoryLogStore;
-//! use tessera::PeerId;
+//! use tessera_raft::{ClusterId, InMemoryLogStore, Node, Payload, PeerId, ProposalId, RaftConfig};
 //!
 //! let me = PeerId([1; 32]);
 //! let mut store = InMemoryLogStore::<Payload>::default();
@@ -43,9 +43,12 @@
 //!     }
 //! }
 //! assert!(node.is_leader());
-//! assert_eq!(applied, [1, 2, 3].map(tessera::groups::Index), "config, no-op, command");
+//! assert_eq!(applied, [1, 2, 3].map(tessera_raft::Index), "config, no-op, command");
 //! ```
 
+#![deny(missing_docs)]
+
+mod byte_strings;
 mod candidate;
 mod client;
 mod config;
@@ -54,30 +57,38 @@ mod inflights;
 mod leader;
 mod log;
 mod membership;
+mod memory_store;
 mod message;
 mod node;
+mod peer;
+mod position;
 pub mod progress;
 pub mod quorum;
 mod read_index;
 mod ready;
 mod replay;
+mod store;
+mod store_error;
 mod unstable;
 
 pub use client::{ClientError, ProposalId};
-pub use config::{Knobs, RaftConfig};
+pub use config::{CampaignPolicy, RaftConfig};
 pub use inflights::Inflights;
 pub use log::LogReader;
 pub use membership::{ClusterId, LearnerKind, Membership, MembershipChange, MembershipError};
+pub use memory_store::InMemoryLogStore;
 pub use message::{
     AppendEntries, AppendEntriesResponse, Entry, Forward, IndexRange, InvalidMessage, Message,
     Payload, ReadIndex, ReadIndexResponse, RequestVote, RequestVoteResponse, Vote,
 };
 pub use node::{CatchUp, Node, Role};
+pub use peer::PeerId;
+pub use position::{Cursor, Index, Term};
 pub use read_index::ReadOutcome;
 pub use ready::{ProposalOutcome, Ready};
 pub use replay::InvalidReplay;
-
-use crate::groups::{Cursor, Index, StorageError, Term};
+pub use store::{Command, HardState, Storage, SyncReport};
+pub use store_error::StorageError;
 
 /// Errors that stop the group: the storage failed or broke an invariant the core relies
 /// on. A call a client made that merely failed is a [`ClientError`], never this. One
@@ -126,5 +137,7 @@ impl RaftError {
     }
 }
 
+#[cfg(test)]
+mod sim;
 #[cfg(test)]
 mod tests;

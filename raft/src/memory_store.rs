@@ -7,9 +7,7 @@
 //! throws `current` and the queue away. Cost per sync is linear in the staged operations,
 //! not in the log.
 
-use super::{HardState, Storage, StorageError, SyncReport};
-use crate::groups::{Command, Cursor, Index, Term};
-use crate::GroupId;
+use crate::{Command, Cursor, HardState, Index, Storage, StorageError, SyncReport, Term};
 use std::collections::VecDeque;
 use std::ops::RangeInclusive;
 
@@ -98,7 +96,6 @@ impl<C: Clone> LogState<C> {
 /// An in-memory `Storage` that models durability. See the module docs.
 #[derive(Debug)]
 pub struct InMemoryLogStore<C> {
-    group: GroupId,
     current: LogState<C>,
     durable: LogState<C>,
     pending: Vec<Op<C>>,
@@ -106,15 +103,14 @@ pub struct InMemoryLogStore<C> {
 
 impl<C> Default for InMemoryLogStore<C> {
     fn default() -> Self {
-        Self::new(GroupId::default())
+        Self::new()
     }
 }
 
 impl<C> InMemoryLogStore<C> {
-    /// An empty store for `group`.
-    pub fn new(group: GroupId) -> Self {
+    /// An empty store.
+    pub fn new() -> Self {
         InMemoryLogStore {
-            group,
             current: LogState::default(),
             durable: LogState::default(),
             pending: Vec::new(),
@@ -224,12 +220,5 @@ impl<C: Command> Storage<C> for InMemoryLogStore<C> {
 
     fn durable(&self) -> Cursor {
         self.durable.last()
-    }
-}
-
-impl<C> InMemoryLogStore<C> {
-    /// The group this store belongs to.
-    pub fn group(&self) -> GroupId {
-        self.group
     }
 }

@@ -10,8 +10,8 @@
 //! peer is untrusted; [`AppendEntries::validate`] is checked before the core looks inside.
 
 use super::membership::Membership;
-use crate::groups::{Cursor, Index, Term};
 use crate::PeerId;
+use crate::{Cursor, Index, Term};
 use serde::{Deserialize, Serialize};
 use std::fmt;
 
@@ -207,7 +207,7 @@ pub enum Forward {
     /// A follower forwards client commands to the leader.
     Command {
         /// Encoded commands.
-        #[serde(with = "crate::primitives::bytes::vecs")]
+        #[serde(with = "crate::byte_strings")]
         commands: Vec<Vec<u8>>,
         /// When set, the leader answers with `CommandAck`.
         request_id: Option<u64>,
@@ -369,8 +369,10 @@ mod tests {
     #[test]
     fn messages_round_trip_through_the_codec() {
         let m = Message::AppendEntries(ae((1, 1), &[(1, 2)]));
-        let bytes = crate::primitives::codec::encode(&m).unwrap();
-        let back: Message = crate::primitives::codec::decode(&bytes).unwrap();
+        let config = bincode::config::standard();
+        let bytes = bincode::serde::encode_to_vec(&m, config).unwrap();
+        let (back, _): (Message, usize) =
+            bincode::serde::decode_from_slice(&bytes, config).unwrap();
         assert_eq!(back, m);
     }
 }

@@ -23,7 +23,7 @@ use super::membership::Membership;
 use super::message::Entry;
 use super::node::Node;
 use super::RaftError;
-use crate::groups::{Cursor, Index, Term};
+use crate::{Cursor, Index, Term};
 
 /// A batch handed to [`Node::on_replayed`] that the core refused; nothing changed.
 #[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]

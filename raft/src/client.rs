@@ -23,8 +23,8 @@
 
 use super::message::{Entry, IndexRange};
 use super::ready::ProposalOutcome;
-use crate::groups::{Cursor, Index, Term};
 use crate::PeerId;
+use crate::{Cursor, Index, Term};
 use serde::{Deserialize, Serialize};
 use std::collections::hash_map::DefaultHasher;
 use std::collections::{BTreeMap, HashMap, VecDeque};
@@ -417,7 +417,7 @@ fn resolve(id: ProposalId, proposed: Cursor, found: Term) -> ProposalOutcome {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::groups::raft::message::Payload;
+    use crate::message::Payload;
 
     #[test]
     fn resolves_by_index_and_term() {

@@ -1,7 +1,7 @@
 //! Log-replay catch-up, forwarded-command deduplication and abstentions: one test per rule.
 
 use super::*;
-use crate::groups::raft::progress::ProgressState;
+use crate::progress::ProgressState;
 
 fn e(t: u64, i: u64) -> Entry {
     Entry {

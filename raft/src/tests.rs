@@ -2,7 +2,7 @@
 //! effect. A tiny in-process harness delivers messages in order with no faults.
 
 use super::*;
-use crate::groups::{InMemoryLogStore, Storage};
+use crate::{InMemoryLogStore, Storage};
 use std::collections::{BTreeSet, HashSet, VecDeque};
 
 fn p(i: usize) -> PeerId {
@@ -762,15 +762,15 @@ fn a_gap_asks_for_a_state_sync_and_an_install_fast_forwards() {
 
 #[test]
 fn reluctant_nodes_wait_longer_and_observers_never_campaign() {
-    use crate::groups::machine::LeadershipPreference;
+    use crate::CampaignPolicy;
     for (preference, min_ticks) in [
-        (LeadershipPreference::Normal, 10u32),
-        (LeadershipPreference::Reluctant, 30),
-        (LeadershipPreference::Observer, u32::MAX),
+        (CampaignPolicy::Normal, 10u32),
+        (CampaignPolicy::Reluctant, 30),
+        (CampaignPolicy::Never, u32::MAX),
     ] {
         let store = InMemoryLogStore::<Payload>::default();
         let mut config = RaftConfig::for_tests();
-        config.preference = preference;
+        config.campaign = preference;
         let mut n = Node::restart(p(0), config, 1, &store, Index(0)).unwrap();
         n.bootstrap([p(0), p(1), p(2)].into(), ClusterId(1), &store)
             .unwrap();

@@ -15,7 +15,7 @@
 use super::message::{Entry, Payload};
 use super::unstable::Unstable;
 use super::RaftError;
-use crate::groups::{Cursor, HardState, Index, Storage, StorageError, Term};
+use crate::{Cursor, HardState, Index, Storage, StorageError, Term};
 
 /// Read-only access to the driver's log store.
 pub trait LogReader {
@@ -358,7 +358,7 @@ impl RaftLog {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::groups::InMemoryLogStore;
+    use crate::InMemoryLogStore;
 
     fn e(t: u64, i: u64) -> Entry {
         Entry {

@@ -19,6 +19,7 @@
 //! liveness check requires a leader and every pending command committed within a bound.
 
 pub mod checks;
+mod runs;
 pub mod world;
 
 pub use world::{Scenario, World};
@@ -32,5 +33,5 @@ pub fn run_seed(seed: u64, scenario: &Scenario) -> Result<world::Stats, String> 
 /// The command that replays `seed` under `scenario`.
 pub fn replay_command(seed: u64, scenario: &Scenario) -> String {
     let knobs = scenario.knob_env();
-    format!("{knobs}SIM_SEED={seed} cargo test --test simulation replay -- --nocapture")
+    format!("{knobs}SIM_SEED={seed} cargo test --workspace --lib sim::runs::replay -- --nocapture")
 }

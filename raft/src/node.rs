@@ -18,9 +18,9 @@ use super::message::{Entry, Message, Payload, Vote};
 use super::read_index::{FollowerReads, ReadOutcome};
 use super::ready::{ProposalOutcome, Ready};
 use super::RaftError;
-use crate::groups::machine::LeadershipPreference;
-use crate::groups::{Cursor, HardState, Index, SyncReport, Term};
+use crate::config::CampaignPolicy;
 use crate::PeerId;
+use crate::{Cursor, HardState, Index, SyncReport, Term};
 use rand::rngs::SmallRng;
 use rand::{Rng, SeedableRng};
 use std::collections::BTreeSet;
@@ -559,7 +559,7 @@ impl Node {
     fn current_hard_state(&self) -> HardState {
         HardState {
             term: self.term,
-            vote: if self.config.knobs.forget_vote {
+            vote: if self.config.knobs().forget_vote {
                 None
             } else {
                 self.vote
@@ -648,7 +648,7 @@ impl Node {
             self.pending_ack = None;
             return;
         }
-        if self.config.knobs.ack_before_sync || self.log.durable.index() >= ack.index {
+        if self.config.knobs().ack_before_sync || self.log.durable.index() >= ack.index {
             self.pending_ack = None;
             self.send(
                 ack.to,
@@ -692,7 +692,7 @@ impl Node {
 
     fn may_campaign(&self) -> bool {
         self.members.current().is_voter(&self.id)
-            && self.config.preference != LeadershipPreference::Observer
+            && self.config.campaign != CampaignPolicy::Never
             && (!self.term.is_zero() || self.now >= u64::from(self.config.bootstrap_ticks))
     }
 
@@ -700,7 +700,7 @@ impl Node {
         self.election_elapsed = 0;
         let base = self.config.election_ticks;
         let jitter = self.rng.random_range(0..=self.config.election_jitter_ticks);
-        let factor = if self.config.preference == LeadershipPreference::Reluctant {
+        let factor = if self.config.campaign == CampaignPolicy::Reluctant {
             3
         } else {
             1

@@ -6,9 +6,7 @@
 //! - `*_is_caught`: each switches off one safety rule through a test-only knob and asserts
 //!   that the simulator finds the violation within a bounded number of seeds.
 
-mod sim;
-
-use sim::{run_seed, Scenario};
+use super::{run_seed, Scenario};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Mutex;
 use std::time::Instant;

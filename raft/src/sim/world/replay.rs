@@ -11,10 +11,9 @@
 //! a while, or at random); a crash of the node ends it without a word.
 
 use super::{index_of, EventKind, World, TICK};
+use crate::{CatchUp, Entry, Index, Storage};
 use rand::Rng;
 use std::collections::BTreeMap;
-use tessera::groups::raft::{CatchUp, Entry};
-use tessera::groups::{Index, Storage};
 
 /// Requests in flight per session.
 const PARALLEL: usize = 3;

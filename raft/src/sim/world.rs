@@ -4,18 +4,17 @@
 mod replay;
 
 use super::checks::Checks;
+use crate::config::Knobs;
+use crate::{
+    CampaignPolicy, ClusterId, Entry, InMemoryLogStore, Index, MembershipChange, Message, Node,
+    Payload, PeerId, ProposalId, RaftConfig, Storage,
+};
 use rand::rngs::SmallRng;
 use rand::{Rng, SeedableRng};
 use std::cmp::Reverse;
 use std::collections::hash_map::DefaultHasher;
 use std::collections::{BTreeSet, BinaryHeap, HashMap, HashSet, VecDeque};
 use std::hash::{Hash, Hasher};
-use tessera::groups::machine::LeadershipPreference;
-use tessera::groups::raft::{
-    ClusterId, Entry, Knobs, MembershipChange, Message, Node, Payload, ProposalId, RaftConfig,
-};
-use tessera::groups::{InMemoryLogStore, Index, Storage};
-use tessera::PeerId;
 
 /// Sub-tick time units per tick.
 const TICK: u64 = 10;
@@ -336,16 +335,16 @@ impl World {
         c.forward_timeout_ticks = 40;
         c.query_timeout_ticks = 40;
         c.knobs = self.sc.knobs;
-        c.preference = if voter {
+        c.campaign = if voter {
             if self.rng.random_bool(0.15) {
-                LeadershipPreference::Reluctant
+                CampaignPolicy::Reluctant
             } else {
-                LeadershipPreference::Normal
+                CampaignPolicy::Normal
             }
         } else if self.rng.random_bool(0.25) {
-            LeadershipPreference::Observer
+            CampaignPolicy::Never
         } else {
-            LeadershipPreference::Normal
+            CampaignPolicy::Normal
         };
         c
     }
@@ -542,7 +541,7 @@ impl World {
                         n.last(),
                         n.commit_index(),
                         sn.applied,
-                        sn.config.preference,
+                        sn.config.campaign,
                         if n.is_catching_up() { " catching up" } else { "" },
                     ));
                 }
@@ -626,7 +625,7 @@ impl World {
         let mut voted = false;
         for (to, msg) in waiting {
             if let Message::RequestVoteResponse(r) = &msg {
-                voted |= r.vote == tessera::groups::raft::Vote::Granted;
+                voted |= r.vote == crate::Vote::Granted;
             }
             self.send(i, to, msg);
         }
@@ -971,7 +970,7 @@ impl World {
                 None
             } else {
                 let j = outsiders[self.rng.random_range(0..outsiders.len())];
-                let observer = self.nodes[j].config.preference == LeadershipPreference::Observer;
+                let observer = self.nodes[j].config.campaign == CampaignPolicy::Never;
                 Some(MembershipChange::AddLearner {
                     peer: peer(j),
                     observer,

@@ -15,8 +15,8 @@ use super::progress::{Progress, ProgressState};
 use super::quorum;
 use super::read_index::{LeaderReads, ReadOutcome};
 use super::RaftError;
-use crate::groups::{Cursor, Index};
 use crate::PeerId;
+use crate::{Cursor, Index};
 use std::collections::BTreeMap;
 
 /// Catch-ups that may stall in a row before the leader streams to that follower instead.
@@ -58,7 +58,7 @@ impl Node {
         self.leader = Some(self.id);
         self.heartbeat_elapsed = 0;
         self.election_elapsed = 0;
-        if !self.config.knobs.skip_noop {
+        if !self.config.knobs().skip_noop {
             self.append_local(Payload::Noop, store)?;
         }
         // Client calls that waited here for a leader: forwards never sent anywhere are
@@ -457,7 +457,7 @@ impl Node {
             return Ok(());
         }
         let current_term = self.log.term_at(candidate, store)? == Some(self.term);
-        if !current_term && !self.config.knobs.commit_any_term {
+        if !current_term && !self.config.knobs().commit_any_term {
             return Ok(());
         }
         self.log.commit_to(candidate);

@@ -6,7 +6,7 @@
 //! previous change and an entry of its own term are committed (the §4.1 fix to the
 //! single-server change bug). A change never touches the live value: it returns a new one.
 
-use crate::groups::Index;
+use crate::Index;
 use crate::PeerId;
 use serde::{Deserialize, Serialize};
 use std::collections::{BTreeMap, BTreeSet};
@@ -16,7 +16,7 @@ use std::collections::{BTreeMap, BTreeSet};
 pub enum LearnerKind {
     /// Catching up; the leader promotes it to voter while voters < `max_voters`.
     CatchingUp,
-    /// `LeadershipPreference::Observer`: stays a learner for good.
+    /// An observer (a reader that never campaigns): stays a learner for good.
     Observer,
 }
 
@@ -251,9 +251,7 @@ impl MembershipLog {
 
 /// The configuration entries among `entries`, with their indices (a follower records them
 /// once the entries are written).
-pub(crate) fn config_entries(
-    entries: &[super::message::Entry],
-) -> Vec<(crate::groups::Index, Membership)> {
+pub(crate) fn config_entries(entries: &[super::message::Entry]) -> Vec<(crate::Index, Membership)> {
     entries
         .iter()
         .filter_map(|e| match &e.payload {
