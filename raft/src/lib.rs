@@ -52,6 +52,7 @@ mod byte_strings;
 mod candidate;
 mod client;
 mod config;
+mod driver;
 mod follower;
 mod inflights;
 mod leader;
@@ -73,6 +74,7 @@ mod unstable;
 
 pub use client::{ClientError, ProposalId};
 pub use config::{CampaignPolicy, RaftConfig};
+pub use driver::{Effects, ReadyDriver};
 pub use inflights::Inflights;
 pub use log::LogReader;
 pub use membership::{ClusterId, LearnerKind, Membership, MembershipChange, MembershipError};

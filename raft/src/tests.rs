@@ -11,8 +11,71 @@ fn p(i: usize) -> PeerId {
 
 use crate::PeerId;
 
+/// What the harness's driver does with node `from`'s output: queue messages, record
+/// applied entries, outcomes and catch-ups, and sync at once unless syncing is off.
+struct HarnessEffects<'a> {
+    from: usize,
+    queue: &'a mut VecDeque<(usize, PeerId, Message)>,
+    applied: &'a mut Vec<Entry>,
+    outcomes: &'a mut Vec<ProposalOutcome>,
+    reads: &'a mut Vec<ReadOutcome>,
+    catch_ups: &'a mut Vec<CatchUp>,
+    sync: bool,
+}
+
+impl Effects<InMemoryLogStore<Payload>> for HarnessEffects<'_> {
+    type Error = RaftError;
+
+    fn send(&mut self, to: PeerId, message: Message, _after_sync: bool) {
+        self.queue.push_back((self.from, to, message));
+    }
+
+    fn sync(
+        &mut self,
+        store: &mut InMemoryLogStore<Payload>,
+    ) -> Result<Option<SyncReport>, RaftError> {
+        Ok(if self.sync { Some(store.sync()?) } else { None })
+    }
+
+    fn apply(
+        &mut self,
+        node: &mut Node,
+        _store: &InMemoryLogStore<Payload>,
+        committed: Vec<Entry>,
+    ) -> Result<(), RaftError> {
+        for e in committed {
+            node.on_applied(e.index);
+            self.applied.push(e);
+        }
+        Ok(())
+    }
+
+    fn resolve(
+        &mut self,
+        _node: &mut Node,
+        _store: &InMemoryLogStore<Payload>,
+        outcomes: Vec<ProposalOutcome>,
+        reads: Vec<ReadOutcome>,
+    ) -> Result<(), RaftError> {
+        self.outcomes.extend(outcomes);
+        self.reads.extend(reads);
+        Ok(())
+    }
+
+    fn catch_up(
+        &mut self,
+        _node: &mut Node,
+        _store: &InMemoryLogStore<Payload>,
+        catch_up: CatchUp,
+    ) -> Result<(), RaftError> {
+        self.catch_ups.push(catch_up);
+        Ok(())
+    }
+}
+
 struct Harness {
     nodes: Vec<Node>,
+    drivers: Vec<ReadyDriver>,
     stores: Vec<InMemoryLogStore<Payload>>,
     queue: VecDeque<(usize, PeerId, Message)>,
     applied: Vec<Vec<Entry>>,
@@ -35,6 +98,7 @@ impl Harness {
     fn with_config(voters: usize, learners: usize, config: RaftConfig) -> Self {
         let mut h = Harness {
             nodes: Vec::new(),
+            drivers: Vec::new(),
             stores: Vec::new(),
             queue: VecDeque::new(),
             applied: Vec::new(),
@@ -53,6 +117,7 @@ impl Harness {
                 node.bootstrap(set.clone(), ClusterId(1), &store).unwrap();
             }
             h.nodes.push(node);
+            h.drivers.push(ReadyDriver::new());
             h.stores.push(store);
             h.applied.push(Vec::new());
             h.outcomes.push(Vec::new());
@@ -66,30 +131,20 @@ impl Harness {
         h
     }
 
+    /// Drives node `i` through the one Ready driver.
     fn drive(&mut self, i: usize) {
-        while self.nodes[i].has_ready() {
-            let mut rd = self.nodes[i].ready(&self.stores[i]).unwrap();
-            let must = rd.stage(&mut self.stores[i]).unwrap();
-            for (to, m) in rd.take_messages() {
-                self.queue.push_back((i, to, m));
-            }
-            if must && self.sync {
-                let report = self.stores[i].sync().unwrap();
-                self.nodes[i]
-                    .on_persisted(&report, &self.stores[i])
-                    .unwrap();
-            }
-            for (to, m) in rd.take_after_sync() {
-                self.queue.push_back((i, to, m));
-            }
-            for e in rd.take_committed() {
-                self.nodes[i].on_applied(e.index);
-                self.applied[i].push(e);
-            }
-            self.outcomes[i].extend(rd.take_outcomes());
-            self.reads[i].extend(rd.take_reads());
-            self.catch_ups[i].extend(rd.take_catch_up());
-        }
+        let mut fx = HarnessEffects {
+            from: i,
+            queue: &mut self.queue,
+            applied: &mut self.applied[i],
+            outcomes: &mut self.outcomes[i],
+            reads: &mut self.reads[i],
+            catch_ups: &mut self.catch_ups[i],
+            sync: self.sync,
+        };
+        self.drivers[i]
+            .drive(&mut self.nodes[i], &mut self.stores[i], &mut fx)
+            .unwrap();
     }
 
     fn stabilize(&mut self) {

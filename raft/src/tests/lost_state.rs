@@ -8,6 +8,7 @@ use super::*;
 fn lose_state(h: &mut Harness, i: usize) {
     let store = InMemoryLogStore::<Payload>::default();
     h.nodes[i] = Node::restart(p(i), RaftConfig::for_tests(), 99, &store, Index(0)).unwrap();
+    h.drivers[i] = ReadyDriver::new();
     h.stores[i] = store;
 }
 
