@@ -21,34 +21,34 @@ use tessera::PeerId;
 /// The bench's side of the driver: messages into the FIFO network, applied positions.
 struct BenchEffects<'a> {
     from: usize,
+    node: &'a mut Node,
+    store: &'a mut InMemoryLogStore<Payload>,
     net: &'a mut VecDeque<(usize, PeerId, Message)>,
     applied: &'a mut Index,
 }
 
-impl Effects<InMemoryLogStore<Payload>> for BenchEffects<'_> {
+impl Effects for BenchEffects<'_> {
+    type Store = InMemoryLogStore<Payload>;
     type Error = RaftError;
+
+    fn core(&mut self) -> (&mut Node, &mut InMemoryLogStore<Payload>) {
+        (self.node, self.store)
+    }
 
     fn send(&mut self, to: PeerId, message: Message, _after_sync: bool) {
         self.net.push_back((self.from, to, message));
     }
 
-    fn apply(
-        &mut self,
-        node: &mut Node,
-        _store: &InMemoryLogStore<Payload>,
-        committed: Vec<Entry>,
-    ) -> Result<(), RaftError> {
+    fn apply(&mut self, committed: Vec<Entry>) -> Result<(), RaftError> {
         if let Some(last) = committed.last() {
             *self.applied = last.index;
-            node.on_applied(last.index);
+            self.node.on_applied(last.index);
         }
         Ok(())
     }
 
     fn resolve(
         &mut self,
-        _node: &mut Node,
-        _store: &InMemoryLogStore<Payload>,
         _outcomes: Vec<ProposalOutcome>,
         _reads: Vec<ReadOutcome>,
     ) -> Result<(), RaftError> {
@@ -104,12 +104,12 @@ impl Cluster {
     fn drive(&mut self, i: usize) {
         let mut fx = BenchEffects {
             from: i,
+            node: &mut self.nodes[i],
+            store: &mut self.stores[i],
             net: &mut self.net,
             applied: &mut self.applied[i],
         };
-        self.drivers[i]
-            .drive(&mut self.nodes[i], &mut self.stores[i], &mut fx)
-            .unwrap();
+        self.drivers[i].drive(&mut fx).unwrap();
     }
 
     fn settle(&mut self) {

@@ -22,14 +22,21 @@ use crate::{
     Storage, StorageError, SyncReport,
 };
 
-/// What a driver does with a node's output. Everything but `send`, `apply` and `resolve`
-/// has a default.
-pub trait Effects<S: Storage<Payload>> {
+/// What a driver does with a node's output. The implementor owns (or borrows) the node and
+/// its store and lends them to the driver through [`Effects::core`], so a runtime can
+/// implement it on its own state. Everything but `core`, `send`, `apply` and `resolve` has
+/// a default.
+pub trait Effects {
+    /// The node's log store.
+    type Store: Storage<Payload>;
     /// The driver's error: the core's and the store's convert into it.
     type Error: From<RaftError> + From<StorageError>;
 
+    /// The node and its store.
+    fn core(&mut self) -> (&mut Node, &mut Self::Store);
+
     /// A `Ready` is about to be staged (the simulator checks log matching here).
-    fn staging(&mut self, _ready: &Ready, _store: &S) -> Result<(), Self::Error> {
+    fn staging(&mut self, _ready: &Ready) -> Result<(), Self::Error> {
         Ok(())
     }
 
@@ -37,35 +44,25 @@ pub trait Effects<S: Storage<Payload>> {
     fn send(&mut self, to: PeerId, message: Message, after_sync: bool);
 
     /// Makes everything staged durable: `Some(report)` once done, or `None` when the sync
-    /// completes later (the driver then calls [`ReadyDriver::synced`] with its report).
-    fn sync(&mut self, store: &mut S) -> Result<Option<SyncReport>, Self::Error> {
+    /// completes later (the driver then calls [`ReadyDriver::synced`] with its report,
+    /// which must cover everything staged until then).
+    fn sync(&mut self) -> Result<Option<SyncReport>, Self::Error> {
+        let (_, store) = self.core();
         Ok(Some(store.sync()?))
     }
 
     /// Applies committed entries in order, and reports them with [`Node::on_applied`].
-    fn apply(
-        &mut self,
-        node: &mut Node,
-        store: &S,
-        committed: Vec<Entry>,
-    ) -> Result<(), Self::Error>;
+    fn apply(&mut self, committed: Vec<Entry>) -> Result<(), Self::Error>;
 
     /// Resolves proposal and read outcomes (after the entries they cover were applied).
     fn resolve(
         &mut self,
-        node: &mut Node,
-        store: &S,
         outcomes: Vec<ProposalOutcome>,
         reads: Vec<ReadOutcome>,
     ) -> Result<(), Self::Error>;
 
     /// Opens the catch-up session the leader asked for (see [`CatchUp`]).
-    fn catch_up(
-        &mut self,
-        _node: &mut Node,
-        _store: &S,
-        _catch_up: CatchUp,
-    ) -> Result<(), Self::Error> {
+    fn catch_up(&mut self, _catch_up: CatchUp) -> Result<(), Self::Error> {
         Ok(())
     }
 }
@@ -90,15 +87,15 @@ impl ReadyDriver {
     }
 
     /// Handles `Ready`s until the node has none (see the module docs for the order).
-    pub fn drive<S: Storage<Payload>, E: Effects<S>>(
-        &mut self,
-        node: &mut Node,
-        store: &mut S,
-        effects: &mut E,
-    ) -> Result<(), E::Error> {
-        while node.has_ready() {
+    pub fn drive<E: Effects>(&mut self, effects: &mut E) -> Result<(), E::Error> {
+        loop {
+            let (node, store) = effects.core();
+            if !node.has_ready() {
+                return Ok(());
+            }
             let mut rd = node.ready(store)?;
-            effects.staging(&rd, store)?;
+            effects.staging(&rd)?;
+            let (_, store) = effects.core();
             let must_sync = rd.stage(store)?;
             for (to, message) in rd.take_messages() {
                 effects.send(to, message, false);
@@ -108,8 +105,8 @@ impl ReadyDriver {
                 self.waiting.extend(after);
                 if !self.sync_pending {
                     self.sync_pending = true;
-                    if let Some(report) = effects.sync(store)? {
-                        self.synced(node, store, &report, effects)?;
+                    if let Some(report) = effects.sync()? {
+                        self.synced(&report, effects)?;
                     }
                 }
             } else {
@@ -117,20 +114,17 @@ impl ReadyDriver {
                     effects.send(to, message, false);
                 }
             }
-            effects.apply(node, store, rd.take_committed())?;
-            effects.resolve(node, store, rd.take_outcomes(), rd.take_reads())?;
+            effects.apply(rd.take_committed())?;
+            effects.resolve(rd.take_outcomes(), rd.take_reads())?;
             if let Some(catch_up) = rd.take_catch_up() {
-                effects.catch_up(node, store, catch_up)?;
+                effects.catch_up(catch_up)?;
             }
         }
-        Ok(())
     }
 
     /// The sync asked for returned `report`: sends what waited for it and tells the node.
-    pub fn synced<S: Storage<Payload>, E: Effects<S>>(
+    pub fn synced<E: Effects>(
         &mut self,
-        node: &mut Node,
-        store: &S,
         report: &SyncReport,
         effects: &mut E,
     ) -> Result<(), E::Error> {
@@ -138,6 +132,7 @@ impl ReadyDriver {
         for (to, message) in std::mem::take(&mut self.waiting) {
             effects.send(to, message, true);
         }
+        let (node, store) = effects.core();
         node.on_persisted(report, store)?;
         Ok(())
     }

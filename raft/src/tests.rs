@@ -15,6 +15,8 @@ use crate::PeerId;
 /// applied entries, outcomes and catch-ups, and sync at once unless syncing is off.
 struct HarnessEffects<'a> {
     from: usize,
+    node: &'a mut Node,
+    store: &'a mut InMemoryLogStore<Payload>,
     queue: &'a mut VecDeque<(usize, PeerId, Message)>,
     applied: &'a mut Vec<Entry>,
     outcomes: &'a mut Vec<ProposalOutcome>,
@@ -23,28 +25,29 @@ struct HarnessEffects<'a> {
     sync: bool,
 }
 
-impl Effects<InMemoryLogStore<Payload>> for HarnessEffects<'_> {
+impl Effects for HarnessEffects<'_> {
+    type Store = InMemoryLogStore<Payload>;
     type Error = RaftError;
+
+    fn core(&mut self) -> (&mut Node, &mut InMemoryLogStore<Payload>) {
+        (self.node, self.store)
+    }
 
     fn send(&mut self, to: PeerId, message: Message, _after_sync: bool) {
         self.queue.push_back((self.from, to, message));
     }
 
-    fn sync(
-        &mut self,
-        store: &mut InMemoryLogStore<Payload>,
-    ) -> Result<Option<SyncReport>, RaftError> {
-        Ok(if self.sync { Some(store.sync()?) } else { None })
+    fn sync(&mut self) -> Result<Option<SyncReport>, RaftError> {
+        Ok(if self.sync {
+            Some(self.store.sync()?)
+        } else {
+            None
+        })
     }
 
-    fn apply(
-        &mut self,
-        node: &mut Node,
-        _store: &InMemoryLogStore<Payload>,
-        committed: Vec<Entry>,
-    ) -> Result<(), RaftError> {
+    fn apply(&mut self, committed: Vec<Entry>) -> Result<(), RaftError> {
         for e in committed {
-            node.on_applied(e.index);
+            self.node.on_applied(e.index);
             self.applied.push(e);
         }
         Ok(())
@@ -52,8 +55,6 @@ impl Effects<InMemoryLogStore<Payload>> for HarnessEffects<'_> {
 
     fn resolve(
         &mut self,
-        _node: &mut Node,
-        _store: &InMemoryLogStore<Payload>,
         outcomes: Vec<ProposalOutcome>,
         reads: Vec<ReadOutcome>,
     ) -> Result<(), RaftError> {
@@ -62,12 +63,7 @@ impl Effects<InMemoryLogStore<Payload>> for HarnessEffects<'_> {
         Ok(())
     }
 
-    fn catch_up(
-        &mut self,
-        _node: &mut Node,
-        _store: &InMemoryLogStore<Payload>,
-        catch_up: CatchUp,
-    ) -> Result<(), RaftError> {
+    fn catch_up(&mut self, catch_up: CatchUp) -> Result<(), RaftError> {
         self.catch_ups.push(catch_up);
         Ok(())
     }
@@ -135,6 +131,8 @@ impl Harness {
     fn drive(&mut self, i: usize) {
         let mut fx = HarnessEffects {
             from: i,
+            node: &mut self.nodes[i],
+            store: &mut self.stores[i],
             queue: &mut self.queue,
             applied: &mut self.applied[i],
             outcomes: &mut self.outcomes[i],
@@ -142,9 +140,7 @@ impl Harness {
             catch_ups: &mut self.catch_ups[i],
             sync: self.sync,
         };
-        self.drivers[i]
-            .drive(&mut self.nodes[i], &mut self.stores[i], &mut fx)
-            .unwrap();
+        self.drivers[i].drive(&mut fx).unwrap();
     }
 
     fn stabilize(&mut self) {

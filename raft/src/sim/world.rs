@@ -1,13 +1,14 @@
 //! The simulated world: nodes with their stores and drivers, a faulty network, a fault
 //! schedule, clients, and the checkers.
 
+mod effects;
 mod replay;
 
 use super::checks::Checks;
 use crate::config::Knobs;
 use crate::{
     CampaignPolicy, ClusterId, Entry, InMemoryLogStore, Index, MembershipChange, Message, Node,
-    Payload, PeerId, ProposalId, RaftConfig, Storage,
+    Payload, PeerId, ProposalId, RaftConfig, ReadyDriver, Storage,
 };
 use rand::rngs::SmallRng;
 use rand::{Rng, SeedableRng};
@@ -212,9 +213,8 @@ struct SimNode {
     applied: u64,
     /// Bumped at each crash; stale sync completions are ignored.
     epoch: u64,
-    sync_scheduled: bool,
-    /// Messages that may leave only after the pending sync.
-    waiting_sync: Vec<(PeerId, Message)>,
+    /// The one Ready driver (its messages waiting for a sync die with a crash).
+    driver: ReadyDriver,
     /// Max sync delay in sub-ticks (0: the disk syncs at once).
     slow_disk: u64,
     /// proposal id -> command id.
@@ -381,8 +381,7 @@ impl World {
                 config,
                 applied: 0,
                 epoch: 0,
-                sync_scheduled: false,
-                waiting_sync: Vec::new(),
+                driver: ReadyDriver::new(),
                 slow_disk: 0,
                 proposals: HashMap::new(),
                 reads_waiting: Vec::new(),
@@ -564,8 +563,7 @@ impl World {
             }
             EventKind::SyncDone { node, epoch } => {
                 if self.nodes[node].epoch == epoch && self.nodes[node].node.is_some() {
-                    self.complete_sync(node)?;
-                    self.drive(node)?;
+                    self.sync_done(node)?;
                 }
                 Ok(())
             }
@@ -611,197 +609,6 @@ impl World {
         self.schedule(at, EventKind::Deliver { from, to, msg });
     }
 
-    /// Makes everything staged durable, releases the messages that waited for it, and
-    /// reports to the node.
-    fn complete_sync(&mut self, i: usize) -> Result<(), String> {
-        let sn = &mut self.nodes[i];
-        let report = sn.store.sync().map_err(|e| format!("sync: {e}"))?;
-        sn.sync_scheduled = false;
-        let waiting = std::mem::take(&mut sn.waiting_sync);
-        if let Some(node) = sn.node.as_mut() {
-            node.on_persisted(&report, &sn.store)
-                .map_err(|e| format!("node {i} on_persisted: {e}"))?;
-        }
-        let mut voted = false;
-        for (to, msg) in waiting {
-            if let Message::RequestVoteResponse(r) = &msg {
-                voted |= r.vote == crate::Vote::Granted;
-            }
-            self.send(i, to, msg);
-        }
-        if voted && self.faults_on && self.rng.random_bool(self.sc.crash_after_vote) {
-            self.pending_crash.push(i);
-        }
-        Ok(())
-    }
-
-    /// The driver: one `Ready` at a time until the node has nothing more.
-    fn drive(&mut self, i: usize) -> Result<(), String> {
-        loop {
-            let sn = &mut self.nodes[i];
-            let Some(node) = sn.node.as_mut() else {
-                return Ok(());
-            };
-            if !node.has_ready() {
-                break;
-            }
-            let mut rd = node
-                .ready(&sn.store)
-                .map_err(|e| format!("node {i} ready: {e}"));
-            let rd = match rd.as_mut() {
-                Ok(rd) => rd,
-                Err(e) => {
-                    let e = e.clone();
-                    return Err(self.fail(e));
-                }
-            };
-            // Log matching: record each written entry with the term before it.
-            let mut prev_term = match rd.entries().first() {
-                Some(first) => sn
-                    .store
-                    .term_at(first.index.prev())
-                    .ok()
-                    .flatten()
-                    .map_or(0, |t| t.0),
-                None => 0,
-            };
-            let mut written = Vec::new();
-            for e in rd.entries() {
-                written.push((e.index.0, e.term.0, digest(&e.payload), prev_term));
-                prev_term = e.term.0;
-            }
-            let must_sync = rd.stage(&mut sn.store).map_err(|e| format!("stage: {e}"));
-            let must_sync = match must_sync {
-                Ok(m) => m,
-                Err(e) => return Err(self.fail(e)),
-            };
-            let now_msgs = rd.take_messages();
-            let after = rd.take_after_sync();
-            let committed = rd.take_committed();
-            let outcomes = rd.take_outcomes();
-            let reads = rd.take_reads();
-            let catch_up = rd.take_catch_up();
-            for (index, term, d, p) in written {
-                self.checks
-                    .matching
-                    .written(i, index, term, d, p)
-                    .map_err(|e| self.fail(e))?;
-            }
-            for (to, msg) in now_msgs {
-                self.send(i, to, msg);
-            }
-            if let Some(cu) = catch_up {
-                self.start_session(i, cu)?;
-            }
-            let sn = &mut self.nodes[i];
-            if must_sync || sn.sync_scheduled {
-                sn.waiting_sync.extend(after);
-                if sn.slow_disk > 0 {
-                    if !sn.sync_scheduled {
-                        sn.sync_scheduled = true;
-                        let epoch = sn.epoch;
-                        let at = self.now + self.rng.random_range(1..=self.nodes[i].slow_disk);
-                        self.schedule(at, EventKind::SyncDone { node: i, epoch });
-                    }
-                } else {
-                    self.complete_sync(i).map_err(|e| self.fail(e))?;
-                }
-            } else {
-                for (to, msg) in after {
-                    self.send(i, to, msg);
-                }
-            }
-            // Apply.
-            for e in committed {
-                let previous = self.nodes[i].applied;
-                self.checks
-                    .machine
-                    .apply(i, previous, e.index.0, e.term.0, digest(&e.payload))
-                    .map_err(|err| self.fail(err))?;
-                if let Payload::Command(bytes) = &e.payload {
-                    if let Ok(id) = <[u8; 8]>::try_from(bytes.as_slice()) {
-                        self.checks
-                            .once
-                            .applied(i, e.index.0, u64::from_le_bytes(id))
-                            .map_err(|err| self.fail(err))?;
-                    }
-                }
-                self.nodes[i].applied = e.index.0;
-                if let Some(node) = self.nodes[i].node.as_mut() {
-                    node.on_applied(e.index);
-                }
-            }
-            for o in outcomes {
-                let command = self.nodes[i].proposals.remove(&o.id.0);
-                if let (Ok(at), Some(command)) = (o.result, command) {
-                    if self.markers.contains(&o.id.0) {
-                        self.marker_ok = true;
-                    }
-                    let applied = &self.checks.machine.applied;
-                    self.checks
-                        .durability
-                        .acknowledged(i, at.index().0, at.term().0, command, applied)
-                        .map_err(|e| self.fail(e))?;
-                }
-            }
-            for r in reads {
-                match r.result {
-                    Ok(index) => self.nodes[i].reads_waiting.push((r.ctx, index.0)),
-                    Err(_) => self.checks.reads.abandoned(i, r.ctx),
-                }
-            }
-            let applied = self.nodes[i].applied;
-            let mut served = Vec::new();
-            self.nodes[i].reads_waiting.retain(|&(ctx, index)| {
-                if index <= applied {
-                    served.push((ctx, index));
-                    false
-                } else {
-                    true
-                }
-            });
-            for (ctx, index) in served {
-                self.checks
-                    .reads
-                    .served(i, ctx, index, applied)
-                    .map_err(|e| self.fail(e))?;
-            }
-            // Election safety and leader completeness.
-            let (is_leader, term, commit) = match self.nodes[i].node.as_ref() {
-                Some(n) => (n.is_leader(), n.term().0, n.commit_index().0),
-                None => (false, 0, 0),
-            };
-            self.max_commit_known = self.max_commit_known.max(commit);
-            let advanced = commit > self.nodes[i].last_commit;
-            self.nodes[i].last_commit = commit;
-            if is_leader
-                && advanced
-                && self.faults_on
-                && self.rng.random_bool(self.sc.crash_after_commit)
-            {
-                self.pending_crash.push(i);
-            }
-            if is_leader {
-                let new = self
-                    .checks
-                    .election
-                    .leader(term, i)
-                    .map_err(|e| self.fail(e))?;
-                if new {
-                    self.note(format!("node {i} leads term {term}"));
-                    let store = &self.nodes[i].store;
-                    self.checks
-                        .completeness
-                        .new_leader(i, term, &self.checks.machine.applied, |x| {
-                            store.term_at(Index(x)).ok().flatten().map(|t| t.0)
-                        })
-                        .map_err(|e| self.fail(e))?;
-                }
-            }
-        }
-        Ok(())
-    }
-
     fn crash(&mut self, i: usize) {
         let sn = &mut self.nodes[i];
         if sn.down {
@@ -811,8 +618,7 @@ impl World {
         sn.node = None;
         sn.down = true;
         sn.epoch += 1;
-        sn.sync_scheduled = false;
-        sn.waiting_sync.clear();
+        sn.driver = ReadyDriver::new();
         sn.applied = 0;
         sn.last_commit = 0;
         sn.session = None;
