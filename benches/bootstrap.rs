@@ -69,7 +69,7 @@ use tessera::groups::snapshot::{Snapshot, SnapshotConfig, SnapshotStats};
 use tessera::primitives::codec;
 use tessera::store::http::NodeStatus;
 use tessera::store::{Client, KvCommand, KvSnapshot, Node, NodeConfig};
-use tessera_snapshots::{Anchor, GroupId, SnapshotReader, SnapshotWriter, WriterConfig};
+use tessera_snapshots::{Cursor, GroupId, SnapshotReader, SnapshotWriter, WriterConfig};
 
 const HEARTBEAT_MS: u64 = 100;
 const ELECTION_MS: u64 = 1000;
@@ -538,7 +538,7 @@ fn sample_rates(bytes: u64) -> Rates {
     };
     let mut writer = SnapshotWriter::new(
         GroupId([7; 32]),
-        Anchor { term: 1, index: 1 },
+        Cursor { term: 1, index: 1 },
         WriterConfig::default(),
         sink,
     )

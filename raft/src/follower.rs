@@ -288,7 +288,6 @@ impl Node {
                     }
                 }
             }
-            Forward::Query { .. } | Forward::QueryResponse { .. } => {}
         }
         Ok(())
     }

@@ -1,8 +1,9 @@
 //! The wire messages of the consensus core and the log entry they carry.
 //!
 //! One enum, one struct per kind, the seed's names kept (`AppendEntries`,
-//! `AppendEntriesResponse`, `RequestVote`, `RequestVoteResponse`, `Vote`, `Forward`,
-//! `StateSync`). Added for safety, in the same style: `PreVote`/`PreVoteResponse`
+//! `AppendEntriesResponse`, `RequestVote`, `RequestVoteResponse`, `Vote`, `Forward`; the
+//! seed's `StateSync` message and forwarded queries are not here: state-sync traffic
+//! travels in the group's own frames, and strong queries use read-index). Added for safety, in the same style: `PreVote`/`PreVoteResponse`
 //! (dissertation §9.6), `ReadIndex`/`ReadIndexResponse` (§6.4), a `seq` on appends and their
 //! responses (read-index confirmation), and a rejection hint on responses (§5.3 back-off).
 //!
@@ -227,22 +228,6 @@ pub enum Forward {
         /// Their indices.
         assigned: IndexRange,
     },
-    /// A strong query forwarded to the leader (served by the worker, not the core).
-    Query {
-        /// The encoded query.
-        query: Vec<u8>,
-        /// Correlation id.
-        request_id: u64,
-    },
-    /// The leader's answer to `Query`.
-    QueryResponse {
-        /// The id from the request.
-        request_id: u64,
-        /// The encoded result.
-        result: Vec<u8>,
-        /// The committed index the query was served at.
-        position: Index,
-    },
 }
 
 /// Every message of the protocol.
@@ -264,25 +249,20 @@ pub enum Message {
     ReadIndex(ReadIndex),
     /// Answer to `ReadIndex`.
     ReadIndexResponse(ReadIndexResponse),
-    /// Client commands and queries forwarded to the leader.
+    /// Client commands forwarded to the leader.
     Forward(Forward),
-    /// Opaque state-sync traffic, routed to the `StateSync` provider or session.
-    StateSync(#[serde(with = "serde_bytes")] Vec<u8>),
 }
 
 impl Message {
-    /// The term a message carries for Raft's term rules (§5.1), if any. Forward, read-index
-    /// and state-sync traffic carry none and never change a node's term.
+    /// The term a message carries for Raft's term rules (§5.1), if any. Forward and
+    /// read-index traffic carry none and never change a node's term.
     pub fn term(&self) -> Option<Term> {
         match self {
             Message::AppendEntries(m) => Some(m.term),
             Message::AppendEntriesResponse(m) => Some(m.term),
             Message::RequestVote(m) | Message::PreVote(m) => Some(m.term),
             Message::RequestVoteResponse(m) | Message::PreVoteResponse(m) => Some(m.term),
-            Message::ReadIndex(_)
-            | Message::ReadIndexResponse(_)
-            | Message::Forward(_)
-            | Message::StateSync(_) => None,
+            Message::ReadIndex(_) | Message::ReadIndexResponse(_) | Message::Forward(_) => None,
         }
     }
 
@@ -298,7 +278,6 @@ impl Message {
             Message::ReadIndex(_) => "ReadIndex",
             Message::ReadIndexResponse(_) => "ReadIndexResponse",
             Message::Forward(_) => "Forward",
-            Message::StateSync(_) => "StateSync",
         }
     }
 }

@@ -386,8 +386,6 @@ impl Node {
     }
 
     /// A message from `from`. Messages are untrusted: malformed ones are dropped.
-    /// `Forward::Query`/`QueryResponse` and `StateSync` traffic are the worker's and are
-    /// ignored here.
     pub fn step(
         &mut self,
         from: PeerId,
@@ -431,7 +429,6 @@ impl Node {
             Message::ReadIndex(m) => self.handle_read_index(from, m, store)?,
             Message::ReadIndexResponse(m) => self.handle_read_index_response(m),
             Message::Forward(f) => self.handle_forward(from, f, store)?,
-            Message::StateSync(_) => {}
         }
         self.settle_lost_state();
         self.check_invariants();

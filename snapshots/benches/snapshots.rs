@@ -91,8 +91,8 @@ fn group() -> GroupId {
     GroupId([7; 32])
 }
 
-fn anchor() -> Anchor {
-    Anchor {
+fn anchor() -> Cursor {
+    Cursor {
         term: 1,
         index: 100,
     }

@@ -7,7 +7,7 @@
 //! [`write_partial_transfer`] before closing a database with [`check_partial_transfer`]
 //! after reopening it.
 
-use crate::key::{Anchor, GroupId, SnapshotKey};
+use crate::key::{Cursor, GroupId, SnapshotKey};
 use crate::manifest::Manifest;
 use crate::planner::{Transfer, TransferConfig};
 use crate::store::{ChunkStore, MemChunkStore, StoreSink};
@@ -20,7 +20,7 @@ fn key(group: u8, index: u64) -> SnapshotKey {
 /// A small valid snapshot (6 chunks of 1 KiB) of `key`, with its chunks.
 fn sample(key: SnapshotKey) -> (Manifest, Vec<Vec<u8>>) {
     let mut src = MemChunkStore::new();
-    let anchor = Anchor {
+    let anchor = Cursor {
         term: 1,
         index: key.index,
     };

@@ -32,7 +32,7 @@ pub(crate) fn write_hex(f: &mut fmt::Formatter<'_>, bytes: &[u8]) -> fmt::Result
 /// The log position a snapshot covers: every entry up to and including `index`, which was
 /// written in `term`.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
-pub struct Anchor {
+pub struct Cursor {
     /// Term of the entry at `index`.
     pub term: u64,
     /// Index of the last log entry the snapshot includes.

@@ -19,7 +19,7 @@
 //!
 //! let mut store = MemChunkStore::new();
 //! let group = GroupId([1; 32]);
-//! let anchor = Anchor { term: 3, index: 42 };
+//! let anchor = Cursor { term: 3, index: 42 };
 //! let key = SnapshotKey::new(group, anchor.index);
 //!
 //! // Write: items in, chunks into the store, manifest out.
@@ -80,7 +80,7 @@ mod writer;
 
 pub use error::{Result, SnapshotError, StoreOp};
 pub use hash::StreamDigest;
-pub use key::{Anchor, GroupId, SnapshotKey, CHUNK_KEY_LEN, SNAPSHOT_KEY_LEN};
+pub use key::{Cursor, GroupId, SnapshotKey, CHUNK_KEY_LEN, SNAPSHOT_KEY_LEN};
 pub use manifest::{
     ChunkInfo, Codec, Digest, Manifest, DEFAULT_CHUNK_SIZE, DEFAULT_LEVEL, MANIFEST_VERSION,
     MAX_CHUNK_SIZE, MIN_CHUNK_SIZE,

@@ -6,7 +6,7 @@
 
 use crate::error::{Result, SnapshotError};
 use crate::hash::StreamDigest;
-use crate::key::{write_hex, Anchor, GroupId, SnapshotKey};
+use crate::key::{write_hex, Cursor, GroupId, SnapshotKey};
 use std::fmt;
 
 /// Manifest format version written by this build (the only one it reads). Version 1 carried
@@ -87,7 +87,7 @@ pub struct ChunkInfo {
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Manifest {
     group: GroupId,
-    anchor: Anchor,
+    anchor: Cursor,
     item_count: u64,
     raw_bytes: u64,
     chunk_size: u32,
@@ -105,7 +105,7 @@ impl Manifest {
     #[allow(clippy::too_many_arguments)]
     pub(crate) fn from_writer(
         group: GroupId,
-        anchor: Anchor,
+        anchor: Cursor,
         item_count: u64,
         raw_bytes: u64,
         chunk_size: u32,
@@ -139,7 +139,7 @@ impl Manifest {
         self.group
     }
     /// The log position the snapshot covers.
-    pub fn anchor(&self) -> Anchor {
+    pub fn anchor(&self) -> Cursor {
         self.anchor
     }
     /// The key the snapshot is stored under.
@@ -297,7 +297,7 @@ impl Manifest {
     /// invariants on [`Manifest`], naming the field. The chunk table is allocated only after
     /// the record length is checked against the chunk count.
     pub fn decode(bytes: &[u8]) -> Result<Self> {
-        let mut r = Cursor { bytes, pos: 0 };
+        let mut r = ByteReader { bytes, pos: 0 };
         let version = r.u16()?;
         if version != MANIFEST_VERSION {
             return Err(SnapshotError::ManifestVersion {
@@ -367,7 +367,7 @@ impl Manifest {
         let compressed_bytes = chunks.iter().map(|c| u64::from(c.compressed_len)).sum();
         let m = Manifest {
             group,
-            anchor: Anchor { term, index },
+            anchor: Cursor { term, index },
             item_count,
             raw_bytes,
             chunk_size,
@@ -451,12 +451,12 @@ fn field(field: &'static str, value: u64, reason: &'static str) -> SnapshotError
 }
 
 /// Bounds-checked little-endian reads over a record.
-struct Cursor<'a> {
+struct ByteReader<'a> {
     bytes: &'a [u8],
     pos: usize,
 }
 
-impl Cursor<'_> {
+impl ByteReader<'_> {
     fn array<const N: usize>(&mut self) -> Result<[u8; N]> {
         let a = self.array_at(self.pos)?;
         self.pos += N;
@@ -489,7 +489,7 @@ mod tests {
     fn sample() -> Manifest {
         Manifest::from_writer(
             GroupId([3; 32]),
-            Anchor { term: 4, index: 99 },
+            Cursor { term: 4, index: 99 },
             3,
             2500,
             1024,

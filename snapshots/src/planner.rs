@@ -612,14 +612,14 @@ fn chunk_of(e: &SnapshotError) -> Option<u32> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::key::{Anchor, GroupId};
+    use crate::key::{Cursor, GroupId};
     use crate::store::{MemChunkStore, StoreSink};
     use crate::writer::{SnapshotWriter, WriterConfig};
 
     /// A 10-chunk snapshot (1 KiB chunks of incompressible-ish bytes) in a source store.
     fn source() -> (MemChunkStore, Manifest) {
         let group = GroupId([1; 32]);
-        let anchor = Anchor { term: 2, index: 3 };
+        let anchor = Cursor { term: 2, index: 3 };
         let mut src = MemChunkStore::new();
         let sink = StoreSink::new(&mut src, SnapshotKey::new(group, 3));
         let mut w = SnapshotWriter::new(

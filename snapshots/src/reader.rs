@@ -338,7 +338,7 @@ mod tests {
     use super::*;
     use crate::chunk::ChunkEncoder;
     use crate::hash::StreamDigest;
-    use crate::key::{Anchor, GroupId};
+    use crate::key::{Cursor, GroupId};
     use crate::manifest::Manifest;
     use crate::store::{ChunkStore, MemChunkStore};
 
@@ -348,7 +348,7 @@ mod tests {
     /// one if `None`): lets tests break the framing, which the writer never does.
     fn snapshot(raw: &[u8], items: u64, digest: Option<StreamDigest>) -> (Manifest, MemChunkStore) {
         let group = GroupId([5; 32]);
-        let anchor = Anchor { term: 1, index: 10 };
+        let anchor = Cursor { term: 1, index: 10 };
         let key = SnapshotKey::new(group, anchor.index);
         let mut enc = ChunkEncoder::new(key, 1, CHUNK).unwrap();
         let mut store = MemChunkStore::new();

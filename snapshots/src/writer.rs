@@ -10,7 +10,7 @@ use crate::chunk::ChunkEncoder;
 use crate::error::{Result, SnapshotError};
 use crate::frame::{encode_len, MAX_PREFIX_LEN};
 use crate::hash::StreamHasher;
-use crate::key::{Anchor, GroupId, SnapshotKey};
+use crate::key::{Cursor, GroupId, SnapshotKey};
 use crate::manifest::{
     ChunkInfo, Manifest, DEFAULT_CHUNK_SIZE, DEFAULT_LEVEL, MAX_CHUNK_SIZE, MIN_CHUNK_SIZE,
 };
@@ -63,7 +63,7 @@ impl WriterConfig {
 /// and whatever it stored deleted: the snapshot is incomplete.
 pub struct SnapshotWriter<S: ChunkSink> {
     key: SnapshotKey,
-    anchor: Anchor,
+    anchor: Cursor,
     config: WriterConfig,
     sink: S,
     encoder: ChunkEncoder,
@@ -79,7 +79,7 @@ pub struct SnapshotWriter<S: ChunkSink> {
 
 impl<S: ChunkSink> SnapshotWriter<S> {
     /// Starts a snapshot of `group` at `anchor`; chunks go to `sink`.
-    pub fn new(group: GroupId, anchor: Anchor, config: WriterConfig, sink: S) -> Result<Self> {
+    pub fn new(group: GroupId, anchor: Cursor, config: WriterConfig, sink: S) -> Result<Self> {
         config.validate()?;
         let key = SnapshotKey::new(group, anchor.index);
         Ok(SnapshotWriter {

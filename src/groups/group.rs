@@ -46,14 +46,6 @@ pub enum GroupError {
         /// The codec's message.
         reason: String,
     },
-    /// A query result from the leader did not decode.
-    #[error("cannot decode {what}: {reason}")]
-    Decode {
-        /// What.
-        what: &'static str,
-        /// The codec's message.
-        reason: String,
-    },
 }
 
 /// What the worker publishes after every step.

@@ -15,7 +15,7 @@ use std::collections::BTreeSet;
 /// One frame on a group link.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub enum GroupFrame {
-    /// Consensus traffic for the core (and `Forward::Query`, served by the worker).
+    /// Consensus traffic for the core.
     Raft(Message),
     /// State-sync traffic from a session to this node's provider.
     ToProvider(Bytes),

@@ -356,7 +356,7 @@ impl ApiError {
             GroupError::Stopped { .. } => {
                 Self::new(StatusCode::INTERNAL_SERVER_ERROR, ErrorKind::Stopped, msg)
             }
-            GroupError::Encode { .. } | GroupError::Decode { .. } => {
+            GroupError::Encode { .. } => {
                 Self::new(StatusCode::INTERNAL_SERVER_ERROR, ErrorKind::Internal, msg)
             }
         }

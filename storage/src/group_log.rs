@@ -21,7 +21,7 @@
 //! | 8      | n    | payload      |
 
 use crate::error::{hex, Corruption, Error};
-use crate::hard_state::{HardState, LogBounds, Position};
+use crate::hard_state::{Cursor, HardState, LogBounds};
 use crate::keys::{log_key, meta_key, MetaTag};
 use crate::store::{ColumnFamily, Store};
 use crate::{record, GroupId};
@@ -31,7 +31,7 @@ use std::collections::BTreeMap;
 /// One log entry as stored: its position and opaque payload.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Entry {
-    /// Position in the log.
+    /// Where in the log.
     pub index: u64,
     /// Term the entry was created in.
     pub term: u64,
@@ -43,7 +43,7 @@ pub struct Entry {
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct SyncReport {
     /// Last entry now durable.
-    pub last: Position,
+    pub last: Cursor,
     /// Hard state now durable.
     pub hard_state: HardState,
     /// Staged operations written (0: nothing was pending and no fsync was made).
@@ -143,7 +143,7 @@ impl GroupLog {
                     None
                 } else {
                     let (term, _) = entry_payload_term(&key, record::decode("log", &key, &value)?)?;
-                    Some(Position::new(term, index))
+                    Some(Cursor::new(term, index))
                 }
             }
         };
@@ -173,12 +173,12 @@ impl GroupLog {
     }
 
     /// The last entry (the anchor when the log is empty), as staged.
-    pub fn last(&self) -> Position {
+    pub fn last(&self) -> Cursor {
         self.bounds.last
     }
 
     /// The last entry as of the last sync.
-    pub fn durable_last(&self) -> Position {
+    pub fn durable_last(&self) -> Cursor {
         self.durable_bounds.last
     }
 
@@ -209,7 +209,7 @@ impl GroupLog {
             return Err(self.out_of_range("append", index));
         }
         self.staged.insert(index, (term, payload));
-        self.bounds.last = Position::new(term, index);
+        self.bounds.last = Cursor::new(term, index);
         self.operations += 1;
         Ok(index)
     }
@@ -339,7 +339,7 @@ impl GroupLog {
             .ok_or_else(|| self.out_of_range("truncate", at))?;
         self.staged.split_off(&at);
         self.deletes.push((at, u64::MAX));
-        self.bounds.last = Position::new(last_term, new_last);
+        self.bounds.last = Cursor::new(last_term, new_last);
         self.operations += 1;
         Ok(())
     }
@@ -356,13 +356,13 @@ impl GroupLog {
             .ok_or_else(|| self.out_of_range("prune_prefix", up_to))?;
         self.staged = self.staged.split_off(&(up_to + 1));
         self.deletes.push((0, up_to + 1));
-        self.bounds.anchor = Position::new(term, up_to);
+        self.bounds.anchor = Cursor::new(term, up_to);
         self.operations += 1;
         Ok(())
     }
 
     /// Stages replacing the log with an empty one anchored at `anchor`.
-    pub fn reset_to(&mut self, anchor: Position) -> Result<(), Error> {
+    pub fn reset_to(&mut self, anchor: Cursor) -> Result<(), Error> {
         if anchor.index == u64::MAX {
             return Err(self.out_of_range("reset_to", anchor.index));
         }

@@ -3,19 +3,20 @@
 use crate::error::{hex, Corruption, Error};
 use serde::Serialize;
 
-/// A (term, index) position in a log.
+/// A (term, index) position in a log: the same name as the core's `Cursor`, in raw numbers
+/// (this crate knows nothing of the core).
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, PartialOrd, Ord, Serialize)]
-pub struct Position {
+pub struct Cursor {
     /// Term of the entry.
     pub term: u64,
     /// Index of the entry (0: before the first).
     pub index: u64,
 }
 
-impl Position {
+impl Cursor {
     /// A position.
     pub const fn new(term: u64, index: u64) -> Self {
-        Position { term, index }
+        Cursor { term, index }
     }
 }
 
@@ -89,9 +90,9 @@ impl HardState {
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize)]
 pub struct LogBounds {
     /// Last removed entry (0@0 for a log never pruned).
-    pub anchor: Position,
+    pub anchor: Cursor,
     /// Last entry.
-    pub last: Position,
+    pub last: Cursor,
 }
 
 /// Payload layout of a log bounds record: anchor term, anchor index, last term, last
@@ -135,8 +136,8 @@ impl LogBounds {
             u64::from_le_bytes(b)
         };
         Ok(LogBounds {
-            anchor: Position::new(word(0), word(1)),
-            last: Position::new(word(2), word(3)),
+            anchor: Cursor::new(word(0), word(1)),
+            last: Cursor::new(word(2), word(3)),
         })
     }
 }
@@ -163,8 +164,8 @@ mod tests {
     #[test]
     fn bounds_round_trip() {
         let b = LogBounds {
-            anchor: Position::new(2, 10),
-            last: Position::new(3, 99),
+            anchor: Cursor::new(2, 10),
+            last: Cursor::new(3, 99),
         };
         assert_eq!(LogBounds::decode(b"k", &b.encode()).unwrap(), b);
         assert!(LogBounds::decode(b"k", &[0; 31]).is_err());

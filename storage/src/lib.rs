@@ -41,7 +41,7 @@ mod store;
 
 pub use error::{Corruption, Error};
 pub use group_log::{Entry, GroupLog, SyncReport};
-pub use hard_state::{HardState, LogBounds, Position};
+pub use hard_state::{Cursor, HardState, LogBounds};
 pub use inspect::{ColumnFamilySummary, GroupSummary, StoreSummary};
 pub use snapshot_store::SnapshotStore;
 pub use store::{ColumnFamily, Store, DATA_FORMAT};

@@ -1,7 +1,7 @@
 //! Byte-level behaviour of `GroupLog` and `Store` that the typed suite cannot see: groups
 //! sharing one instance, the format record, bounds checks at open, prune at scale.
 
-use tessera_storage::{ColumnFamily, Corruption, Error, HardState, Position, Store};
+use tessera_storage::{ColumnFamily, Corruption, Cursor, Error, HardState, Store};
 
 fn payload(i: u64) -> Vec<u8> {
     i.to_le_bytes().repeat(4)
@@ -24,7 +24,7 @@ fn groups_share_one_instance_without_touching_each_other() {
     a.prune_prefix(50).unwrap();
     a.truncate(90).unwrap();
     a.sync().unwrap();
-    b.reset_to(Position::new(9, 500)).unwrap();
+    b.reset_to(Cursor::new(9, 500)).unwrap();
     b.sync().unwrap();
     drop((a, b));
     drop(store);
@@ -33,12 +33,12 @@ fn groups_share_one_instance_without_touching_each_other() {
     assert_eq!(store.groups().unwrap(), vec![[1; 32], [2; 32]]);
     let a = store.group_log([1; 32]).unwrap();
     let b = store.group_log([2; 32]).unwrap();
-    assert_eq!(a.bounds().anchor, Position::new(1, 50));
-    assert_eq!(a.last(), Position::new(1, 89));
+    assert_eq!(a.bounds().anchor, Cursor::new(1, 50));
+    assert_eq!(a.last(), Cursor::new(1, 89));
     let got: Vec<u64> = a.range(0, 1000).unwrap().iter().map(|e| e.index).collect();
     assert_eq!(got, (51..=89).collect::<Vec<_>>());
     assert_eq!(a.get(60).unwrap().unwrap().payload, payload(60));
-    assert_eq!(b.last(), Position::new(9, 500));
+    assert_eq!(b.last(), Cursor::new(9, 500));
     assert!(b.range(0, 1000).unwrap().is_empty());
 }
 
@@ -74,7 +74,7 @@ fn hard_state_survives_and_unsynced_does_not() {
             commit: 0
         }
     );
-    assert_eq!(log.last(), Position::default());
+    assert_eq!(log.last(), Cursor::default());
 }
 
 #[test]

@@ -13,8 +13,8 @@ pub fn group() -> GroupId {
     GroupId([0xab; 32])
 }
 
-pub fn anchor() -> Anchor {
-    Anchor {
+pub fn anchor() -> Cursor {
+    Cursor {
         term: 7,
         index: 1234,
     }

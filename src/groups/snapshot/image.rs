@@ -15,8 +15,8 @@ use crate::GroupId;
 use serde::{Deserialize, Serialize};
 use std::sync::atomic::{AtomicBool, Ordering};
 use tessera_snapshots::{
-    Anchor, ChunkSource, ChunkStore, Manifest, SnapshotError, SnapshotKey, SnapshotReader,
-    SnapshotWriter, StoreSink, StoreSource, WriterConfig,
+    ChunkSource, ChunkStore, Manifest, SnapshotError, SnapshotKey, SnapshotReader, SnapshotWriter,
+    StoreSink, StoreSource, WriterConfig,
 };
 
 /// Version of [`Header`]'s encoding.
@@ -153,7 +153,7 @@ fn write<S: Snapshot>(
     let manifest = {
         let mut writer = SnapshotWriter::new(
             key.group,
-            Anchor {
+            tessera_snapshots::Cursor {
                 term: anchor.term().0,
                 index,
             },
@@ -503,7 +503,7 @@ mod tests {
         let key = snapshot_key(group(), 12);
         let mut writer = SnapshotWriter::new(
             key.group,
-            Anchor { term: 1, index: 12 },
+            tessera_snapshots::Cursor { term: 1, index: 12 },
             config(),
             StoreSink::new(&mut sink_store, key),
         )

@@ -7,7 +7,7 @@ use crate::primitives::codec;
 use crate::{GroupId, PeerId};
 use std::marker::PhantomData;
 use std::ops::RangeInclusive;
-use tessera_storage::{GroupLog, Position, Store};
+use tessera_storage::{GroupLog, Store};
 
 /// The RocksDB-backed log store of one group.
 pub struct DurableLogStore<C> {
@@ -21,7 +21,7 @@ fn store_name(group: GroupId) -> String {
     format!("group {group}")
 }
 
-fn cursor(p: Position) -> Cursor {
+fn cursor(p: tessera_storage::Cursor) -> Cursor {
     Cursor(Term(p.term), Index(p.index))
 }
 
@@ -143,7 +143,10 @@ impl<C: Command> Storage<C> for DurableLogStore<C> {
 
     fn reset_to(&mut self, anchor: Cursor) -> Result<(), StorageError> {
         self.log
-            .reset_to(Position::new(anchor.term().0, anchor.index().0))
+            .reset_to(tessera_storage::Cursor::new(
+                anchor.term().0,
+                anchor.index().0,
+            ))
             .map_err(|e| self.backend(e))
     }
 

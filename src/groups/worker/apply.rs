@@ -1,0 +1,195 @@
+//! The core's output, through the one Ready driver (`raft::ReadyDriver`, the same the
+//! simulator runs): the worker is its `Effects` — messages go out on the group's bonds,
+//! the sync is the log store's one blocking batch write and fsync, committed entries are
+//! applied to the state machine in batches (cut at sync barriers, so the provider sees the
+//! state at exactly a barrier's index), and outcomes answer the callers in the ledger.
+
+use super::{Worker, WorkerError};
+use crate::groups::machine::{ApplyContext, StateMachine, StateSync, StateSyncProvider};
+use crate::groups::raft::{
+    CatchUp, Effects, Entry, LogReader, Message, Node, Payload, ProposalOutcome, ReadOutcome,
+};
+use crate::groups::sync_context::Side;
+use crate::groups::wire::GroupFrame;
+use crate::groups::{Cursor, Index, Storage, Term};
+use crate::primitives::codec;
+use crate::{GroupId, PeerId, UniqueId};
+
+/// What the machine learns of the batch it applies.
+struct Apply {
+    committed: Cursor,
+    indices: Vec<Index>,
+    term: Term,
+    group: GroupId,
+    network: UniqueId,
+    me: PeerId,
+}
+
+impl ApplyContext for Apply {
+    fn committed(&self) -> Cursor {
+        self.committed
+    }
+    fn current_term(&self) -> Term {
+        self.term
+    }
+    fn group_id(&self) -> GroupId {
+        self.group
+    }
+    fn network_id(&self) -> UniqueId {
+        self.network
+    }
+    fn local_id(&self) -> PeerId {
+        self.me
+    }
+    fn indices(&self) -> &[Index] {
+        &self.indices
+    }
+}
+
+impl<M: StateMachine, S: Storage<Payload>> Effects for Worker<M, S> {
+    type Store = S;
+    type Error = WorkerError;
+
+    fn core(&mut self) -> (&mut Node, &mut S) {
+        (&mut self.node, &mut self.store)
+    }
+
+    fn send(&mut self, to: PeerId, message: Message, _after_sync: bool) {
+        self.bonds.send(to, &GroupFrame::Raft(message));
+    }
+
+    fn apply(&mut self, committed: Vec<Entry>) -> Result<(), WorkerError> {
+        self.apply_entries(committed)
+    }
+
+    fn resolve(
+        &mut self,
+        outcomes: Vec<ProposalOutcome>,
+        reads: Vec<ReadOutcome>,
+    ) -> Result<(), WorkerError> {
+        if !outcomes.is_empty() {
+            // A caller woken by its reply must see a status (commit, applied) that
+            // includes its entry.
+            self.publish();
+        }
+        for outcome in outcomes {
+            self.ledger
+                .resolve_proposal(outcome.id, outcome.result.map(|c| c.index()));
+        }
+        for read in reads {
+            if let Some((query, reply)) =
+                self.ledger
+                    .resolve_read(read.ctx, read.result, self.applied)
+            {
+                let result = self.machine.query(query);
+                let _ = reply.send(Ok((result, self.applied)));
+            }
+        }
+        Ok(())
+    }
+
+    fn catch_up(&mut self, catch_up: CatchUp) -> Result<(), WorkerError> {
+        self.start_session(catch_up)
+    }
+}
+
+impl<M: StateMachine, S: Storage<Payload>> Worker<M, S> {
+    /// Drains the core's `Ready`s through the one driver, then answers the membership
+    /// changes the commit passed.
+    pub(super) fn drive(&mut self) -> Result<(), WorkerError> {
+        let mut driver = std::mem::take(&mut self.driver);
+        let driven = driver.drive(self);
+        self.driver = driver;
+        driven?;
+        let store = &self.store;
+        self.ledger
+            .resolve_changes(self.node.commit_index(), |index| {
+                LogReader::term_at(store, index)
+            })?;
+        Ok(())
+    }
+
+    /// Applies committed entries: commands in batches cut at sync barriers, configurations
+    /// recorded; then serves the strong queries the new applied index reached.
+    pub(super) fn apply_entries(&mut self, entries: Vec<Entry>) -> Result<(), WorkerError> {
+        let Some(last) = entries.last().map(Entry::cursor) else {
+            return Ok(());
+        };
+        if self.restoring.is_some() {
+            // The machine is empty until the damaged snapshot is repaired.
+            self.stash_to = Some(last.index());
+            return Ok(());
+        }
+        let mut commands = Vec::new();
+        let mut indices = Vec::new();
+        let mut batch_end = None;
+        for entry in entries {
+            let at = entry.cursor();
+            let bytes = match entry.payload {
+                Payload::Command(bytes) => bytes,
+                Payload::Config(membership) => {
+                    self.applied_membership = membership;
+                    continue;
+                }
+                _ => continue,
+            };
+            self.applied_bytes += bytes.len() as u64;
+            let command = match codec::decode::<M::Command>(&bytes) {
+                Ok(command) => command,
+                // Every member runs the same machine (its signature is in the group id), so
+                // every member skips the same entry: state stays identical.
+                Err(err) => {
+                    tracing::error!(
+                        index = at.index().0,
+                        %err,
+                        "committed command does not decode; skipped"
+                    );
+                    continue;
+                }
+            };
+            let barrier = self.sync.is_barrier(&command);
+            commands.push(command);
+            indices.push(at.index());
+            batch_end = Some(at);
+            if barrier {
+                // The barrier ends its batch, so the machine holds the state at exactly its
+                // index when the provider hears of it.
+                self.apply_commands(
+                    std::mem::take(&mut commands),
+                    std::mem::take(&mut indices),
+                    at,
+                );
+                self.with_sync(Side::Provider, None, |p, cx| {
+                    p.provider.barrier_applied(at, cx)
+                })?;
+            }
+        }
+        if let Some(end) = batch_end {
+            self.apply_commands(commands, indices, end);
+        }
+        self.applied = last.index();
+        self.node.on_applied(last.index());
+        for (query, reply) in self.ledger.reads_ready(self.applied) {
+            let result = self.machine.query(query);
+            let _ = reply.send(Ok((result, self.applied)));
+        }
+        self.with_sync(Side::Provider, None, |p, cx| p.provider.committed(last, cx))
+    }
+
+    /// Applies one batch of decoded commands (at `indices`) ending at `end`.
+    fn apply_commands(&mut self, commands: Vec<M::Command>, indices: Vec<Index>, end: Cursor) {
+        if commands.is_empty() {
+            return;
+        }
+        let ctx = Apply {
+            committed: end,
+            indices,
+            term: self.node.term(),
+            group: self.group,
+            network: self.network_id,
+            me: self.me,
+        };
+        self.machine.apply_batch(commands, &ctx);
+        self.applied = end.index();
+    }
+}

@@ -1,0 +1,391 @@
+//! The task that drives one group: ticks, messages, client calls, the core's output, bonds,
+//! formation, state sync.
+//!
+//! One loop, one owner of everything (the consensus core, the log store, the state
+//! machine, the sync provider and session, the links): no locks. Each turn waits for one
+//! input (a tick, a frame, a request, a new link), then takes whatever else is already
+//! queued (up to a bound) without waiting, then drains the core's `Ready`s through the
+//! one Ready driver (`apply.rs`): stage the log writes, send what may go before the sync,
+//! **one** `sync()` for everything staged, send what had to wait for it, apply the
+//! committed entries, answer clients. Inputs that arrive during a sync wait in their
+//! bounded channels and are taken together next turn: that is the group commit.
+//!
+//! The sync is a blocking fsync on the worker's task. It is short (one RocksDB write
+//! batch), and the worker cannot make progress without it anyway; other groups and the
+//! network run on other runtime threads in a multi-threaded runtime.
+//!
+//! The parts: this file (the loop and its inputs), `ledger.rs` (client calls in flight),
+//! `requests.rs` (client calls in, the status out), `apply.rs` (the driver's effects: send,
+//! apply, answer), `peers.rs` (hellos, links,
+//! founding, learners, bonds), `state_sync.rs` (provider and session).
+
+mod apply;
+mod ledger;
+mod peers;
+mod requests;
+mod state_sync;
+
+use self::ledger::Ledger;
+use super::bonds::Bonds;
+use super::formation::Formation;
+use super::group::{GroupStatus, Request};
+use super::machine::{Provider, Session, StateMachine, StateSync};
+use super::raft::{ClusterId, Membership, Node, Payload, RaftError, ReadyDriver};
+use super::snapshot::SnapshotStore;
+use super::sync_context::{Cx, Side, SyncOutputs};
+use super::wire::GroupFrame;
+use super::{Cursor, Index, Storage, StorageError, Term};
+use crate::network::{GroupLinks, Link, Network};
+use crate::primitives::{codec, Short};
+use crate::{GroupId, PeerId, UniqueId};
+use std::collections::{BTreeMap, HashMap, HashSet};
+use std::time::Duration;
+use tokio::sync::{mpsc, oneshot, watch};
+
+/// Capacity of the channel carrying decoded frames from all link readers to the worker.
+/// When full, readers stop reading, and QUIC flow control pushes back on the senders.
+pub const INBOUND_QUEUE: usize = 4096;
+
+/// At most this many extra inputs are taken per turn before the worker drives the core.
+const DRAIN_PER_TURN: usize = 1024;
+
+/// A fatal error: the group stops with it.
+#[derive(Debug, thiserror::Error)]
+pub enum WorkerError {
+    /// The consensus core stopped (storage failure or broken invariant).
+    #[error(transparent)]
+    Raft(#[from] RaftError),
+    /// The log store failed.
+    #[error(transparent)]
+    Storage(#[from] StorageError),
+}
+
+/// What a link reader hands the worker.
+enum Inbound {
+    Frame { peer: PeerId, frame: GroupFrame },
+    Closed { peer: PeerId, link_id: u64 },
+}
+
+/// Everything the worker needs, assembled by the builder.
+pub(crate) struct WorkerSetup<M: StateMachine, S: Storage<Payload>> {
+    pub(crate) me: PeerId,
+    pub(crate) group: GroupId,
+    pub(crate) network: Network,
+    pub(crate) links: GroupLinks,
+    pub(crate) node: Node,
+    pub(crate) store: S,
+    pub(crate) machine: M,
+    pub(crate) tick: Duration,
+    pub(crate) hello_ticks: u64,
+    pub(crate) expect: usize,
+    pub(crate) requests: mpsc::Receiver<Request<M>>,
+    pub(crate) status: watch::Sender<GroupStatus>,
+    pub(crate) snapshots: SnapshotStore,
+    /// What the machine holds at start (a restored snapshot's anchor, else 0).
+    pub(crate) applied: Index,
+    /// The configuration at `applied`.
+    pub(crate) applied_membership: Membership,
+    /// The newest local snapshot is damaged: nothing is applied until a session repairs it.
+    pub(crate) restoring: Option<Cursor>,
+}
+
+pub(crate) struct Worker<M: StateMachine, S: Storage<Payload>> {
+    me: PeerId,
+    group: GroupId,
+    network_id: UniqueId,
+    network: Network,
+    links: GroupLinks,
+    node: Node,
+    store: S,
+    machine: M,
+    sync: M::StateSync,
+    provider: Provider<M::StateSync>,
+    session: Option<Session<M::StateSync>>,
+    observer: bool,
+    formation: Option<Formation>,
+    /// This start's formation nonce (announced while fresh; see `formation.rs`).
+    nonce: u64,
+    /// This start's state incarnation (see `wire::Hello::state`).
+    state_incarnation: u64,
+    /// The state incarnation each peer announced last.
+    peer_states: HashMap<PeerId, u64>,
+    /// Peers of another founding of this group id, and theirs: their traffic is refused.
+    conflicts: BTreeMap<PeerId, ClusterId>,
+    /// The tick a wait to hear from known peers before founding was last logged.
+    asked_logged: Option<u64>,
+    bonds: Bonds,
+    maintained: HashSet<PeerId>,
+    next_link_id: u64,
+    inbound_tx: mpsc::Sender<Inbound>,
+    inbound: mpsc::Receiver<Inbound>,
+    requests: mpsc::Receiver<Request<M>>,
+    status: watch::Sender<GroupStatus>,
+    tick: Duration,
+    hello_ticks: u64,
+    ticks: u64,
+    /// Client calls in flight.
+    ledger: Ledger<M::Query, M::QueryResult>,
+    /// The one Ready driver (messages waiting for a sync).
+    driver: ReadyDriver,
+    applied: Index,
+    applied_membership: Membership,
+    applied_bytes: u64,
+    snapshots: SnapshotStore,
+    /// Set while a damaged local snapshot is repaired: committed entries are not applied
+    /// (the machine is empty) but remembered up to `stash_to`, and applied once it is.
+    restoring: Option<Cursor>,
+    stash_to: Option<Index>,
+    shutdown: Option<oneshot::Sender<()>>,
+}
+
+/// Proposal ids double as forward request ids, which the leader deduplicates per origin:
+/// they must grow across restarts too, so they start at the wall clock in microseconds.
+fn first_proposal_id() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_micros() as u64)
+        .unwrap_or(1)
+        .max(1)
+}
+
+/// A random number for nonces and incarnations; falls back to the clock (these need to
+/// differ between starts, not to be secret).
+fn random_u64() -> u64 {
+    getrandom::u64().unwrap_or_else(|_| first_proposal_id() ^ u64::from(std::process::id()))
+}
+
+impl<M: StateMachine, S: Storage<Payload>> Worker<M, S> {
+    pub(crate) fn new(setup: WorkerSetup<M, S>) -> Self {
+        let WorkerSetup {
+            me,
+            group,
+            network,
+            links,
+            node,
+            store,
+            mut machine,
+            tick,
+            hello_ticks,
+            expect,
+            requests,
+            status,
+            snapshots,
+            applied,
+            applied_membership,
+            restoring,
+        } = setup;
+        let observer =
+            machine.leadership_preference() == super::machine::LeadershipPreference::Observer;
+        let fresh = node.term() == Term(0) && node.last() == Cursor::zero();
+        let nonce = random_u64();
+        let formation = fresh.then(|| Formation::new(me, expect, observer, nonce));
+        let sync = machine.state_sync();
+        let network_id = network.network_id().0;
+        let mut bonds = Bonds::default();
+        let committed = Cursor::zero();
+        let mut out = SyncOutputs::default();
+        let provider = {
+            let cx = Cx::<M, S> {
+                side: Side::Provider,
+                machine: &mut machine,
+                store: &store,
+                bonds: &mut bonds,
+                committed,
+                me,
+                group,
+                network: network_id,
+                leader: None,
+                snapshots: &snapshots,
+                applied_membership: &applied_membership,
+                applied_bytes: 0,
+                out: &mut out,
+            };
+            sync.create_provider(&cx)
+        };
+        let (inbound_tx, inbound) = mpsc::channel(INBOUND_QUEUE);
+        Worker {
+            me,
+            group,
+            network_id,
+            network,
+            links,
+            node,
+            store,
+            machine,
+            sync,
+            provider,
+            session: None,
+            observer,
+            formation,
+            nonce,
+            state_incarnation: random_u64(),
+            peer_states: HashMap::new(),
+            conflicts: BTreeMap::new(),
+            asked_logged: None,
+            bonds,
+            maintained: HashSet::new(),
+            next_link_id: 1,
+            inbound_tx,
+            inbound,
+            requests,
+            status,
+            tick,
+            hello_ticks: hello_ticks.max(1),
+            ticks: 0,
+            ledger: Ledger::new(first_proposal_id()),
+            driver: ReadyDriver::new(),
+            applied,
+            applied_membership,
+            applied_bytes: 0,
+            snapshots,
+            restoring,
+            stash_to: None,
+            shutdown: None,
+        }
+    }
+
+    /// Runs until every handle is dropped, `shutdown` is asked, the network shuts down,
+    /// or a fatal error.
+    pub(crate) async fn run(mut self) {
+        let result = self.run_loop().await;
+        let reason = match &result {
+            Ok(()) => "shut down".to_string(),
+            Err(err) => {
+                tracing::error!(group = %Short(&self.group), %err, "group stopped");
+                format!("fatal: {err}")
+            }
+        };
+        self.ledger.fail_everything(&reason);
+        let status = self.status.clone();
+        let done = self.shutdown.take();
+        // Everything the worker owns (store handles, sync threads) goes before `shutdown`
+        // returns, so a caller may reopen the same data directory right after.
+        drop(self);
+        status.send_modify(|s| s.stopped = Some(reason));
+        if let Some(done) = done {
+            let _ = done.send(());
+        }
+    }
+
+    async fn run_loop(&mut self) -> Result<(), WorkerError> {
+        self.maintain_bonds();
+        if let Some(anchor) = self.restoring {
+            self.with_sync(Side::Session, None, |p, cx| {
+                *p.session = Some(
+                    p.sync
+                        .create_session(cx, anchor, anchor.index(), Vec::new()),
+                );
+            })?;
+        }
+        let mut ticker = tokio::time::interval(self.tick);
+        ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        loop {
+            tokio::select! {
+                _ = ticker.tick() => self.on_tick()?,
+                request = self.requests.recv() => match request {
+                    Some(request) => self.on_request(request)?,
+                    None => return Ok(()),
+                },
+                Some(inbound) = self.inbound.recv() => self.on_inbound(inbound)?,
+                link = self.links.next_link() => match link {
+                    Some(link) => self.on_link(link),
+                    None => return Ok(()),
+                },
+            }
+            for _ in 0..DRAIN_PER_TURN {
+                match self.inbound.try_recv() {
+                    Ok(inbound) => self.on_inbound(inbound)?,
+                    Err(_) => break,
+                }
+            }
+            for _ in 0..DRAIN_PER_TURN {
+                match self.requests.try_recv() {
+                    Ok(request) => self.on_request(request)?,
+                    Err(_) => break,
+                }
+            }
+            self.drive()?;
+            if self.shutdown.is_some() {
+                return Ok(());
+            }
+            self.publish();
+        }
+    }
+
+    // ---- inputs ----------------------------------------------------------------------
+
+    fn on_tick(&mut self) -> Result<(), WorkerError> {
+        self.ticks += 1;
+        self.node.tick(&self.store)?;
+        if self.ticks % self.hello_ticks == 1 || self.hello_ticks == 1 {
+            self.announce();
+            self.maybe_found()?;
+            self.maybe_add_members()?;
+            self.maintain_bonds();
+            // Cheap when nothing changed (compares with what was written last).
+            self.network.save_peers();
+        }
+        self.poll_sync()?;
+        Ok(())
+    }
+
+    fn on_inbound(&mut self, inbound: Inbound) -> Result<(), WorkerError> {
+        match inbound {
+            Inbound::Closed { peer, link_id } => {
+                if self.bonds.closed(&peer, link_id) {
+                    if let Some(f) = &mut self.formation {
+                        f.gone(&peer);
+                    }
+                    tracing::debug!(peer = %Short(&peer), "bond closed");
+                }
+            }
+            Inbound::Frame {
+                peer,
+                frame: GroupFrame::Hello(hello),
+            } => self.on_hello(peer, hello)?,
+            // Everything else only from a peer that announced itself on its current link
+            // (a peer's hello is the first frame of every link) and is of this founding.
+            Inbound::Frame { peer, .. } if !self.admitted(&peer) => {
+                tracing::trace!(peer = %Short(&peer), "frame from a peer not admitted; dropped");
+            }
+            Inbound::Frame { peer, frame } => match frame {
+                GroupFrame::Raft(message) => self.node.step(peer, message, &self.store)?,
+                GroupFrame::Hello(_) => {}
+                GroupFrame::ToProvider(bytes) => self.for_provider(peer, &bytes.0)?,
+                GroupFrame::ToSession(bytes) => self.for_session(peer, &bytes.0)?,
+            },
+        }
+        Ok(())
+    }
+
+    /// Whether `peer`'s frames are taken: it announced itself on its current link and
+    /// belongs to this founding.
+    fn admitted(&self, peer: &PeerId) -> bool {
+        !self.conflicts.contains_key(peer)
+            && self
+                .bonds
+                .get(peer)
+                .is_some_and(|bond| bond.hello.is_some())
+    }
+}
+
+/// Reads one link: decodes frames and hands them to the worker. A frame that does not
+/// decode closes the link (logged); the worker hears of the close either way.
+async fn read_link(mut link: Link, link_id: u64, tx: mpsc::Sender<Inbound>) {
+    let peer = link.peer();
+    while let Some(bytes) = link.recv().await {
+        match codec::decode::<GroupFrame>(&bytes) {
+            Ok(frame) => {
+                if tx.send(Inbound::Frame { peer, frame }).await.is_err() {
+                    return;
+                }
+            }
+            Err(err) => {
+                tracing::warn!(peer = %Short(&peer), %err, "undecodable group frame; closing the link");
+                link.close();
+                break;
+            }
+        }
+    }
+    let _ = tx.send(Inbound::Closed { peer, link_id }).await;
+}

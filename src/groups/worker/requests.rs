@@ -1,0 +1,98 @@
+//! Client calls into the worker (execute, feed, query, membership change, shutdown),
+//! recorded in the ledger and handed to the core, and the status the worker publishes.
+
+use super::ledger::ChangeReply;
+use super::{Worker, WorkerError};
+use crate::groups::group::{GroupStatus, Request};
+use crate::groups::machine::{Consistency, StateMachine};
+use crate::groups::raft::{ClientError, MembershipChange, Payload};
+use crate::groups::Storage;
+
+impl<M: StateMachine, S: Storage<Payload>> Worker<M, S> {
+    pub(super) fn on_request(&mut self, request: Request<M>) -> Result<(), WorkerError> {
+        match request {
+            Request::Execute { commands, reply } => {
+                let ids = self.ledger.execute(commands.len(), reply);
+                for (id, command) in ids.into_iter().zip(commands) {
+                    self.node.propose(id, command, &self.store)?;
+                }
+            }
+            Request::Feed { commands } => {
+                for command in commands {
+                    let id = self.ledger.feed();
+                    self.node.propose(id, command, &self.store)?;
+                }
+            }
+            Request::Query {
+                query,
+                consistency,
+                reply,
+            } => match consistency {
+                Consistency::Weak => {
+                    let result = self.machine.query(query);
+                    let _ = reply.send(Ok((result, self.applied)));
+                }
+                Consistency::Strong => {
+                    let ctx = self.ledger.read(query, reply);
+                    self.node.read_index(ctx, &self.store)?;
+                }
+            },
+            Request::Change { change, reply } => self.propose_change(change, reply)?,
+            Request::Shutdown { done } => self.shutdown = Some(done),
+        }
+        Ok(())
+    }
+
+    fn propose_change(
+        &mut self,
+        change: MembershipChange,
+        reply: ChangeReply,
+    ) -> Result<(), WorkerError> {
+        if !self.node.is_leader() {
+            let _ = reply.send(Err(ClientError::NotLeader {
+                leader: self.node.leader(),
+            }
+            .into()));
+            return Ok(());
+        }
+        match self.node.propose_membership(change, &self.store)? {
+            Ok(at) => self.ledger.change(at, reply),
+            Err(err) => {
+                let _ = reply.send(Err(err.into()));
+            }
+        }
+        Ok(())
+    }
+
+    /// Publishes the group's status when it changed.
+    pub(super) fn publish(&mut self) {
+        let node = &self.node;
+        let status = GroupStatus {
+            id: self.me,
+            group: self.group,
+            role: node.role(),
+            term: node.term(),
+            leader: node.leader(),
+            commit: node.commit_index(),
+            applied: self.applied,
+            log_start: self.store.available().start().next(),
+            last: node.last(),
+            durable: node.durable(),
+            members: node.membership().clone(),
+            bonded: self.bonds.peers(),
+            online: node.leader().is_some() && self.session.is_none(),
+            syncing: self.session.is_some(),
+            stopped: None,
+            cluster: Some(node.membership().cluster()).filter(|c| c.is_known()),
+            conflicts: self.conflicts.iter().map(|(p, c)| (*p, *c)).collect(),
+        };
+        self.status.send_if_modified(|s| {
+            if *s != status {
+                *s = status;
+                true
+            } else {
+                false
+            }
+        });
+    }
+}
