@@ -16,6 +16,5 @@ pub mod inspect;
 pub mod network;
 pub mod primitives;
 pub mod store;
-pub mod write_log;
 
 pub use primitives::{Digest, GroupId, PeerId, UniqueId};

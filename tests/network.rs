@@ -400,7 +400,7 @@ async fn a_maintained_bond_reconnects_after_the_peer_restarts() {
     };
     // A port below the ephemeral range, so no other socket takes it while b is down.
     let localhost = std::net::Ipv4Addr::LOCALHOST;
-    let port = tessera::store::ports::free_port(localhost.into()).expect("free port");
+    let port = tessera_testkit::ports::free_port(localhost.into()).expect("free port");
     let b = start_b((localhost, port).into()).await.expect("b");
     let b_addr = b.local_addr();
     let mut gb = b.join(access(b"key")).expect("join");

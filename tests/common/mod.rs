@@ -8,7 +8,7 @@ use std::path::Path;
 use std::time::Duration;
 use tessera::groups::ConsensusConfig;
 use tessera::network::{Network, NetworkId, PeerAddr};
-pub use tessera::store::ports::free_port;
+pub use tessera_testkit::ports::free_port;
 
 /// Every wait in the tests is bounded: a hang fails with the step's name.
 pub async fn bounded<F: Future>(what: &str, secs: u64, fut: F) -> F::Output {
