@@ -21,7 +21,7 @@
 use super::group::{Group, GroupStatus, REQUEST_QUEUE};
 use super::key::{GroupIdInputs, GroupKey};
 use super::machine::{NoOp, StateMachine, StateSync};
-use super::raft::{LogReader, Membership, Node, Payload, RaftConfig, RaftError};
+use super::raft::{LogReader, Membership, Node, Payload, RaftError};
 use super::snapshot::{Restored, RocksChunkStore, SnapshotStore};
 use super::worker::{Worker, WorkerSetup};
 use super::{
@@ -361,7 +361,7 @@ fn spawn<M: StateMachine, S: Storage<Payload>>(
     };
     let me = network.peer_id();
     let tick = tick_for(&consensus);
-    let raft = RaftConfig::from_consensus(&consensus, tick, machine.leadership_preference());
+    let raft = consensus.raft_config(tick, machine.leadership_preference());
     let mut seed = [0u8; 8];
     getrandom::fill(&mut seed).map_err(|e| JoinError::Random(e.to_string()))?;
     let node = Node::restart_from(

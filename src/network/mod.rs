@@ -48,7 +48,7 @@ pub use close::{
 pub use error::{BondError, NetworkError};
 pub use group_links::{GroupAccess, GroupLinks};
 pub use handshake::{HandshakeError, LinkKey};
-pub use identity::InvalidPeerId;
+pub use identity::{endpoint_id, peer_id, InvalidPeerId};
 pub use link::{Link, LinkClosed, LinkConfig, LinkSender, TrySendError};
 pub(crate) use network::WeakNetwork;
 pub use network::{Network, ALPN, GROUP_LINK_QUEUE};
