@@ -37,7 +37,8 @@ use tokio_util::task::TaskTracker;
 enum KeySource {
     DataDir(DataDir),
     Ephemeral,
-    Given(SecretKey),
+    /// Boxed: a secret key is large beside a `DataDir` handle.
+    Given(Box<SecretKey>),
 }
 
 /// Builds a [`Network`]. Every setting has a default suited to a private network.
@@ -90,7 +91,7 @@ impl NetworkBuilder {
 
     /// Use this secret key.
     pub fn secret_key(mut self, key: SecretKey) -> Self {
-        self.key = KeySource::Given(key);
+        self.key = KeySource::Given(Box::new(key));
         self
     }
 
@@ -162,7 +163,7 @@ impl NetworkBuilder {
         let (key, data_dir) = match self.key {
             KeySource::DataDir(dir) => (dir.secret_key().clone(), Some(dir)),
             KeySource::Ephemeral => (SecretKey::generate(), None),
-            KeySource::Given(key) => (key, None),
+            KeySource::Given(key) => (*key, None),
         };
         let idle = self
             .idle_timeout
