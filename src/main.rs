@@ -1,12 +1,12 @@
 //! The `tessera` command line.
 //!
 //! - `tessera inspect DATA_DIR`: JSON summary of a data directory (read-only).
-//! - `tessera write-log --data-dir DIR`: append synced batches, printing each durable
-//!   position (the writer the crash test and the demo kill).
 //! - `tessera demo [--storage]`: the cluster demo (three node processes, the leader killed
 //!   and restarted), or the storage demo (write, SIGKILL, reopen, verify).
 //! - `tessera node ...`: run a node of the replicated key-value store with its HTTP API.
 //! - `tessera put|get|del|status`: clients of a node's HTTP API.
+//! - `tessera write-log --data-dir DIR` (hidden, a developer tool): append synced batches,
+//!   printing each durable position (the writer the crash test and the storage demo kill).
 
 use clap::{Parser, Subcommand};
 use std::io::{IsTerminal, Write};
@@ -20,6 +20,9 @@ use tessera::store::client::{self, Client, ClientError};
 use tessera::store::node::{self, Node, NodeConfig};
 
 mod demo;
+
+#[allow(dead_code)] // the binary uses part of the test kit; the tests use the rest
+mod kit;
 
 #[derive(Parser)]
 #[command(name = "tessera", version, about = "A durable replication engine")]
@@ -37,7 +40,9 @@ enum Command {
         data_dir: PathBuf,
     },
     /// Append entries in synced batches to a group's log, printing `durable INDEX TERM`
-    /// after each sync returns. Runs until killed or `--entries` are written.
+    /// after each sync returns. Runs until killed or `--entries` are written. A developer
+    /// tool (the crash test and the storage demo kill it), hidden from `--help`.
+    #[command(hide = true)]
     WriteLog(WriteLogArgs),
     /// Run the cluster demo: three nodes, kill -9 the leader, a new leader, restart, catch
     /// up. `--storage`: the storage demo (kill -9 a writer, show nothing synced was lost).
@@ -293,10 +298,10 @@ struct WriteLogArgs {
 
 fn write_log(args: WriteLogArgs) -> Result<(), String> {
     let store = tessera_storage::Store::open(&args.data_dir).map_err(|e| e.to_string())?;
-    let group = tessera::write_log::group_id(&args.group);
+    let group = kit::write_log::group_id(&args.group);
     let mut log: DurableLogStore<Vec<u8>> =
         DurableLogStore::open(&store, group).map_err(|e| e.to_string())?;
-    tessera::write_log::run(
+    kit::write_log::run(
         &mut log,
         args.batch,
         args.payload_bytes as usize,

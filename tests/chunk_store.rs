@@ -3,7 +3,7 @@
 //! asks only for the chunks it lacked.
 
 use tessera::groups::snapshot::RocksChunkStore;
-use tessera_snapshots::conformance;
+use tessera_testkit::conformance;
 
 #[test]
 fn rocksdb_chunk_store_conforms() {

@@ -11,7 +11,7 @@ use std::io::{BufRead, BufReader};
 use std::process::{Command, Stdio};
 use std::time::Duration;
 use tessera::groups::{DurableLogStore, Index, Storage};
-use tessera::write_log::{group_id, payload, term_of};
+use tessera_testkit::write_log::{group_id, payload, term_of};
 
 const ROUNDS: usize = 24;
 const PAYLOAD: usize = 256;

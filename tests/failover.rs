@@ -18,8 +18,8 @@ use std::path::Path;
 use std::time::{Duration, Instant};
 use tessera::groups::Consistency;
 use tessera::store::client::ClientError;
-use tessera::store::demo::LocalCluster;
 use tessera::store::http::ErrorKind;
+use tessera_testkit::cluster::LocalCluster;
 
 /// Bound on the waits of the harness (a leader, a status); none of them is what a test is
 /// about.

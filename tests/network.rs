@@ -9,7 +9,7 @@ use std::time::Duration;
 
 use iroh::endpoint::{presets, ConnectionError};
 use iroh::Endpoint;
-use tessera::network::identity::{IdentityError, KEY_FILE_NAME};
+use tessera::data_dir::{DataDir, DataDirError, IdentityError, KEY_FILE_NAME};
 use tessera::network::{
     BondError, GroupAccess, GroupLinks, HandshakeError, Link, LinkConfig, LinkKey, Network,
     NetworkError, NetworkId, PeerAddr, TicketError, ALPN, CODE_PROTOCOL, CODE_REFUSED,
@@ -166,14 +166,15 @@ async fn two_nodes_exchange_frames() {
 async fn identity_survives_a_restart() {
     let dir = tempfile::tempdir().expect("tempdir");
     let first = Network::builder(net())
-        .data_dir(dir.path())
+        .data_dir(DataDir::open(dir.path()).expect("open"))
         .bind()
         .await
         .expect("first start");
     let id = first.peer_id();
     first.shutdown().await;
+    drop(first); // the data directory stays locked while the network lives
     let second = Network::builder(net())
-        .data_dir(dir.path())
+        .data_dir(DataDir::open(dir.path()).expect("reopen"))
         .bind()
         .await
         .expect("restart");
@@ -181,7 +182,7 @@ async fn identity_survives_a_restart() {
     second.shutdown().await;
     let other_dir = tempfile::tempdir().expect("tempdir");
     let other = Network::builder(net())
-        .data_dir(other_dir.path())
+        .data_dir(DataDir::open(other_dir.path()).expect("open"))
         .bind()
         .await
         .expect("other node");
@@ -194,15 +195,11 @@ async fn a_corrupt_key_file_is_a_clear_error_and_is_kept() {
     let dir = tempfile::tempdir().expect("tempdir");
     let path = dir.path().join(KEY_FILE_NAME);
     std::fs::write(&path, b"not a key").expect("write garbage");
-    let err = Network::builder(net())
-        .data_dir(dir.path())
-        .bind()
-        .await
-        .expect_err("corrupt key must not start");
+    let err = DataDir::open(dir.path()).expect_err("corrupt key must not start");
     assert!(
         matches!(
             &err,
-            NetworkError::Identity(IdentityError::WrongLength { found: 9, .. })
+            DataDirError::Identity(IdentityError::WrongLength { found: 9, .. })
         ),
         "{err}"
     );
@@ -216,22 +213,19 @@ async fn a_corrupt_key_file_is_a_clear_error_and_is_kept() {
     // A flipped bit in an otherwise well-formed file is caught by the crc.
     let good = tempfile::tempdir().expect("tempdir");
     let n = Network::builder(net())
-        .data_dir(good.path())
+        .data_dir(DataDir::open(good.path()).expect("open"))
         .bind()
         .await
         .expect("fresh");
     n.shutdown().await;
+    drop(n);
     let path = good.path().join(KEY_FILE_NAME);
     let mut bytes = std::fs::read(&path).expect("read key");
     bytes[10] ^= 0x40;
     std::fs::write(&path, &bytes).expect("corrupt it");
-    let err = Network::builder(net())
-        .data_dir(good.path())
-        .bind()
-        .await
-        .expect_err("bit flip");
+    let err = DataDir::open(good.path()).expect_err("bit flip");
     assert!(
-        matches!(err, NetworkError::Identity(IdentityError::BadCrc { .. })),
+        matches!(err, DataDirError::Identity(IdentityError::BadCrc { .. })),
         "{err}"
     );
 }
@@ -394,13 +388,13 @@ async fn a_maintained_bond_reconnects_after_the_peer_restarts() {
     let dir = tempfile::tempdir().expect("tempdir");
     let start_b = |addr: std::net::SocketAddr| {
         Network::builder(net())
-            .data_dir(dir.path())
+            .data_dir(DataDir::open(dir.path()).expect("open"))
             .bind_addr(addr)
             .bind()
     };
     // A port below the ephemeral range, so no other socket takes it while b is down.
     let localhost = std::net::Ipv4Addr::LOCALHOST;
-    let port = tessera::store::ports::free_port(localhost.into()).expect("free port");
+    let port = tessera_testkit::ports::free_port(localhost.into()).expect("free port");
     let b = start_b((localhost, port).into()).await.expect("b");
     let b_addr = b.local_addr();
     let mut gb = b.join(access(b"key")).expect("join");

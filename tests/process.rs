@@ -19,8 +19,8 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 use tessera::groups::Consistency;
 use tessera::store::client::{Client, ClientError};
-use tessera::store::demo::{fast_timings, short, LocalCluster};
 use tessera::store::http::ErrorKind;
+use tessera_testkit::cluster::{fast_timings, short, LocalCluster};
 
 const KILLS: usize = 12;
 const WRITERS: usize = 3;

@@ -14,7 +14,7 @@ use std::path::Path;
 use std::time::{Duration, Instant};
 use tessera::groups::Consistency;
 use tessera::network::PeerAddr;
-use tessera::store::demo::{fast_timings, LocalCluster};
+use tessera_testkit::cluster::{fast_timings, LocalCluster};
 
 const VALUES: usize = 96;
 const VALUE_BYTES: usize = 512 << 10;

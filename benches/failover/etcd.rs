@@ -76,8 +76,8 @@ impl Etcd {
         let mut members = Vec::new();
         for i in 0..n {
             // Ports below the ephemeral range, as tessera's harness picks them.
-            let client = SocketAddr::new(ip, tessera::store::ports::free_port(ip)?);
-            let peer = SocketAddr::new(ip, tessera::store::ports::free_port(ip)?);
+            let client = SocketAddr::new(ip, tessera_testkit::ports::free_port(ip)?);
+            let peer = SocketAddr::new(ip, tessera_testkit::ports::free_port(ip)?);
             members.push(Member {
                 name: format!("e{i}"),
                 dir: root.join(format!("e{i}")),
@@ -158,7 +158,7 @@ impl Etcd {
                 cmd.env_remove(key);
             }
         }
-        tessera::store::demo::die_with_parent(&mut cmd);
+        tessera_testkit::cluster::die_with_parent(&mut cmd);
         let child = cmd
             .spawn()
             .map_err(|e| format!("start {} ({}): {e}", m.name, self.exe.display()))?;

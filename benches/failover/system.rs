@@ -7,7 +7,7 @@ use std::future::Future;
 use std::path::Path;
 use std::time::Duration;
 use tessera::store::client::{Client, ClientError};
-use tessera::store::demo::LocalCluster;
+use tessera_testkit::cluster::LocalCluster;
 
 /// One member's view, reduced to what both systems report.
 #[derive(Clone, Debug)]

@@ -53,8 +53,8 @@
 //! # Storage
 //!
 //! [`ChunkStore`] is the storage a node provides (RocksDB column families in tessera; the
-//! mapping is in the trait's module docs). [`MemChunkStore`] is an in-memory store for tests,
-//! and [`conformance`] holds the checks every implementation must pass.
+//! mapping is in the trait's module docs). [`MemChunkStore`] is an in-memory store for tests;
+//! the checks every implementation must pass are in the `tessera-testkit` crate.
 //!
 //! # Threads
 //!
@@ -66,7 +66,6 @@
 #![deny(missing_docs)]
 
 mod chunk;
-pub mod conformance;
 mod error;
 mod frame;
 mod hash;

@@ -12,11 +12,11 @@
 //! # Ok(()) }
 //! ```
 //!
-//! Storage: a network opened with a data directory gives a durable group (the RocksDB log
-//! store of `tessera-storage`, in the node's one database); without one, or after
-//! [`GroupBuilder::in_memory`], the log lives in memory. `with_log_storage` takes any
-//! `Storage<Payload>` (departure from the seed's `Storage<M::Command>`: the log holds
-//! no-op and configuration entries besides commands).
+//! Storage: a network built from a [`DataDir`](crate::data_dir::DataDir) gives a durable
+//! group (the RocksDB log store of `tessera-storage`, in the node's one database); without
+//! one, or after [`GroupBuilder::in_memory`], the log lives in memory. `with_log_storage`
+//! takes any `Storage<Payload>` (departure from the seed's `Storage<M::Command>`: the log
+//! holds no-op and configuration entries besides commands).
 
 use super::group::{Group, GroupStatus, REQUEST_QUEUE};
 use super::key::{GroupIdInputs, GroupKey};
@@ -45,9 +45,6 @@ pub enum JoinError {
     /// The network refused (already joined, shut down).
     #[error(transparent)]
     Network(#[from] NetworkError),
-    /// The node's RocksDB store could not be opened.
-    #[error("cannot open the data directory's store: {0}")]
-    Store(#[from] tessera_storage::Error),
     /// The group's log could not be loaded.
     #[error(transparent)]
     Storage(#[from] StorageError),
@@ -212,7 +209,7 @@ pub struct Parts<'n, M> {
 impl<M: StateMachine> StorageChoice<M> for AutoStorage {
     fn join_with(self, parts: Parts<'_, M>) -> Result<Group<M>, JoinError> {
         let group = group_id(&parts);
-        match parts.network.store()? {
+        match parts.network.data_dir().map(|dir| dir.store().clone()) {
             Some(store) => {
                 let log = DurableLogStore::<Payload>::open(&store, group)?;
                 let snapshots = SnapshotStore::Rocks(RocksChunkStore::new(store));
@@ -244,7 +241,7 @@ impl<M: StateMachine, S: Storage<Payload>> StorageChoice<M> for S {
     fn join_with(self, parts: Parts<'_, M>) -> Result<Group<M>, JoinError> {
         let group = group_id(&parts);
         // A custom log store keeps its snapshots in the node's RocksDB when there is one.
-        let snapshots = match parts.network.store()? {
+        let snapshots = match parts.network.data_dir().map(|dir| dir.store().clone()) {
             Some(store) => SnapshotStore::Rocks(RocksChunkStore::new(store)),
             None => SnapshotStore::memory(),
         };

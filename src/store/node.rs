@@ -1,12 +1,17 @@
 //! `tessera node`: one process hosting the replicated key-value group and its HTTP API.
 //!
-//! [`Node::start`] opens the network (identity and known peers in the data directory),
-//! joins the [`KvMachine`] group with a durable log, and serves [`super::http`]. A node
-//! restarted with the same data directory needs no bootstrap peers: the network saves the
-//! peers it knows in `DATA_DIR/peers` and the group resumes from its log.
+//! [`Node::start`] locks the data directory, binds its ports, opens the directory
+//! ([`DataDir`]: identity, store, known peers), starts the network from it, joins the
+//! [`KvMachine`] group with a durable log, and serves [`super::http`]. The lock comes
+//! first, so a second process on the same directory fails before it binds anything; the
+//! ports come before the directory is created or written, so a busy port leaves nothing
+//! behind. A node restarted with the same data directory needs no bootstrap peers: the
+//! network saves the peers it knows in `DATA_DIR/peers` and the group resumes from its
+//! log.
 
 use super::http;
 use super::kv::KvMachine;
+use crate::data_dir::{DataDirError, DirLock};
 use crate::groups::snapshot::{SnapshotConfig, SnapshotStats};
 use crate::groups::{ConfigError, ConsensusConfig, Group, GroupBuilder, GroupKey, JoinError};
 use crate::network::{Network, NetworkError, NetworkId, PeerAddr};
@@ -133,6 +138,17 @@ pub enum NodeError {
     /// The timing settings are unusable.
     #[error("consensus settings: {0}")]
     Config(#[from] ConfigError),
+    /// The data directory is in use or could not be opened.
+    #[error(transparent)]
+    DataDir(#[from] DataDirError),
+    /// The peers' (UDP) address could not be bound.
+    #[error("cannot listen for peers on {addr}: {source}")]
+    ListenBind {
+        /// The address.
+        addr: SocketAddr,
+        /// Why.
+        source: std::io::Error,
+    },
     /// The network could not start.
     #[error("network: {0}")]
     Network(#[from] NetworkError),
@@ -181,8 +197,28 @@ impl Node {
     /// Opens the network, joins the group and serves HTTP (needs a tokio runtime).
     pub async fn start(config: NodeConfig) -> Result<Node, NodeError> {
         let consensus = config.consensus()?;
+        let lock = DirLock::acquire(&config.data_dir)?;
+        let listener = tokio::net::TcpListener::bind(config.http)
+            .await
+            .map_err(|source| NodeError::HttpBind {
+                addr: config.http,
+                source,
+            })?;
+        // Holds the peers' port while the directory is opened; released just before the
+        // endpoint binds it (a fixed port only: port 0 is any free one).
+        let udp = match config.listen.port() {
+            0 => None,
+            _ => Some(std::net::UdpSocket::bind(config.listen).map_err(|source| {
+                NodeError::ListenBind {
+                    addr: config.listen,
+                    source,
+                }
+            })?),
+        };
+        let dir = lock.open()?;
+        drop(udp);
         let mut builder = Network::builder(NetworkId::named(NETWORK_NAME))
-            .data_dir(&config.data_dir)
+            .data_dir(dir)
             .bind_addr(config.listen)
             .idle_timeout(config.quic_idle_timeout)
             .bootstrap(config.peers.iter().copied());
@@ -202,17 +238,6 @@ impl Node {
             Err(err) => {
                 network.shutdown().await;
                 return Err(err.into());
-            }
-        };
-        let listener = match tokio::net::TcpListener::bind(config.http).await {
-            Ok(l) => l,
-            Err(source) => {
-                group.shutdown().await;
-                network.shutdown().await;
-                return Err(NodeError::HttpBind {
-                    addr: config.http,
-                    source,
-                });
             }
         };
         let http_addr = listener.local_addr().map_err(NodeError::Http)?;

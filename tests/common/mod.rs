@@ -6,9 +6,10 @@ use std::future::Future;
 use std::net::{IpAddr, Ipv4Addr};
 use std::path::Path;
 use std::time::Duration;
+use tessera::data_dir::DataDir;
 use tessera::groups::ConsensusConfig;
 use tessera::network::{Network, NetworkId, PeerAddr};
-pub use tessera::store::ports::free_port;
+pub use tessera_testkit::ports::free_port;
 
 /// Every wait in the tests is bounded: a hang fails with the step's name.
 pub async fn bounded<F: Future>(what: &str, secs: u64, fut: F) -> F::Output {
@@ -44,7 +45,7 @@ pub async fn bind_loopback(name: &str, dir: &Path, port: u16, peers: &[PeerAddr]
         port => port,
     };
     Network::builder(NetworkId::named(name))
-        .data_dir(dir)
+        .data_dir(DataDir::open(dir).expect("open the data directory"))
         .bind_addr(([127, 0, 0, 1], port).into())
         .bootstrap(peers.iter().copied())
         .reconnect_backoff(Duration::from_millis(50), Duration::from_millis(500))

@@ -5,7 +5,7 @@
 //! crash leaves the old or the new file, never half of one). A line that does not parse is
 //! skipped with a warning: the file is a hint, and the node still has its `--peer`s.
 
-use super::peer_addr::PeerAddr;
+use crate::network::PeerAddr;
 use std::io::Write;
 use std::path::Path;
 

@@ -1,17 +1,16 @@
 //! A conformance suite for [`ChunkStore`] implementations: the same checks run on
-//! [`MemChunkStore`] here and on the RocksDB store in the storage
-//! wiring, so both honour one contract.
+//! [`MemChunkStore`] here and on tessera's RocksDB chunk store (`tests/chunk_store.rs`), so
+//! both honour one contract.
 //!
 //! Each check panics with a message naming the broken rule, like a test assertion. Call
 //! [`check_chunk_store`] on an empty store from a test. For durability, pair
 //! [`write_partial_transfer`] before closing a database with [`check_partial_transfer`]
 //! after reopening it.
 
-use crate::key::{Cursor, GroupId, SnapshotKey};
-use crate::manifest::Manifest;
-use crate::planner::{Transfer, TransferConfig};
-use crate::store::{ChunkStore, MemChunkStore, StoreSink};
-use crate::writer::{SnapshotWriter, WriterConfig};
+use tessera_snapshots::{
+    ChunkStore, Cursor, GroupId, Manifest, MemChunkStore, SnapshotKey, SnapshotWriter, StoreSink,
+    Transfer, TransferConfig, WriterConfig,
+};
 
 fn key(group: u8, index: u64) -> SnapshotKey {
     SnapshotKey::new(GroupId([group; 32]), index)
@@ -38,8 +37,7 @@ fn sample(key: SnapshotKey) -> (Manifest, Vec<Vec<u8>>) {
     let chunks = (0..m.chunk_count())
         .map(|c| {
             let mut buf = Vec::new();
-            crate::store::ChunkStore::read_chunk(&src, key, c, &mut buf)
-                .expect("conformance: read");
+            ChunkStore::read_chunk(&src, key, c, &mut buf).expect("conformance: read");
             buf
         })
         .collect();

@@ -1,72 +1,16 @@
-//! `tessera demo`: the cluster demo (three `tessera node` processes; the leader is killed
-//! with SIGKILL, a new one takes over, the old one restarts and catches up; see
-//! `tessera::store::demo`), and with `--storage` the storage demo: starts `tessera
-//! write-log` on a fresh data directory, kills it with SIGKILL mid-write, reopens the
-//! directory and shows, with `inspect`, that every entry the writer reported durable is
-//! there and intact.
+//! The storage demo: starts `tessera write-log` on a fresh data directory, kills it with
+//! SIGKILL mid-write, reopens the directory and shows, with `inspect`, that every entry the
+//! writer reported durable is there and intact.
 
+use super::Args;
+use crate::kit::write_log;
 use std::io::{BufRead, BufReader};
-use std::path::PathBuf;
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 use tessera::groups::{DurableLogStore, Index, Storage};
 
-/// Arguments of `tessera demo`.
-#[derive(clap::Args)]
-pub struct Args {
-    /// Run the storage demo (one writer killed mid-write) instead of the cluster demo.
-    #[arg(long)]
-    pub storage: bool,
-    /// Where to keep the data (default: a fresh temporary directory, removed at the end).
-    /// The cluster demo wants a new or empty directory.
-    #[arg(long)]
-    pub data_dir: Option<PathBuf>,
-    /// Storage demo: how long the writer runs before it is killed, in milliseconds.
-    #[arg(long, default_value_t = 700)]
-    pub run_ms: u64,
-}
-
-/// Runs the demo `args` selects.
+/// Runs the storage demo.
 pub fn run(args: Args) -> Result<(), String> {
-    if args.storage {
-        storage(args)
-    } else {
-        cluster(args)
-    }
-}
-
-/// The cluster demo, in a multi-threaded runtime.
-fn cluster(args: Args) -> Result<(), String> {
-    let (root, _guard) = match args.data_dir {
-        Some(d) => {
-            let empty = std::fs::read_dir(&d).map_or(true, |mut entries| entries.next().is_none());
-            if !empty {
-                return Err(format!(
-                    "{} is not empty; give a new directory",
-                    d.display()
-                ));
-            }
-            std::fs::create_dir_all(&d).map_err(|e| format!("{}: {e}", d.display()))?;
-            (d, None)
-        }
-        None => {
-            let t = tempfile::Builder::new()
-                .prefix("tessera-demo-")
-                .tempdir()
-                .map_err(|e| format!("temporary directory: {e}"))?;
-            (t.path().to_path_buf(), Some(t))
-        }
-    };
-    let exe = std::env::current_exe().map_err(|e| format!("own executable: {e}"))?;
-    let runtime = tokio::runtime::Builder::new_multi_thread()
-        .enable_all()
-        .build()
-        .map_err(|e| format!("tokio runtime: {e}"))?;
-    runtime.block_on(tessera::store::demo::run(exe, &root))
-}
-
-/// The storage demo.
-fn storage(args: Args) -> Result<(), String> {
     let (dir, _guard) = match args.data_dir {
         Some(d) => (d, None),
         None => {
@@ -110,7 +54,7 @@ fn storage(args: Args) -> Result<(), String> {
     println!("{json}");
 
     let store = tessera_storage::Store::open(&dir).map_err(|e| e.to_string())?;
-    let group = tessera::write_log::group_id("write-log");
+    let group = write_log::group_id("write-log");
     let log: DurableLogStore<Vec<u8>> =
         DurableLogStore::open(&store, group).map_err(|e| e.to_string())?;
     let last = log.last().index().0;
@@ -122,7 +66,7 @@ fn storage(args: Args) -> Result<(), String> {
             .get_range(&(Index(next)..=Index(end)))
             .map_err(|e| e.to_string())?
         {
-            if payload != tessera::write_log::payload(i, 256) {
+            if payload != write_log::payload(i, 256) {
                 return Err(format!("entry {i} survived with wrong bytes"));
             }
             checked += 1;

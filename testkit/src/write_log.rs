@@ -2,9 +2,9 @@
 //! appends entries with deterministic payloads in synced batches and reports each durable
 //! position, so whoever kills the writer knows exactly what must have survived.
 
-use crate::groups::{Cursor, DurableLogStore, Index, Storage, StorageError, Term};
-use crate::{Digest, GroupId};
 use std::io::Write;
+use tessera::groups::{Cursor, DurableLogStore, Index, Storage, StorageError, Term};
+use tessera::{Digest, GroupId};
 
 /// The group id the exerciser writes to for a group name.
 pub fn group_id(name: &str) -> GroupId {

@@ -1,0 +1,229 @@
+//! [`NetworkBuilder`]: the settings of a node's network, and [`bind`](NetworkBuilder::bind),
+//! which brings the endpoint up and starts the accept loop.
+//!
+//! # Offline by default
+//! The endpoint is built from iroh's `Minimal` preset: no relays, no address lookup (no DNS,
+//! no pkarr), IP transports cleared and replaced by the one configured bind address (default
+//! `127.0.0.1:0`). Nothing is tried on the internet and nothing waits for a relay. Peers are
+//! reached only at addresses given (`PEER_ID@IP:PORT`) or learned from bonded peers.
+//!
+//! # Identity
+//! A node built from a [`DataDir`] takes its key (so its peer id survives restarts) and the
+//! peers its peers file lists from there, and keeps the handle: groups find the node's
+//! store through it. Without one the key is ephemeral or given, and groups live in memory.
+
+use super::accept::accept_loop;
+use super::error::NetworkError;
+use super::frame::DEFAULT_MAX_FRAME_LEN;
+use super::identity;
+use super::network::{Inner, Network, ALPN};
+use super::network_id::NetworkId;
+use super::peer_addr::PeerAddr;
+use super::peers::{PeerTable, Source};
+use super::registry::LinkRegistry;
+use crate::data_dir::DataDir;
+use crate::primitives::Short;
+use iroh::endpoint::{presets, QuicTransportConfig};
+use iroh::{Endpoint, SecretKey};
+use std::collections::HashMap;
+use std::net::SocketAddr;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+use tokio_util::sync::CancellationToken;
+use tokio_util::task::TaskTracker;
+
+/// Where the node's secret key comes from.
+#[derive(Debug)]
+enum KeySource {
+    DataDir(DataDir),
+    Ephemeral,
+    /// Boxed: a secret key is large beside a `DataDir` handle.
+    Given(Box<SecretKey>),
+}
+
+/// Builds a [`Network`]. Every setting has a default suited to a private network.
+#[derive(Debug)]
+pub struct NetworkBuilder {
+    network: NetworkId,
+    key: KeySource,
+    bind: SocketAddr,
+    advertise: Option<SocketAddr>,
+    bootstrap: Vec<PeerAddr>,
+    max_frame_len: u32,
+    connect_timeout: Duration,
+    handshake_timeout: Duration,
+    idle_timeout: Duration,
+    backoff: (Duration, Duration),
+    max_learned_peers: usize,
+}
+
+impl NetworkBuilder {
+    pub(super) fn new(network: NetworkId) -> Self {
+        Self {
+            network,
+            key: KeySource::Ephemeral,
+            bind: SocketAddr::from(([127, 0, 0, 1], 0)),
+            advertise: None,
+            bootstrap: Vec::new(),
+            max_frame_len: DEFAULT_MAX_FRAME_LEN,
+            connect_timeout: Duration::from_secs(5),
+            handshake_timeout: Duration::from_secs(5),
+            idle_timeout: Duration::from_secs(10),
+            backoff: (Duration::from_millis(100), Duration::from_secs(10)),
+            max_learned_peers: 4096,
+        }
+    }
+
+    /// The node's data directory: its key (so the peer id survives restarts), the peers
+    /// its peers file lists, and the store the node's durable groups use. The network
+    /// keeps this handle until its last clone is dropped. Without it (or
+    /// [`secret_key`](Self::secret_key)) the key is ephemeral and groups live in memory.
+    pub fn data_dir(mut self, dir: DataDir) -> Self {
+        self.key = KeySource::DataDir(dir);
+        self
+    }
+
+    /// Use a fresh key that is never stored (tests, throwaway clients). The default.
+    pub fn ephemeral(mut self) -> Self {
+        self.key = KeySource::Ephemeral;
+        self
+    }
+
+    /// Use this secret key.
+    pub fn secret_key(mut self, key: SecretKey) -> Self {
+        self.key = KeySource::Given(Box::new(key));
+        self
+    }
+
+    /// The UDP address to bind (default `127.0.0.1:0`, port 0 picks a free port).
+    pub fn bind_addr(mut self, addr: SocketAddr) -> Self {
+        self.bind = addr;
+        self
+    }
+
+    /// The address to tell peers, when the bound one is not reachable as is (bound to
+    /// `0.0.0.0`, behind a port mapping). Default: the bound address.
+    pub fn advertise_addr(mut self, addr: SocketAddr) -> Self {
+        self.advertise = Some(addr);
+        self
+    }
+
+    /// Peers to know from the start (pinned in the peer table).
+    pub fn bootstrap(mut self, peers: impl IntoIterator<Item = PeerAddr>) -> Self {
+        self.bootstrap.extend(peers);
+        self
+    }
+
+    /// Cap on one frame's payload, for reading and writing (default 16 MiB).
+    pub fn max_frame_len(mut self, max: u32) -> Self {
+        self.max_frame_len = max;
+        self
+    }
+
+    /// Bound on establishing a QUIC connection (default 5 s).
+    pub fn connect_timeout(mut self, timeout: Duration) -> Self {
+        self.connect_timeout = timeout;
+        self
+    }
+
+    /// Bound on the handshake after the connection is up (default 5 s).
+    pub fn handshake_timeout(mut self, timeout: Duration) -> Self {
+        self.handshake_timeout = timeout;
+        self
+    }
+
+    /// QUIC idle timeout: a connection with no packets for this long is dead (default
+    /// 10 s; iroh keeps connections alive at a third of it).
+    pub fn idle_timeout(mut self, timeout: Duration) -> Self {
+        self.idle_timeout = timeout;
+        self
+    }
+
+    /// Reconnection back-off of maintained bonds: first delay and cap (default 100 ms,
+    /// 10 s).
+    pub fn reconnect_backoff(mut self, initial: Duration, max: Duration) -> Self {
+        self.backoff = (initial, max);
+        self
+    }
+
+    /// Cap on peers learned from exchange (default 4096); bootstrap peers do not count.
+    pub fn max_learned_peers(mut self, max: usize) -> Self {
+        self.max_learned_peers = max;
+        self
+    }
+
+    /// Binds the endpoint and starts the accept loop.
+    pub async fn bind(self) -> Result<Network, NetworkError> {
+        if self.max_frame_len < 1024 {
+            return Err(NetworkError::InvalidConfig {
+                setting: "max_frame_len",
+                reason: format!("{} bytes is below the minimum of 1024", self.max_frame_len),
+            });
+        }
+        let (key, data_dir) = match self.key {
+            KeySource::DataDir(dir) => (dir.secret_key().clone(), Some(dir)),
+            KeySource::Ephemeral => (SecretKey::generate(), None),
+            KeySource::Given(key) => (*key, None),
+        };
+        let idle = self
+            .idle_timeout
+            .try_into()
+            .map_err(|err| NetworkError::InvalidConfig {
+                setting: "idle_timeout",
+                reason: format!("{:?}: {err}", self.idle_timeout),
+            })?;
+        let transport = QuicTransportConfig::builder()
+            .max_idle_timeout(Some(idle))
+            .keep_alive_interval(self.idle_timeout / 3)
+            .build();
+        let endpoint = Endpoint::builder(presets::Minimal)
+            .secret_key(key)
+            .clear_ip_transports()
+            .bind_addr(self.bind)
+            .map_err(|err| NetworkError::InvalidConfig {
+                setting: "bind_addr",
+                reason: err.to_string(),
+            })?
+            .alpns(vec![ALPN.to_vec()])
+            .transport_config(transport)
+            .bind()
+            .await
+            .map_err(|source| NetworkError::Bind {
+                addr: self.bind,
+                source,
+            })?;
+        let me = identity::peer_id(&endpoint.id());
+        let bound = endpoint
+            .bound_sockets()
+            .into_iter()
+            .find(|a| a.is_ipv4() == self.bind.is_ipv4())
+            .unwrap_or(self.bind);
+        let local = PeerAddr::new(me, self.advertise.unwrap_or(bound));
+        let mut peers = PeerTable::new(me, self.max_learned_peers);
+        for peer in self.bootstrap {
+            peers.insert(peer, Source::Bootstrap);
+        }
+        for peer in data_dir.iter().flat_map(DataDir::peers) {
+            peers.insert(peer, Source::Exchange);
+        }
+        let inner = Arc::new(Inner {
+            endpoint,
+            network: self.network,
+            local,
+            incarnation: getrandom::u64().map_err(NetworkError::Random)?,
+            max_frame: self.max_frame_len,
+            connect_timeout: self.connect_timeout,
+            handshake_timeout: self.handshake_timeout,
+            backoff: self.backoff,
+            peers: Mutex::new(peers),
+            data_dir,
+            groups: Mutex::new(HashMap::new()),
+            links: LinkRegistry::default(),
+            shutdown: CancellationToken::new(),
+            tasks: TaskTracker::new(),
+        });
+        inner.tasks.spawn(accept_loop(inner.clone()));
+        tracing::info!(peer = %local, network = %Short(&self.network), "network up");
+        Ok(Network::from_inner(inner))
+    }
+}

@@ -1,0 +1,176 @@
+//! Dialing: one attempt ([`dial`]), and the bond that keeps a link to a peer up
+//! ([`maintain`]).
+//!
+//! # Bonds
+//! [`GroupLinks::maintain`](super::GroupLinks::maintain) keeps a link to a peer up: it
+//! dials (address from the peer table), waits while a link exists, and redials with
+//! bounded exponential back-off after a failure or a close. Links it makes, and every link
+//! accepted for the group, come out of
+//! [`GroupLinks::next_link`](super::GroupLinks::next_link). A peer that answers "I do not
+//! host this group" is remembered as absent until a dial succeeds.
+
+use super::backoff::Backoff;
+use super::close::{CODE_REFUSED, CODE_UNKNOWN_GROUP};
+use super::error::BondError;
+use super::group_links::GroupAccess;
+use super::handshake::{self, HandshakeError};
+use super::link::Link;
+use super::link_setup::{binding, close, our_ticket, refusal_code, side};
+use super::network::{guard, Inner, ALPN};
+use super::peer_addr::PeerAddr;
+use super::peers::Source;
+use super::registry::start_link;
+use crate::primitives::{GroupId, PeerId, Short};
+use iroh::endpoint::{Connection, ConnectionError};
+use std::sync::Arc;
+
+/// Dials `addr` for `access`'s group and runs the handshake; registers the link.
+pub(super) async fn dial(
+    inner: &Arc<Inner>,
+    access: &GroupAccess,
+    addr: PeerAddr,
+) -> Result<Link, BondError> {
+    let peer = addr.id;
+    if peer == inner.local.id {
+        return Err(BondError::SelfBond);
+    }
+    // A live link that a new one would not replace (see the registry): do not even dial.
+    if inner.links.held_against(access.group, peer, inner.local.id) {
+        return Err(BondError::Duplicate {
+            peer,
+            group: access.group,
+        });
+    }
+    let (ticket, ours) = our_ticket(inner, access.group).ok_or(BondError::Shutdown)?;
+    let target = addr.to_endpoint_addr()?;
+    let conn = tokio::select! {
+        result = tokio::time::timeout(inner.connect_timeout, inner.endpoint.connect(target, ALPN)) => match result {
+            Ok(Ok(conn)) => conn,
+            Ok(Err(source)) => return Err(BondError::Connect { peer: addr, source: Box::new(source) }),
+            Err(_) => return Err(BondError::Timeout { peer, what: "connect", after: inner.connect_timeout }),
+        },
+        _ = inner.shutdown.cancelled() => return Err(BondError::Shutdown),
+    };
+    let handshake = async {
+        let (mut send, mut recv) =
+            conn.open_bi()
+                .await
+                .map_err(|source| BondError::Connection {
+                    peer,
+                    source: Box::new(source),
+                })?;
+        let binding =
+            binding(&conn, access.group).map_err(|source| BondError::Handshake { peer, source })?;
+        let side = side(inner, access, &ticket, peer, binding);
+        match handshake::dial(&mut send, &mut recv, &side).await {
+            Ok(remote) => Ok::<_, BondError>((send, recv, remote)),
+            Err(err) => Err(refused_or(&conn, peer, err)),
+        }
+    };
+    let (send, recv, remote) = match tokio::time::timeout(inner.handshake_timeout, handshake).await
+    {
+        Ok(Ok(parts)) => parts,
+        Ok(Err(err)) => {
+            if !matches!(err, BondError::Refused { .. }) {
+                tracing::warn!(peer = %Short(&peer), group = %Short(&access.group), reason = %err, "bond refused");
+            }
+            return Err(err);
+        }
+        Err(_) => {
+            close(&conn, CODE_REFUSED, "handshake timed out");
+            return Err(BondError::Timeout {
+                peer,
+                what: "handshake",
+                after: inner.handshake_timeout,
+            });
+        }
+    };
+    {
+        let mut table = guard(&inner.peers);
+        table.insert(addr, Source::Direct);
+        if let Some(listen) = remote.listen {
+            table.insert(PeerAddr::new(peer, listen), Source::Direct);
+        }
+    }
+    start_link(
+        inner,
+        conn,
+        send,
+        recv,
+        access,
+        peer,
+        inner.local.id,
+        remote,
+        ours,
+    )
+    .ok_or(BondError::Duplicate {
+        peer,
+        group: access.group,
+    })
+}
+
+/// The error for a failed dialer handshake: the peer's refusal if it closed the
+/// connection with a reason, else our own complaint (sent to the peer as we close).
+fn refused_or(conn: &Connection, peer: PeerId, err: HandshakeError) -> BondError {
+    if let Some(ConnectionError::ApplicationClosed(close)) = conn.close_reason() {
+        return BondError::Refused {
+            peer,
+            code: close.error_code.into_inner(),
+            reason: String::from_utf8_lossy(&close.reason).into_owned(),
+        };
+    }
+    close(conn, refusal_code(&err), &err.to_string());
+    BondError::Handshake { peer, source: err }
+}
+
+/// Keeps a link to `peer` for `group` up until the group is left (see the module docs).
+pub(super) async fn maintain(inner: Arc<Inner>, group: GroupId, peer: PeerId) {
+    let mut backoff = Backoff::new(inner.backoff.0, inner.backoff.1);
+    loop {
+        if let Some(control) = inner.links.control(group, peer) {
+            control.closed().await;
+            tokio::time::sleep(backoff.next_jittered()).await;
+            continue;
+        }
+        let Some(access) = guard(&inner.groups).get(&group).map(|g| g.access.clone()) else {
+            return;
+        };
+        let addr = guard(&inner.peers).get(&peer);
+        let result = match addr {
+            Some(addr) => dial(&inner, &access, addr).await,
+            None => Err(BondError::UnknownPeer { peer }),
+        };
+        let absent = matches!(
+            result,
+            Err(BondError::Refused { code, .. }) if code == u64::from(CODE_UNKNOWN_GROUP)
+        );
+        if let Some(entry) = guard(&inner.groups).get(&group) {
+            let mut set = guard(&entry.absent);
+            if absent {
+                set.insert(peer);
+            } else if result.is_ok() {
+                set.remove(&peer);
+            }
+        }
+        match result {
+            Ok(link) => {
+                backoff.reset();
+                let control = inner.links.control(group, peer);
+                let tx = guard(&inner.groups).get(&group).map(|g| g.links.clone());
+                let Some(tx) = tx else { return };
+                if tx.send(link).await.is_err() {
+                    return;
+                }
+                if let Some(control) = control {
+                    control.closed().await;
+                }
+                tokio::time::sleep(backoff.next_jittered()).await;
+            }
+            Err(err) => {
+                let delay = backoff.next_jittered();
+                tracing::debug!(peer = %Short(&peer), group = %Short(&group), error = %err, retry_in = ?delay, "bond attempt failed");
+                tokio::time::sleep(delay).await;
+            }
+        }
+    }
+}

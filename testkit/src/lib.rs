@@ -1,0 +1,19 @@
+//! tessera's test harnesses, kept out of the library's public API: tests and benches take
+//! them as a dev-dependency.
+//!
+//! - [`cluster`]: [`LocalCluster`](cluster::LocalCluster), `tessera node` processes on
+//!   local addresses (started, killed, paused, restarted, asked who leads).
+//! - [`ports`]: free ports below the ephemeral range, for nodes started later.
+//! - [`write_log`]: the storage exerciser behind the hidden `tessera write-log`.
+//! - [`conformance`]: the checks every snapshot `ChunkStore` must pass.
+//!
+//! The `tessera` binary compiles `cluster.rs`, `ports.rs` and `write_log.rs` in as well
+//! (`#[path]` modules in `src/main.rs`), for `tessera demo` and `tessera write-log`: a
+//! package cannot depend on a crate that depends on it. So these three files name tessera
+//! only as `tessera::...` and each other only as `super::...`.
+#![deny(missing_docs)]
+
+pub mod cluster;
+pub mod conformance;
+pub mod ports;
+pub mod write_log;
