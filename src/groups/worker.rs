@@ -149,6 +149,7 @@ pub(crate) struct Worker<M: StateMachine, S: Storage<Payload>> {
 
 struct Apply {
     committed: Cursor,
+    indices: Vec<Index>,
     term: Term,
     group: GroupId,
     network: UniqueId,
@@ -170,6 +171,9 @@ impl ApplyContext for Apply {
     }
     fn local_id(&self) -> PeerId {
         self.me
+    }
+    fn indices(&self) -> &[Index] {
+        &self.indices
     }
 }
 
@@ -832,6 +836,7 @@ impl<M: StateMachine, S: Storage<Payload>> Worker<M, S> {
             return Ok(());
         }
         let mut commands = Vec::new();
+        let mut indices = Vec::new();
         let mut batch_end = None;
         for entry in entries {
             let at = entry.cursor();
@@ -859,18 +864,23 @@ impl<M: StateMachine, S: Storage<Payload>> Worker<M, S> {
             };
             let barrier = self.sync.is_barrier(&command);
             commands.push(command);
+            indices.push(at.index());
             batch_end = Some(at);
             if barrier {
                 // The barrier ends its batch, so the machine holds the state at exactly its
                 // index when the provider hears of it.
-                self.apply_commands(std::mem::take(&mut commands), at);
+                self.apply_commands(
+                    std::mem::take(&mut commands),
+                    std::mem::take(&mut indices),
+                    at,
+                );
                 self.with_sync(Side::Provider, None, |p, cx| {
                     p.provider.barrier_applied(at, cx)
                 })?;
             }
         }
         if let Some(end) = batch_end {
-            self.apply_commands(commands, end);
+            self.apply_commands(commands, indices, end);
         }
         self.applied = last.index();
         self.node.on_applied(last.index());
@@ -883,13 +893,14 @@ impl<M: StateMachine, S: Storage<Payload>> Worker<M, S> {
         self.with_sync(Side::Provider, None, |p, cx| p.provider.committed(last, cx))
     }
 
-    /// Applies one batch of decoded commands ending at `end`.
-    fn apply_commands(&mut self, commands: Vec<M::Command>, end: Cursor) {
+    /// Applies one batch of decoded commands (at `indices`) ending at `end`.
+    fn apply_commands(&mut self, commands: Vec<M::Command>, indices: Vec<Index>, end: Cursor) {
         if commands.is_empty() {
             return;
         }
         let ctx = Apply {
             committed: end,
+            indices,
             term: self.node.term(),
             group: self.group,
             network: self.network_id,

@@ -51,6 +51,13 @@ pub trait ApplyContext {
     fn network_id(&self) -> UniqueId;
     /// This node.
     fn local_id(&self) -> PeerId;
+    /// The log index of each command of the batch, in order (tessera addition: a machine
+    /// that records per-command revisions needs them, and a batch skips no-op and
+    /// configuration entries, so the indices are not contiguous). Empty when the caller
+    /// does not tell.
+    fn indices(&self) -> &[Index] {
+        &[]
+    }
 }
 
 /// The application's replicated state. Every member applies the same commands in the
