@@ -455,7 +455,7 @@ async fn read(
             ErrorKind::NotFound,
             format!("key {key:?} not found (read at index {at})"),
         )),
-        KvResult::Len(_) => Err(ApiError::new(
+        KvResult::Len(_) | KvResult::Revision(_) => Err(ApiError::new(
             StatusCode::INTERNAL_SERVER_ERROR,
             ErrorKind::Internal,
             "the map answered a get with a count",
