@@ -128,12 +128,21 @@ pub fn router(served: Served) -> Router {
         .route("/v1/watch/{*prefix}", get(watch::get))
         .route("/v1/watch/", get(watch::get_root))
         .fallback(no_route)
+        .method_not_allowed_fallback(no_method)
         .layer(DefaultBodyLimit::max(MAX_BODY_BYTES))
         .with_state(served)
 }
 
 async fn no_route() -> ApiError {
     ApiError::new(StatusCode::NOT_FOUND, ErrorKind::NoRoute, "no such route")
+}
+
+async fn no_method(method: axum::http::Method) -> ApiError {
+    ApiError::new(
+        StatusCode::METHOD_NOT_ALLOWED,
+        ErrorKind::NoRoute,
+        format!("method {method} is not allowed on this path"),
+    )
 }
 
 async fn status(State(api): State<Served>) -> Json<NodeStatus> {
