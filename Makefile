@@ -23,7 +23,7 @@ demo: deps
 
 # More simulator seeds than `make test` runs (2,000): `make sim SEEDS=100000`.
 sim: deps
-	SIM_SEEDS=$(SEEDS) $(CARGO) test --locked --test simulation seeds -- --nocapture
+	SIM_SEEDS=$(SEEDS) $(CARGO) test --workspace --locked --lib sim::runs::seeds -- --nocapture
 
 bench: deps
 	$(CARGO) bench --workspace --locked

@@ -11,12 +11,54 @@
 use criterion::{BenchmarkId, Criterion, Throughput};
 use std::collections::{BTreeSet, VecDeque};
 use std::time::Duration;
-use tessera::groups::raft::{Message, Node, Payload, ProposalId, RaftConfig};
+use tessera::groups::raft::{
+    ClusterId, Effects, Entry, Message, Node, Payload, ProposalId, ProposalOutcome, RaftConfig,
+    RaftError, ReadOutcome, ReadyDriver,
+};
 use tessera::groups::{InMemoryLogStore, Index, Storage};
 use tessera::PeerId;
 
+/// The bench's side of the driver: messages into the FIFO network, applied positions.
+struct BenchEffects<'a> {
+    from: usize,
+    net: &'a mut VecDeque<(usize, PeerId, Message)>,
+    applied: &'a mut Index,
+}
+
+impl Effects<InMemoryLogStore<Payload>> for BenchEffects<'_> {
+    type Error = RaftError;
+
+    fn send(&mut self, to: PeerId, message: Message, _after_sync: bool) {
+        self.net.push_back((self.from, to, message));
+    }
+
+    fn apply(
+        &mut self,
+        node: &mut Node,
+        _store: &InMemoryLogStore<Payload>,
+        committed: Vec<Entry>,
+    ) -> Result<(), RaftError> {
+        if let Some(last) = committed.last() {
+            *self.applied = last.index;
+            node.on_applied(last.index);
+        }
+        Ok(())
+    }
+
+    fn resolve(
+        &mut self,
+        _node: &mut Node,
+        _store: &InMemoryLogStore<Payload>,
+        _outcomes: Vec<ProposalOutcome>,
+        _reads: Vec<ReadOutcome>,
+    ) -> Result<(), RaftError> {
+        Ok(())
+    }
+}
+
 struct Cluster {
     nodes: Vec<Node>,
+    drivers: Vec<ReadyDriver>,
     stores: Vec<InMemoryLogStore<Payload>>,
     net: VecDeque<(usize, PeerId, Message)>,
     applied: Vec<Index>,
@@ -32,6 +74,7 @@ impl Cluster {
         let voters: BTreeSet<PeerId> = (0..3).map(peer).collect();
         let mut c = Cluster {
             nodes: Vec::new(),
+            drivers: Vec::new(),
             stores: Vec::new(),
             net: VecDeque::new(),
             applied: vec![Index(0); 3],
@@ -44,8 +87,10 @@ impl Cluster {
             config.max_inflight = 64;
             config.max_apply_batch = 1024;
             let mut node = Node::restart(peer(i), config, i as u64, &store, Index(0)).unwrap();
-            node.bootstrap(voters.clone(), &store).unwrap();
+            node.bootstrap(voters.clone(), ClusterId(1), &store)
+                .unwrap();
             c.nodes.push(node);
+            c.drivers.push(ReadyDriver::new());
             c.stores.push(store);
         }
         c.nodes[0].force_election_timeout(1);
@@ -55,26 +100,16 @@ impl Cluster {
         c
     }
 
+    /// Drives node `i` through the core's one Ready driver.
     fn drive(&mut self, i: usize) {
-        while self.nodes[i].has_ready() {
-            let mut rd = self.nodes[i].ready(&self.stores[i]).unwrap();
-            for (to, m) in rd.take_messages() {
-                self.net.push_back((i, to, m));
-            }
-            if let Some(report) = rd.persist(&mut self.stores[i]).unwrap() {
-                self.nodes[i]
-                    .on_persisted(&report, &self.stores[i])
-                    .unwrap();
-            }
-            for (to, m) in rd.take_after_sync() {
-                self.net.push_back((i, to, m));
-            }
-            if let Some(last) = rd.take_committed().last() {
-                self.applied[i] = last.index;
-                self.nodes[i].on_applied(last.index);
-            }
-            let _ = rd.take_outcomes();
-        }
+        let mut fx = BenchEffects {
+            from: i,
+            net: &mut self.net,
+            applied: &mut self.applied[i],
+        };
+        self.drivers[i]
+            .drive(&mut self.nodes[i], &mut self.stores[i], &mut fx)
+            .unwrap();
     }
 
     fn settle(&mut self) {

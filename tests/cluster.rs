@@ -404,20 +404,37 @@ async fn a_member_sending_undecodable_group_frames_is_cut_off_and_the_group_keep
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_fresh_node_joins_as_learner_is_promoted_and_can_be_removed_explicitly() {
+async fn fresh_nodes_join_as_learners_are_promoted_in_pairs_and_can_be_removed_explicitly() {
     let root = tempfile::tempdir().unwrap();
     let mut members = cluster(root.path()).await;
     let leader = leader_of(&members).await;
     let li = members.iter().position(|m| m.addr.id == leader).unwrap();
     let acked = write_keys(&members[li].group, "early", 10).await;
 
+    // A fourth node alone stays a learner (four voters tolerate no more failures than
+    // three); with a fifth caught up, both are promoted.
     let seed = [members[0].addr];
     let fourth = start(&root.path().join("n3"), 0, &seed, KvMachine::default()).await;
-    let id = fourth.addr.id;
+    let id4 = fourth.addr.id;
     members.push(fourth);
-    bounded("fourth node promoted to voter", 30, async {
+    bounded("fourth node added as a caught-up learner", 30, async {
         loop {
-            if members[li].group.members().voters().contains(&id) {
+            let m = members[li].group.members();
+            if m.learners().contains_key(&id4) && members[3].group.status().applied.0 > 0 {
+                break;
+            }
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+    })
+    .await;
+    assert_eq!(members[li].group.members().voters().len(), 3);
+    let fifth = start(&root.path().join("n4"), 0, &seed, KvMachine::default()).await;
+    let id5 = fifth.addr.id;
+    members.push(fifth);
+    bounded("fourth and fifth nodes promoted to voters", 30, async {
+        loop {
+            let voters = members[li].group.members().voters().clone();
+            if voters.contains(&id4) && voters.contains(&id5) {
                 break;
             }
             tokio::time::sleep(Duration::from_millis(50)).await;
@@ -426,27 +443,32 @@ async fn a_fresh_node_joins_as_learner_is_promoted_and_can_be_removed_explicitly
     .await;
     assert_all_readable(&members, &acked).await;
 
-    // Removal is explicit and sticks: the node is removed while it still runs, and the
-    // leader does not add it back although it stays bonded.
-    let leader = leader_of(&members).await;
-    let li = members.iter().position(|m| m.addr.id == leader).unwrap();
-    bounded("remove", 20, async {
-        loop {
-            match members[li].group.remove_member(id).await {
-                Ok(_) => break,
-                // A change may still be pending (the promotion); retry.
-                Err(_) => tokio::time::sleep(Duration::from_millis(100)).await,
+    // Removal is explicit and sticks: the nodes are removed while they still run, and the
+    // leader does not add them back although they stay bonded.
+    for id in [id4, id5] {
+        let leader = leader_of(&members).await;
+        let li = members.iter().position(|m| m.addr.id == leader).unwrap();
+        bounded("remove", 20, async {
+            loop {
+                match members[li].group.remove_member(id).await {
+                    Ok(_) => break,
+                    // A change may still be pending (a promotion); retry.
+                    Err(_) => tokio::time::sleep(Duration::from_millis(100)).await,
+                }
             }
-        }
-    })
-    .await;
+        })
+        .await;
+    }
     tokio::time::sleep(Duration::from_millis(500)).await;
-    let fourth = members.pop().unwrap();
-    stop(fourth).await;
+    for _ in 0..2 {
+        let node = members.pop().unwrap();
+        stop(node).await;
+    }
     let leader = leader_of(&members).await;
     let li = members.iter().position(|m| m.addr.id == leader).unwrap();
-    assert!(!members[li].group.members().contains(&id));
-    assert_eq!(members[li].group.members().voters().len(), 3);
+    let m = members[li].group.members();
+    assert!(!m.contains(&id4) && !m.contains(&id5), "{m:?}");
+    assert_eq!(m.voters().len(), 3);
     let more = write_keys(&members[li].group, "after-remove", 5).await;
     assert_eq!(more.len(), 5);
     for m in members {

@@ -30,12 +30,13 @@ fn damage(dir: &std::path::Path, index: u64, f: impl FnOnce(&mut Vec<u8>)) -> St
 }
 
 fn corruption(err: StorageError) -> (&'static str, String, Corruption) {
-    match err {
-        StorageError::Backend {
-            source: Error::Corruption { cf, key, kind },
-            ..
-        } => (cf, key, kind),
-        other => panic!("expected corruption, got {other}"),
+    let found = match &err {
+        StorageError::Backend { source, .. } => source.downcast_ref::<Error>(),
+        _ => None,
+    };
+    match found {
+        Some(Error::Corruption { cf, key, kind }) => (cf, key.clone(), kind.clone()),
+        _ => panic!("expected corruption, got {err}"),
     }
 }
 

@@ -449,7 +449,7 @@ async fn a_maintained_bond_reconnects_after_the_peer_restarts() {
 
 #[test]
 fn peer_addr_parses_and_names_bad_parts() {
-    let id = PeerId::from(iroh::SecretKey::generate().public());
+    let id = tessera::network::peer_id(&iroh::SecretKey::generate().public());
     let text = format!("{id}@127.0.0.1:7000");
     let parsed: PeerAddr = text.parse().expect("valid");
     assert_eq!(parsed.to_string(), text);

@@ -23,7 +23,7 @@ struct Memory(InMemoryLogStore<u64>);
 impl Harness for Memory {
     type S = InMemoryLogStore<u64>;
     fn new() -> Self {
-        Memory(InMemoryLogStore::new(group()))
+        Memory(InMemoryLogStore::new())
     }
     fn store(&mut self) -> &mut Self::S {
         &mut self.0

@@ -53,6 +53,10 @@ impl Bonds {
         }
     }
 
+    pub(crate) fn get(&self, peer: &PeerId) -> Option<&Bond> {
+        self.links.get(peer)
+    }
+
     pub(crate) fn get_mut(&mut self, peer: &PeerId) -> Option<&mut Bond> {
         self.links.get_mut(peer)
     }

@@ -21,7 +21,7 @@
 use super::group::{Group, GroupStatus, REQUEST_QUEUE};
 use super::key::{GroupIdInputs, GroupKey};
 use super::machine::{NoOp, StateMachine, StateSync};
-use super::raft::{LogReader, Membership, Node, Payload, RaftConfig, RaftError};
+use super::raft::{LogReader, Membership, Node, Payload, RaftError};
 use super::snapshot::{Restored, RocksChunkStore, SnapshotStore};
 use super::worker::{Worker, WorkerSetup};
 use super::{
@@ -29,6 +29,7 @@ use super::{
 };
 use crate::network::{
     GroupAccess, LinkConfig, Network, NetworkError, TicketError, TicketValidator,
+    DEFAULT_TICKET_RECHECK,
 };
 use crate::{GroupId, PeerId, UniqueId};
 use std::sync::Arc;
@@ -83,6 +84,7 @@ pub struct GroupBuilder<'n, M = NoOp, S = AutoStorage> {
     storage: S,
     validators: Vec<Arc<dyn TicketValidator>>,
     ticket: Vec<u8>,
+    ticket_recheck: Duration,
 }
 
 impl<'n> GroupBuilder<'n, NoOp, AutoStorage> {
@@ -96,6 +98,7 @@ impl<'n> GroupBuilder<'n, NoOp, AutoStorage> {
             storage: AutoStorage,
             validators: Vec::new(),
             ticket: Vec::new(),
+            ticket_recheck: DEFAULT_TICKET_RECHECK,
         }
     }
 }
@@ -117,6 +120,7 @@ impl<'n, M, S> GroupBuilder<'n, M, S> {
             storage: self.storage,
             validators: self.validators,
             ticket: self.ticket,
+            ticket_recheck: self.ticket_recheck,
         }
     }
 
@@ -130,6 +134,7 @@ impl<'n, M, S> GroupBuilder<'n, M, S> {
             storage,
             validators: self.validators,
             ticket: self.ticket,
+            ticket_recheck: self.ticket_recheck,
         }
     }
 
@@ -143,6 +148,7 @@ impl<'n, M, S> GroupBuilder<'n, M, S> {
             storage: MemoryStorage,
             validators: self.validators,
             ticket: self.ticket,
+            ticket_recheck: self.ticket_recheck,
         }
     }
 
@@ -159,9 +165,18 @@ impl<'n, M, S> GroupBuilder<'n, M, S> {
         self
     }
 
-    /// The ticket this node presents to peers.
+    /// The ticket this node presents to peers (renewed later with
+    /// [`Group::renew_ticket`]).
     pub fn with_ticket(mut self, ticket: impl Into<Vec<u8>>) -> Self {
         self.ticket = ticket.into();
+        self
+    }
+
+    /// How often a bonded peer's ticket is checked again by the `require_ticket`
+    /// validators (default 1 s): a ticket they start refusing (expired) ends the bond
+    /// within this. A local setting, not part of the id.
+    pub fn with_ticket_recheck_interval(mut self, interval: Duration) -> Self {
+        self.ticket_recheck = interval;
         self
     }
 }
@@ -191,6 +206,7 @@ pub struct Parts<'n, M> {
     machine: M,
     validators: Vec<Arc<dyn TicketValidator>>,
     ticket: Vec<u8>,
+    ticket_recheck: Duration,
 }
 
 impl<M: StateMachine> StorageChoice<M> for AutoStorage {
@@ -249,6 +265,7 @@ impl<M: StateMachine, S: StorageChoice<M>> GroupBuilder<'_, M, S> {
             machine: self.machine,
             validators: self.validators,
             ticket: self.ticket,
+            ticket_recheck: self.ticket_recheck,
         })
     }
 }
@@ -322,6 +339,7 @@ fn spawn<M: StateMachine, S: Storage<Payload>>(
         mut machine,
         validators,
         ticket,
+        ticket_recheck,
     } = parts;
     // Restores the newest local snapshot (blocking: decoding it is the one restart cost
     // proportional to the state), then only the log after it is replayed.
@@ -346,7 +364,7 @@ fn spawn<M: StateMachine, S: Storage<Payload>>(
     };
     let me = network.peer_id();
     let tick = tick_for(&consensus);
-    let raft = RaftConfig::from_consensus(&consensus, tick, machine.leadership_preference());
+    let raft = consensus.raft_config(tick, machine.leadership_preference());
     let mut seed = [0u8; 8];
     getrandom::fill(&mut seed).map_err(|e| JoinError::Random(e.to_string()))?;
     let node = Node::restart_from(
@@ -373,6 +391,7 @@ fn spawn<M: StateMachine, S: Storage<Payload>>(
         .with_link_config(LinkConfig {
             heartbeat_interval: consensus.heartbeat_interval,
             max_missed_heartbeats: consensus.max_missed_heartbeats,
+            ticket_recheck_interval: ticket_recheck,
             ..LinkConfig::default()
         });
     if !validators.is_empty() {
@@ -402,5 +421,11 @@ fn spawn<M: StateMachine, S: Storage<Payload>>(
         restoring,
     });
     tokio::spawn(worker.run());
-    Ok(Group::new(requests_tx, status, group, deadline))
+    Ok(Group::new(
+        requests_tx,
+        status,
+        group,
+        deadline,
+        network.downgrade(),
+    ))
 }

@@ -2,8 +2,10 @@
 //! seed's struct, same names and defaults), plus the two membership settings tessera adds.
 //!
 //! Durations are wall-clock; the consensus core counts ticks, so the worker converts them
-//! with [`crate::groups::raft::RaftConfig::from_consensus`] for its tick interval.
+//! with [`ConsensusConfig::raft_config`] for its tick interval.
 
+use super::machine::LeadershipPreference;
+use super::raft::{CampaignPolicy, RaftConfig};
 use crate::primitives::Digest;
 use serde::{Deserialize, Serialize};
 use std::time::Duration;
@@ -59,6 +61,34 @@ impl Default for ConsensusConfig {
 }
 
 impl ConsensusConfig {
+    /// The consensus core's settings for a driver that ticks every `tick`, for a node of
+    /// this leadership preference.
+    pub fn raft_config(&self, tick: Duration, preference: LeadershipPreference) -> RaftConfig {
+        let tick_ms = tick.as_millis().max(1);
+        let ticks =
+            |d: Duration| -> u32 { (d.as_millis() / tick_ms).clamp(1, u32::MAX as u128) as u32 };
+        let heartbeat_ticks = ticks(self.heartbeat_interval);
+        RaftConfig {
+            heartbeat_ticks,
+            election_ticks: ticks(self.election_timeout).max(heartbeat_ticks + 1),
+            election_jitter_ticks: (self.election_timeout_jitter.as_millis() / tick_ms) as u32,
+            bootstrap_ticks: (self.bootstrap_delay.as_millis() / tick_ms) as u32,
+            forward_timeout_ticks: ticks(self.forward_timeout),
+            query_timeout_ticks: ticks(self.query_timeout),
+            max_entries_per_append: 256,
+            max_bytes_per_append: 4 << 20,
+            max_inflight: 64,
+            max_apply_batch: 1024,
+            max_voters: self.max_voters,
+            replay_threshold: 8_192,
+            campaign: match preference {
+                LeadershipPreference::Normal => CampaignPolicy::Normal,
+                LeadershipPreference::Reluctant => CampaignPolicy::Reluctant,
+                LeadershipPreference::Observer => CampaignPolicy::Never,
+            },
+        }
+    }
+
     /// A builder starting from the defaults.
     pub fn builder() -> ConsensusConfigBuilder {
         ConsensusConfigBuilder(ConsensusConfig::default())

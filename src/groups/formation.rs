@@ -1,20 +1,30 @@
-//! Forming a new group: which fresh peers found it, decided the same way on each of them.
+//! Forming a new group: which fresh peers found it, decided the same way on each of them,
+//! and never beside a group that already exists.
 //!
 //! DESIGN.md: "a new group forms once `bootstrap_expect` fresh peers see each other (all
 //! compute the same initial voter set)". Every fresh peer announces (in its [`Hello`]) the
 //! set it would found with: the `expect` smallest ids among itself and the fresh,
-//! non-observer peers it has links to. A peer founds the group with set `S` only when its
-//! own proposal is `S` *and* every other member of `S` announced `S` too. With exactly
-//! `expect` fresh peers that see each other, all of them agree; when more start, those
-//! whose views differ wait until they agree (views only grow while fresh), and a fresh peer
-//! that hears from a member of an existing group (not fresh) never founds anything: it
-//! waits to be added as a learner.
+//! non-observer peers it has links to, and the cluster id that founding would have
+//! ([`ClusterId::derive`] over the random formation nonces the set's members announced). A
+//! peer founds the group with proposal `P` only when its own proposal is `P` *and* every
+//! other member of the set announced `P` too. With exactly `expect` fresh peers that see
+//! each other, all of them agree; when more start, those whose views differ wait until
+//! they agree (views only grow while fresh).
+//!
+//! **Ask first.** A fresh peer that hears from a member of an existing group (not fresh)
+//! never founds anything: it waits to be added as a learner. And it founds nothing while
+//! a peer it knows of (given with `--peer`, learned from others, or kept in the peers
+//! file) has not answered yet, since that peer may hold the group: only peers that
+//! announced themselves, or said they do not host this group, are out of the way. So a
+//! node started with `bootstrap_expect = 1` and a `--peer` joins that peer's group instead
+//! of founding one of its own beside it; only a node that knows no peer founds alone.
 //!
 //! Pure and synchronous: the worker feeds hellos in and asks [`Formation::decide`].
 //!
 //! [`Hello`]: super::wire::Hello
 
-use super::wire::Hello;
+use super::raft::ClusterId;
+use super::wire::{Hello, Proposal};
 use crate::PeerId;
 use std::collections::{BTreeMap, BTreeSet};
 
@@ -24,29 +34,39 @@ pub struct Formation {
     me: PeerId,
     expect: usize,
     observer: bool,
+    /// This node's formation nonce (random per start), announced in its hellos.
+    nonce: u64,
     peers: BTreeMap<PeerId, Hello>,
 }
 
 /// The decision.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum Decision {
-    /// Found the group with these voters (this node included).
-    Found(BTreeSet<PeerId>),
+    /// Found the group with these voters (this node included) as this cluster.
+    Found(Proposal),
     /// A peer already has state: wait to be added by its leader.
     JoinExisting,
+    /// Known peers have not answered yet; one of them may hold the group.
+    AskFirst(Vec<PeerId>),
     /// Not yet.
     Wait,
 }
 
 impl Formation {
-    /// For node `me` expecting `expect` founders (at least 1).
-    pub fn new(me: PeerId, expect: usize, observer: bool) -> Self {
+    /// For node `me` expecting `expect` founders (at least 1), announcing `nonce`.
+    pub fn new(me: PeerId, expect: usize, observer: bool, nonce: u64) -> Self {
         Formation {
             me,
             expect: expect.max(1),
             observer,
+            nonce,
             peers: BTreeMap::new(),
         }
+    }
+
+    /// This node's formation nonce.
+    pub fn nonce(&self) -> u64 {
+        self.nonce
     }
 
     /// A hello from a linked peer (replaces its previous one).
@@ -61,35 +81,50 @@ impl Formation {
         self.peers.remove(peer);
     }
 
-    /// The founding set this node proposes now, if it sees enough fresh peers.
-    pub fn proposal(&self) -> Option<BTreeSet<PeerId>> {
+    /// Whether `peer` has announced itself.
+    pub fn heard(&self, peer: &PeerId) -> bool {
+        self.peers.contains_key(peer)
+    }
+
+    /// The founding this node proposes now, if it sees enough fresh peers and is among the
+    /// founders.
+    pub fn proposal(&self) -> Option<Proposal> {
         if self.observer {
             return None;
         }
-        let mut view: Vec<PeerId> = self
+        let mut view: Vec<(PeerId, u64)> = self
             .peers
             .iter()
             .filter(|(_, h)| h.fresh && !h.observer)
-            .map(|(p, _)| *p)
-            .chain(std::iter::once(self.me))
+            .map(|(p, h)| (*p, h.nonce))
+            .chain(std::iter::once((self.me, self.nonce)))
             .collect();
         view.sort();
         if view.len() < self.expect {
             return None;
         }
-        let set: BTreeSet<PeerId> = view.into_iter().take(self.expect).collect();
-        set.contains(&self.me).then_some(set)
+        view.truncate(self.expect);
+        let voters: BTreeSet<PeerId> = view.iter().map(|(p, _)| *p).collect();
+        voters.contains(&self.me).then(|| Proposal {
+            voters,
+            cluster: ClusterId::derive(view),
+        })
     }
 
-    /// Whether to found the group now, join an existing one, or wait.
-    pub fn decide(&self) -> Decision {
+    /// Whether to found the group now, join an existing one, or wait. `unanswered` are the
+    /// known peers that have neither announced themselves nor said they do not host the
+    /// group.
+    pub fn decide(&self, unanswered: &[PeerId]) -> Decision {
         if self.peers.values().any(|h| !h.fresh) {
             return Decision::JoinExisting;
+        }
+        if !unanswered.is_empty() {
+            return Decision::AskFirst(unanswered.to_vec());
         }
         let Some(mine) = self.proposal() else {
             return Decision::Wait;
         };
-        let agreed = mine.iter().filter(|p| **p != self.me).all(|p| {
+        let agreed = mine.voters.iter().filter(|p| **p != self.me).all(|p| {
             self.peers
                 .get(p)
                 .is_some_and(|h| h.proposal.as_ref() == Some(&mine))
@@ -105,24 +140,31 @@ impl Formation {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::groups::Cursor;
 
     fn p(n: u8) -> PeerId {
         PeerId([n; 32])
     }
 
-    fn fresh(proposal: Option<BTreeSet<PeerId>>) -> Hello {
+    fn hello(fresh: bool, nonce: u64, proposal: Option<Proposal>) -> Hello {
         Hello {
-            fresh: true,
+            fresh,
             observer: false,
             proposal,
+            nonce,
+            cluster: None,
+            state: 0,
+            durable: Cursor::zero(),
         }
     }
 
     /// Runs announcement rounds among `nodes` (each sees all others) until stable.
     fn converge(nodes: &mut [Formation]) {
         for _ in 0..4 {
-            let hellos: Vec<(PeerId, Hello)> =
-                nodes.iter().map(|n| (n.me, fresh(n.proposal()))).collect();
+            let hellos: Vec<(PeerId, Hello)> = nodes
+                .iter()
+                .map(|n| (n.me, hello(true, n.nonce, n.proposal())))
+                .collect();
             for n in nodes.iter_mut() {
                 for (peer, h) in &hellos {
                     n.hello(*peer, h.clone());
@@ -131,69 +173,111 @@ mod tests {
         }
     }
 
-    #[test]
-    fn a_single_expected_founder_founds_at_once() {
-        let f = Formation::new(p(1), 1, false);
-        assert_eq!(f.decide(), Decision::Found([p(1)].into()));
+    fn voters(d: &Decision) -> Option<&BTreeSet<PeerId>> {
+        match d {
+            Decision::Found(p) => Some(&p.voters),
+            _ => None,
+        }
     }
 
     #[test]
-    fn three_fresh_peers_agree_on_the_same_set() {
-        let mut nodes: Vec<Formation> = (1..=3).map(|i| Formation::new(p(i), 3, false)).collect();
-        assert_eq!(nodes[0].decide(), Decision::Wait);
+    fn a_single_expected_founder_that_knows_no_peer_founds_at_once() {
+        let f = Formation::new(p(1), 1, false, 7);
+        assert_eq!(voters(&f.decide(&[])), Some(&[p(1)].into()));
+    }
+
+    #[test]
+    fn a_single_expected_founder_asks_the_peers_it_knows_first() {
+        let mut f = Formation::new(p(2), 1, false, 7);
+        assert_eq!(f.decide(&[p(1)]), Decision::AskFirst(vec![p(1)]));
+        // The known peer holds the group: join it instead of founding beside it.
+        f.hello(p(1), hello(false, 3, None));
+        assert_eq!(f.decide(&[]), Decision::JoinExisting);
+    }
+
+    #[test]
+    fn two_lone_founders_that_see_each_other_found_one_group() {
+        let mut nodes: Vec<Formation> = (1..=2)
+            .map(|i| Formation::new(p(i), 1, false, u64::from(i) * 11))
+            .collect();
+        converge(&mut nodes);
+        assert_eq!(voters(&nodes[0].decide(&[])), Some(&[p(1)].into()));
+        assert_eq!(nodes[1].decide(&[]), Decision::Wait, "p2 is not a founder");
+    }
+
+    #[test]
+    fn three_fresh_peers_agree_on_the_same_set_and_cluster() {
+        let mut nodes: Vec<Formation> = (1..=3)
+            .map(|i| Formation::new(p(i), 3, false, u64::from(i)))
+            .collect();
+        assert_eq!(nodes[0].decide(&[]), Decision::Wait);
         converge(&mut nodes);
         let want: BTreeSet<PeerId> = [p(1), p(2), p(3)].into();
-        for n in &nodes {
-            assert_eq!(n.decide(), Decision::Found(want.clone()));
+        let decisions: Vec<Decision> = nodes.iter().map(|n| n.decide(&[])).collect();
+        for d in &decisions {
+            assert_eq!(voters(d), Some(&want));
         }
+        assert!(
+            decisions.windows(2).all(|w| w[0] == w[1]),
+            "same cluster id"
+        );
+    }
+
+    #[test]
+    fn another_founding_of_the_same_set_has_another_cluster_id() {
+        let mut a: Vec<Formation> = (1..=3)
+            .map(|i| Formation::new(p(i), 3, false, u64::from(i)))
+            .collect();
+        let mut b: Vec<Formation> = (1..=3)
+            .map(|i| Formation::new(p(i), 3, false, u64::from(i) + 100))
+            .collect();
+        converge(&mut a);
+        converge(&mut b);
+        assert_ne!(a[0].decide(&[]), b[0].decide(&[]));
     }
 
     #[test]
     fn a_peer_outside_the_agreed_set_does_not_found() {
-        let mut nodes: Vec<Formation> = (1..=4).map(|i| Formation::new(p(i), 3, false)).collect();
+        let mut nodes: Vec<Formation> = (1..=4)
+            .map(|i| Formation::new(p(i), 3, false, u64::from(i)))
+            .collect();
         converge(&mut nodes);
         let want: BTreeSet<PeerId> = [p(1), p(2), p(3)].into();
         for n in &nodes[..3] {
-            assert_eq!(n.decide(), Decision::Found(want.clone()));
+            assert_eq!(voters(&n.decide(&[])), Some(&want));
         }
-        assert_eq!(nodes[3].decide(), Decision::Wait, "p4 waits to be added");
+        assert_eq!(nodes[3].decide(&[]), Decision::Wait, "p4 waits to be added");
     }
 
     #[test]
     fn no_founding_without_every_founder_agreeing() {
-        let mut f = Formation::new(p(1), 3, false);
-        f.hello(p(2), fresh(Some([p(1), p(2), p(3)].into())));
-        f.hello(p(3), fresh(None));
-        assert_eq!(f.decide(), Decision::Wait);
-        f.hello(p(3), fresh(Some([p(1), p(2), p(3)].into())));
-        assert!(matches!(f.decide(), Decision::Found(_)));
+        let mut f = Formation::new(p(1), 3, false, 1);
+        let mut other = Formation::new(p(2), 3, false, 2);
+        for (peer, nonce) in [(p(2), 2), (p(3), 3)] {
+            f.hello(peer, hello(true, nonce, None));
+        }
+        other.hello(p(1), hello(true, 1, None));
+        other.hello(p(3), hello(true, 3, None));
+        let agreed = f.proposal().expect("f proposes");
+        f.hello(p(2), hello(true, 2, other.proposal()));
+        assert_eq!(f.decide(&[]), Decision::Wait, "p3 proposed nothing yet");
+        f.hello(p(3), hello(true, 3, Some(agreed.clone())));
+        assert_eq!(f.decide(&[]), Decision::Found(agreed));
         f.gone(&p(2));
-        assert_eq!(f.decide(), Decision::Wait);
+        assert_eq!(f.decide(&[]), Decision::Wait);
+        // A restarted founder (new nonce) changes the proposal until everyone agrees again.
+        f.hello(p(2), hello(true, 99, other.proposal()));
+        assert_eq!(f.decide(&[]), Decision::Wait);
     }
 
     #[test]
-    fn a_member_with_state_means_join_and_observers_never_found() {
-        let mut f = Formation::new(p(1), 1, false);
-        f.hello(
-            p(9),
-            Hello {
-                fresh: false,
-                observer: false,
-                proposal: None,
-            },
-        );
-        assert_eq!(f.decide(), Decision::JoinExisting);
-        let o = Formation::new(p(2), 1, true);
-        assert_eq!(o.decide(), Decision::Wait);
-        let mut f = Formation::new(p(1), 2, false);
-        f.hello(
-            p(3),
-            Hello {
-                fresh: true,
-                observer: true,
-                proposal: None,
-            },
-        );
-        assert_eq!(f.decide(), Decision::Wait, "observers are not founders");
+    fn observers_never_found_nor_count_as_founders() {
+        let o = Formation::new(p(2), 1, true, 1);
+        assert_eq!(o.decide(&[]), Decision::Wait);
+        let mut f = Formation::new(p(1), 2, false, 1);
+        let mut h = hello(true, 3, None);
+        h.observer = true;
+        f.hello(p(3), h);
+        assert_eq!(f.decide(&[]), Decision::Wait, "observers are not founders");
     }
 }

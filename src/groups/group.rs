@@ -8,8 +8,9 @@
 //! handle never stops the group for the others.
 
 use super::machine::{Consistency, StateMachine};
-use super::raft::{ClientError, Membership, MembershipChange, Role};
+use super::raft::{ClientError, ClusterId, Membership, MembershipChange, Role};
 use super::{Cursor, Index, Term};
+use crate::network::{NetworkError, Revalidation, WeakNetwork};
 use crate::primitives::codec;
 use crate::{GroupId, PeerId};
 use std::sync::Arc;
@@ -88,6 +89,11 @@ pub struct GroupStatus {
     pub syncing: bool,
     /// Set once the worker stopped, with the reason.
     pub stopped: Option<String>,
+    /// The founding this node belongs to (`None` while fresh).
+    pub cluster: Option<ClusterId>,
+    /// Bonded peers of another founding of this group id (founded apart: they cannot
+    /// merge), with their cluster ids. Their traffic is refused.
+    pub conflicts: Vec<(PeerId, ClusterId)>,
 }
 
 impl GroupStatus {
@@ -108,6 +114,8 @@ impl GroupStatus {
             online: false,
             syncing: false,
             stopped: None,
+            cluster: None,
+            conflicts: Vec::new(),
         }
     }
 }
@@ -144,6 +152,9 @@ struct Shared<M: StateMachine> {
     status: watch::Receiver<GroupStatus>,
     group: GroupId,
     deadline: Duration,
+    /// The node's network, for the group's tickets (weak: a handle does not keep a shut
+    /// down node's socket).
+    network: WeakNetwork,
 }
 
 /// A handle on one joined group.
@@ -173,6 +184,7 @@ impl<M: StateMachine> Group<M> {
         status: watch::Receiver<GroupStatus>,
         group: GroupId,
         deadline: Duration,
+        network: WeakNetwork,
     ) -> Self {
         Group {
             shared: Arc::new(Shared {
@@ -180,6 +192,7 @@ impl<M: StateMachine> Group<M> {
                 status,
                 group,
                 deadline,
+                network,
             }),
         }
     }
@@ -307,6 +320,32 @@ impl<M: StateMachine> Group<M> {
     /// durable voter set, never whoever is reachable.
     pub async fn remove_member(&self, peer: PeerId) -> Result<Index, GroupError> {
         self.change(MembershipChange::Remove(peer)).await
+    }
+
+    /// Asks the group's ticket validator (`require_ticket`) again about the ticket of every
+    /// bonded peer, after the application's rules changed (a revocation list), and ends
+    /// the bond of each peer whose ticket no longer passes. Returns what was checked and
+    /// who was refused; a refused peer leaves [`GroupStatus::bonded`] once its link has
+    /// closed, and its redials are refused while its ticket does not pass.
+    pub fn revalidate_tickets(&self) -> Result<Revalidation, NetworkError> {
+        self.network()?.revalidate_tickets(self.shared.group)
+    }
+
+    /// Replaces the ticket this node presents to the group's peers, without reconnecting:
+    /// sent at once on every live bond (each peer keeps the bond if it passes there, or
+    /// ends it) and presented by every new one.
+    pub fn renew_ticket(&self, ticket: impl Into<Vec<u8>>) -> Result<(), NetworkError> {
+        self.network()?
+            .renew_ticket(self.shared.group, ticket.into())
+    }
+
+    fn network(&self) -> Result<crate::network::Network, NetworkError> {
+        self.shared
+            .network
+            .upgrade()
+            .ok_or(NetworkError::GroupNotJoined {
+                group: self.shared.group,
+            })
     }
 
     /// Stops the group's worker for every handle and waits for it.

@@ -7,9 +7,9 @@ mod config;
 pub mod formation;
 mod group;
 mod key;
-mod log;
 pub mod machine;
-pub mod raft;
+/// The consensus core (the `tessera-raft` crate).
+pub use tessera_raft as raft;
 pub mod replay;
 pub mod snapshot;
 pub mod storage;
@@ -21,10 +21,10 @@ pub use builder::{tick_for, AutoStorage, GroupBuilder, JoinError, MemoryStorage,
 pub use config::{ConfigError, ConsensusConfig, ConsensusConfigBuilder};
 pub use group::{Group, GroupError, GroupStatus, When, MAX_COMMAND_BYTES, REQUEST_QUEUE};
 pub use key::{GroupIdInputs, GroupKey};
-pub use log::{Command, Cursor, Index, Term};
 pub use machine::{Consistency, NoOp};
 pub use replay::LogReplaySync;
 pub use storage::{
     DurableLogStore, HardState, InMemoryLogStore, Storage, StorageError, SyncReport,
 };
+pub use tessera_raft::{Command, Cursor, Index, Term};
 pub use worker::{WorkerError, INBOUND_QUEUE};

@@ -5,7 +5,8 @@
 //! drops it with a logged reason and counts it (a peer running another version sends
 //! frames we cannot read; it still hears our heartbeats' effects).
 
-use super::raft::Message;
+use super::raft::{ClusterId, Message};
+use super::Cursor;
 use crate::primitives::Bytes;
 use crate::PeerId;
 use serde::{Deserialize, Serialize};
@@ -25,13 +26,35 @@ pub enum GroupFrame {
     Hello(Hello),
 }
 
-/// A member's announcement (see [`super::formation`]).
+/// A member's announcement (see [`super::formation`]), sent first on every new link and
+/// then every heartbeat interval.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Hello {
     /// The sender has no state yet (term 0, empty log): it may found the group.
     pub fresh: bool,
     /// The sender never votes or leads (a reader).
     pub observer: bool,
-    /// The founding voter set the sender proposes, once it sees enough fresh peers.
-    pub proposal: Option<BTreeSet<PeerId>>,
+    /// The founding the sender proposes, once it sees enough fresh peers.
+    pub proposal: Option<Proposal>,
+    /// The sender's formation nonce (random per start); founders derive the cluster id
+    /// from theirs.
+    pub nonce: u64,
+    /// The founding the sender belongs to, once it has one: a peer of another founding of
+    /// the same group id is refused (see the worker).
+    pub cluster: Option<ClusterId>,
+    /// The sender's state incarnation, random per start: when it changes, the sender
+    /// restarted and may have lost what it held, and a leader stops trusting what it knew
+    /// of the sender's log.
+    pub state: u64,
+    /// The last entry the sender holds durably.
+    pub durable: Cursor,
+}
+
+/// A founding a fresh peer proposes: the voters and the cluster id they would have.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Proposal {
+    /// The founding voters.
+    pub voters: BTreeSet<PeerId>,
+    /// The cluster id of this founding.
+    pub cluster: ClusterId,
 }

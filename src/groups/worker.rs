@@ -22,8 +22,8 @@ use super::machine::{
     StateSyncSession,
 };
 use super::raft::{
-    ClientError, Entry, Forward, LogReader, Membership, MembershipChange, Message, Node, Payload,
-    ProposalId, RaftError,
+    ClientError, ClusterId, Entry, Forward, LogReader, Membership, MembershipChange, Message, Node,
+    Payload, ProposalId, RaftError,
 };
 use super::snapshot::SnapshotStore;
 use super::sync_context::{Cx, Side, SyncOutputs};
@@ -117,6 +117,16 @@ pub(crate) struct Worker<M: StateMachine, S: Storage<Payload>> {
     session: Option<Session<M::StateSync>>,
     observer: bool,
     formation: Option<Formation>,
+    /// This start's formation nonce (announced while fresh; see `formation.rs`).
+    nonce: u64,
+    /// This start's state incarnation (see `wire::Hello::state`).
+    state_incarnation: u64,
+    /// The state incarnation each peer announced last.
+    peer_states: HashMap<PeerId, u64>,
+    /// Peers of another founding of this group id, and theirs: their traffic is refused.
+    conflicts: BTreeMap<PeerId, ClusterId>,
+    /// The tick a wait to hear from known peers before founding was last logged.
+    asked_logged: Option<u64>,
     bonds: Bonds,
     maintained: HashSet<PeerId>,
     next_link_id: u64,
@@ -187,6 +197,12 @@ fn first_proposal_id() -> u64 {
         .max(1)
 }
 
+/// A random number for nonces and incarnations; falls back to the clock (these need to
+/// differ between starts, not to be secret).
+fn random_u64() -> u64 {
+    getrandom::u64().unwrap_or_else(|_| first_proposal_id() ^ u64::from(std::process::id()))
+}
+
 fn stopped(reason: &str) -> GroupError {
     GroupError::Stopped {
         reason: reason.to_string(),
@@ -216,7 +232,8 @@ impl<M: StateMachine, S: Storage<Payload>> Worker<M, S> {
         let observer =
             machine.leadership_preference() == super::machine::LeadershipPreference::Observer;
         let fresh = node.term() == Term(0) && node.last() == Cursor::zero();
-        let formation = fresh.then(|| Formation::new(me, expect, observer));
+        let nonce = random_u64();
+        let formation = fresh.then(|| Formation::new(me, expect, observer, nonce));
         let sync = machine.state_sync();
         let network_id = network.network_id().0;
         let mut bonds = Bonds::default();
@@ -255,6 +272,11 @@ impl<M: StateMachine, S: Storage<Payload>> Worker<M, S> {
             session: None,
             observer,
             formation,
+            nonce,
+            state_incarnation: random_u64(),
+            peer_states: HashMap::new(),
+            conflicts: BTreeMap::new(),
+            asked_logged: None,
             bonds,
             maintained: HashSet::new(),
             next_link_id: 1,
@@ -459,6 +481,15 @@ impl<M: StateMachine, S: Storage<Payload>> Worker<M, S> {
                     tracing::debug!(peer = %Short(&peer), "bond closed");
                 }
             }
+            Inbound::Frame {
+                peer,
+                frame: GroupFrame::Hello(hello),
+            } => self.on_hello(peer, hello)?,
+            // Everything else only from a peer that announced itself on its current link
+            // (a peer's hello is the first frame of every link) and is of this founding.
+            Inbound::Frame { peer, .. } if !self.admitted(&peer) => {
+                tracing::trace!(peer = %Short(&peer), "frame from a peer not admitted; dropped");
+            }
             Inbound::Frame { peer, frame } => match frame {
                 GroupFrame::Raft(Message::Forward(Forward::Query { .. }))
                 | GroupFrame::Raft(Message::Forward(Forward::QueryResponse { .. })) => {
@@ -467,17 +498,65 @@ impl<M: StateMachine, S: Storage<Payload>> Worker<M, S> {
                     // by this version and are ignored.
                 }
                 GroupFrame::Raft(message) => self.node.step(peer, message, &self.store)?,
-                GroupFrame::Hello(hello) => {
-                    if let Some(f) = &mut self.formation {
-                        f.hello(peer, hello.clone());
-                    }
-                    if let Some(bond) = self.bonds.get_mut(&peer) {
-                        bond.hello = Some(hello);
-                    }
-                }
+                GroupFrame::Hello(_) => {}
                 GroupFrame::ToProvider(bytes) => self.for_provider(peer, &bytes.0)?,
                 GroupFrame::ToSession(bytes) => self.for_session(peer, &bytes.0)?,
             },
+        }
+        Ok(())
+    }
+
+    /// Whether `peer`'s frames are taken: it announced itself on its current link and
+    /// belongs to this founding.
+    fn admitted(&self, peer: &PeerId) -> bool {
+        !self.conflicts.contains_key(peer)
+            && self
+                .bonds
+                .get(peer)
+                .is_some_and(|bond| bond.hello.is_some())
+    }
+
+    /// A peer's announcement: refuses a peer of another founding, feeds formation, and
+    /// tells the core when the peer restarted (its state incarnation changed).
+    fn on_hello(&mut self, peer: PeerId, hello: Hello) -> Result<(), WorkerError> {
+        let mine = self.node.membership().cluster();
+        match hello.cluster {
+            Some(theirs) if mine.is_known() && theirs != mine => {
+                if self.conflicts.insert(peer, theirs).is_none() {
+                    tracing::error!(
+                        group = %Short(&self.group),
+                        peer = %Short(&peer),
+                        ours = %mine,
+                        theirs = %theirs,
+                        "peer belongs to another founding of this group (cluster {theirs}, ours \
+                         {mine}): the two were founded apart and cannot merge, so its messages are \
+                         refused. To move a node into this cluster, stop it, wipe its data \
+                         directory and start it with --peer set to a member of this cluster"
+                    );
+                    self.publish();
+                }
+                if let Some(bond) = self.bonds.get_mut(&peer) {
+                    bond.hello = Some(hello);
+                }
+                return Ok(());
+            }
+            _ => {
+                if self.conflicts.remove(&peer).is_some() {
+                    tracing::info!(peer = %Short(&peer), "peer of another founding now announces this one");
+                }
+            }
+        }
+        if let Some(f) = &mut self.formation {
+            f.hello(peer, hello.clone());
+        }
+        let previous = self.peer_states.insert(peer, hello.state);
+        if previous.is_some_and(|state| state != hello.state) {
+            tracing::debug!(peer = %Short(&peer), durable = %hello.durable, "peer restarted");
+            self.node
+                .on_peer_restarted(peer, hello.durable.index(), &self.store)?;
+        }
+        if let Some(bond) = self.bonds.get_mut(&peer) {
+            bond.hello = Some(hello);
         }
         Ok(())
     }
@@ -503,6 +582,7 @@ impl<M: StateMachine, S: Storage<Payload>> Worker<M, S> {
 
     fn hello(&self) -> Hello {
         let fresh = self.is_fresh();
+        let cluster = self.node.membership().cluster();
         Hello {
             fresh,
             observer: self.observer,
@@ -511,6 +591,10 @@ impl<M: StateMachine, S: Storage<Payload>> Worker<M, S> {
             } else {
                 None
             },
+            nonce: self.nonce,
+            cluster: cluster.is_known().then_some(cluster),
+            state: self.state_incarnation,
+            durable: self.node.durable(),
         }
     }
 
@@ -527,14 +611,45 @@ impl<M: StateMachine, S: Storage<Payload>> Worker<M, S> {
         let Some(formation) = &self.formation else {
             return Ok(());
         };
-        if let Decision::Found(voters) = formation.decide() {
-            tracing::info!(
-                group = %Short(&self.group),
-                voters = voters.len(),
-                "founding the group"
-            );
-            self.node.bootstrap(voters, &self.store)?;
-            self.formation = None;
+        // Every peer this node knows of must have answered first: it announced itself on
+        // a link of this group, or said it does not host the group.
+        let absent = self.links.absent();
+        let unanswered: Vec<PeerId> = self
+            .network
+            .known_peers()
+            .into_iter()
+            .map(|a| a.id)
+            .filter(|p| *p != self.me && !formation.heard(p) && !absent.contains(p))
+            .collect();
+        match formation.decide(&unanswered) {
+            Decision::Found(proposal) => {
+                tracing::info!(
+                    group = %Short(&self.group),
+                    voters = proposal.voters.len(),
+                    cluster = %proposal.cluster,
+                    "founding the group"
+                );
+                self.node
+                    .bootstrap(proposal.voters, proposal.cluster, &self.store)?;
+                self.formation = None;
+            }
+            Decision::AskFirst(peers) => {
+                // Logged when the wait starts and then every ~10 s.
+                let every = (10_000 / self.tick.as_millis().max(1)) as u64;
+                if self
+                    .asked_logged
+                    .is_none_or(|t| self.ticks.saturating_sub(t) >= every)
+                {
+                    self.asked_logged = Some(self.ticks);
+                    let names: Vec<String> = peers.iter().map(|p| Short(p).to_string()).collect();
+                    tracing::info!(
+                        group = %Short(&self.group),
+                        waiting_for = %names.join(", "),
+                        "not founding the group yet: known peers have not answered and may hold it"
+                    );
+                }
+            }
+            Decision::JoinExisting | Decision::Wait => {}
         }
         Ok(())
     }
@@ -1022,6 +1137,8 @@ impl<M: StateMachine, S: Storage<Payload>> Worker<M, S> {
             online: node.leader().is_some() && self.session.is_none(),
             syncing: self.session.is_some(),
             stopped: None,
+            cluster: Some(node.membership().cluster()).filter(|c| c.is_known()),
+            conflicts: self.conflicts.iter().map(|(p, c)| (*p, *c)).collect(),
         };
         self.status.send_if_modified(|s| {
             if *s != status {

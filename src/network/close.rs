@@ -18,6 +18,11 @@ pub const CODE_HEARTBEAT: u32 = 3;
 pub const CODE_DUPLICATE: u32 = 4;
 /// The peer restarted: a link to its new process replaced this one.
 pub const CODE_REPLACED: u32 = 5;
+/// The peer's ticket no longer passes this side's validator (revoked, expired, or a
+/// renewal refused); the reason is "ticket no longer accepted: <validator's reason>".
+pub const CODE_TICKET: u32 = 6;
+/// The handshake refused the peer because this node does not host the group asked for.
+pub const CODE_UNKNOWN_GROUP: u32 = 7;
 
 /// Why a link closed.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -47,6 +52,13 @@ pub enum CloseReason {
     /// The peer's process restarted (a link with another incarnation came up): this link
     /// went to the old process.
     Replaced,
+    /// The peer's ticket no longer passes the group's validator: re-checked periodically
+    /// (expiry), on [`Network::revalidate_tickets`](super::Network::revalidate_tickets)
+    /// (revocation), or renewed by the peer with one that fails.
+    TicketRevoked {
+        /// The validator's reason.
+        reason: String,
+    },
     /// The connection failed underneath (timed out, reset).
     Transport(String),
 }
@@ -61,6 +73,7 @@ impl CloseReason {
             CloseReason::HeartbeatTimeout { .. } => CODE_HEARTBEAT,
             CloseReason::Duplicate => CODE_DUPLICATE,
             CloseReason::Replaced => CODE_REPLACED,
+            CloseReason::TicketRevoked { .. } => CODE_TICKET,
         }
     }
 }
@@ -83,6 +96,9 @@ impl fmt::Display for CloseReason {
             CloseReason::Duplicate => f.write_str("duplicate link for this peer and group"),
             CloseReason::Replaced => {
                 f.write_str("the peer restarted: replaced by a link to its new process")
+            }
+            CloseReason::TicketRevoked { reason } => {
+                write!(f, "ticket no longer accepted: {reason}")
             }
             CloseReason::Transport(why) => write!(f, "connection failed: {why}"),
         }

@@ -171,12 +171,15 @@ pub(crate) struct Side<'a> {
 }
 
 /// What the peer said about itself in a successful handshake.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[derive(Clone, Debug, PartialEq, Eq)]
 pub(crate) struct Remote {
     /// Where it listens, if it said.
     pub listen: Option<SocketAddr>,
     /// Its process incarnation.
     pub incarnation: u64,
+    /// The ticket it presented (accepted, if this side checks tickets); the link keeps it
+    /// to ask the validator again while it lives.
+    pub ticket: Vec<u8>,
 }
 
 /// The facts a proof covers.
@@ -305,6 +308,7 @@ where
         Message::Welcome => Ok(Remote {
             listen: theirs.listen,
             incarnation: theirs.incarnation,
+            ticket: theirs.ticket,
         }),
         other => Err(HandshakeError::Unexpected {
             expected: "Welcome",
@@ -387,6 +391,7 @@ where
     Ok(Remote {
         listen: hello.listen,
         incarnation: hello.incarnation,
+        ticket: hello.ticket,
     })
 }
 
@@ -455,20 +460,25 @@ mod tests {
         let key = LinkKey::derive(b"secret");
         let mut acceptor = side(&key, A, D, "n");
         acceptor.listen = Some("127.0.0.1:9".parse().expect("addr"));
-        let (d, a) = run(side(&key, D, A, "n"), acceptor).await;
+        acceptor.ticket = b"acceptor's";
+        let mut dialer = side(&key, D, A, "n");
+        dialer.ticket = b"dialer's";
+        let (d, a) = run(dialer, acceptor).await;
         assert_eq!(
             d.expect("dialer"),
             Remote {
                 listen: Some("127.0.0.1:9".parse().expect("addr")),
                 incarnation: u64::from(A.0[0]),
+                ticket: b"acceptor's".to_vec(),
             },
-            "the dialer learns where the acceptor listens and its incarnation"
+            "the dialer learns where the acceptor listens, its incarnation and ticket"
         );
         assert_eq!(
             a.expect("acceptor"),
             Remote {
                 listen: None,
                 incarnation: u64::from(D.0[0]),
+                ticket: b"dialer's".to_vec(),
             }
         );
     }

@@ -96,20 +96,6 @@ pub fn endpoint_id(peer: &PeerId) -> Result<EndpointId, InvalidPeerId> {
     EndpointId::from_bytes(peer.as_bytes()).map_err(|_| InvalidPeerId { peer: *peer })
 }
 
-impl From<EndpointId> for PeerId {
-    fn from(id: EndpointId) -> Self {
-        peer_id(&id)
-    }
-}
-
-impl TryFrom<PeerId> for EndpointId {
-    type Error = InvalidPeerId;
-
-    fn try_from(peer: PeerId) -> Result<Self, Self::Error> {
-        endpoint_id(&peer)
-    }
-}
-
 fn crc(version: u8, key: &[u8; 32]) -> u32 {
     let mut hasher = crc32fast::Hasher::new();
     hasher.update(CRC_CONTEXT);
@@ -297,8 +283,8 @@ mod tests {
     #[test]
     fn peer_id_conversions() {
         let key = SecretKey::generate();
-        let peer = PeerId::from(key.public());
-        assert_eq!(EndpointId::try_from(peer), Ok(key.public()));
+        let peer = peer_id(&key.public());
+        assert_eq!(endpoint_id(&peer), Ok(key.public()));
         // Not every 32-byte string is a point on the curve; such ids are refused, not panics.
         let bad = (0u8..=255)
             .map(|b| PeerId([b; 32]))

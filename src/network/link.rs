@@ -1,13 +1,18 @@
 //! `Link`: an established, authenticated link to one peer for one group.
 //!
-//! A link is a task that owns the QUIC stream pair and three loops:
+//! A link is a task that owns the QUIC stream pair and four loops:
 //! - the reader decodes frames: `Data` goes to the link's inbound channel, `Peers` to the
-//!   peer table, `Heartbeat` only proves liveness; anything else (a handshake message, a
-//!   malformed or oversized frame) closes the link with a logged protocol reason;
-//! - the writer sends the application's `Data`, a `Heartbeat` every heartbeat interval,
-//!   and the peers this node knows at the start and every [`PEER_EXCHANGE_TICKS`] beats;
+//!   peer table, `Ticket` (the peer renewed its ticket) to the validator, `Heartbeat` only
+//!   proves liveness; anything else (a handshake message, a malformed or oversized frame)
+//!   closes the link with a logged protocol reason;
+//! - the writer sends the application's `Data`, this node's ticket again when it is
+//!   renewed, a `Heartbeat` every heartbeat interval, and the peers this node knows at the
+//!   start and every [`PEER_EXCHANGE_TICKS`] beats;
 //! - the watchdog closes the link once nothing arrived for `max_missed_heartbeats`
-//!   intervals.
+//!   intervals;
+//! - the ticket check asks the group's validator (if it has one) about the peer's ticket
+//!   every `ticket_recheck_interval` and closes the link once it is refused
+//!   ([`CloseReason::TicketRevoked`]; see [`TicketValidator`](super::TicketValidator)).
 //!
 //! # Channels and what happens when they are full
 //! Both channels are bounded ([`LinkConfig`]).
@@ -24,7 +29,8 @@ use super::close::CloseReason;
 use super::frame::{read_message, write_message, FrameError};
 use super::message::Message;
 use super::peer_addr::PeerAddr;
-use crate::primitives::{GroupId, PeerId};
+use super::ticket::{PeerTicket, DEFAULT_TICKET_RECHECK};
+use crate::primitives::{GroupId, PeerId, Short};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -50,6 +56,10 @@ pub struct LinkConfig {
     pub inbound_capacity: usize,
     /// Capacity of the outbound channel, in messages.
     pub outbound_capacity: usize,
+    /// How often the peer's ticket is checked again while the link lives, when the group
+    /// requires tickets (default [`DEFAULT_TICKET_RECHECK`], 1 s): a ticket the validator
+    /// starts refusing (expired) ends the link within this. Raised to 1 ms if zero.
+    pub ticket_recheck_interval: Duration,
 }
 
 impl Default for LinkConfig {
@@ -59,6 +69,7 @@ impl Default for LinkConfig {
             max_missed_heartbeats: 10,
             inbound_capacity: 1024,
             outbound_capacity: 1024,
+            ticket_recheck_interval: DEFAULT_TICKET_RECHECK,
         }
     }
 }
@@ -71,6 +82,19 @@ impl LinkConfig {
     fn max_missed(&self) -> u32 {
         self.max_missed_heartbeats.max(1)
     }
+
+    fn recheck(&self) -> Duration {
+        self.ticket_recheck_interval.max(Duration::from_millis(1))
+    }
+}
+
+/// The tickets of one link: the peer's (checked again while the link lives) and a
+/// subscription to ours (sent again when renewed).
+pub(crate) struct LinkTickets {
+    /// The ticket the peer presented, with the group's validator.
+    pub peer: Arc<PeerTicket>,
+    /// This node's ticket for the group; its current value is the one the handshake sent.
+    pub ours: watch::Receiver<Vec<u8>>,
 }
 
 /// Sending on a closed link.
@@ -196,6 +220,7 @@ pub struct Link {
     sender: LinkSender,
     inbound: mpsc::Receiver<Vec<u8>>,
     control: Arc<LinkControl>,
+    ticket: Arc<PeerTicket>,
 }
 
 impl Link {
@@ -212,6 +237,12 @@ impl Link {
     /// Which side opened the connection.
     pub fn dialer(&self) -> PeerId {
         self.dialer
+    }
+
+    /// The ticket the peer presents: the one from its hello, or its last renewal that
+    /// passed this side's validator.
+    pub fn peer_ticket(&self) -> Vec<u8> {
+        self.ticket.current()
     }
 
     /// A handle for sending from other tasks.
@@ -264,6 +295,7 @@ pub(crate) struct LinkParts {
     pub control: Arc<LinkControl>,
     inbound: mpsc::Sender<Vec<u8>>,
     outbound: mpsc::Receiver<Vec<u8>>,
+    tickets: LinkTickets,
 }
 
 /// Builds a link handle and the parts its task runs on.
@@ -272,6 +304,7 @@ pub(crate) fn new_link(
     group: GroupId,
     dialer: PeerId,
     config: &LinkConfig,
+    tickets: LinkTickets,
 ) -> (Link, LinkParts) {
     let control = LinkControl::new();
     let (in_tx, in_rx) = mpsc::channel(config.inbound_capacity.max(1));
@@ -287,11 +320,13 @@ pub(crate) fn new_link(
         },
         inbound: in_rx,
         control: control.clone(),
+        ticket: tickets.peer.clone(),
     };
     let parts = LinkParts {
         control,
         inbound: in_tx,
         outbound: out_rx,
+        tickets,
     };
     (link, parts)
 }
@@ -353,7 +388,12 @@ where
         control,
         inbound,
         mut outbound,
+        tickets,
     } = parts;
+    let LinkTickets {
+        peer: peer_ticket,
+        ours: mut our_ticket,
+    } = tickets;
     let interval = config.interval();
     let max_missed = config.max_missed();
     let heard = LastHeard {
@@ -387,6 +427,10 @@ where
                     }
                     heard.touch();
                 }
+                Message::Ticket(ticket) => match peer_ticket.renew(ticket) {
+                    Ok(()) => tracing::debug!(peer = %Short(&peer), "peer renewed its ticket"),
+                    Err(err) => return CloseReason::TicketRevoked { reason: err.reason },
+                },
                 other => {
                     return CloseReason::Protocol(format!(
                         "unexpected {} after the handshake",
@@ -405,9 +449,18 @@ where
         let mut ticker = tokio::time::interval(interval);
         ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         let mut ticks: u32 = 0;
+        // Until the group's ticket sender is gone (the group left): then nothing to renew.
+        let mut renewals = true;
         loop {
             let msg = tokio::select! {
                 biased;
+                changed = our_ticket.changed(), if renewals => match changed {
+                    Ok(()) => Message::Ticket(our_ticket.borrow_and_update().clone()),
+                    Err(_) => {
+                        renewals = false;
+                        continue;
+                    }
+                },
                 bytes = outbound.recv() => match bytes {
                     Some(bytes) => Message::Data(bytes),
                     None => return CloseReason::Local,
@@ -440,10 +493,26 @@ where
         }
     };
 
+    let recheck = async {
+        if !peer_ticket.is_checked() {
+            return std::future::pending().await;
+        }
+        let period = config.recheck();
+        let mut ticker = tokio::time::interval_at(tokio::time::Instant::now() + period, period);
+        ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        loop {
+            ticker.tick().await;
+            if let Err(err) = peer_ticket.check() {
+                return CloseReason::TicketRevoked { reason: err.reason };
+            }
+        }
+    };
+
     tokio::select! {
         reason = reader => reason,
         reason = writer => reason,
         reason = watchdog => reason,
+        reason = recheck => reason,
         reason = control.requested() => reason,
     }
 }
@@ -452,6 +521,7 @@ where
 mod tests {
     use super::*;
     use crate::network::frame::{write_frame, DEFAULT_MAX_FRAME_LEN};
+    use crate::network::ticket::TicketError;
     use std::sync::Mutex;
     use tokio::io::{duplex, split, AsyncWriteExt};
 
@@ -477,6 +547,15 @@ mod tests {
             max_missed_heartbeats: 3,
             inbound_capacity: 4,
             outbound_capacity: 4,
+            ticket_recheck_interval: Duration::from_millis(20),
+        }
+    }
+
+    /// Tickets of a link in a group without a validator, whose own ticket never changes.
+    fn unchecked(peer: PeerId) -> LinkTickets {
+        LinkTickets {
+            peer: PeerTicket::new(peer, None, Vec::new()),
+            ours: watch::channel(Vec::new()).1,
         }
     }
 
@@ -488,8 +567,8 @@ mod tests {
         let (br, bw) = split(b);
         let g = GroupId::default();
         let (pa, pb) = (PeerId([1; 32]), PeerId([2; 32]));
-        let (mut la, parts_a) = new_link(pb, g, pa, &cfg());
-        let (mut lb, parts_b) = new_link(pa, g, pa, &cfg());
+        let (mut la, parts_a) = new_link(pb, g, pa, &cfg(), unchecked(pb));
+        let (mut lb, parts_b) = new_link(pa, g, pa, &cfg(), unchecked(pa));
         let told = PeerAddr::new(PeerId([9; 32]), ([127, 0, 0, 1], 9).into());
         let ta = Arc::new(Table(Mutex::new(vec![told])));
         let tb = Arc::new(Table::default());
@@ -525,7 +604,13 @@ mod tests {
         let (a, b) = duplex(1 << 16);
         let (ar, aw) = split(a);
         let (_br, mut bw) = split(b);
-        let (_la, parts) = new_link(PeerId([2; 32]), GroupId::default(), PeerId([1; 32]), &cfg());
+        let (_la, parts) = new_link(
+            PeerId([2; 32]),
+            GroupId::default(),
+            PeerId([1; 32]),
+            &cfg(),
+            unchecked(PeerId([2; 32])),
+        );
         bw.write_all(b"\x01\x00\x00\x00\x02\xff\xff")
             .await
             .expect("write");
@@ -550,7 +635,13 @@ mod tests {
         let (a, b) = duplex(1 << 16);
         let (ar, aw) = split(a);
         let (_br, mut bw) = split(b);
-        let (_la, parts) = new_link(PeerId([2; 32]), GroupId::default(), PeerId([1; 32]), &cfg());
+        let (_la, parts) = new_link(
+            PeerId([2; 32]),
+            GroupId::default(),
+            PeerId([1; 32]),
+            &cfg(),
+            unchecked(PeerId([2; 32])),
+        );
         let payload = crate::primitives::codec::encode(&Message::Welcome).expect("encode");
         write_frame(&mut bw, &payload, MAX).await.expect("write");
         let reason = run_link(
@@ -575,7 +666,13 @@ mod tests {
         let (a, b) = duplex(1 << 16);
         let (ar, aw) = split(a);
         let (_br, _bw) = split(b);
-        let (_la, parts) = new_link(PeerId([2; 32]), GroupId::default(), PeerId([1; 32]), &cfg());
+        let (_la, parts) = new_link(
+            PeerId([2; 32]),
+            GroupId::default(),
+            PeerId([1; 32]),
+            &cfg(),
+            unchecked(PeerId([2; 32])),
+        );
         let reason = run_link(
             aw,
             ar,
@@ -590,5 +687,110 @@ mod tests {
             matches!(reason, CloseReason::HeartbeatTimeout { missed: 3, .. }),
             "{reason:?}"
         );
+    }
+
+    /// A accepts tickets starting with "good". B renews its ticket on the live link: a
+    /// good one replaces the hello's on A's side, a bad one ends the link on A's side with
+    /// the validator's reason.
+    #[tokio::test]
+    async fn a_renewed_ticket_is_kept_if_it_passes_and_ends_the_link_if_not() {
+        let (a, b) = duplex(1 << 16);
+        let (ar, aw) = split(a);
+        let (br, bw) = split(b);
+        let g = GroupId::default();
+        let (pa, pb) = (PeerId([1; 32]), PeerId([2; 32]));
+        let validator = |_peer: PeerId, ticket: &[u8]| {
+            if ticket.starts_with(b"good") {
+                Ok(())
+            } else {
+                Err(TicketError::new("not good"))
+            }
+        };
+        let a_tickets = LinkTickets {
+            peer: PeerTicket::new(pb, Some(Arc::new(validator)), b"good 1".to_vec()),
+            ours: watch::channel(Vec::new()).1,
+        };
+        let (b_ticket, b_ours) = watch::channel(b"good 1".to_vec());
+        let b_tickets = LinkTickets {
+            peer: PeerTicket::new(pa, None, Vec::new()),
+            ours: b_ours,
+        };
+        let (mut la, parts_a) = new_link(pb, g, pa, &cfg(), a_tickets);
+        let (lb, parts_b) = new_link(pa, g, pa, &cfg(), b_tickets);
+        let c = cfg();
+        let task_a = tokio::spawn({
+            let c = c.clone();
+            async move { run_link(aw, ar, pb, &c, MAX, parts_a, Arc::new(Table::default())).await }
+        });
+        let task_b = tokio::spawn(async move {
+            run_link(bw, br, pa, &c, MAX, parts_b, Arc::new(Table::default())).await
+        });
+        b_ticket.send_replace(b"good 2".to_vec());
+        // Frames on one stream arrive in order: once B's next data is read, the renewal
+        // before it has been handled.
+        lb.send(b"after renewal".to_vec()).await.expect("send");
+        assert_eq!(la.recv().await, Some(b"after renewal".to_vec()));
+        assert_eq!(la.peer_ticket(), b"good 2".to_vec());
+        b_ticket.send_replace(b"bad 3".to_vec());
+        let reason = task_a.await.expect("join");
+        assert_eq!(
+            reason,
+            CloseReason::TicketRevoked {
+                reason: "not good".into()
+            }
+        );
+        assert_eq!(
+            la.peer_ticket(),
+            b"good 2".to_vec(),
+            "the refused one is not kept"
+        );
+        lb.close();
+        let _ = task_b.await.expect("join");
+    }
+
+    /// The validator starts refusing the ticket the peer presented (it expired): the
+    /// periodic check ends the link.
+    #[tokio::test]
+    async fn the_periodic_check_ends_a_link_whose_ticket_stopped_passing() {
+        use std::sync::atomic::AtomicBool;
+        let (a, b) = duplex(1 << 16);
+        let (ar, aw) = split(a);
+        let (br, bw) = split(b);
+        let (pa, pb) = (PeerId([1; 32]), PeerId([2; 32]));
+        let expired = Arc::new(AtomicBool::new(false));
+        let flag = expired.clone();
+        let validator = move |_peer: PeerId, _ticket: &[u8]| {
+            if flag.load(Ordering::SeqCst) {
+                Err(TicketError::new("expired"))
+            } else {
+                Ok(())
+            }
+        };
+        let a_tickets = LinkTickets {
+            peer: PeerTicket::new(pb, Some(Arc::new(validator)), b"t".to_vec()),
+            ours: watch::channel(Vec::new()).1,
+        };
+        let (la, parts_a) = new_link(pb, GroupId::default(), pa, &cfg(), a_tickets);
+        let (mut lb, parts_b) = new_link(pa, GroupId::default(), pa, &cfg(), unchecked(pa));
+        let c = cfg();
+        let task_a = tokio::spawn({
+            let c = c.clone();
+            async move { run_link(aw, ar, pb, &c, MAX, parts_a, Arc::new(Table::default())).await }
+        });
+        let task_b = tokio::spawn(async move {
+            run_link(bw, br, pa, &c, MAX, parts_b, Arc::new(Table::default())).await
+        });
+        // Live and checked, still passing.
+        la.send(b"x".to_vec()).await.expect("send");
+        assert_eq!(lb.recv().await, Some(b"x".to_vec()));
+        expired.store(true, Ordering::SeqCst);
+        assert_eq!(
+            task_a.await.expect("join"),
+            CloseReason::TicketRevoked {
+                reason: "expired".into()
+            }
+        );
+        drop(la);
+        let _ = task_b.await.expect("join");
     }
 }

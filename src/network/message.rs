@@ -3,8 +3,8 @@
 //!
 //! Handshake, in order (see [`handshake`](super::handshake)):
 //! dialer `Hello` → acceptor `Challenge` (its hello and proof) → dialer `Proof` →
-//! acceptor `Welcome`. After that either side sends `Heartbeat`, `Peers` and `Data` in any
-//! order. A refusal is not a message: the refusing side closes the connection with a code
+//! acceptor `Welcome`. After that either side sends `Heartbeat`, `Peers`, `Data` and
+//! `Ticket` (a renewed ticket, see [`ticket`](super::ticket)) in any order. A refusal is not a message: the refusing side closes the connection with a code
 //! and the reason (see [`close`](super::close)).
 
 use super::network_id::NetworkId;
@@ -57,6 +57,9 @@ pub(crate) enum Message {
     Peers(Vec<PeerAddr>),
     /// Application bytes for the group.
     Data(#[serde(with = "serde_bytes")] Vec<u8>),
+    /// The sender renewed the ticket it presents for this group: the receiver validates it
+    /// and either keeps it in place of the hello's or closes the link.
+    Ticket(#[serde(with = "serde_bytes")] Vec<u8>),
 }
 
 impl Message {
@@ -70,6 +73,7 @@ impl Message {
             Message::Heartbeat => "Heartbeat",
             Message::Peers(_) => "Peers",
             Message::Data(_) => "Data",
+            Message::Ticket(_) => "Ticket",
         }
     }
 }

@@ -5,7 +5,9 @@
 //! - [`peer_addr`] — `PEER_ID@IP:PORT`.
 //! - [`frame`] — length-prefixed, versioned, capped frames.
 //! - [`handshake`] — the mutual proof of the group key, bound to one link.
-//! - [`link`] — an established link: data, heartbeats, peer exchange.
+//! - [`link`] — an established link: data, heartbeats, peer exchange, ticket re-checks.
+//! - `ticket` — tickets: validated in the handshake, re-checked while a link lives,
+//!   renewed on live links.
 //! - [`Network`] — the endpoint, accept loop, bonds with back-off, peer table.
 //!
 //! Nothing here panics on what a peer sends: every malformed, oversized, unexpected or
@@ -30,11 +32,12 @@ mod ticket;
 pub use backoff::Backoff;
 pub use close::{
     CloseReason, CODE_DUPLICATE, CODE_HEARTBEAT, CODE_NORMAL, CODE_PROTOCOL, CODE_REFUSED,
-    CODE_REPLACED,
+    CODE_REPLACED, CODE_TICKET, CODE_UNKNOWN_GROUP,
 };
 pub use handshake::{HandshakeError, LinkKey};
-pub use identity::{IdentityError, InvalidPeerId};
+pub use identity::{endpoint_id, peer_id, IdentityError, InvalidPeerId};
 pub use link::{Link, LinkClosed, LinkConfig, LinkSender, TrySendError};
+pub(crate) use network::WeakNetwork;
 pub use network::{
     BondError, GroupAccess, GroupLinks, Network, NetworkBuilder, NetworkError, ALPN,
     GROUP_LINK_QUEUE,
@@ -42,4 +45,4 @@ pub use network::{
 pub use network_id::NetworkId;
 pub use peer_addr::{PeerAddr, PeerAddrError};
 pub use peers::{PeerTable, Source as PeerSource};
-pub use ticket::{TicketError, TicketValidator};
+pub use ticket::{Revalidation, TicketError, TicketValidator, DEFAULT_TICKET_RECHECK};

@@ -26,6 +26,13 @@
 //! failure or a close. Links it makes, and every link accepted for the group, come out of
 //! [`GroupLinks::next_link`].
 //!
+//! # Tickets
+//! Each link keeps the ticket its peer presented and asks the group's validator again every
+//! [`LinkConfig::ticket_recheck_interval`] and on [`Network::revalidate_tickets`]; a node
+//! renews its own with [`Network::renew_ticket`], sent on its live links of the group. A
+//! link whose ticket no longer passes closes with [`CloseReason::TicketRevoked`]; see
+//! [`ticket`](super::ticket).
+//!
 //! # Peer exchange
 //! Each side of a new link tells the other the addresses it knows (and again every
 //! [`PEER_EXCHANGE_TICKS`](super::link::PEER_EXCHANGE_TICKS) heartbeats); an address a peer
@@ -33,29 +40,31 @@
 //! learns the rest.
 
 use super::backoff::Backoff;
-use super::close::{CloseReason, CODE_DUPLICATE, CODE_PROTOCOL, CODE_REFUSED};
+use super::close::{
+    CloseReason, CODE_DUPLICATE, CODE_PROTOCOL, CODE_REFUSED, CODE_TICKET, CODE_UNKNOWN_GROUP,
+};
 use super::frame::DEFAULT_MAX_FRAME_LEN;
 use super::handshake::Remote;
 use super::handshake::{self, HandshakeError, LinkKey, Side, BINDING_LABEL};
 use super::identity::{self, IdentityError, InvalidPeerId};
-use super::link::{new_link, run_link, Link, LinkConfig, LinkControl, PeerExchange};
+use super::link::{new_link, run_link, Link, LinkConfig, LinkControl, LinkTickets, PeerExchange};
 use super::network_id::NetworkId;
 use super::peer_addr::PeerAddr;
 use super::peers::{PeerTable, Source};
 use super::peers_file;
-use super::ticket::TicketValidator;
+use super::ticket::{PeerTicket, Revalidation, TicketValidator};
 use crate::primitives::{GroupId, PeerId, Short};
 use iroh::endpoint::{
     presets, Connection, ConnectionError, QuicTransportConfig, RecvStream, SendStream, VarInt,
 };
 use iroh::{Endpoint, SecretKey};
-use std::collections::HashMap;
+use std::collections::{BTreeSet, HashMap};
 use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::Duration;
-use tokio::sync::mpsc;
+use tokio::sync::{mpsc, watch};
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
@@ -94,6 +103,12 @@ pub enum NetworkError {
     /// The group is already joined on this node.
     #[error("group {group} is already joined on this node")]
     GroupAlreadyJoined {
+        /// The group.
+        group: GroupId,
+    },
+    /// The group is not joined on this node (never joined, or left).
+    #[error("group {group} is not joined on this node")]
+    GroupNotJoined {
         /// The group.
         group: GroupId,
     },
@@ -394,7 +409,8 @@ impl GroupAccess {
         }
     }
 
-    /// The ticket this node presents to peers of the group.
+    /// The ticket this node presents to peers of the group, until renewed with
+    /// [`Network::renew_ticket`].
     pub fn with_ticket(mut self, ticket: Vec<u8>) -> Self {
         self.ticket = ticket;
         self
@@ -427,6 +443,11 @@ impl std::fmt::Debug for GroupAccess {
 struct GroupEntry {
     access: Arc<GroupAccess>,
     links: mpsc::Sender<Link>,
+    /// Peers whose last answer to a dial was "I do not host this group".
+    absent: Arc<Mutex<BTreeSet<PeerId>>>,
+    /// The ticket this node presents to the group now (the access's until renewed); each
+    /// link subscribes before its handshake and sends every renewal to its peer.
+    ticket: watch::Sender<Vec<u8>>,
 }
 
 struct Registered {
@@ -435,6 +456,8 @@ struct Registered {
     /// The peer's process incarnation on this link.
     incarnation: u64,
     control: Arc<LinkControl>,
+    /// The ticket the peer presents on this link, for revalidation.
+    ticket: Arc<PeerTicket>,
 }
 
 struct Inner {
@@ -502,7 +525,24 @@ impl std::fmt::Debug for Network {
     }
 }
 
+/// A reference to a [`Network`] that does not keep it (nor its UDP socket) alive, for
+/// handles that outlive their node's shutdown (a `Group` handle).
+#[derive(Clone, Debug)]
+pub(crate) struct WeakNetwork(std::sync::Weak<Inner>);
+
+impl WeakNetwork {
+    /// The network, while any strong handle is left.
+    pub(crate) fn upgrade(&self) -> Option<Network> {
+        self.0.upgrade().map(|inner| Network { inner })
+    }
+}
+
 impl Network {
+    /// A reference that does not keep the network alive.
+    pub(crate) fn downgrade(&self) -> WeakNetwork {
+        WeakNetwork(Arc::downgrade(&self.inner))
+    }
+
     /// A builder for a node of network `network`.
     pub fn builder(network: NetworkId) -> NetworkBuilder {
         NetworkBuilder::new(network)
@@ -587,11 +627,15 @@ impl Network {
         if groups.contains_key(&group) {
             return Err(NetworkError::GroupAlreadyJoined { group });
         }
+        let absent = Arc::new(Mutex::new(BTreeSet::new()));
+        let ticket = watch::channel(access.ticket.clone()).0;
         groups.insert(
             group,
             GroupEntry {
                 access: Arc::new(access),
                 links: tx,
+                absent: absent.clone(),
+                ticket,
             },
         );
         Ok(GroupLinks {
@@ -599,7 +643,54 @@ impl Network {
             group,
             incoming: rx,
             cancel,
+            absent,
         })
+    }
+
+    /// Replaces the ticket this node presents to `group`'s peers, without reconnecting: it
+    /// is sent at once on every live link of the group (each peer validates it and keeps
+    /// the bond, or ends it with [`CloseReason::TicketRevoked`]) and presented by every
+    /// new link.
+    pub fn renew_ticket(&self, group: GroupId, ticket: Vec<u8>) -> Result<(), NetworkError> {
+        let groups = lock(&self.inner.groups);
+        let entry = groups
+            .get(&group)
+            .ok_or(NetworkError::GroupNotJoined { group })?;
+        entry.ticket.send_replace(ticket);
+        tracing::info!(group = %Short(&group), "ticket renewed: sending it on the group's live links");
+        Ok(())
+    }
+
+    /// Asks `group`'s validator again about the ticket of every live link of the group,
+    /// for when the application's rules changed (a ticket revoked), and closes each link
+    /// whose ticket no longer passes ([`CloseReason::TicketRevoked`], logged on both
+    /// sides). One validator call per live link, on the caller's thread, under no lock of
+    /// the network's. Returns once every link is checked; refused links close on their
+    /// tasks right after.
+    pub fn revalidate_tickets(&self, group: GroupId) -> Result<Revalidation, NetworkError> {
+        let checks = lock(&self.inner.groups)
+            .get(&group)
+            .map(|g| g.access.validator.is_some())
+            .ok_or(NetworkError::GroupNotJoined { group })?;
+        let mut report = Revalidation::default();
+        if !checks {
+            return Ok(report);
+        }
+        let live: Vec<(PeerId, Arc<PeerTicket>, Arc<LinkControl>)> = lock(&self.inner.links)
+            .iter()
+            .filter(|((g, _), r)| *g == group && r.control.reason().is_none())
+            .map(|((_, peer), r)| (*peer, r.ticket.clone(), r.control.clone()))
+            .collect();
+        for (peer, ticket, control) in live {
+            report.checked += 1;
+            if let Err(err) = ticket.check() {
+                control.request_close(CloseReason::TicketRevoked {
+                    reason: err.reason.clone(),
+                });
+                report.refused.push((peer, err));
+            }
+        }
+        Ok(report)
     }
 
     /// Stops accepting, closes every link (reason: shutdown) and the endpoint, and waits
@@ -619,6 +710,7 @@ pub struct GroupLinks {
     group: GroupId,
     incoming: mpsc::Receiver<Link>,
     cancel: CancellationToken,
+    absent: Arc<Mutex<BTreeSet<PeerId>>>,
 }
 
 impl std::fmt::Debug for GroupLinks {
@@ -634,6 +726,12 @@ impl GroupLinks {
     /// The group.
     pub fn group(&self) -> GroupId {
         self.group
+    }
+
+    /// Maintained peers whose last answer to a dial was that they do not host this group
+    /// (they cannot hold it now; a fresh group may form without them).
+    pub fn absent(&self) -> BTreeSet<PeerId> {
+        lock(&self.absent).clone()
     }
 
     /// Dials `peer` at its known address and runs the handshake; the link is returned
@@ -708,6 +806,18 @@ async fn maintain(inner: Arc<Inner>, group: GroupId, peer: PeerId) {
             Some(addr) => dial(&inner, &access, addr).await,
             None => Err(BondError::UnknownPeer { peer }),
         };
+        let absent = matches!(
+            result,
+            Err(BondError::Refused { code, .. }) if code == u64::from(CODE_UNKNOWN_GROUP)
+        );
+        if let Some(entry) = lock(&inner.groups).get(&group) {
+            let mut set = lock(&entry.absent);
+            if absent {
+                set.insert(peer);
+            } else if result.is_ok() {
+                set.remove(&peer);
+            }
+        }
         match result {
             Ok(link) => {
                 backoff.reset();
@@ -745,7 +855,22 @@ fn binding(conn: &Connection, group: GroupId) -> Result<[u8; 32], HandshakeError
     Ok(out)
 }
 
-fn side<'a>(inner: &Inner, access: &'a GroupAccess, peer: PeerId, binding: [u8; 32]) -> Side<'a> {
+/// The ticket this node presents to `group` now, and a subscription that sees every later
+/// renewal; `None` once the group is left.
+fn our_ticket(inner: &Inner, group: GroupId) -> Option<(Vec<u8>, watch::Receiver<Vec<u8>>)> {
+    let groups = lock(&inner.groups);
+    let ours = groups.get(&group)?.ticket.subscribe();
+    let now = ours.borrow().clone();
+    Some((now, ours))
+}
+
+fn side<'a>(
+    inner: &Inner,
+    access: &'a GroupAccess,
+    ticket: &'a [u8],
+    peer: PeerId,
+    binding: [u8; 32],
+) -> Side<'a> {
     Side {
         network: inner.network,
         group: access.group,
@@ -753,7 +878,7 @@ fn side<'a>(inner: &Inner, access: &'a GroupAccess, peer: PeerId, binding: [u8; 
         me: inner.local.id,
         peer,
         binding,
-        ticket: &access.ticket,
+        ticket,
         validator: access.validator.as_deref(),
         listen: Some(inner.local.addr),
         incarnation: inner.incarnation,
@@ -767,6 +892,7 @@ fn refusal_code(err: &HandshakeError) -> u32 {
         HandshakeError::Frame(_)
         | HandshakeError::StreamEnded { .. }
         | HandshakeError::Unexpected { .. } => CODE_PROTOCOL,
+        HandshakeError::UnknownGroup { .. } => CODE_UNKNOWN_GROUP,
         _ => CODE_REFUSED,
     }
 }
@@ -792,6 +918,7 @@ async fn dial(inner: &Arc<Inner>, access: &GroupAccess, addr: PeerAddr) -> Resul
             group: access.group,
         });
     }
+    let (ticket, ours) = our_ticket(inner, access.group).ok_or(BondError::Shutdown)?;
     let target = addr.to_endpoint_addr()?;
     let conn = tokio::select! {
         result = tokio::time::timeout(inner.connect_timeout, inner.endpoint.connect(target, ALPN)) => match result {
@@ -811,7 +938,7 @@ async fn dial(inner: &Arc<Inner>, access: &GroupAccess, addr: PeerAddr) -> Resul
                 })?;
         let binding =
             binding(&conn, access.group).map_err(|source| BondError::Handshake { peer, source })?;
-        let side = side(inner, access, peer, binding);
+        let side = side(inner, access, &ticket, peer, binding);
         match handshake::dial(&mut send, &mut recv, &side).await {
             Ok(remote) => Ok::<_, BondError>((send, recv, remote)),
             Err(err) => Err(refused_or(&conn, peer, err)),
@@ -851,6 +978,7 @@ async fn dial(inner: &Arc<Inner>, access: &GroupAccess, addr: PeerAddr) -> Resul
         peer,
         inner.local.id,
         remote,
+        ours,
     )
     .ok_or(BondError::Duplicate {
         peer,
@@ -929,13 +1057,15 @@ async fn accept_link(inner: &Arc<Inner>, conn: Connection) {
             .get(&hello.group)
             .map(|g| g.access.clone())
             .ok_or(HandshakeError::UnknownGroup { group: hello.group })?;
+        let (ticket, ours) = our_ticket(inner, access.group)
+            .ok_or(HandshakeError::UnknownGroup { group: hello.group })?;
         let binding = binding(&conn, access.group)?;
-        let side = side(inner, &access, peer, binding);
+        let side = side(inner, &access, &ticket, peer, binding);
         let remote = handshake::accept(&mut send, &mut recv, hello, &side).await?;
-        Ok::<_, HandshakeError>((send, recv, access, remote))
+        Ok::<_, HandshakeError>((send, recv, access, remote, ours))
     }
     .await;
-    let (send, recv, access, remote) = match result {
+    let (send, recv, access, remote, ours) = match result {
         Ok(parts) => parts,
         Err(err) => {
             tracing::warn!(peer = %Short(&peer), reason = %err, "refused incoming link");
@@ -947,7 +1077,7 @@ async fn accept_link(inner: &Arc<Inner>, conn: Connection) {
         lock(&inner.peers).insert(PeerAddr::new(peer, listen), Source::Direct);
     }
     let group = access.group;
-    let Some(link) = start_link(inner, conn, send, recv, &access, peer, peer, remote) else {
+    let Some(link) = start_link(inner, conn, send, recv, &access, peer, peer, remote, ours) else {
         return;
     };
     let tx = lock(&inner.groups).get(&group).map(|g| g.links.clone());
@@ -966,7 +1096,8 @@ async fn accept_link(inner: &Arc<Inner>, conn: Connection) {
 
 /// Registers a link for (group, peer) and spawns its task; `None` if an existing link wins
 /// (the new connection is then closed as duplicate). A live link to another incarnation
-/// of the peer never wins: it goes to a process that has since restarted.
+/// of the peer never wins: it goes to a process that has since restarted. `ours` is the
+/// subscription to this node's ticket whose current value the handshake sent.
 #[allow(clippy::too_many_arguments)]
 fn start_link(
     inner: &Arc<Inner>,
@@ -977,9 +1108,15 @@ fn start_link(
     peer: PeerId,
     dialer: PeerId,
     remote: Remote,
+    ours: watch::Receiver<Vec<u8>>,
 ) -> Option<Link> {
     let group = access.group;
-    let (link, parts) = new_link(peer, group, dialer, &access.link);
+    let ticket = PeerTicket::new(peer, access.validator.clone(), remote.ticket);
+    let tickets = LinkTickets {
+        peer: ticket.clone(),
+        ours,
+    };
+    let (link, parts) = new_link(peer, group, dialer, &access.link, tickets);
     let id = inner.next_link_id.fetch_add(1, Ordering::Relaxed);
     {
         let mut links = lock(&inner.links);
@@ -1009,6 +1146,7 @@ fn start_link(
                 dialer,
                 incarnation: remote.incarnation,
                 control: parts.control.clone(),
+                ticket,
             },
         );
     }
@@ -1018,8 +1156,11 @@ fn start_link(
         let inner = task_inner;
         let control = parts.control.clone();
         let exchange: Arc<dyn PeerExchange> = inner.clone();
+        // The streams outlive the link's loops until the connection is closed below, so
+        // the peer sees our close code and reason, not a bare end of stream first.
+        let (mut send, mut recv) = (send, recv);
         let mut reason = tokio::select! {
-            reason = run_link(send, recv, peer, &config, inner.max_frame, parts, exchange) => reason,
+            reason = run_link(&mut send, &mut recv, peer, &config, inner.max_frame, parts, exchange) => reason,
             err = conn.closed() => CloseReason::Transport(err.to_string()),
             _ = inner.shutdown.cancelled() => CloseReason::Shutdown,
         };
@@ -1032,12 +1173,18 @@ fn start_link(
             }
         }
         match &reason {
-            CloseReason::Protocol(_) | CloseReason::HeartbeatTimeout { .. } => {
+            CloseReason::Protocol(_)
+            | CloseReason::HeartbeatTimeout { .. }
+            | CloseReason::TicketRevoked { .. } => {
+                tracing::warn!(peer = %Short(&peer), group = %Short(&group), %reason, "link closed")
+            }
+            CloseReason::ByPeer { code, .. } if *code == u64::from(CODE_TICKET) => {
                 tracing::warn!(peer = %Short(&peer), group = %Short(&group), %reason, "link closed")
             }
             _ => tracing::debug!(peer = %Short(&peer), group = %Short(&group), %reason, "link closed"),
         }
         close(&conn, reason.code(), &reason.to_string());
+        drop((send, recv));
         control.finish(reason);
         let mut links = lock(&inner.links);
         if links.get(&(group, peer)).is_some_and(|r| r.id == id) {

@@ -107,7 +107,7 @@ mod tests {
     use iroh::SecretKey;
 
     fn some_id() -> PeerId {
-        PeerId::from(SecretKey::generate().public())
+        crate::network::identity::peer_id(&SecretKey::generate().public())
     }
 
     #[test]

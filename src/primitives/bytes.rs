@@ -35,27 +35,6 @@ impl<'de> Deserialize<'de> for Bytes {
     }
 }
 
-/// `#[serde(with = "crate::primitives::bytes::vecs")]` for a `Vec<Vec<u8>>` field: each
-/// element as one byte string (same bincode bytes as the plain field). A single `Vec<u8>`
-/// field takes `#[serde(with = "serde_bytes")]`.
-pub mod vecs {
-    use serde::{Deserialize, Deserializer, Serializer};
-    use serde_bytes::ByteBuf;
-
-    /// Serializes each element as one byte string.
-    pub fn serialize<S: Serializer>(v: &[Vec<u8>], s: S) -> Result<S::Ok, S::Error> {
-        s.collect_seq(v.iter().map(|b| serde_bytes::Bytes::new(b)))
-    }
-
-    /// Deserializes a sequence of byte strings.
-    pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<Vec<Vec<u8>>, D::Error> {
-        Ok(Vec::<ByteBuf>::deserialize(d)?
-            .into_iter()
-            .map(ByteBuf::into_vec)
-            .collect())
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -69,27 +48,5 @@ mod tests {
         assert_eq!(a, b);
         let back: Bytes = codec::decode(&b).unwrap();
         assert_eq!(back.0, raw);
-    }
-
-    #[derive(serde::Serialize, serde::Deserialize, PartialEq, Debug)]
-    struct Field(#[serde(with = "serde_bytes")] Vec<u8>);
-
-    #[derive(serde::Serialize, serde::Deserialize, PartialEq, Debug)]
-    struct Fields(#[serde(with = "super::vecs")] Vec<Vec<u8>>);
-
-    #[test]
-    fn the_nested_attribute_encodes_the_same() {
-        let raw = vec![vec![1u8, 2, 3], Vec::new(), vec![255; 200]];
-        let a = codec::encode(&Fields(raw.clone())).unwrap();
-        assert_eq!(a, codec::encode(&raw).unwrap());
-        assert_eq!(codec::decode::<Fields>(&a).unwrap(), Fields(raw));
-    }
-
-    #[test]
-    fn the_field_attribute_encodes_the_same() {
-        let raw = vec![9u8; 300];
-        let a = codec::encode(&Field(raw.clone())).unwrap();
-        assert_eq!(a, codec::encode(&raw).unwrap());
-        assert_eq!(codec::decode::<Field>(&a).unwrap(), Field(raw));
     }
 }

@@ -5,31 +5,8 @@ use super::Digest;
 use serde::{Deserialize, Serialize};
 use std::fmt;
 
-/// A node's identity: the 32-byte public key of its endpoint.
-///
-/// Plain bytes here so the consensus core and storage know nothing of the transport; the
-/// network layer converts to and from its own key type.
-#[derive(Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Default, Serialize, Deserialize)]
-pub struct PeerId(pub [u8; 32]);
-
-impl PeerId {
-    /// The raw bytes.
-    pub const fn as_bytes(&self) -> &[u8; 32] {
-        &self.0
-    }
-}
-
-impl fmt::Display for PeerId {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(&super::digest::hex(&self.0))
-    }
-}
-
-impl fmt::Debug for PeerId {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "PeerId({})", Short(self))
-    }
-}
+/// A node's identity (defined by the consensus core, which knows nothing of transports).
+pub use tessera_raft::PeerId;
 
 /// A consensus group's identity, derived (blake3) from its key and every setting all
 /// members must agree on. Storage keys start with its 32 bytes.

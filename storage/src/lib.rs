@@ -44,7 +44,7 @@ pub use group_log::{Entry, GroupLog, SyncReport};
 pub use hard_state::{HardState, LogBounds, Position};
 pub use inspect::{ColumnFamilySummary, GroupSummary, StoreSummary};
 pub use snapshot_store::SnapshotStore;
-pub use store::{ColumnFamily, Store};
+pub use store::{ColumnFamily, Store, DATA_FORMAT};
 
 /// A group's id as storage sees it: 32 opaque bytes, the prefix of all its keys.
 pub type GroupId = [u8; 32];

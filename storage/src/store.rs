@@ -10,8 +10,9 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 /// The data directory format generation this build writes and reads. Bumped when a key
-/// layout or record payload changes incompatibly.
-pub const DATA_FORMAT: u32 = 1;
+/// layout or record payload changes incompatibly. 2: configuration entries and snapshot
+/// headers carry the group's cluster id.
+pub const DATA_FORMAT: u32 = 2;
 
 /// The column families of a tessera data directory.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]

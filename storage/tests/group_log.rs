@@ -126,7 +126,7 @@ fn a_foreign_format_is_refused() {
     match Store::open(dir.path()) {
         Err(Error::Format {
             found: 99,
-            expected: 1,
+            expected: tessera_storage::DATA_FORMAT,
             ..
         }) => {}
         Err(other) => panic!("wrong error: {other}"),

@@ -108,7 +108,13 @@ pub enum Consistency {
     /// with a majority (§6.4).
     #[default]
     Strong,
-    /// Whatever the local state holds now.
+    /// Whatever the local state holds now, without asking anyone: fast, but it may be
+    /// behind. A follower learns that an entry is committed from the leader's next message:
+    /// right after the commit when it has nothing else to receive (the leader sends idle
+    /// followers the new commit index at once), else with the next append. So a weak read
+    /// on a follower right after a write acknowledged elsewhere may still return the old
+    /// value for about one round trip (longer on a follower that is behind or cut off:
+    /// a weak read never waits and never fails for lack of a leader).
     Weak,
 }
 

@@ -16,6 +16,11 @@ pub struct DurableLogStore<C> {
     _command: PhantomData<fn() -> C>,
 }
 
+/// How errors name this store.
+fn store_name(group: GroupId) -> String {
+    format!("group {group}")
+}
+
 fn cursor(p: Position) -> Cursor {
     Cursor(Term(p.term), Index(p.index))
 }
@@ -42,7 +47,10 @@ impl<C: Command> DurableLogStore<C> {
     pub fn open(store: &Store, group: GroupId) -> Result<Self, StorageError> {
         let log = store
             .group_log(*group.as_bytes())
-            .map_err(|source| StorageError::Backend { group, source })?;
+            .map_err(|source| StorageError::Backend {
+                store: store_name(group),
+                source: Box::new(source),
+            })?;
         Ok(DurableLogStore {
             group,
             log,
@@ -52,14 +60,14 @@ impl<C: Command> DurableLogStore<C> {
 
     fn backend(&self, source: tessera_storage::Error) -> StorageError {
         StorageError::Backend {
-            group: self.group,
-            source,
+            store: store_name(self.group),
+            source: Box::new(source),
         }
     }
 
     fn decode(&self, index: u64, payload: &[u8]) -> Result<C, StorageError> {
         codec::decode(payload).map_err(|e| StorageError::Codec {
-            group: self.group,
+            store: store_name(self.group),
             index: Index(index),
             reason: e.to_string(),
         })
@@ -70,7 +78,7 @@ impl<C: Command> Storage<C> for DurableLogStore<C> {
     fn append(&mut self, command: C, term: Term) -> Result<Index, StorageError> {
         let last = self.log.last().index;
         let payload = codec::encode(&command).map_err(|e| StorageError::Codec {
-            group: self.group,
+            store: store_name(self.group),
             index: Index(last + 1),
             reason: e.to_string(),
         })?;

@@ -31,7 +31,7 @@ pub use shapes::{
     CompareJson, KeysAnswer, KvJson, OpAnswer, OpJson, RangeAnswer, TxnAnswer, TxnJson,
     WatchLine, Written,
 };
-pub use status::{LogPosition, Members, NodeStatus, SnapshotView, StoreView, TransferView};
+pub use status::{ClusterConflict, LogPosition, Members, NodeStatus, SnapshotView, StoreView, TransferView};
 
 use super::feed::Feed;
 use super::kv::command::{check_key, MAX_VALUE_BYTES};

@@ -55,9 +55,25 @@ pub struct NodeStatus {
     /// Snapshot chunks this node fetched from others.
     #[serde(default)]
     pub chunks_fetched: u64,
+    /// The founding this node belongs to (cluster id, hex), once it has one.
+    #[serde(default)]
+    pub cluster: Option<String>,
+    /// Linked peers of another founding of this group, refused (see the README's
+    /// "Joining a node to an existing group").
+    #[serde(default)]
+    pub conflicts: Vec<ClusterConflict>,
     /// The store on this node (absent from nodes that predate it).
     #[serde(default)]
     pub store: Option<StoreView>,
+}
+
+/// A peer of another founding, in [`NodeStatus`].
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ClusterConflict {
+    /// The peer (hex).
+    pub peer: String,
+    /// Its cluster id (hex).
+    pub cluster: String,
 }
 
 /// The store in [`NodeStatus`].
@@ -167,6 +183,15 @@ impl NodeStatus {
             transfer: None,
             chunks_served: 0,
             chunks_fetched: 0,
+            cluster: s.cluster.map(|c| c.to_string()),
+            conflicts: s
+                .conflicts
+                .iter()
+                .map(|(p, c)| ClusterConflict {
+                    peer: p.to_string(),
+                    cluster: c.to_string(),
+                })
+                .collect(),
             store: None,
         }
     }

@@ -1,0 +1,224 @@
+//! `InMemoryLogStore`: the seed's in-memory log, made to model durability so tests and the
+//! simulator can crash a node and see exactly what a disk would have kept.
+//!
+//! It holds two copies of the log: `current` (what reads see, every staged write applied)
+//! and `durable` (what the last `sync` made durable). Staged writes are also queued as
+//! operations; `sync` replays the queue onto `durable`, and [`InMemoryLogStore::crash`]
+//! throws `current` and the queue away. Cost per sync is linear in the staged operations,
+//! not in the log.
+
+use crate::{Command, Cursor, HardState, Index, Storage, StorageError, SyncReport, Term};
+use std::collections::VecDeque;
+use std::ops::RangeInclusive;
+
+/// One log state: the anchor, the entries after it, and the hard state.
+#[derive(Clone, Debug)]
+struct LogState<C> {
+    anchor: Cursor,
+    /// Entry `i` is at index `anchor.index() + 1 + i`.
+    entries: VecDeque<(C, Term)>,
+    hard_state: HardState,
+}
+
+impl<C> Default for LogState<C> {
+    fn default() -> Self {
+        LogState {
+            anchor: Cursor::zero(),
+            entries: VecDeque::new(),
+            hard_state: HardState::default(),
+        }
+    }
+}
+
+/// A staged write, replayed onto the durable copy at `sync`.
+#[derive(Clone, Debug)]
+enum Op<C> {
+    Append(C, Term),
+    Truncate(Index),
+    Prune(Index),
+    Reset(Cursor),
+    HardState(HardState),
+}
+
+impl<C: Clone> LogState<C> {
+    fn last(&self) -> Cursor {
+        match self.entries.back() {
+            Some((_, term)) => Cursor(
+                *term,
+                Index(self.anchor.index().0 + self.entries.len() as u64),
+            ),
+            None => self.anchor,
+        }
+    }
+
+    fn position(&self, index: Index) -> Option<usize> {
+        let first = self.anchor.index().0 + 1;
+        if index.0 < first {
+            return None;
+        }
+        let offset = (index.0 - first) as usize;
+        (offset < self.entries.len()).then_some(offset)
+    }
+
+    fn term_at(&self, index: Index) -> Option<Term> {
+        if index == self.anchor.index() {
+            return Some(self.anchor.term());
+        }
+        self.position(index).map(|p| self.entries[p].1)
+    }
+
+    fn apply(&mut self, op: Op<C>) {
+        match op {
+            Op::Append(command, term) => self.entries.push_back((command, term)),
+            Op::Truncate(at) => {
+                let keep = at.0.saturating_sub(self.anchor.index().0 + 1) as usize;
+                self.entries.truncate(keep);
+            }
+            Op::Prune(up_to) => {
+                let up_to = up_to.min(self.last().index());
+                if up_to <= self.anchor.index() {
+                    return;
+                }
+                let term = self.term_at(up_to).unwrap_or(self.anchor.term());
+                let drop = (up_to.0 - self.anchor.index().0) as usize;
+                self.entries.drain(..drop);
+                self.anchor = Cursor(term, up_to);
+            }
+            Op::Reset(anchor) => {
+                self.entries.clear();
+                self.anchor = anchor;
+            }
+            Op::HardState(state) => self.hard_state = state,
+        }
+    }
+}
+
+/// An in-memory `Storage` that models durability. See the module docs.
+#[derive(Debug)]
+pub struct InMemoryLogStore<C> {
+    current: LogState<C>,
+    durable: LogState<C>,
+    pending: Vec<Op<C>>,
+}
+
+impl<C> Default for InMemoryLogStore<C> {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl<C> InMemoryLogStore<C> {
+    /// An empty store.
+    pub fn new() -> Self {
+        InMemoryLogStore {
+            current: LogState::default(),
+            durable: LogState::default(),
+            pending: Vec::new(),
+        }
+    }
+}
+
+impl<C: Clone> InMemoryLogStore<C> {
+    /// Simulates a crash and restart: everything staged since the last `sync` is lost.
+    pub fn crash(&mut self) {
+        self.current = self.durable.clone();
+        self.pending.clear();
+    }
+
+    /// Staged operations not yet synced.
+    pub fn pending_operations(&self) -> usize {
+        self.pending.len()
+    }
+
+    fn stage(&mut self, op: Op<C>) {
+        self.current.apply(op.clone());
+        self.pending.push(op);
+    }
+}
+
+impl<C: Command> Storage<C> for InMemoryLogStore<C> {
+    fn append(&mut self, command: C, term: Term) -> Result<Index, StorageError> {
+        self.stage(Op::Append(command, term));
+        Ok(self.current.last().index())
+    }
+
+    fn available(&self) -> RangeInclusive<Index> {
+        self.current.anchor.index()..=self.current.last().index()
+    }
+
+    fn get(&self, index: Index) -> Result<Option<(C, Term)>, StorageError> {
+        Ok(self
+            .current
+            .position(index)
+            .map(|p| self.current.entries[p].clone()))
+    }
+
+    fn get_range(
+        &self,
+        range: &RangeInclusive<Index>,
+    ) -> Result<Vec<(Term, Index, C)>, StorageError> {
+        let first = (self.current.anchor.index().0 + 1).max(range.start().0);
+        let last = self.current.last().index().0.min(range.end().0);
+        Ok((first..=last)
+            .filter_map(|i| {
+                let p = self.current.position(Index(i))?;
+                let (command, term) = &self.current.entries[p];
+                Some((*term, Index(i), command.clone()))
+            })
+            .collect())
+    }
+
+    fn truncate(&mut self, at: Index) -> Result<(), StorageError> {
+        if at <= self.current.last().index() {
+            self.stage(Op::Truncate(at));
+        }
+        Ok(())
+    }
+
+    fn last(&self) -> Cursor {
+        self.current.last()
+    }
+
+    fn term_at(&self, index: Index) -> Result<Option<Term>, StorageError> {
+        Ok(self.current.term_at(index))
+    }
+
+    fn prune_prefix(&mut self, up_to: Index) -> Result<(), StorageError> {
+        if up_to.min(self.current.last().index()) > self.current.anchor.index() {
+            self.stage(Op::Prune(up_to));
+        }
+        Ok(())
+    }
+
+    fn reset_to(&mut self, anchor: Cursor) -> Result<(), StorageError> {
+        self.stage(Op::Reset(anchor));
+        Ok(())
+    }
+
+    fn hard_state(&self) -> HardState {
+        self.current.hard_state
+    }
+
+    fn set_hard_state(&mut self, state: HardState) -> Result<(), StorageError> {
+        if state != self.current.hard_state {
+            self.stage(Op::HardState(state));
+        }
+        Ok(())
+    }
+
+    fn sync(&mut self) -> Result<SyncReport, StorageError> {
+        let operations = self.pending.len();
+        for op in self.pending.drain(..) {
+            self.durable.apply(op);
+        }
+        Ok(SyncReport {
+            last: self.durable.last(),
+            hard_state: self.durable.hard_state,
+            operations,
+        })
+    }
+
+    fn durable(&self) -> Cursor {
+        self.durable.last()
+    }
+}

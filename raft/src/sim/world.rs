@@ -1,0 +1,1058 @@
+//! The simulated world: nodes with their stores and drivers, a faulty network, a fault
+//! schedule, clients, and the checkers.
+
+mod replay;
+
+use super::checks::Checks;
+use crate::config::Knobs;
+use crate::{
+    CampaignPolicy, ClusterId, Entry, InMemoryLogStore, Index, MembershipChange, Message, Node,
+    Payload, PeerId, ProposalId, RaftConfig, Storage,
+};
+use rand::rngs::SmallRng;
+use rand::{Rng, SeedableRng};
+use std::cmp::Reverse;
+use std::collections::hash_map::DefaultHasher;
+use std::collections::{BTreeSet, BinaryHeap, HashMap, HashSet, VecDeque};
+use std::hash::{Hash, Hasher};
+
+/// Sub-tick time units per tick.
+const TICK: u64 = 10;
+
+/// More events than this within one tick is a message storm: reported, not run forever.
+const MAX_EVENTS_PER_TICK: u64 = 200_000;
+
+/// What one seed's run looks like.
+#[derive(Clone, Debug)]
+pub struct Scenario {
+    /// Name used to replay (`SIM_SCENARIO`).
+    pub name: &'static str,
+    /// Ticks with faults on.
+    pub fault_ticks: u64,
+    /// Bound, in ticks after the faults stop, for a leader and every pending command.
+    pub liveness_ticks: u64,
+    /// Largest cluster (3..=7).
+    pub max_nodes: usize,
+    /// Per-tick probability of crashing a node.
+    pub crash_rate: f64,
+    /// Probability of crashing a node right after it synced a granted vote (a targeted
+    /// crash point).
+    pub crash_after_vote: f64,
+    /// Probability of crashing a leader right after its commit index advanced.
+    pub crash_after_commit: f64,
+    /// A crashed node restarts after this many ticks (range).
+    pub restart_ticks: (u64, u64),
+    /// Per-tick probability of a new partition.
+    pub partition_rate: f64,
+    /// Membership changes (joiners, removals) mid-run.
+    pub membership: bool,
+    /// Slow disks (delayed syncs).
+    pub slow_disks: bool,
+    /// Per-tick probability of a client command.
+    pub propose_rate: f64,
+    /// Per-tick probability of a strong read.
+    pub read_rate: f64,
+    /// Rule switches (all off in real runs).
+    pub knobs: Knobs,
+    /// Print the trace as it happens.
+    pub trace: bool,
+}
+
+impl Scenario {
+    /// The default mix: every fault on.
+    pub fn standard() -> Self {
+        Scenario {
+            name: "standard",
+            fault_ticks: 800,
+            liveness_ticks: 400,
+            max_nodes: 7,
+            crash_rate: 0.015,
+            restart_ticks: (5, 60),
+            crash_after_vote: 0.05,
+            crash_after_commit: 0.01,
+            partition_rate: 0.012,
+            membership: true,
+            slow_disks: true,
+            propose_rate: 0.4,
+            read_rate: 0.1,
+            knobs: Knobs::default(),
+            trace: false,
+        }
+    }
+
+    /// Looks a scenario up by name (replay).
+    pub fn by_name(name: &str) -> Option<Self> {
+        let mut s = Scenario::standard();
+        match name {
+            "standard" => {}
+            "commit_any_term" => {
+                s.name = "commit_any_term";
+                s.knobs.commit_any_term = true;
+                s.knobs.skip_noop = true;
+                s.membership = false;
+                s.max_nodes = 3;
+                s.crash_rate = 0.05;
+                s.partition_rate = 0.05;
+                s.propose_rate = 0.1;
+                s.crash_after_commit = 0.3;
+                s.fault_ticks = 2000;
+                s.slow_disks = true;
+            }
+            "forget_vote" => {
+                s.name = "forget_vote";
+                s.knobs.forget_vote = true;
+                s.membership = false;
+                s.max_nodes = 3;
+                s.crash_rate = 0.08;
+                s.restart_ticks = (0, 3);
+                s.crash_after_vote = 0.5;
+                s.partition_rate = 0.03;
+            }
+            "ack_before_sync" => {
+                s.name = "ack_before_sync";
+                s.knobs.ack_before_sync = true;
+                s.membership = false;
+                s.crash_rate = 0.05;
+            }
+            _ => return None,
+        }
+        Some(s)
+    }
+
+    /// Environment prefix that selects this scenario on replay.
+    pub fn knob_env(&self) -> String {
+        if self.name == "standard" {
+            String::new()
+        } else {
+            format!("SIM_SCENARIO={} ", self.name)
+        }
+    }
+}
+
+/// Figures from one run.
+#[derive(Clone, Debug, Default)]
+pub struct Stats {
+    pub nodes: usize,
+    pub elections: usize,
+    pub committed: u64,
+    pub acked: usize,
+    pub crashes: u32,
+    pub partitions: u32,
+    pub membership_changes: u32,
+    pub reads_served: u64,
+    pub messages: u64,
+    pub liveness_ticks: u64,
+    /// Log-replay catch-up sessions started, and those that caught up.
+    pub replay_sessions: u32,
+    pub replay_caught_up: u32,
+    /// Entries that went into logs by replay.
+    pub replayed: u64,
+}
+
+enum EventKind {
+    Deliver {
+        from: usize,
+        to: usize,
+        msg: Message,
+    },
+    SyncDone {
+        node: usize,
+        epoch: u64,
+    },
+    Restart {
+        node: usize,
+    },
+    /// A replay session asks a peer for committed entries from `from` on.
+    ReplayRequest {
+        session: u64,
+        follower: usize,
+        provider: usize,
+        from: u64,
+        max: u64,
+    },
+    /// The peer's answer.
+    ReplayResponse {
+        session: u64,
+        follower: usize,
+        from: u64,
+        entries: Vec<Entry>,
+        committed: u64,
+    },
+}
+
+struct Event {
+    at: u64,
+    key: u64,
+    kind: EventKind,
+}
+
+impl PartialEq for Event {
+    fn eq(&self, other: &Self) -> bool {
+        (self.at, self.key) == (other.at, other.key)
+    }
+}
+impl Eq for Event {}
+impl PartialOrd for Event {
+    fn partial_cmp(&self, other: &Self) -> Option<std::cmp::Ordering> {
+        Some(self.cmp(other))
+    }
+}
+impl Ord for Event {
+    fn cmp(&self, other: &Self) -> std::cmp::Ordering {
+        (self.at, self.key).cmp(&(other.at, other.key))
+    }
+}
+
+struct SimNode {
+    id: PeerId,
+    node: Option<Node>,
+    store: InMemoryLogStore<Payload>,
+    config: RaftConfig,
+    /// Last index applied to the test state machine.
+    applied: u64,
+    /// Bumped at each crash; stale sync completions are ignored.
+    epoch: u64,
+    sync_scheduled: bool,
+    /// Messages that may leave only after the pending sync.
+    waiting_sync: Vec<(PeerId, Message)>,
+    /// Max sync delay in sub-ticks (0: the disk syncs at once).
+    slow_disk: u64,
+    /// proposal id -> command id.
+    proposals: HashMap<u64, u64>,
+    /// Reads with a read index, waiting to be applied: (ctx, read index).
+    reads_waiting: Vec<(u64, u64)>,
+    down: bool,
+    restarts: u64,
+    /// The commit index this node had after its last `Ready`.
+    last_commit: u64,
+    /// The open log-replay catch-up session.
+    session: Option<replay::Session>,
+}
+
+/// The simulated cluster.
+pub struct World {
+    seed: u64,
+    sc: Scenario,
+    rng: SmallRng,
+    now: u64,
+    tick: u64,
+    nodes: Vec<SimNode>,
+    events: BinaryHeap<Reverse<Event>>,
+    blocked: HashSet<(usize, usize)>,
+    loss: f64,
+    dup: f64,
+    max_delay: u64,
+    faults_on: bool,
+    checks: Checks,
+    next_command: u64,
+    next_proposal: u64,
+    next_ctx: u64,
+    max_commit_known: u64,
+    markers: HashSet<u64>,
+    marker_ok: bool,
+    trace: VecDeque<String>,
+    stats: Stats,
+    /// Nodes to crash once their current step is done.
+    pending_crash: Vec<usize>,
+    next_session: u64,
+}
+
+fn peer(i: usize) -> PeerId {
+    PeerId([i as u8 + 1; 32])
+}
+
+fn index_of(p: &PeerId) -> usize {
+    p.0[0] as usize - 1
+}
+
+fn digest(p: &Payload) -> u64 {
+    let mut h = DefaultHasher::new();
+    p.hash(&mut h);
+    h.finish()
+}
+
+impl World {
+    pub fn new(seed: u64, sc: Scenario) -> Self {
+        World {
+            seed,
+            rng: SmallRng::seed_from_u64(seed),
+            sc,
+            now: 0,
+            tick: 0,
+            nodes: Vec::new(),
+            events: BinaryHeap::new(),
+            blocked: HashSet::new(),
+            loss: 0.0,
+            dup: 0.0,
+            max_delay: 1,
+            faults_on: true,
+            checks: Checks::default(),
+            next_command: 1,
+            next_proposal: 1,
+            next_ctx: 1,
+            max_commit_known: 0,
+            markers: HashSet::new(),
+            marker_ok: false,
+            trace: VecDeque::new(),
+            stats: Stats::default(),
+            pending_crash: Vec::new(),
+            next_session: 1,
+        }
+    }
+
+    fn note(&mut self, text: String) {
+        let line = format!("[t{} {}] {}", self.tick, self.now, text);
+        if self.sc.trace {
+            println!("{line}");
+        }
+        self.trace.push_back(line);
+        if self.trace.len() > 60 {
+            self.trace.pop_front();
+        }
+    }
+
+    fn fail(&self, what: String) -> String {
+        let trace: Vec<&str> = self.trace.iter().map(String::as_str).collect();
+        format!(
+            "seed {} ({}): {what}\nlast events:\n  {}\nreplay: {}",
+            self.seed,
+            self.sc.name,
+            trace.join("\n  "),
+            super::replay_command(self.seed, &self.sc)
+        )
+    }
+
+    fn schedule(&mut self, at: u64, kind: EventKind) {
+        let key = self.rng.random();
+        self.events.push(Reverse(Event { at, key, kind }));
+    }
+
+    fn sim_config(&mut self, voter: bool) -> RaftConfig {
+        let mut c = RaftConfig::for_tests();
+        c.heartbeat_ticks = 2;
+        c.election_ticks = 12;
+        c.election_jitter_ticks = 12;
+        c.forward_timeout_ticks = 40;
+        c.query_timeout_ticks = 40;
+        c.knobs = self.sc.knobs;
+        c.campaign = if voter {
+            if self.rng.random_bool(0.15) {
+                CampaignPolicy::Reluctant
+            } else {
+                CampaignPolicy::Normal
+            }
+        } else if self.rng.random_bool(0.25) {
+            CampaignPolicy::Never
+        } else {
+            CampaignPolicy::Normal
+        };
+        c
+    }
+
+    fn setup(&mut self) -> Result<(), String> {
+        let n = self.rng.random_range(3..=self.sc.max_nodes.max(3));
+        let voters = if self.sc.membership {
+            self.rng.random_range(3..=n.min(5))
+        } else {
+            n
+        };
+        self.stats.nodes = n;
+        // Log replay: off, or past a few entries behind (often), or the default.
+        let replay_threshold = [0, 2, 4, 8, 16, 64][self.rng.random_range(0..6)];
+        self.loss = self.rng.random_range(0.0..0.15);
+        self.dup = self.rng.random_range(0.0..0.05);
+        self.max_delay = self.rng.random_range(1..=3 * TICK);
+        let voter_set: BTreeSet<PeerId> = (0..voters).map(peer).collect();
+        for i in 0..n {
+            let mut config = self.sim_config(i < voters);
+            config.replay_threshold = replay_threshold;
+            let store = InMemoryLogStore::<Payload>::default();
+            let node_seed = self.seed.wrapping_mul(31).wrapping_add(i as u64);
+            let mut node = Node::restart(peer(i), config.clone(), node_seed, &store, Index(0))
+                .map_err(|e| self.fail(format!("start node {i}: {e}")))?;
+            if i < voters {
+                node.bootstrap(voter_set.clone(), ClusterId(1), &store)
+                    .map_err(|e| self.fail(format!("bootstrap node {i}: {e}")))?;
+            }
+            self.nodes.push(SimNode {
+                id: peer(i),
+                node: Some(node),
+                store,
+                config,
+                applied: 0,
+                epoch: 0,
+                sync_scheduled: false,
+                waiting_sync: Vec::new(),
+                slow_disk: 0,
+                proposals: HashMap::new(),
+                reads_waiting: Vec::new(),
+                down: false,
+                restarts: 0,
+                last_commit: 0,
+                session: None,
+            });
+        }
+        self.note(format!(
+            "{n} nodes, {voters} voters, loss {:.2}, dup {:.2}, delay <= {}, replay past {replay_threshold}",
+            self.loss, self.dup, self.max_delay
+        ));
+        for i in 0..n {
+            self.drive(i)?;
+        }
+        Ok(())
+    }
+
+    /// Runs the whole scenario.
+    pub fn run(&mut self) -> Result<Stats, String> {
+        self.setup()?;
+        let total = self.sc.fault_ticks + self.sc.liveness_ticks;
+        let mut healed_at = None;
+        while self.tick < total {
+            if self.tick == self.sc.fault_ticks {
+                self.heal()?;
+                healed_at = Some(self.tick);
+            }
+            // Tick every live node, then deliver what is due within this tick.
+            for i in 0..self.nodes.len() {
+                let sn = &mut self.nodes[i];
+                if let Some(node) = sn.node.as_mut() {
+                    node.tick(&sn.store)
+                        .map_err(|e| format!("node {i} tick: {e}"))
+                        .map_err(|e| self.fail(e))?;
+                    self.drive(i)?;
+                }
+            }
+            self.tick_sessions()?;
+            let end = self.now + TICK;
+            let mut handled = 0u64;
+            while let Some(Reverse(ev)) = self.events.peek() {
+                if ev.at >= end {
+                    break;
+                }
+                let Some(Reverse(ev)) = self.events.pop() else {
+                    break;
+                };
+                handled += 1;
+                if handled > MAX_EVENTS_PER_TICK {
+                    let kinds = self.storm_kinds();
+                    return Err(self.fail(format!(
+                        "liveness: message storm: more than {MAX_EVENTS_PER_TICK} events in tick {}; pending: {kinds}\n{}",
+                        self.tick,
+                        self.dump()
+                    )));
+                }
+                self.now = self.now.max(ev.at);
+                self.handle(ev)?;
+                for i in std::mem::take(&mut self.pending_crash) {
+                    self.crash(i);
+                    let (lo, hi) = self.sc.restart_ticks;
+                    let at = self.now + self.rng.random_range(lo..=hi) * TICK + 1;
+                    self.schedule(at, EventKind::Restart { node: i });
+                }
+            }
+            self.now = end;
+            if self.faults_on {
+                self.faults()?;
+                self.clients()?;
+                if self.sc.membership {
+                    self.membership()?;
+                }
+            } else if let Some(h) = healed_at {
+                if self.live()? {
+                    self.stats.liveness_ticks = self.tick - h;
+                    break;
+                }
+            }
+            self.tick += 1;
+        }
+        if self.tick >= total {
+            return Err(self.fail(format!(
+                "liveness: no leader with every pending command committed within {} ticks after faults stopped\n{}",
+                self.sc.liveness_ticks,
+                self.dump()
+            )));
+        }
+        // Durability: the final leader's log holds every acknowledged command.
+        let l = self
+            .leader()
+            .ok_or_else(|| self.fail("no final leader".into()))?;
+        let store = &self.nodes[l].store;
+        self.checks
+            .durability
+            .all_present(|i| store.term_at(Index(i)).ok().flatten().map(|t| t.0))
+            .map_err(|e| self.fail(e))?;
+        self.stats.elections = self.checks.election.elections();
+        self.stats.committed = self.checks.machine.max_committed();
+        self.stats.acked = self.checks.durability.acked.len();
+        self.stats.reads_served = self.checks.reads.served;
+        Ok(self.stats.clone())
+    }
+
+    /// What the pending events are, by kind and link, with a few samples (a storm report).
+    fn storm_kinds(&self) -> String {
+        let mut count: std::collections::BTreeMap<String, usize> = Default::default();
+        for Reverse(ev) in self.events.iter() {
+            let k = match &ev.kind {
+                EventKind::Deliver { from, to, msg } => format!("{} {from}->{to}", msg.kind()),
+                EventKind::SyncDone { node, .. } => format!("sync {node}"),
+                EventKind::Restart { node } => format!("restart {node}"),
+                EventKind::ReplayRequest { follower, .. } => format!("replay request {follower}"),
+                EventKind::ReplayResponse { follower, .. } => format!("replay answer {follower}"),
+            };
+            *count.entry(k).or_default() += 1;
+        }
+        let mut samples = Vec::new();
+        for Reverse(ev) in self.events.iter().take(6) {
+            if let EventKind::Deliver { msg, .. } = &ev.kind {
+                samples.push(match msg {
+                    Message::AppendEntries(a) => format!(
+                        "AE prev {} n {} commit {} seq {} cu {}",
+                        a.prev_log_position,
+                        a.entries.len(),
+                        a.leader_commit,
+                        a.seq,
+                        a.catch_up
+                    ),
+                    m => format!("{m:?}"),
+                });
+            }
+        }
+        let mut v: Vec<(String, usize)> = count.into_iter().collect();
+        v.sort_by_key(|x| Reverse(x.1));
+        v.truncate(8);
+        format!("{v:?}; e.g. {samples:?}")
+    }
+
+    /// One line per node: role, term, log, commit, applied, configuration.
+    fn dump(&self) -> String {
+        let mut out = String::new();
+        for (i, sn) in self.nodes.iter().enumerate() {
+            match sn.node.as_ref() {
+                None => out.push_str(&format!("  node {i}: down\n")),
+                Some(n) => {
+                    let voters: Vec<usize> = n.membership().voters().iter().map(index_of).collect();
+                    let learners: Vec<usize> =
+                        n.membership().learners().keys().map(index_of).collect();
+                    out.push_str(&format!(
+                        "  node {i}: {:?} term {} leader {:?} last {} commit {} applied {} voters {voters:?} learners {learners:?} {:?}{}\n",
+                        n.role(),
+                        n.term(),
+                        n.leader().map(|l| index_of(&l)),
+                        n.last(),
+                        n.commit_index(),
+                        sn.applied,
+                        sn.config.campaign,
+                        if n.is_catching_up() { " catching up" } else { "" },
+                    ));
+                }
+            }
+        }
+        out
+    }
+
+    fn handle(&mut self, ev: Event) -> Result<(), String> {
+        match ev.kind {
+            EventKind::Deliver { from, to, msg } => {
+                let sn = &mut self.nodes[to];
+                let Some(node) = sn.node.as_mut() else {
+                    return Ok(());
+                };
+                node.step(peer(from), msg, &sn.store)
+                    .map_err(|e| format!("node {to} step: {e}"))
+                    .map_err(|e| self.fail(e))?;
+                self.drive(to)
+            }
+            EventKind::SyncDone { node, epoch } => {
+                if self.nodes[node].epoch == epoch && self.nodes[node].node.is_some() {
+                    self.complete_sync(node)?;
+                    self.drive(node)?;
+                }
+                Ok(())
+            }
+            EventKind::Restart { node } => self.restart(node),
+            EventKind::ReplayRequest {
+                session,
+                follower,
+                provider,
+                from,
+                max,
+            } => self.serve_replay(session, follower, provider, from, max),
+            EventKind::ReplayResponse {
+                session,
+                follower,
+                from,
+                entries,
+                committed,
+            } => self.on_replay_response(follower, session, from, entries, committed),
+        }
+    }
+
+    fn send(&mut self, from: usize, to: PeerId, msg: Message) {
+        let to = index_of(&to);
+        if to >= self.nodes.len() || self.blocked.contains(&(from, to)) {
+            return;
+        }
+        if self.rng.random_bool(self.loss) {
+            return;
+        }
+        self.stats.messages += 1;
+        if self.rng.random_bool(self.dup) {
+            let at = self.now + self.rng.random_range(0..=self.max_delay * 2);
+            self.schedule(
+                at,
+                EventKind::Deliver {
+                    from,
+                    to,
+                    msg: msg.clone(),
+                },
+            );
+        }
+        let at = self.now + self.rng.random_range(0..=self.max_delay);
+        self.schedule(at, EventKind::Deliver { from, to, msg });
+    }
+
+    /// Makes everything staged durable, releases the messages that waited for it, and
+    /// reports to the node.
+    fn complete_sync(&mut self, i: usize) -> Result<(), String> {
+        let sn = &mut self.nodes[i];
+        let report = sn.store.sync().map_err(|e| format!("sync: {e}"))?;
+        sn.sync_scheduled = false;
+        let waiting = std::mem::take(&mut sn.waiting_sync);
+        if let Some(node) = sn.node.as_mut() {
+            node.on_persisted(&report, &sn.store)
+                .map_err(|e| format!("node {i} on_persisted: {e}"))?;
+        }
+        let mut voted = false;
+        for (to, msg) in waiting {
+            if let Message::RequestVoteResponse(r) = &msg {
+                voted |= r.vote == crate::Vote::Granted;
+            }
+            self.send(i, to, msg);
+        }
+        if voted && self.faults_on && self.rng.random_bool(self.sc.crash_after_vote) {
+            self.pending_crash.push(i);
+        }
+        Ok(())
+    }
+
+    /// The driver: one `Ready` at a time until the node has nothing more.
+    fn drive(&mut self, i: usize) -> Result<(), String> {
+        loop {
+            let sn = &mut self.nodes[i];
+            let Some(node) = sn.node.as_mut() else {
+                return Ok(());
+            };
+            if !node.has_ready() {
+                break;
+            }
+            let mut rd = node
+                .ready(&sn.store)
+                .map_err(|e| format!("node {i} ready: {e}"));
+            let rd = match rd.as_mut() {
+                Ok(rd) => rd,
+                Err(e) => {
+                    let e = e.clone();
+                    return Err(self.fail(e));
+                }
+            };
+            // Log matching: record each written entry with the term before it.
+            let mut prev_term = match rd.entries().first() {
+                Some(first) => sn
+                    .store
+                    .term_at(first.index.prev())
+                    .ok()
+                    .flatten()
+                    .map_or(0, |t| t.0),
+                None => 0,
+            };
+            let mut written = Vec::new();
+            for e in rd.entries() {
+                written.push((e.index.0, e.term.0, digest(&e.payload), prev_term));
+                prev_term = e.term.0;
+            }
+            let must_sync = rd.stage(&mut sn.store).map_err(|e| format!("stage: {e}"));
+            let must_sync = match must_sync {
+                Ok(m) => m,
+                Err(e) => return Err(self.fail(e)),
+            };
+            let now_msgs = rd.take_messages();
+            let after = rd.take_after_sync();
+            let committed = rd.take_committed();
+            let outcomes = rd.take_outcomes();
+            let reads = rd.take_reads();
+            let catch_up = rd.take_catch_up();
+            for (index, term, d, p) in written {
+                self.checks
+                    .matching
+                    .written(i, index, term, d, p)
+                    .map_err(|e| self.fail(e))?;
+            }
+            for (to, msg) in now_msgs {
+                self.send(i, to, msg);
+            }
+            if let Some(cu) = catch_up {
+                self.start_session(i, cu)?;
+            }
+            let sn = &mut self.nodes[i];
+            if must_sync || sn.sync_scheduled {
+                sn.waiting_sync.extend(after);
+                if sn.slow_disk > 0 {
+                    if !sn.sync_scheduled {
+                        sn.sync_scheduled = true;
+                        let epoch = sn.epoch;
+                        let at = self.now + self.rng.random_range(1..=self.nodes[i].slow_disk);
+                        self.schedule(at, EventKind::SyncDone { node: i, epoch });
+                    }
+                } else {
+                    self.complete_sync(i).map_err(|e| self.fail(e))?;
+                }
+            } else {
+                for (to, msg) in after {
+                    self.send(i, to, msg);
+                }
+            }
+            // Apply.
+            for e in committed {
+                let previous = self.nodes[i].applied;
+                self.checks
+                    .machine
+                    .apply(i, previous, e.index.0, e.term.0, digest(&e.payload))
+                    .map_err(|err| self.fail(err))?;
+                if let Payload::Command(bytes) = &e.payload {
+                    if let Ok(id) = <[u8; 8]>::try_from(bytes.as_slice()) {
+                        self.checks
+                            .once
+                            .applied(i, e.index.0, u64::from_le_bytes(id))
+                            .map_err(|err| self.fail(err))?;
+                    }
+                }
+                self.nodes[i].applied = e.index.0;
+                if let Some(node) = self.nodes[i].node.as_mut() {
+                    node.on_applied(e.index);
+                }
+            }
+            for o in outcomes {
+                let command = self.nodes[i].proposals.remove(&o.id.0);
+                if let (Ok(at), Some(command)) = (o.result, command) {
+                    if self.markers.contains(&o.id.0) {
+                        self.marker_ok = true;
+                    }
+                    let applied = &self.checks.machine.applied;
+                    self.checks
+                        .durability
+                        .acknowledged(i, at.index().0, at.term().0, command, applied)
+                        .map_err(|e| self.fail(e))?;
+                }
+            }
+            for r in reads {
+                match r.result {
+                    Ok(index) => self.nodes[i].reads_waiting.push((r.ctx, index.0)),
+                    Err(_) => self.checks.reads.abandoned(i, r.ctx),
+                }
+            }
+            let applied = self.nodes[i].applied;
+            let mut served = Vec::new();
+            self.nodes[i].reads_waiting.retain(|&(ctx, index)| {
+                if index <= applied {
+                    served.push((ctx, index));
+                    false
+                } else {
+                    true
+                }
+            });
+            for (ctx, index) in served {
+                self.checks
+                    .reads
+                    .served(i, ctx, index, applied)
+                    .map_err(|e| self.fail(e))?;
+            }
+            // Election safety and leader completeness.
+            let (is_leader, term, commit) = match self.nodes[i].node.as_ref() {
+                Some(n) => (n.is_leader(), n.term().0, n.commit_index().0),
+                None => (false, 0, 0),
+            };
+            self.max_commit_known = self.max_commit_known.max(commit);
+            let advanced = commit > self.nodes[i].last_commit;
+            self.nodes[i].last_commit = commit;
+            if is_leader
+                && advanced
+                && self.faults_on
+                && self.rng.random_bool(self.sc.crash_after_commit)
+            {
+                self.pending_crash.push(i);
+            }
+            if is_leader {
+                let new = self
+                    .checks
+                    .election
+                    .leader(term, i)
+                    .map_err(|e| self.fail(e))?;
+                if new {
+                    self.note(format!("node {i} leads term {term}"));
+                    let store = &self.nodes[i].store;
+                    self.checks
+                        .completeness
+                        .new_leader(i, term, &self.checks.machine.applied, |x| {
+                            store.term_at(Index(x)).ok().flatten().map(|t| t.0)
+                        })
+                        .map_err(|e| self.fail(e))?;
+                }
+            }
+        }
+        Ok(())
+    }
+
+    fn crash(&mut self, i: usize) {
+        let sn = &mut self.nodes[i];
+        if sn.down {
+            return;
+        }
+        sn.store.crash();
+        sn.node = None;
+        sn.down = true;
+        sn.epoch += 1;
+        sn.sync_scheduled = false;
+        sn.waiting_sync.clear();
+        sn.applied = 0;
+        sn.last_commit = 0;
+        sn.session = None;
+        sn.proposals.clear();
+        let reads: Vec<u64> = sn.reads_waiting.drain(..).map(|(c, _)| c).collect();
+        for ctx in reads {
+            self.checks.reads.abandoned(i, ctx);
+        }
+        self.stats.crashes += 1;
+        self.note(format!("crash node {i}"));
+    }
+
+    fn restart(&mut self, i: usize) -> Result<(), String> {
+        let sn = &mut self.nodes[i];
+        if !sn.down {
+            return Ok(());
+        }
+        sn.restarts += 1;
+        let seed = self.seed ^ (sn.restarts << 32) ^ i as u64;
+        let node = Node::restart(sn.id, sn.config.clone(), seed, &sn.store, Index(0))
+            .map_err(|e| format!("restart node {i}: {e}"));
+        match node {
+            Ok(node) => {
+                sn.node = Some(node);
+                sn.down = false;
+                sn.applied = 0;
+            }
+            Err(e) => return Err(self.fail(e)),
+        }
+        self.note(format!("restart node {i}"));
+        self.drive(i)
+    }
+
+    fn faults(&mut self) -> Result<(), String> {
+        let n = self.nodes.len();
+        if self.rng.random_bool(self.sc.crash_rate) {
+            let i = self.rng.random_range(0..n);
+            if !self.nodes[i].down {
+                self.crash(i);
+                let (lo, hi) = self.sc.restart_ticks;
+                let at = self.now + self.rng.random_range(lo..=hi) * TICK + 1;
+                self.schedule(at, EventKind::Restart { node: i });
+            }
+        }
+        if self.rng.random_bool(self.sc.partition_rate) {
+            self.stats.partitions += 1;
+            match self.rng.random_range(0..3) {
+                0 => {
+                    // Symmetric split.
+                    let side: Vec<bool> = (0..n).map(|_| self.rng.random_bool(0.5)).collect();
+                    for a in 0..n {
+                        for b in 0..n {
+                            if side[a] != side[b] {
+                                self.blocked.insert((a, b));
+                            }
+                        }
+                    }
+                    self.note(format!("partition {side:?}"));
+                }
+                1 => {
+                    let a = self.rng.random_range(0..n);
+                    for b in 0..n {
+                        if a != b {
+                            self.blocked.insert((a, b));
+                            self.blocked.insert((b, a));
+                        }
+                    }
+                    self.note(format!("isolate node {a}"));
+                }
+                _ => {
+                    let a = self.rng.random_range(0..n);
+                    let b = self.rng.random_range(0..n);
+                    if a != b {
+                        self.blocked.insert((a, b));
+                        self.note(format!("one-way block {a} -> {b}"));
+                    }
+                }
+            }
+        }
+        if !self.blocked.is_empty() && self.rng.random_bool(0.03) {
+            self.blocked.clear();
+            self.note("partitions healed".into());
+        }
+        if self.sc.slow_disks && self.rng.random_bool(0.02) {
+            let i = self.rng.random_range(0..n);
+            self.nodes[i].slow_disk = if self.rng.random_bool(0.5) {
+                0
+            } else {
+                self.rng.random_range(1..=20) * TICK
+            };
+        }
+        Ok(())
+    }
+
+    fn clients(&mut self) -> Result<(), String> {
+        let n = self.nodes.len();
+        if self.rng.random_bool(self.sc.propose_rate) {
+            let i = self.rng.random_range(0..n);
+            self.propose(i, false)?;
+        }
+        if self.rng.random_bool(self.sc.read_rate) {
+            let i = self.rng.random_range(0..n);
+            let ctx = self.next_ctx;
+            self.next_ctx += 1;
+            let sn = &mut self.nodes[i];
+            if let Some(node) = sn.node.as_mut() {
+                let known = self.max_commit_known;
+                self.checks.reads.invoked(i, ctx, known);
+                node.read_index(ctx, &sn.store)
+                    .map_err(|e| format!("node {i} read_index: {e}"))
+                    .map_err(|e| self.fail(e))?;
+                self.drive(i)?;
+            }
+        }
+        Ok(())
+    }
+
+    fn propose(&mut self, i: usize, marker: bool) -> Result<(), String> {
+        let sn = &mut self.nodes[i];
+        let Some(node) = sn.node.as_mut() else {
+            return Ok(());
+        };
+        let id = self.next_proposal;
+        self.next_proposal += 1;
+        let command = self.next_command;
+        self.next_command += 1;
+        node.propose(ProposalId(id), command.to_le_bytes().to_vec(), &sn.store)
+            .map_err(|e| format!("node {i} propose: {e}"))
+            .map_err(|e| self.fail(e))?;
+        self.nodes[i].proposals.insert(id, command);
+        if marker {
+            self.markers.insert(id);
+        }
+        self.drive(i)
+    }
+
+    fn leader(&self) -> Option<usize> {
+        (0..self.nodes.len())
+            .filter(|&i| self.nodes[i].node.as_ref().is_some_and(|n| n.is_leader()))
+            .max_by_key(|&i| self.nodes[i].node.as_ref().map(|n| n.term()))
+    }
+
+    fn membership(&mut self) -> Result<(), String> {
+        let Some(l) = self.leader() else {
+            return Ok(());
+        };
+        let n = self.nodes.len();
+        let change = if self.rng.random_bool(0.02) {
+            let members = self.nodes[l].node.as_ref().map(|x| x.membership().clone());
+            let Some(members) = members else {
+                return Ok(());
+            };
+            let outsiders: Vec<usize> = (0..n).filter(|&i| !members.contains(&peer(i))).collect();
+            if outsiders.is_empty() {
+                None
+            } else {
+                let j = outsiders[self.rng.random_range(0..outsiders.len())];
+                let observer = self.nodes[j].config.campaign == CampaignPolicy::Never;
+                Some(MembershipChange::AddLearner {
+                    peer: peer(j),
+                    observer,
+                })
+            }
+        } else if self.rng.random_bool(0.005) {
+            let members = self.nodes[l].node.as_ref().map(|x| x.membership().clone());
+            let Some(members) = members else {
+                return Ok(());
+            };
+            let voters: Vec<PeerId> = members.voters().iter().copied().collect();
+            if voters.len() > 3 {
+                let v = voters[self.rng.random_range(0..voters.len())];
+                Some(MembershipChange::Remove(v))
+            } else {
+                None
+            }
+        } else {
+            None
+        };
+        if let Some(change) = change {
+            let sn = &mut self.nodes[l];
+            if let Some(node) = sn.node.as_mut() {
+                let r = node
+                    .propose_membership(change, &sn.store)
+                    .map_err(|e| format!("membership: {e}"))
+                    .map_err(|e| self.fail(e))?;
+                if r.is_ok() {
+                    self.stats.membership_changes += 1;
+                    self.note(format!("leader {l} proposes {change:?}"));
+                }
+            }
+            self.drive(l)?;
+        }
+        Ok(())
+    }
+
+    fn heal(&mut self) -> Result<(), String> {
+        self.faults_on = false;
+        self.blocked.clear();
+        self.loss = 0.0;
+        self.dup = 0.0;
+        for sn in &mut self.nodes {
+            sn.slow_disk = 0;
+        }
+        self.note("faults stop".into());
+        for i in 0..self.nodes.len() {
+            if self.nodes[i].down {
+                self.restart(i)?;
+            }
+        }
+        Ok(())
+    }
+
+    /// Liveness: a leader, a command proposed after the faults committed, everything in
+    /// the leader's log committed and applied on every member.
+    fn live(&mut self) -> Result<bool, String> {
+        let Some(l) = self.leader() else {
+            return Ok(false);
+        };
+        if !self.marker_ok {
+            if self.tick.is_multiple_of(10) {
+                self.propose(l, true)?;
+            }
+            return Ok(false);
+        }
+        let Some(leader) = self.nodes[l].node.as_ref() else {
+            return Ok(false);
+        };
+        if leader.commit_index() != leader.last().index() {
+            return Ok(false);
+        }
+        let commit = leader.commit_index().0;
+        for m in leader.membership().members() {
+            let sn = &self.nodes[index_of(m)];
+            let Some(node) = sn.node.as_ref() else {
+                return Ok(false);
+            };
+            if sn.applied < commit || node.commit_index().0 < commit {
+                return Ok(false);
+            }
+        }
+        Ok(true)
+    }
+}

@@ -1,0 +1,112 @@
+//! The log store the core writes through (the seed's `Storage` trait, made fallible and
+//! durable): staged writes, one `sync` per `Ready`, and the hard state beside the log.
+//!
+//! Departures from the seed, each for durability:
+//! - Every call returns `Result`; an I/O error or corruption stops the group with an error
+//!   naming the store, index and cause. Nothing is skipped and nothing panics.
+//! - Writes (`append`, `truncate`, `prune_prefix`, `reset_to`, `set_hard_state`) are
+//!   *staged*: visible to reads at once, durable only after [`Storage::sync`], which makes
+//!   everything staged durable with one write and one fsync (group commit) and reports the
+//!   durable position. A crash loses exactly what was staged after the last `sync`.
+//! - The store keeps the *anchor*: the (term, index) of the last entry removed by
+//!   `prune_prefix` or set by `reset_to`. [`Storage::term_at`] answers for the anchor too,
+//!   because Raft's log-matching check needs the term of the entry just before the first
+//!   one it has (§5.3, §7).
+//! - The hard state (term, vote, commit) lives beside the log so one sync covers both.
+//!
+//! Two implementations: [`InMemoryLogStore`](crate::InMemoryLogStore) here (tests and the
+//! simulator; models a crash with `crash()`) and `DurableLogStore` in the `tessera` crate
+//! (RocksDB through `tessera-storage`).
+
+use crate::{Cursor, Index, PeerId, StorageError, Term};
+use serde::{de::DeserializeOwned, Deserialize, Serialize};
+use std::ops::RangeInclusive;
+
+/// What a replicated command must be: serializable through the one codec, cloneable and
+/// sendable between threads. Implemented for every such type.
+pub trait Command: Serialize + DeserializeOwned + Clone + Send + Sync + 'static {}
+
+impl<T: Serialize + DeserializeOwned + Clone + Send + Sync + 'static> Command for T {}
+
+/// What must be on disk before a node speaks in a term: Raft's persistent state (Figure 2),
+/// plus the commit index so a restart does not re-derive it from scratch.
+#[derive(Clone, Copy, PartialEq, Eq, Debug, Default, Serialize, Deserialize)]
+pub struct HardState {
+    /// The latest term this node has seen.
+    pub term: Term,
+    /// The candidate this node voted for in `term`, if any.
+    pub vote: Option<PeerId>,
+    /// The highest index known committed (may lag the true value; never ahead of it).
+    pub commit: Index,
+}
+
+/// What one [`Storage::sync`] made durable.
+#[derive(Clone, Copy, PartialEq, Eq, Debug)]
+pub struct SyncReport {
+    /// The last entry now on disk.
+    pub last: Cursor,
+    /// The hard state now on disk.
+    pub hard_state: HardState,
+    /// How many staged operations the sync wrote (0: nothing was pending, no fsync made).
+    pub operations: usize,
+}
+
+/// The log store of one consensus group.
+///
+/// Indices start at 1 and survive pruning and `reset_to`: the entry at index 57 is at 57
+/// forever, whatever was removed before it.
+///
+/// Invariant: `available().start() <= last().index()`; entries exist exactly at
+/// `available().start() + 1 ..= last().index()`.
+pub trait Storage<C: Command>: Send + 'static {
+    /// Stages a new entry at `last().index() + 1` and returns its index.
+    fn append(&mut self, command: C, term: Term) -> Result<Index, StorageError>;
+
+    /// The anchor index (last removed entry, 0 if none) through the last index. Entries
+    /// are readable at `start + 1 ..= end`; the range is `start..=start` when empty.
+    fn available(&self) -> RangeInclusive<Index>;
+
+    /// The entry at `index`, or `None` when it was pruned or not yet appended.
+    fn get(&self, index: Index) -> Result<Option<(C, Term)>, StorageError>;
+
+    /// The entries in `range` that exist, in order; indices outside the available range
+    /// are skipped (the seed's contract).
+    fn get_range(
+        &self,
+        range: &RangeInclusive<Index>,
+    ) -> Result<Vec<(Term, Index, C)>, StorageError>;
+
+    /// Stages removal of every entry at `at` and above. Truncating at or below the anchor
+    /// removes every entry and keeps the anchor.
+    fn truncate(&mut self, at: Index) -> Result<(), StorageError>;
+
+    /// The last entry, or the anchor when the log holds no entries (`Cursor::zero()` for a
+    /// new log).
+    fn last(&self) -> Cursor;
+
+    /// The term of the entry at `index`; answers for the anchor too. `None` when the index
+    /// is below the anchor or above the last entry.
+    fn term_at(&self, index: Index) -> Result<Option<Term>, StorageError>;
+
+    /// Stages removal of every entry up to and including `up_to` (clamped to the last
+    /// entry); the removed prefix's last entry becomes the anchor. A no-op at or below the
+    /// current anchor.
+    fn prune_prefix(&mut self, up_to: Index) -> Result<(), StorageError>;
+
+    /// Stages replacing the whole log with an empty one anchored at `anchor`: the next
+    /// append gets `anchor.index() + 1`. Used when a snapshot is installed.
+    fn reset_to(&mut self, anchor: Cursor) -> Result<(), StorageError>;
+
+    /// The current (possibly staged) hard state.
+    fn hard_state(&self) -> HardState;
+
+    /// Stages a new hard state.
+    fn set_hard_state(&mut self, state: HardState) -> Result<(), StorageError>;
+
+    /// Makes everything staged durable with one write and at most one fsync, then reports
+    /// the durable position. Nothing may be reported durable before this returns `Ok`.
+    fn sync(&mut self) -> Result<SyncReport, StorageError>;
+
+    /// The last entry known durable (as of the last successful `sync` or open).
+    fn durable(&self) -> Cursor;
+}
