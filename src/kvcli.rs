@@ -239,7 +239,10 @@ async fn get(a: GetArgs, out: &mut Out) -> Result<(), Failure> {
         ..ReadOptions::default()
     };
     if a.stale && a.strong {
-        return Err((client::EXIT_USAGE, "--stale and --strong exclude each other".into()));
+        return Err((
+            client::EXIT_USAGE,
+            "--stale and --strong exclude each other".into(),
+        ));
     }
     if !(a.prefix || a.keys_only) {
         if a.limit.is_some() {
@@ -276,7 +279,8 @@ async fn get(a: GetArgs, out: &mut Out) -> Result<(), Failure> {
     let mut kvs: Vec<KvJson> = Vec::new();
     let mut names: Vec<String> = Vec::new();
     loop {
-        let want = left.map(|n| n.min(u64::from(tessera::store::kv::command::MAX_RANGE_LIMIT)) as u32);
+        let want =
+            left.map(|n| n.min(u64::from(tessera::store::kv::command::MAX_RANGE_LIMIT)) as u32);
         let (got, more, next, rev) = if a.keys_only {
             let page = client
                 .keys(&a.key, after.as_deref(), want, options)

@@ -52,7 +52,13 @@ impl StateMachine for ReplayKv {
         commands: impl IntoIterator<Item = KvCommand>,
         ctx: &dyn ApplyContext,
     ) {
-        kv::apply_batch(&mut self.state, commands, ctx, &kv::Retention::default(), None);
+        kv::apply_batch(
+            &mut self.state,
+            commands,
+            ctx,
+            &kv::Retention::default(),
+            None,
+        );
     }
 
     fn query(&self, query: KvQuery) -> KvResult {

@@ -62,7 +62,10 @@ fn every_bad_input_gets_its_4xx_and_changes_nothing() {
                 .collect();
             serde_json::json!({ "success": ops }).to_string()
         };
-        let huge_body = format!("{{\"success\": [{{\"op\": \"put\", \"key\": \"h\", \"value\": \"{}\"}}]}}", "A".repeat(9 << 20));
+        let huge_body = format!(
+            "{{\"success\": [{{\"op\": \"put\", \"key\": \"h\", \"value\": \"{}\"}}]}}",
+            "A".repeat(9 << 20)
+        );
         let get = |path: &str| (Method::GET, path.to_string(), String::new());
         let cases: Vec<((Method, String, String), u16, &str)> = vec![
             // Reads.
@@ -120,19 +123,38 @@ fn every_bad_input_gets_its_4xx_and_changes_nothing() {
             let answer = http(method.clone(), &format!("{base}{path}"), body).await?;
             let what = format!("{method} {}", path.chars().take(80).collect::<String>());
             if answer.status.as_u16() != status {
-                return Err(format!("{what}: {} (wanted {status}): {}", answer.status, answer.text()));
+                return Err(format!(
+                    "{what}: {} (wanted {status}): {}",
+                    answer.status,
+                    answer.text()
+                ));
             }
-            let json = answer.json().map_err(|e| format!("{what}: not JSON: {e}"))?;
-            let error = json["error"].as_str().ok_or(format!("{what}: no error field: {json}"))?;
+            let json = answer
+                .json()
+                .map_err(|e| format!("{what}: not JSON: {e}"))?;
+            let error = json["error"]
+                .as_str()
+                .ok_or(format!("{what}: no error field: {json}"))?;
             if error.contains('\n') || !error.contains(needle) || json["kind"].as_str().is_none() {
-                return Err(format!("{what}: error {error:?} (wanted one line with {needle:?})"));
+                return Err(format!(
+                    "{what}: error {error:?} (wanted one line with {needle:?})"
+                ));
             }
             checked += 1;
         }
         // A value above 1 MiB: 413 before anything is proposed.
-        let answer = http(Method::PUT, &format!("{base}/v1/kv/app/big"), value_too_large).await?;
+        let answer = http(
+            Method::PUT,
+            &format!("{base}/v1/kv/app/big"),
+            value_too_large,
+        )
+        .await?;
         if answer.status != StatusCode::PAYLOAD_TOO_LARGE || !answer.text().contains("too_large") {
-            return Err(format!("a 1 MiB + 1 value: {} {}", answer.status, answer.text()));
+            return Err(format!(
+                "a 1 MiB + 1 value: {} {}",
+                answer.status,
+                answer.text()
+            ));
         }
         let (after, revision_after) = everything(&client).await?;
         if after != before || revision_after != revision {
@@ -141,7 +163,10 @@ fn every_bad_input_gets_its_4xx_and_changes_nothing() {
             ));
         }
         node.stop().await;
-        Ok(format!("{} bad inputs refused, nothing changed", checked + 1))
+        Ok(format!(
+            "{} bad inputs refused, nothing changed",
+            checked + 1
+        ))
     });
 }
 
@@ -150,12 +175,18 @@ fn compare_and_swap_creates_updates_and_refuses_with_the_current_mod_index() {
     run("kv-cas", |root| async move {
         let node = single_node(&root.join("n"), Retention::default()).await?;
         let client = Client::new(&url(&node)).map_err(|e| e.to_string())?;
-        let created = client.put_cas("c", "1", 0).await.map_err(|e| e.to_string())?;
+        let created = client
+            .put_cas("c", "1", 0)
+            .await
+            .map_err(|e| e.to_string())?;
         match client.put_cas("c", "x", 0).await {
             Err(ClientError::CompareFailed { mod_index, .. }) if mod_index == created => {}
             other => return Err(format!("create over an existing key: {other:?}")),
         }
-        let updated = client.put_cas("c", "2", created).await.map_err(|e| e.to_string())?;
+        let updated = client
+            .put_cas("c", "2", created)
+            .await
+            .map_err(|e| e.to_string())?;
         match client.delete_with("c", Some(created), false).await {
             Err(ClientError::CompareFailed { mod_index, .. }) if mod_index == updated => {}
             other => return Err(format!("delete with a stale mod_index: {other:?}")),
@@ -165,8 +196,12 @@ fn compare_and_swap_creates_updates_and_refuses_with_the_current_mod_index() {
             .await
             .map_err(|e| e.to_string())?
             .ok_or("c vanished")?;
-        if (entry.value.as_slice(), entry.version, entry.create_index, entry.mod_index)
-            != (b"2".as_slice(), 2, created, updated)
+        if (
+            entry.value.as_slice(),
+            entry.version,
+            entry.create_index,
+            entry.mod_index,
+        ) != (b"2".as_slice(), 2, created, updated)
         {
             return Err(format!("after two swaps: {entry:?}"));
         }
@@ -196,7 +231,10 @@ fn blocking_reads_answer_on_a_change_or_at_the_deadline_never_below_the_index() 
     run("kv-blocking", |root| async move {
         let node = single_node(&root.join("n"), Retention::default()).await?;
         let client = Client::new(&url(&node)).map_err(|e| e.to_string())?;
-        client.put("cfg/a", "old").await.map_err(|e| e.to_string())?;
+        client
+            .put("cfg/a", "old")
+            .await
+            .map_err(|e| e.to_string())?;
         let at = client
             .get_entry("cfg/a", ReadOptions::default())
             .await
@@ -215,9 +253,15 @@ fn blocking_reads_answer_on_a_change_or_at_the_deadline_never_below_the_index() 
             }
         });
         // A change elsewhere does not answer the wait on cfg/a; the write to cfg/a does.
-        client.put("cfg/b", "other").await.map_err(|e| e.to_string())?;
+        client
+            .put("cfg/b", "other")
+            .await
+            .map_err(|e| e.to_string())?;
         tokio::time::sleep(Duration::from_millis(300)).await;
-        let written = client.put("cfg/a", "new").await.map_err(|e| e.to_string())?;
+        let written = client
+            .put("cfg/a", "new")
+            .await
+            .map_err(|e| e.to_string())?;
         let got = bounded("the blocking read", BOUND, waiting)
             .await?
             .map_err(|e| e.to_string())?
@@ -318,7 +362,9 @@ fn a_watch_from_a_pruned_revision_gets_410_and_the_documented_recovery_works() {
         }
         let answer = http(Method::GET, &format!("{base}/v1/watch/w/?from=1"), "").await?;
         let json = answer.json()?;
-        let oldest = json["oldest"].as_u64().ok_or(format!("410 without oldest: {json}"))?;
+        let oldest = json["oldest"]
+            .as_u64()
+            .ok_or(format!("410 without oldest: {json}"))?;
         if answer.status != StatusCode::GONE || json["kind"] != "compacted" || oldest <= 1 {
             return Err(format!("a watch from 1: {} {json}", answer.status));
         }
@@ -345,7 +391,11 @@ fn a_watch_from_a_pruned_revision_gets_410_and_the_documented_recovery_works() {
         );
         match bounded("the oldest revision", BOUND, first.next()).await? {
             Ok(WatchLine::Put { mod_index, .. }) if mod_index == oldest => {}
-            other => return Err(format!("a watch from the oldest revision {oldest}: {other:?}")),
+            other => {
+                return Err(format!(
+                    "a watch from the oldest revision {oldest}: {other:?}"
+                ))
+            }
         }
 
         // Recovery: re-list, then watch from the list's revision + 1.
@@ -377,7 +427,10 @@ fn a_watch_from_a_pruned_revision_gets_410_and_the_documented_recovery_works() {
                 .await
                 .map_err(|e| e.to_string())?;
         }
-        client.delete_with("w/4", None, true).await.map_err(|e| e.to_string())?;
+        client
+            .delete_with("w/4", None, true)
+            .await
+            .map_err(|e| e.to_string())?;
         let last = client.put("w/new", "n").await.map_err(|e| e.to_string())?;
         for line in events_until(&mut watch, last).await? {
             match line {

@@ -120,7 +120,11 @@ fn a_watch_sees_every_write_once_in_order_across_a_leader_kill_and_its_node_rest
             let until = until.clone();
             async move {
                 let seen = collect(&mut watch, until).await;
-                (seen, watch.reconnects(), watch.endpoint().map(str::to_string))
+                (
+                    seen,
+                    watch.reconnects(),
+                    watch.endpoint().map(str::to_string),
+                )
             }
         });
 
@@ -141,16 +145,32 @@ fn a_watch_sees_every_write_once_in_order_across_a_leader_kill_and_its_node_rest
                 }
             }
         };
-        bounded("a quarter of the load", Duration::from_secs(120), wait_for(WRITES / 4)).await?;
+        bounded(
+            "a quarter of the load",
+            Duration::from_secs(120),
+            wait_for(WRITES / 4),
+        )
+        .await?;
         let (leader, _) = cluster.wait_leader(BOUND).await?;
         cluster.kill(leader)?;
-        println!("SIGKILL n{leader} (leader) at {} acknowledged writes", acked.load(Ordering::Relaxed));
+        println!(
+            "SIGKILL n{leader} (leader) at {} acknowledged writes",
+            acked.load(Ordering::Relaxed)
+        );
         let (new_leader, _) = cluster.wait_leader(BOUND).await?;
         cluster.start(leader, &[])?;
         println!("n{new_leader} leads; n{leader} restarted");
-        bounded("half of the load", Duration::from_secs(120), wait_for(WRITES / 2)).await?;
+        bounded(
+            "half of the load",
+            Duration::from_secs(120),
+            wait_for(WRITES / 2),
+        )
+        .await?;
         cluster.kill(watched)?;
-        println!("SIGKILL n{watched} (the watch's node) at {} acknowledged writes", acked.load(Ordering::Relaxed));
+        println!(
+            "SIGKILL n{watched} (the watch's node) at {} acknowledged writes",
+            acked.load(Ordering::Relaxed)
+        );
         tokio::time::sleep(Duration::from_millis(500)).await;
         cluster.start(watched, &[])?;
         println!("n{watched} restarted");
@@ -171,9 +191,10 @@ fn a_watch_sees_every_write_once_in_order_across_a_leader_kill_and_its_node_rest
             .map_err(|e| format!("the final read: {e}"))?
             .revision;
         until.store(end, Ordering::SeqCst);
-        let (seen, reconnects, endpoint) = bounded("the watch catches up", Duration::from_secs(120), watcher)
-            .await?
-            .map_err(|e| format!("watch task: {e}"))?;
+        let (seen, reconnects, endpoint) =
+            bounded("the watch catches up", Duration::from_secs(120), watcher)
+                .await?
+                .map_err(|e| format!("watch task: {e}"))?;
         let seen = seen?;
 
         // A fresh watch from the same start reads the history as every node holds it.
@@ -189,7 +210,10 @@ fn a_watch_sees_every_write_once_in_order_across_a_leader_kill_and_its_node_rest
 
         // In order, each once.
         if let Some(pair) = seen.windows(2).find(|p| p[0].revision >= p[1].revision) {
-            return Err(format!("out of order or repeated: {:?} then {:?}", pair[0], pair[1]));
+            return Err(format!(
+                "out of order or repeated: {:?} then {:?}",
+                pair[0], pair[1]
+            ));
         }
         // No gap: exactly the history.
         if seen != history {
@@ -206,7 +230,11 @@ fn a_watch_sees_every_write_once_in_order_across_a_leader_kill_and_its_node_rest
         for (key, value, index) in &writes.acked {
             match by_value.get(value.as_slice()) {
                 Some(s) if s.revision == *index && &s.key == key => {}
-                other => return Err(format!("acknowledged write {key} at {index}: seen as {other:?}")),
+                other => {
+                    return Err(format!(
+                        "acknowledged write {key} at {index}: seen as {other:?}"
+                    ))
+                }
             }
         }
         let attempted: HashMap<&[u8], ()> = writes
@@ -215,7 +243,10 @@ fn a_watch_sees_every_write_once_in_order_across_a_leader_kill_and_its_node_rest
             .map(|(_, v, _)| (v.as_slice(), ()))
             .chain(writes.failed.iter().map(|(_, v)| (v.as_slice(), ())))
             .collect();
-        if let Some(stray) = seen.iter().find(|s| !attempted.contains_key(s.value.as_slice())) {
+        if let Some(stray) = seen
+            .iter()
+            .find(|s| !attempted.contains_key(s.value.as_slice()))
+        {
             return Err(format!("an event no writer attempted: {stray:?}"));
         }
         let unknown_applied = seen.len() - writes.acked.len();
@@ -231,7 +262,12 @@ fn a_watch_sees_every_write_once_in_order_across_a_leader_kill_and_its_node_rest
         let mut keys = 0usize;
         loop {
             let page = all
-                .range("load/", after.as_deref(), Some(10_000), ReadOptions::default())
+                .range(
+                    "load/",
+                    after.as_deref(),
+                    Some(10_000),
+                    ReadOptions::default(),
+                )
                 .await
                 .map_err(|e: ClientError| e.to_string())?;
             for kv in &page.kvs {
@@ -246,7 +282,10 @@ fn a_watch_sees_every_write_once_in_order_across_a_leader_kill_and_its_node_rest
             after = page.next;
         }
         if keys != last.len() {
-            return Err(format!("{keys} keys in the store, {} in the events", last.len()));
+            return Err(format!(
+                "{keys} keys in the store, {} in the events",
+                last.len()
+            ));
         }
         for i in 0..3 {
             cluster.terminate(i, Duration::from_secs(10))?;

@@ -62,9 +62,13 @@ pub async fn single_node(dir: &Path, retention: Retention) -> Result<Node, Strin
     config.bootstrap_expect = 1;
     config.watch_history = retention;
     let node = Node::start(config).await.map_err(|e| e.to_string())?;
-    bounded("the single node leads", BOUND, node.group().when().leader_elected())
-        .await?
-        .map_err(|e| e.to_string())?;
+    bounded(
+        "the single node leads",
+        BOUND,
+        node.group().when().leader_elected(),
+    )
+    .await?
+    .map_err(|e| e.to_string())?;
     Ok(node)
 }
 

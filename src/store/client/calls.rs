@@ -4,8 +4,8 @@
 use super::{encode_key, encode_param, Answer, Client, ClientError, Failover};
 use crate::groups::Consistency;
 use crate::store::http::{
-    ErrorKind, KeysAnswer, NodeStatus, RangeAnswer, TxnAnswer, TxnJson, Written, CREATE_INDEX_HEADER,
-    MOD_INDEX_HEADER, REVISION_HEADER, VERSION_HEADER,
+    ErrorKind, KeysAnswer, NodeStatus, RangeAnswer, TxnAnswer, TxnJson, Written,
+    CREATE_INDEX_HEADER, MOD_INDEX_HEADER, REVISION_HEADER, VERSION_HEADER,
 };
 use axum::body::Bytes;
 use hyper::{HeaderMap, Method};
@@ -53,9 +53,7 @@ impl ReadOptions {
     fn timeout(&self, client: &Client) -> Duration {
         match self.index {
             Some(_) => {
-                let wait = self
-                    .wait
-                    .unwrap_or(crate::store::http::read::DEFAULT_WAIT);
+                let wait = self.wait.unwrap_or(crate::store::http::read::DEFAULT_WAIT);
                 client.timeout() + wait + wait / 16
             }
             None => client.timeout(),

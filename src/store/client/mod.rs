@@ -346,12 +346,12 @@ impl Client {
         body: Bytes,
     ) -> Result<Response<Incoming>, ClientError> {
         let base = &self.bases[i % self.bases.len()];
-        let uri: Uri = format!("{base}{path_and_query}")
-            .parse()
-            .map_err(|e: hyper::http::uri::InvalidUri| ClientError::BadEndpoint {
+        let uri: Uri = format!("{base}{path_and_query}").parse().map_err(
+            |e: hyper::http::uri::InvalidUri| ClientError::BadEndpoint {
                 endpoint: base.clone(),
                 reason: e.to_string(),
-            })?;
+            },
+        )?;
         let request = Request::builder()
             .method(method)
             .uri(uri)
@@ -540,7 +540,16 @@ mod tests {
         let client = Client::with_endpoints(&[dead(9), dead(19)], Duration::from_secs(2))
             .expect("endpoints");
         let e = client.status().await.expect_err("both dead");
-        assert!(matches!(e, ClientError::Unreachable { before_sending: true, .. }), "{e}");
+        assert!(
+            matches!(
+                e,
+                ClientError::Unreachable {
+                    before_sending: true,
+                    ..
+                }
+            ),
+            "{e}"
+        );
         assert!(e.certainly_not_applied());
         assert_eq!(
             client.current_index(),

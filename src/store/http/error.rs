@@ -146,7 +146,9 @@ impl ApiError {
             GroupError::Stopped { .. } => {
                 Self::new(StatusCode::INTERNAL_SERVER_ERROR, ErrorKind::Stopped, msg)
             }
-            GroupError::Encode { .. } => Self::new(StatusCode::PAYLOAD_TOO_LARGE, ErrorKind::TooLarge, msg),
+            GroupError::Encode { .. } => {
+                Self::new(StatusCode::PAYLOAD_TOO_LARGE, ErrorKind::TooLarge, msg)
+            }
             GroupError::Decode { .. } => {
                 Self::new(StatusCode::INTERNAL_SERVER_ERROR, ErrorKind::Internal, msg)
             }
@@ -212,7 +214,11 @@ mod tests {
             json,
             r#"{"error":"unknown parameter \"x\"","kind":"bad_request"}"#
         );
-        let e = ApiError::new(StatusCode::PRECONDITION_FAILED, ErrorKind::CompareFailed, "x");
+        let e = ApiError::new(
+            StatusCode::PRECONDITION_FAILED,
+            ErrorKind::CompareFailed,
+            "x",
+        );
         let mut body = e.body;
         body.mod_index = Some(7);
         let json = serde_json::to_string(&body).expect("json");

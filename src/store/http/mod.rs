@@ -28,10 +28,12 @@ pub mod write;
 
 pub use error::{ApiError, ErrorBody, ErrorKind};
 pub use shapes::{
-    CompareJson, KeysAnswer, KvJson, OpAnswer, OpJson, RangeAnswer, TxnAnswer, TxnJson,
-    WatchLine, Written,
+    CompareJson, KeysAnswer, KvJson, OpAnswer, OpJson, RangeAnswer, TxnAnswer, TxnJson, WatchLine,
+    Written,
 };
-pub use status::{ClusterConflict, LogPosition, Members, NodeStatus, SnapshotView, StoreView, TransferView};
+pub use status::{
+    ClusterConflict, LogPosition, Members, NodeStatus, SnapshotView, StoreView, TransferView,
+};
 
 use super::feed::Feed;
 use super::kv::command::{check_key, MAX_VALUE_BYTES};
@@ -124,7 +126,10 @@ pub fn router(served: Served) -> Router {
         )
         // The empty prefix: every key (ranges, prefix deletes, watches of everything).
         .route("/v1/kv/", get(read::get_root).delete(write::delete_root))
-        .route("/v1/txn", post(txn::post).layer(DefaultBodyLimit::max(MAX_TXN_BODY_BYTES)))
+        .route(
+            "/v1/txn",
+            post(txn::post).layer(DefaultBodyLimit::max(MAX_TXN_BODY_BYTES)),
+        )
         .route("/v1/watch/{*prefix}", get(watch::get))
         .route("/v1/watch/", get(watch::get_root))
         .fallback(no_route)

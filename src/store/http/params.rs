@@ -19,7 +19,8 @@ impl Params {
         query: Result<Query<Vec<(String, String)>>, QueryRejection>,
         allowed: &[&str],
     ) -> Result<Params, ApiError> {
-        let Query(pairs) = query.map_err(|e| ApiError::bad(format!("query string: {}", e.body_text())))?;
+        let Query(pairs) =
+            query.map_err(|e| ApiError::bad(format!("query string: {}", e.body_text())))?;
         for (i, (name, _)) in pairs.iter().enumerate() {
             if !allowed.contains(&name.as_str()) {
                 let takes = if allowed.is_empty() {
@@ -63,9 +64,7 @@ impl Params {
         self.get(name)
             .map(|v| {
                 v.parse::<u64>().map_err(|_| {
-                    ApiError::bad(format!(
-                        "{name} must be a non-negative integer, got {v:?}"
-                    ))
+                    ApiError::bad(format!("{name} must be a non-negative integer, got {v:?}"))
                 })
             })
             .transpose()
@@ -137,8 +136,11 @@ mod tests {
 
     #[test]
     fn parameters_are_checked_and_named() {
-        let p = params(&[("recurse", ""), ("limit", "5")], &["recurse", "limit", "keys"])
-            .expect("valid");
+        let p = params(
+            &[("recurse", ""), ("limit", "5")],
+            &["recurse", "limit", "keys"],
+        )
+        .expect("valid");
         assert_eq!(p.flag("recurse").ok(), Some(true));
         assert_eq!(p.flag("keys").ok(), Some(false));
         assert_eq!(p.number("limit").ok(), Some(Some(5)));

@@ -75,7 +75,9 @@ impl ReadRequest {
         let index = p.number("index")?;
         let wait = p.duration("wait", MAX_WAIT)?;
         if wait.is_some() && index.is_none() {
-            return Err(ApiError::bad("wait needs index (the revision to wait past)"));
+            return Err(ApiError::bad(
+                "wait needs index (the revision to wait past)",
+            ));
         }
         let range = if recurse || keys {
             let limit = match limit {
@@ -95,10 +97,14 @@ impl ReadRequest {
             })
         } else {
             if limit.is_some() || after.is_some() {
-                return Err(ApiError::bad("limit and after page a range: add recurse or keys"));
+                return Err(ApiError::bad(
+                    "limit and after page a range: add recurse or keys",
+                ));
             }
             if key.is_empty() {
-                return Err(ApiError::bad("empty key (add recurse or keys to list every key)"));
+                return Err(ApiError::bad(
+                    "empty key (add recurse or keys to list every key)",
+                ));
             }
             None
         };
@@ -151,10 +157,7 @@ async fn serve(api: Served, key: String, query: Pairs) -> Result<Response, ApiEr
 }
 
 /// The state to read and its revision: after a read index unless `stale`.
-pub(super) async fn read_state(
-    api: &Served,
-    stale: bool,
-) -> Result<(Arc<KvState>, u64), ApiError> {
+pub(super) async fn read_state(api: &Served, stale: bool) -> Result<(Arc<KvState>, u64), ApiError> {
     let at = if stale {
         api.group.status().applied.0
     } else {
@@ -223,7 +226,10 @@ fn header_value(n: u64) -> HeaderValue {
 }
 
 fn answer(state: &KvState, revision: u64, request: &ReadRequest) -> Response {
-    let revision_header = (HeaderName::from_static(REVISION_HEADER), header_value(revision));
+    let revision_header = (
+        HeaderName::from_static(REVISION_HEADER),
+        header_value(revision),
+    );
     let Some(range) = &request.range else {
         return match state.get(&request.key) {
             Some(entry) => (
@@ -252,7 +258,10 @@ fn answer(state: &KvState, revision: u64, request: &ReadRequest) -> Response {
             None => ApiError::new(
                 StatusCode::NOT_FOUND,
                 ErrorKind::NotFound,
-                format!("key {:?} not found (read at revision {revision})", request.key),
+                format!(
+                    "key {:?} not found (read at revision {revision})",
+                    request.key
+                ),
             )
             .at(revision)
             .into_response(),

@@ -5,8 +5,8 @@
 
 use crate::store::kv::command::{check_key, DEFAULT_RANGE_LIMIT};
 use crate::store::kv::{
-    CmpOp, Compare, Event, EventKind, KeyRecord, Op, OpResult, Page, RangeRequest, Target,
-    Txn, TxnOutcome,
+    CmpOp, Compare, Event, EventKind, KeyRecord, Op, OpResult, Page, RangeRequest, Target, Txn,
+    TxnOutcome,
 };
 use base64::Engine;
 use serde::{Deserialize, Deserializer, Serialize, Serializer};
@@ -304,7 +304,10 @@ impl TxnJson {
         let ops = |branch: &str, ops: &[OpJson]| {
             ops.iter()
                 .enumerate()
-                .map(|(i, op)| op.parse().map_err(|e| format!("{branch} operation {i}: {e}")))
+                .map(|(i, op)| {
+                    op.parse()
+                        .map_err(|e| format!("{branch} operation {i}: {e}"))
+                })
                 .collect::<Result<Vec<_>, _>>()
         };
         let txn = Txn {
@@ -497,7 +500,10 @@ mod tests {
                 .expect_err(json)
         };
         let e = bad(r#"{"compare": [{"key": "a", "target": "size", "op": "=", "value": 1}]}"#);
-        assert!(e.contains("compare 0: unknown compare target \"size\""), "{e}");
+        assert!(
+            e.contains("compare 0: unknown compare target \"size\""),
+            "{e}"
+        );
         let e = bad(r#"{"compare": [{"key": "a", "target": "version", "op": "=", "value": -1}]}"#);
         assert!(e.contains("non-negative integer"), "{e}");
         let e = bad(r#"{"compare": [{"key": "a", "target": "version", "op": "~", "value": 1}]}"#);
@@ -525,7 +531,10 @@ mod tests {
             text,
             r#"{"type":"put","key":"k","value":"dg==","mod_index":3,"create_index":2,"version":2}"#
         );
-        assert_eq!(serde_json::from_str::<WatchLine>(&text).expect("back"), line);
+        assert_eq!(
+            serde_json::from_str::<WatchLine>(&text).expect("back"),
+            line
+        );
         let p = serde_json::to_string(&WatchLine::Progress { revision: 9 }).expect("json");
         assert_eq!(p, r#"{"type":"progress","revision":9}"#);
     }

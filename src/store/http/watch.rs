@@ -166,7 +166,9 @@ impl hyper::body::Body for ChannelBody {
         mut self: Pin<&mut Self>,
         cx: &mut Context<'_>,
     ) -> Poll<Option<Result<Frame<Bytes>, Self::Error>>> {
-        self.0.poll_recv(cx).map(|chunk| chunk.map(|b| Ok(Frame::data(b))))
+        self.0
+            .poll_recv(cx)
+            .map(|chunk| chunk.map(|b| Ok(Frame::data(b))))
     }
 }
 
@@ -218,8 +220,7 @@ impl Watcher {
                 self.skip = 1;
             }
             if matches(&event.key, &self.prefix, self.exact) {
-                if serde_json::to_writer(&mut chunk, &WatchLine::event(event, self.prev)).is_ok()
-                {
+                if serde_json::to_writer(&mut chunk, &WatchLine::event(event, self.prev)).is_ok() {
                     chunk.push(b'\n');
                 }
                 if chunk.len() >= CHUNK_BYTES {
@@ -321,10 +322,7 @@ impl Watcher {
 }
 
 /// The newer of the relayed state and `latest`.
-fn newest(
-    rx: &tokio::sync::watch::Receiver<Arc<KvState>>,
-    latest: Arc<KvState>,
-) -> Arc<KvState> {
+fn newest(rx: &tokio::sync::watch::Receiver<Arc<KvState>>, latest: Arc<KvState>) -> Arc<KvState> {
     let relayed = rx.borrow().clone();
     if relayed.revision > latest.revision {
         relayed

@@ -95,13 +95,13 @@ async fn remove(api: Served, key: String, query: Pairs) -> Result<Json<Written>,
     let cas = params.number("cas")?;
     let recurse = params.flag("recurse")?;
     let txn = match (recurse, cas) {
-        (true, Some(_)) => {
-            return Err(ApiError::bad(
-                "cas and recurse exclude each other (a transaction can compare and delete a prefix)",
-            ))
-        }
+        (true, Some(_)) => return Err(ApiError::bad(
+            "cas and recurse exclude each other (a transaction can compare and delete a prefix)",
+        )),
         (true, None) => Txn {
-            success: vec![Op::DeletePrefix { prefix: key.clone() }],
+            success: vec![Op::DeletePrefix {
+                prefix: key.clone(),
+            }],
             ..Txn::default()
         },
         (false, _) if key.is_empty() => {

@@ -269,7 +269,13 @@ mod tests {
         let kinds: Vec<(u64, bool, Option<Value>)> = s
             .history
             .iter()
-            .map(|e| (e.revision, matches!(e.kind, EventKind::Put { .. }), e.prev.clone()))
+            .map(|e| {
+                (
+                    e.revision,
+                    matches!(e.kind, EventKind::Put { .. }),
+                    e.prev.clone(),
+                )
+            })
             .collect();
         assert_eq!(
             kinds,
@@ -290,7 +296,10 @@ mod tests {
         assert!(created.succeeded, "cas 0 creates an absent key");
         let again = txn(&mut s, 3, cas("c", 0, "x"));
         assert_eq!((again.succeeded, again.compared.clone()), (false, vec![2]));
-        assert_eq!(s.get("c").map(|e| e.value.clone()), Some(Value::from(&b"1"[..])));
+        assert_eq!(
+            s.get("c").map(|e| e.value.clone()),
+            Some(Value::from(&b"1"[..]))
+        );
         assert!(txn(&mut s, 4, cas("c", 2, "2")).succeeded);
         assert_eq!(s.get("c").map(|e| e.mod_index), Some(4));
     }
@@ -318,7 +327,12 @@ mod tests {
         assert!(check(&mut s, Target::ModIndex(2), CmpOp::Eq, "k"));
         assert!(check(&mut s, Target::Value(b"m1".to_vec()), CmpOp::Gt, "k"));
         assert!(check(&mut s, Target::Value(b"zz".to_vec()), CmpOp::Ne, "k"));
-        assert!(!check(&mut s, Target::Value(b"m2".to_vec()), CmpOp::Ne, "k"));
+        assert!(!check(
+            &mut s,
+            Target::Value(b"m2".to_vec()),
+            CmpOp::Ne,
+            "k"
+        ));
         assert!(check(&mut s, Target::Version(0), CmpOp::Eq, "absent"));
         for op in [CmpOp::Eq, CmpOp::Ne, CmpOp::Lt, CmpOp::Gt] {
             assert!(
@@ -340,7 +354,9 @@ mod tests {
                 op: CmpOp::Eq,
             }],
             success: vec![
-                Op::DeletePrefix { prefix: "p/".into() },
+                Op::DeletePrefix {
+                    prefix: "p/".into(),
+                },
                 Op::Put {
                     key: "q".into(),
                     value: b"x".to_vec(),

@@ -312,15 +312,31 @@ mod tests {
     #[test]
     fn a_branch_writes_each_key_once() {
         let ok = Txn {
-            success: vec![put("a"), put("b"), Op::DeletePrefix { prefix: "c/".into() }],
+            success: vec![
+                put("a"),
+                put("b"),
+                Op::DeletePrefix {
+                    prefix: "c/".into(),
+                },
+            ],
             failure: vec![put("a")],
             ..Txn::default()
         };
         assert_eq!(ok.validate(), Ok(()));
         for ops in [
             vec![put("a"), put("a")],
-            vec![put("c/x"), Op::DeletePrefix { prefix: "c/".into() }],
-            vec![Op::DeletePrefix { prefix: "c".into() }, Op::DeletePrefix { prefix: "c/d".into() }],
+            vec![
+                put("c/x"),
+                Op::DeletePrefix {
+                    prefix: "c/".into(),
+                },
+            ],
+            vec![
+                Op::DeletePrefix { prefix: "c".into() },
+                Op::DeletePrefix {
+                    prefix: "c/d".into(),
+                },
+            ],
             vec![Op::Delete { key: "a".into() }, put("a")],
         ] {
             let txn = Txn {
@@ -349,7 +365,10 @@ mod tests {
             })],
             ..Txn::default()
         };
-        assert!(range.validate().expect_err("limit").contains("range limit 0"));
+        assert!(range
+            .validate()
+            .expect_err("limit")
+            .contains("range limit 0"));
         let empty = Txn {
             compare: vec![Compare {
                 key: String::new(),
@@ -358,6 +377,9 @@ mod tests {
             }],
             ..Txn::default()
         };
-        assert!(empty.validate().expect_err("key").contains("compare 0: empty key"));
+        assert!(empty
+            .validate()
+            .expect_err("key")
+            .contains("compare 0: empty key"));
     }
 }

@@ -102,7 +102,10 @@ impl History {
 
     /// Appends an event; its revision is at least the last one's.
     pub fn push(&mut self, event: Event) {
-        debug_assert!(self.events.back().is_none_or(|l| l.revision <= event.revision));
+        debug_assert!(self
+            .events
+            .back()
+            .is_none_or(|l| l.revision <= event.revision));
         self.bytes += event.size();
         self.events.push_back(event);
     }
@@ -212,19 +215,31 @@ mod tests {
     #[test]
     fn pruning_drops_whole_revisions_and_remembers_the_last_one_dropped() {
         let mut h = History::default();
-        for e in [put(1, "a", "x"), put(2, "b", "x"), put(2, "c", "x"), put(3, "d", "x")] {
+        for e in [
+            put(1, "a", "x"),
+            put(2, "b", "x"),
+            put(2, "c", "x"),
+            put(3, "d", "x"),
+        ] {
             h.push(e);
         }
         h.prune(&Retention {
             events: 3,
             bytes: u64::MAX,
         });
-        assert_eq!((revisions(&h), h.compacted(), h.oldest()), (vec![2, 2, 3], 1, 2));
+        assert_eq!(
+            (revisions(&h), h.compacted(), h.oldest()),
+            (vec![2, 2, 3], 1, 2)
+        );
         h.prune(&Retention {
             events: 2,
             bytes: u64::MAX,
         });
-        assert_eq!((revisions(&h), h.compacted()), (vec![3], 2), "revision 2 goes whole");
+        assert_eq!(
+            (revisions(&h), h.compacted()),
+            (vec![3], 2),
+            "revision 2 goes whole"
+        );
         h.prune(&Retention {
             events: 10,
             bytes: 10,
@@ -240,7 +255,11 @@ mod tests {
         };
         // One command per revision, making one to three events.
         let commands: Vec<Vec<Event>> = (1..=40)
-            .map(|r| (0..(r % 3 + 1)).map(|i| put(r, &format!("k{i}"), "v")).collect())
+            .map(|r| {
+                (0..(r % 3 + 1))
+                    .map(|i| put(r, &format!("k{i}"), "v"))
+                    .collect()
+            })
             .collect();
         let mut each = History::default();
         for events in &commands {

@@ -30,9 +30,7 @@ pub use outcomes::Outcomes;
 pub use snapshot::{KvItem, KvSnapshot};
 
 use crate::groups::machine::{ApplyContext, StateMachine};
-use crate::groups::snapshot::{
-    SnapshotConfig, SnapshotStateMachine, SnapshotStats, SnapshotSync,
-};
+use crate::groups::snapshot::{SnapshotConfig, SnapshotStateMachine, SnapshotStats, SnapshotSync};
 use crate::primitives::Digest;
 use crate::UniqueId;
 use std::sync::Arc;
@@ -76,7 +74,9 @@ pub fn apply_batch(
 /// Answers a query from the state.
 pub fn answer(state: &KvState, query: KvQuery) -> KvResult {
     match query {
-        KvQuery::Get { key } => KvResult::Value(state.get(&key).map(|e| e.value.as_bytes().to_vec())),
+        KvQuery::Get { key } => {
+            KvResult::Value(state.get(&key).map(|e| e.value.as_bytes().to_vec()))
+        }
         KvQuery::Len => KvResult::Len(state.keys.len() as u64),
         KvQuery::Revision => KvResult::Revision(state.revision),
     }

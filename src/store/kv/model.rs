@@ -203,7 +203,8 @@ impl KvState {
                 break;
             }
             bytes += size;
-            page.records.push(KeyRecord::new(key, entry, request.keys_only));
+            page.records
+                .push(KeyRecord::new(key, entry, request.keys_only));
         }
         page
     }
@@ -251,7 +252,13 @@ mod tests {
 
     #[test]
     fn a_range_is_the_sorted_keys_under_the_prefix_in_pages() {
-        let s = state(&[("a", "1"), ("app/b", "2"), ("app/a", "3"), ("apq", "4"), ("b", "5")]);
+        let s = state(&[
+            ("a", "1"),
+            ("app/b", "2"),
+            ("app/a", "3"),
+            ("apq", "4"),
+            ("b", "5"),
+        ]);
         let page = s.range(&ask("app/", None, 10), usize::MAX);
         assert_eq!(names(&page), ["app/a", "app/b"]);
         assert!(!page.more);

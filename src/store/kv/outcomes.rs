@@ -120,7 +120,10 @@ mod tests {
         let outcomes = Outcomes::default();
         let (ticket, pending) = outcomes.register(me);
         assert!(outcomes.is_waiting(&ticket, me));
-        assert!(!outcomes.is_waiting(&ticket, PeerId([2; 32])), "another node");
+        assert!(
+            !outcomes.is_waiting(&ticket, PeerId([2; 32])),
+            "another node"
+        );
         let done = TxnOutcome {
             succeeded: true,
             ..TxnOutcome::default()

@@ -116,10 +116,13 @@ impl KvSnapshot {
                 "key-value snapshot of format {other}; this build reads format {FORMAT}"
             )),
             (0, _) => Err(no_format()),
-            (1, KvItem::Meta {
-                revision,
-                compacted,
-            }) => {
+            (
+                1,
+                KvItem::Meta {
+                    revision,
+                    compacted,
+                },
+            ) => {
                 self.state.revision = revision;
                 self.loading.compacted = compacted;
                 Ok(())
@@ -157,7 +160,9 @@ impl KvSnapshot {
             ) => {
                 let last = self.loading.events.last().map_or(0, |e| e.revision);
                 if revision < last || revision <= self.loading.compacted {
-                    return Err(format!("item {n}: event at revision {revision} out of order"));
+                    return Err(format!(
+                        "item {n}: event at revision {revision} out of order"
+                    ));
                 }
                 let kind = match put {
                     Some((value, create_index, version)) => EventKind::Put {
@@ -307,7 +312,10 @@ mod tests {
             .collect();
         let mut back = KvSnapshot::default();
         for part in items.chunks(chunk) {
-            back.append(part.iter().map(|b| codec::decode::<KvItem>(b).expect("decode")));
+            back.append(
+                part.iter()
+                    .map(|b| codec::decode::<KvItem>(b).expect("decode")),
+            );
         }
         back.finish().map(|()| back.state)
     }
@@ -331,12 +339,18 @@ mod tests {
         let mut future = KvSnapshot::default();
         future.append([KvItem::Format(4)]);
         let err = future.finish().expect_err("format 4");
-        assert!(err.contains("format 4") && err.contains("reads format 3"), "{err}");
+        assert!(
+            err.contains("format 4") && err.contains("reads format 3"),
+            "{err}"
+        );
 
         // A format-2 snapshot: `(key, value)` pairs. Its first item does not decode as a
         // format-3 item, or decodes as something else than the format item.
-        let old = codec::encode(&("config/a".to_string(), serde_bytes::ByteBuf::from(b"v".to_vec())))
-            .expect("encode");
+        let old = codec::encode(&(
+            "config/a".to_string(),
+            serde_bytes::ByteBuf::from(b"v".to_vec()),
+        ))
+        .expect("encode");
         let mut back = KvSnapshot::default();
         if let Ok(item) = codec::decode::<KvItem>(&old) {
             back.append([item]);
