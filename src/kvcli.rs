@@ -17,13 +17,14 @@ use tessera::store::http::{KvJson, WatchLine};
 /// Where and how long.
 #[derive(Args, Clone, Debug)]
 pub struct ClientArgs {
-    /// The nodes' HTTP APIs, comma-separated; calls fail over between them.
+    /// The nodes' HTTP APIs, comma-separated; calls fail over between them. Default:
+    /// TESSERA_ENDPOINTS, else TESSERA_ENDPOINT (the older name), else
+    /// http://127.0.0.1:7070.
     #[arg(
         long,
         visible_alias = "endpoint",
         env = "TESSERA_ENDPOINTS",
-        value_delimiter = ',',
-        default_value = client::DEFAULT_ENDPOINT
+        value_delimiter = ','
     )]
     endpoints: Vec<String>,
     /// Give up on one request after this many seconds.
@@ -159,7 +160,14 @@ fn fail(e: ClientError) -> Failure {
 }
 
 fn connect(args: &ClientArgs) -> Result<Client, Failure> {
-    Client::with_endpoints(&args.endpoints, Duration::from_secs(args.timeout)).map_err(fail)
+    let mut endpoints = args.endpoints.clone();
+    if endpoints.is_empty() {
+        // Scripts written for the single-endpoint client keep working.
+        endpoints = std::env::var("TESSERA_ENDPOINT")
+            .map(|v| v.split(',').map(str::to_string).collect())
+            .unwrap_or_else(|_| vec![client::DEFAULT_ENDPOINT.to_string()]);
+    }
+    Client::with_endpoints(&endpoints, Duration::from_secs(args.timeout)).map_err(fail)
 }
 
 /// Runs `call`, printing to standard output.
