@@ -58,8 +58,8 @@ fn proc_kib(pid: u32, field: &str) -> u64 {
         .unwrap_or(0)
 }
 
-/// The node's user + system CPU seconds.
-fn cpu_secs(pid: u32) -> f64 {
+/// A process's user + system CPU seconds (`pid` or `self`).
+fn cpu_secs(pid: &str) -> f64 {
     let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap_or_default();
     let fields: Vec<&str> = stat
         .rsplit_once(')')
@@ -141,7 +141,7 @@ async fn watcher(
                     .and_then(|v| std::str::from_utf8(v.get(..20)?).ok())
                     .and_then(|s| s.parse().ok())
                     .ok_or("a value without its send time")?;
-                latencies.push(u32::try_from((now - sent) / 1000).unwrap_or(u32::MAX));
+                latencies.push(u32::try_from(now.saturating_sub(sent) / 1000).unwrap_or(u32::MAX));
                 last_arrival = now;
             }
             WatchLine::Closed { reason, .. } => return Err(format!("closed: {reason}")),
@@ -251,7 +251,8 @@ fn main() {
             .and_then(|s| s.store)
             .map_or(0, |s| s.watchers);
 
-        let cpu_before = cpu_secs(pid);
+        let cpu_before = cpu_secs(&pid.to_string());
+        let bench_cpu_before = cpu_secs("self");
         let first_send = epoch.elapsed().as_nanos();
         let writer = {
             let endpoint = endpoint.clone();
@@ -272,7 +273,8 @@ fn main() {
             latencies.extend(m.latencies);
             last_arrival = last_arrival.max(m.last_arrival);
         }
-        let cpu = cpu_secs(pid) - cpu_before;
+        let cpu = cpu_secs(&pid.to_string()) - cpu_before;
+        let bench_cpu = cpu_secs("self") - bench_cpu_before;
         let deliver_secs = (last_arrival - first_send) as f64 / 1e9;
         let hwm = proc_kib(pid, "VmHWM");
         latencies.sort_unstable();
@@ -304,7 +306,7 @@ fn main() {
             latencies.len(),
             latencies.len() as f64 / deliver_secs
         );
-        println!("| node CPU during the load | {cpu:.1} s |");
+        println!("| CPU during the load: node / bench (writer and watchers) | {cpu:.1} s / {bench_cpu:.1} s |");
         println!(
             "| node VmRSS before / with idle watchers / peak | {:.1} / {:.1} / {:.1} MiB |",
             rss_before as f64 / 1024.0,

@@ -221,7 +221,7 @@ impl Watch {
                             return Err(e);
                         }
                     }
-                    if tried % n == 0 {
+                    if tried.is_multiple_of(n) {
                         tokio::time::sleep(pause).await;
                         pause = (pause * 2).min(MAX_RETRY_PAUSE);
                     }

@@ -113,9 +113,9 @@ pub fn parse_duration(text: &str) -> Result<Duration, String> {
 /// `10m`, `30s` or `250ms`, whichever is exact.
 pub fn show_duration(d: Duration) -> String {
     let ms = d.as_millis();
-    if ms % 60_000 == 0 {
+    if ms.is_multiple_of(60_000) {
         format!("{}m", ms / 60_000)
-    } else if ms % 1000 == 0 {
+    } else if ms.is_multiple_of(1000) {
         format!("{}s", ms / 1000)
     } else {
         format!("{ms}ms")
