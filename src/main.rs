@@ -4,7 +4,7 @@
 //! - `tessera demo [--storage]`: the cluster demo (three node processes, the leader killed
 //!   and restarted), or the storage demo (write, SIGKILL, reopen, verify).
 //! - `tessera node ...`: run a node of the replicated key-value store with its HTTP API.
-//! - `tessera put|get|del|status`: clients of a node's HTTP API.
+//! - `tessera get|put|del|txn|watch|status`: clients of the nodes' HTTP API ([`kvcli`]).
 //! - `tessera write-log --data-dir DIR` (hidden, a developer tool): append synced batches,
 //!   printing each durable position (the writer the crash test and the storage demo kill).
 
@@ -14,12 +14,12 @@ use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::process::ExitCode;
 use std::time::Duration;
-use tessera::groups::{Consistency, DurableLogStore};
+use tessera::groups::DurableLogStore;
 use tessera::network::PeerAddr;
-use tessera::store::client::{self, Client, ClientError};
 use tessera::store::node::{self, Node, NodeConfig};
 
 mod demo;
+mod kvcli;
 
 #[allow(dead_code)] // the binary uses part of the test kit; the tests use the rest
 mod kit;
@@ -51,47 +51,20 @@ enum Command {
     /// `ID@IP:PORT` as the first line and its HTTP URL as the second; stops on SIGTERM or
     /// SIGINT.
     Node(NodeArgs),
-    /// Set KEY to VALUE (prints the commit index).
-    Put {
-        /// The key (slashes allowed).
-        key: String,
-        /// The value.
-        value: String,
-        #[command(flatten)]
-        client: ClientArgs,
-    },
-    /// Print KEY's value (exit code 3 when absent).
-    Get {
-        /// The key.
-        key: String,
-        /// Linearizable read (confirmed by a majority) instead of this node's local copy.
-        #[arg(long)]
-        strong: bool,
-        #[command(flatten)]
-        client: ClientArgs,
-    },
-    /// Remove KEY (prints the commit index; no error when absent).
-    Del {
-        /// The key.
-        key: String,
-        #[command(flatten)]
-        client: ClientArgs,
-    },
-    /// Print the node's status as JSON: id, leader, term, commit, applied, members.
-    Status {
-        #[command(flatten)]
-        client: ClientArgs,
-    },
-}
-
-#[derive(clap::Args)]
-struct ClientArgs {
-    /// The node's HTTP API.
-    #[arg(long, env = "TESSERA_ENDPOINT", default_value = client::DEFAULT_ENDPOINT)]
-    endpoint: String,
-    /// Give up after this many seconds.
-    #[arg(long, default_value_t = 15, value_parser = clap::value_parser!(u64).range(1..=3600))]
-    timeout: u64,
+    /// Set KEY to VALUE, or to standard input (prints the index of the write).
+    Put(kvcli::PutArgs),
+    /// Print KEY's value (exit code 3 when absent), or with --prefix the keys under it.
+    Get(kvcli::GetArgs),
+    /// Remove KEY, or with --prefix every key under it (prints the index and how many).
+    Del(kvcli::DelArgs),
+    /// Run a transaction given as JSON on standard input (see the README); prints the
+    /// answer, exit code 6 when the compares did not hold.
+    Txn(kvcli::TxnArgs),
+    /// Print every change under PREFIX as it happens, one per line; reconnects (to the
+    /// other endpoints too) and resumes where it stopped.
+    Watch(kvcli::WatchArgs),
+    /// Print the node's status as JSON: id, leader, term, commit, applied, members, store.
+    Status(kvcli::StatusArgs),
 }
 
 #[derive(clap::Args)]
@@ -158,6 +131,13 @@ struct NodeArgs {
     /// Raw size of a snapshot chunk in KiB, 1 to 16384 (every member must use the same).
     #[arg(long, default_value_t = 1024, value_parser = clap::value_parser!(u32).range(1..=16_384))]
     snapshot_chunk_kib: u32,
+    /// Changes kept for watches and blocking reads: at most this many events (every
+    /// member must use the same). A watch from an older revision gets 410.
+    #[arg(long, default_value_t = 100_000, value_parser = clap::value_parser!(u64).range(1..))]
+    watch_history_events: u64,
+    /// ... and at most this many MiB of keys and values (every member must use the same).
+    #[arg(long, default_value_t = 64, value_parser = clap::value_parser!(u64).range(1..=1_048_576))]
+    watch_history_mib: u64,
 }
 
 fn run_node(args: NodeArgs) -> Result<(), String> {
@@ -187,6 +167,10 @@ fn run_node(args: NodeArgs) -> Result<(), String> {
             .every_bytes(args.snapshot_every_mib << 20)
             .keep_tail(args.keep_log_tail)
             .chunk_size(args.snapshot_chunk_kib << 10),
+        watch_history: tessera::store::kv::Retention {
+            events: args.watch_history_events,
+            bytes: args.watch_history_mib << 20,
+        },
     };
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
@@ -204,77 +188,6 @@ fn run_node(args: NodeArgs) -> Result<(), String> {
             .await
             .map_err(|e| e.to_string())
     })
-}
-
-/// What a client command prints on success.
-enum Output {
-    Line(String),
-    Bytes(Vec<u8>),
-}
-
-fn run_client(command: Command) -> Result<(), (u8, String)> {
-    let runtime = tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-        .map_err(|e| (client::EXIT_FAILURE, format!("tokio runtime: {e}")))?;
-    let fail = |e: ClientError| (e.exit_code(), e.to_string());
-    let connect = |args: &ClientArgs| {
-        Client::with_timeout(&args.endpoint, Duration::from_secs(args.timeout)).map_err(fail)
-    };
-    let output = runtime.block_on(async {
-        Ok(match command {
-            Command::Put { key, value, client } => {
-                let index = connect(&client)?.put(&key, value).await.map_err(fail)?;
-                Output::Line(format!("index {index}"))
-            }
-            Command::Get {
-                key,
-                strong,
-                client,
-            } => {
-                let consistency = if strong {
-                    Consistency::Strong
-                } else {
-                    Consistency::Weak
-                };
-                match connect(&client)?
-                    .get(&key, consistency)
-                    .await
-                    .map_err(fail)?
-                {
-                    Some(value) => Output::Bytes(value),
-                    None => return Err(fail(ClientError::NotFound { key })),
-                }
-            }
-            Command::Del { key, client } => {
-                let index = connect(&client)?.delete(&key).await.map_err(fail)?;
-                Output::Line(format!("index {index}"))
-            }
-            Command::Status { client } => {
-                let status = connect(&client)?.status().await.map_err(fail)?;
-                Output::Line(
-                    serde_json::to_string_pretty(&status)
-                        .map_err(|e| (client::EXIT_FAILURE, e.to_string()))?,
-                )
-            }
-            _ => unreachable!("only client commands reach run_client"),
-        })
-    })?;
-    let mut out = std::io::stdout().lock();
-    let written = match output {
-        Output::Line(line) => writeln!(out, "{line}"),
-        Output::Bytes(bytes) => out.write_all(&bytes).and_then(|()| {
-            // Raw bytes for pipes; a newline for people.
-            if std::io::stdout().is_terminal() {
-                writeln!(out)
-            } else {
-                Ok(())
-            }
-        }),
-    };
-    written
-        .and_then(|()| out.flush())
-        .map_err(|e| (client::EXIT_FAILURE, format!("stdout: {e}")))
 }
 
 #[derive(clap::Args)]
@@ -320,21 +233,29 @@ fn main() -> ExitCode {
         Command::WriteLog(args) => write_log(args),
         Command::Demo(args) => demo::run(args),
         Command::Node(args) => run_node(args),
-        command => {
-            return match run_client(command) {
-                Ok(()) => ExitCode::SUCCESS,
-                Err((code, reason)) => {
-                    eprintln!("tessera: {reason}");
-                    ExitCode::from(code)
-                }
-            }
-        }
+        Command::Put(a) => return client_exit(kvcli::Call::Put(a)),
+        Command::Get(a) => return client_exit(kvcli::Call::Get(a)),
+        Command::Del(a) => return client_exit(kvcli::Call::Del(a)),
+        Command::Txn(a) => return client_exit(kvcli::Call::Txn(a)),
+        Command::Watch(a) => return client_exit(kvcli::Call::Watch(a)),
+        Command::Status(a) => return client_exit(kvcli::Call::Status(a)),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,
         Err(reason) => {
             eprintln!("tessera: {reason}");
             ExitCode::FAILURE
+        }
+    }
+}
+
+/// Runs a client command; a failure prints its one line and exits with its code.
+fn client_exit(call: kvcli::Call) -> ExitCode {
+    match kvcli::run(call) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err((code, reason)) => {
+            eprintln!("tessera: {reason}");
+            ExitCode::from(code)
         }
     }
 }

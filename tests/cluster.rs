@@ -29,7 +29,7 @@ struct Member<M: StateMachine = KvMachine> {
 /// The replicated map of `tessera::store`, caught up by log replay instead of snapshots.
 #[derive(Default)]
 struct ReplayKv {
-    map: im::OrdMap<String, Vec<u8>>,
+    state: kv::KvState,
     sync: LogReplaySync<ReplayKv>,
 }
 
@@ -43,12 +43,26 @@ impl StateMachine for ReplayKv {
         tessera::Digest::of(b"tessera/test/replay-kv")
     }
 
-    fn apply(&mut self, command: KvCommand, _: &dyn ApplyContext) {
-        kv::apply_to(&mut self.map, command);
+    fn apply(&mut self, command: KvCommand, ctx: &dyn ApplyContext) {
+        self.apply_batch([command], ctx);
+    }
+
+    fn apply_batch(
+        &mut self,
+        commands: impl IntoIterator<Item = KvCommand>,
+        ctx: &dyn ApplyContext,
+    ) {
+        kv::apply_batch(
+            &mut self.state,
+            commands,
+            ctx,
+            &kv::Retention::default(),
+            None,
+        );
     }
 
     fn query(&self, query: KvQuery) -> KvResult {
-        kv::answer(&self.map, query)
+        kv::answer(&self.state, query)
     }
 
     fn state_sync(&self) -> LogReplaySync<ReplayKv> {

@@ -9,8 +9,9 @@
 //! network saves the peers it knows in `DATA_DIR/peers` and the group resumes from its
 //! log.
 
+use super::feed::Feed;
 use super::http;
-use super::kv::KvMachine;
+use super::kv::{KvMachine, Retention};
 use crate::data_dir::{DataDirError, DirLock};
 use crate::groups::snapshot::{SnapshotConfig, SnapshotStats};
 use crate::groups::{ConfigError, ConsensusConfig, Group, GroupBuilder, GroupKey, JoinError};
@@ -21,6 +22,7 @@ use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Duration;
 use tokio::task::JoinHandle;
+use tokio_util::sync::CancellationToken;
 
 /// The network every `tessera node` belongs to.
 pub const NETWORK_NAME: &str = "tessera";
@@ -73,6 +75,9 @@ pub struct NodeConfig {
     /// When snapshots are cut and how much log stays behind them (the marker spacing is
     /// part of the group id: every member must use the same).
     pub snapshot: SnapshotConfig,
+    /// How much change history the store keeps for watches and blocking reads (part of
+    /// the group id: every member must use the same).
+    pub watch_history: Retention,
 }
 
 impl NodeConfig {
@@ -103,6 +108,7 @@ impl NodeConfig {
             query_timeout: None,
             quic_idle_timeout: Duration::from_secs(10),
             snapshot: SnapshotConfig::default(),
+            watch_history: Retention::default(),
         }
     }
 
@@ -182,6 +188,8 @@ pub struct Node {
     http_addr: SocketAddr,
     server: JoinHandle<std::io::Result<()>>,
     stop_http: tokio::sync::oneshot::Sender<()>,
+    /// Ends watches and blocking reads, and the feed's relay.
+    stop_streams: CancellationToken,
 }
 
 impl std::fmt::Debug for Node {
@@ -226,8 +234,10 @@ impl Node {
             builder = builder.advertise_addr(advertise);
         }
         let network = builder.bind().await?;
-        let machine = KvMachine::new(config.snapshot);
+        let machine = KvMachine::with_retention(config.snapshot, config.watch_history);
         let snapshots = machine.snapshot_stats();
+        let published = machine.subscribe();
+        let outcomes = machine.outcomes();
         let joined = GroupBuilder::new(&network)
             .with_key(GroupKey::from_secret(config.group_key.as_bytes()))
             .with_state_machine(machine)
@@ -241,7 +251,16 @@ impl Node {
             }
         };
         let http_addr = listener.local_addr().map_err(NodeError::Http)?;
-        let app = http::router(group.clone(), network.local_addr(), snapshots.clone());
+        let stop_streams = CancellationToken::new();
+        let (feed, _relay) = Feed::start(published, stop_streams.clone());
+        let app = http::router(http::Served {
+            group: group.clone(),
+            addr: network.local_addr(),
+            snapshots: snapshots.clone(),
+            feed,
+            outcomes,
+            stop: stop_streams.clone(),
+        });
         let (stop_http, stopped) = tokio::sync::oneshot::channel::<()>();
         let server = tokio::spawn(async move {
             axum::serve(listener, app)
@@ -258,6 +277,7 @@ impl Node {
             http_addr,
             server,
             stop_http,
+            stop_streams,
         })
     }
 
@@ -323,8 +343,12 @@ impl Node {
             group,
             server,
             stop_http,
+            stop_streams,
             ..
         } = self;
+        // Watches and blocking reads end first (with a line saying why), so the server's
+        // graceful shutdown does not wait for them.
+        stop_streams.cancel();
         let _ = stop_http.send(());
         let abort = server.abort_handle();
         if tokio::time::timeout(STOP_BOUND, server).await.is_err() {

@@ -386,7 +386,6 @@ pub fn reopen_damaged(
 mod tests {
     use super::*;
     use crate::groups::{Index, Term};
-    use crate::primitives::Bytes;
     use crate::store::KvSnapshot;
     use crate::PeerId;
 
@@ -395,12 +394,7 @@ mod tests {
     }
 
     fn state(n: usize, value: usize) -> KvSnapshot {
-        let mut s = KvSnapshot::default();
-        crate::groups::snapshot::Snapshot::append(
-            &mut s,
-            (0..n).map(|i| (format!("key-{i:06}"), Bytes(vec![(i % 251) as u8; value]))),
-        );
-        s
+        KvSnapshot::of_pairs((0..n).map(|i| (format!("key-{i:06}"), vec![(i % 251) as u8; value])))
     }
 
     fn config() -> WriterConfig {
@@ -449,7 +443,7 @@ mod tests {
         assert_eq!(loaded.snapshot, original);
         assert_eq!(loaded.header.anchor, anchor);
         assert_eq!(loaded.header.membership, membership());
-        assert_eq!(loaded.header.items, 300);
+        assert_eq!(loaded.header.items, original.len());
     }
 
     #[test]

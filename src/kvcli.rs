@@ -1,0 +1,447 @@
+//! The client commands of the `tessera` binary: `get`, `put`, `del`, `txn`, `watch`,
+//! `status` (etcdctl's and `consul kv`'s, over the nodes' HTTP API).
+//!
+//! Every command takes `--endpoints a,b,c` and fails over between them as the library's
+//! client does; `--format json` prints what a script wants. Exit codes are the client's
+//! ([`tessera::store::client::ClientError::exit_code`]).
+
+use base64::Engine;
+use clap::{Args, ValueEnum};
+use std::io::{IsTerminal, Read, Write};
+use std::time::Duration;
+use tessera::store::client::{
+    self, Client, ClientError, ReadOptions, WatchOptions, EXIT_COMPARE_FAILED, EXIT_FAILURE,
+};
+use tessera::store::http::{KvJson, WatchLine};
+
+/// Where and how long.
+#[derive(Args, Clone, Debug)]
+pub struct ClientArgs {
+    /// The nodes' HTTP APIs, comma-separated; calls fail over between them. Default:
+    /// TESSERA_ENDPOINTS, else TESSERA_ENDPOINT (the older name), else
+    /// http://127.0.0.1:7070.
+    #[arg(
+        long,
+        visible_alias = "endpoint",
+        env = "TESSERA_ENDPOINTS",
+        value_delimiter = ','
+    )]
+    endpoints: Vec<String>,
+    /// Give up on one request after this many seconds.
+    #[arg(long, default_value_t = 15, value_parser = clap::value_parser!(u64).range(1..=3600))]
+    timeout: u64,
+}
+
+/// Output format.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, ValueEnum)]
+pub enum Format {
+    /// For people.
+    #[default]
+    Text,
+    /// One JSON document (`watch`: one per line).
+    Json,
+}
+
+/// `tessera get`.
+#[derive(Args, Debug)]
+pub struct GetArgs {
+    /// The key (with --prefix: the prefix; may be empty).
+    key: String,
+    /// Every key under KEY, in key order.
+    #[arg(long)]
+    prefix: bool,
+    /// Names only (implies --prefix).
+    #[arg(long)]
+    keys_only: bool,
+    /// At most N keys (with --prefix).
+    #[arg(long, value_parser = clap::value_parser!(u64).range(1..))]
+    limit: Option<u64>,
+    /// This node's copy, possibly stale, instead of a linearizable read.
+    #[arg(long)]
+    stale: bool,
+    /// Linearizable (the default; kept for older scripts).
+    #[arg(long, hide = true)]
+    strong: bool,
+    #[arg(long, value_enum, default_value_t)]
+    format: Format,
+    #[command(flatten)]
+    client: ClientArgs,
+}
+
+/// `tessera put`.
+#[derive(Args, Debug)]
+pub struct PutArgs {
+    /// The key (slashes allowed).
+    key: String,
+    /// The value; `-` or absent: read it from standard input (binary safe).
+    value: Option<String>,
+    /// Only if the key's mod_index is N (0: only if absent).
+    #[arg(long)]
+    cas: Option<u64>,
+    #[arg(long, value_enum, default_value_t)]
+    format: Format,
+    #[command(flatten)]
+    client: ClientArgs,
+}
+
+/// `tessera del`.
+#[derive(Args, Debug)]
+pub struct DelArgs {
+    /// The key (with --prefix: the prefix).
+    key: String,
+    /// Every key under KEY, in one write.
+    #[arg(long, conflicts_with = "cas")]
+    prefix: bool,
+    /// Only if the key's mod_index is N.
+    #[arg(long)]
+    cas: Option<u64>,
+    #[arg(long, value_enum, default_value_t)]
+    format: Format,
+    #[command(flatten)]
+    client: ClientArgs,
+}
+
+/// `tessera txn`.
+#[derive(Args, Debug)]
+pub struct TxnArgs {
+    #[command(flatten)]
+    client: ClientArgs,
+}
+
+/// `tessera watch`.
+#[derive(Args, Debug)]
+pub struct WatchArgs {
+    /// The prefix (may be empty: every key).
+    prefix: String,
+    /// The first revision wanted (default: after the current one).
+    #[arg(long)]
+    from: Option<u64>,
+    /// Only PREFIX itself, not the keys under it.
+    #[arg(long)]
+    exact: bool,
+    /// Print previous values.
+    #[arg(long)]
+    prev: bool,
+    #[arg(long, value_enum, default_value_t)]
+    format: Format,
+    #[command(flatten)]
+    client: ClientArgs,
+}
+
+/// `tessera status`.
+#[derive(Args, Debug)]
+pub struct StatusArgs {
+    #[command(flatten)]
+    client: ClientArgs,
+}
+
+/// A client command.
+#[derive(Debug)]
+pub enum Call {
+    /// `get`
+    Get(GetArgs),
+    /// `put`
+    Put(PutArgs),
+    /// `del`
+    Del(DelArgs),
+    /// `txn`
+    Txn(TxnArgs),
+    /// `watch`
+    Watch(WatchArgs),
+    /// `status`
+    Status(StatusArgs),
+}
+
+/// A failure: exit code and one line.
+pub type Failure = (u8, String);
+
+fn fail(e: ClientError) -> Failure {
+    (e.exit_code(), e.to_string())
+}
+
+fn connect(args: &ClientArgs) -> Result<Client, Failure> {
+    let mut endpoints = args.endpoints.clone();
+    if endpoints.is_empty() {
+        // Scripts written for the single-endpoint client keep working.
+        endpoints = std::env::var("TESSERA_ENDPOINT")
+            .map(|v| v.split(',').map(str::to_string).collect())
+            .unwrap_or_else(|_| vec![client::DEFAULT_ENDPOINT.to_string()]);
+    }
+    Client::with_endpoints(&endpoints, Duration::from_secs(args.timeout)).map_err(fail)
+}
+
+/// Runs `call`, printing to standard output.
+pub fn run(call: Call) -> Result<(), Failure> {
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .map_err(|e| (EXIT_FAILURE, format!("tokio runtime: {e}")))?;
+    let mut out = Out::new();
+    runtime.block_on(async {
+        match call {
+            Call::Get(a) => get(a, &mut out).await,
+            Call::Put(a) => put(a, &mut out).await,
+            Call::Del(a) => del(a, &mut out).await,
+            Call::Txn(a) => txn(a, &mut out).await,
+            Call::Watch(a) => watch(a, &mut out).await,
+            Call::Status(a) => {
+                let status = connect(&a.client)?.status().await.map_err(fail)?;
+                out.json_pretty(&status)
+            }
+        }
+    })
+}
+
+/// Standard output, flushed after every line (a watch is read as it goes).
+struct Out {
+    out: std::io::Stdout,
+    terminal: bool,
+}
+
+impl Out {
+    fn new() -> Self {
+        let out = std::io::stdout();
+        let terminal = out.is_terminal();
+        Out { out, terminal }
+    }
+
+    fn write(&mut self, bytes: &[u8]) -> Result<(), Failure> {
+        let mut lock = self.out.lock();
+        lock.write_all(bytes)
+            .and_then(|()| lock.flush())
+            .map_err(|e| (EXIT_FAILURE, format!("stdout: {e}")))
+    }
+
+    fn line(&mut self, text: &str) -> Result<(), Failure> {
+        self.write(format!("{text}\n").as_bytes())
+    }
+
+    fn json<T: serde::Serialize>(&mut self, value: &T) -> Result<(), Failure> {
+        let text = serde_json::to_string(value).map_err(|e| (EXIT_FAILURE, e.to_string()))?;
+        self.line(&text)
+    }
+
+    fn json_pretty<T: serde::Serialize>(&mut self, value: &T) -> Result<(), Failure> {
+        let text =
+            serde_json::to_string_pretty(value).map_err(|e| (EXIT_FAILURE, e.to_string()))?;
+        self.line(&text)
+    }
+}
+
+/// A value for a line of text: as it is when it is UTF-8 without control characters,
+/// else `base64:` and its base64.
+fn printable(value: &[u8]) -> String {
+    match std::str::from_utf8(value) {
+        Ok(text) if !text.chars().any(char::is_control) => text.to_string(),
+        _ => format!(
+            "base64:{}",
+            base64::engine::general_purpose::STANDARD.encode(value)
+        ),
+    }
+}
+
+async fn get(a: GetArgs, out: &mut Out) -> Result<(), Failure> {
+    let client = connect(&a.client)?;
+    let options = ReadOptions {
+        stale: a.stale,
+        ..ReadOptions::default()
+    };
+    if a.stale && a.strong {
+        return Err((
+            client::EXIT_USAGE,
+            "--stale and --strong exclude each other".into(),
+        ));
+    }
+    if !(a.prefix || a.keys_only) {
+        if a.limit.is_some() {
+            return Err((client::EXIT_USAGE, "--limit pages a --prefix read".into()));
+        }
+        let entry = client
+            .get_entry(&a.key, options)
+            .await
+            .map_err(fail)?
+            .ok_or_else(|| fail(ClientError::NotFound { key: a.key.clone() }))?;
+        return match a.format {
+            Format::Text => {
+                out.write(&entry.value)?;
+                if out.terminal {
+                    out.write(b"\n")?;
+                }
+                Ok(())
+            }
+            Format::Json => out.json(&serde_json::json!({
+                "key": a.key,
+                "value": base64::engine::general_purpose::STANDARD.encode(&entry.value),
+                "create_index": entry.create_index,
+                "mod_index": entry.mod_index,
+                "version": entry.version,
+                "revision": entry.revision,
+            })),
+        };
+    }
+    // Pages until the end or --limit: each page is one revision; the listing's revision
+    // is the first page's (a watch from it + 1 misses nothing that changed meanwhile).
+    let mut after: Option<String> = None;
+    let mut left = a.limit;
+    let mut revision = None;
+    let mut kvs: Vec<KvJson> = Vec::new();
+    let mut names: Vec<String> = Vec::new();
+    loop {
+        let want =
+            left.map(|n| n.min(u64::from(tessera::store::kv::command::MAX_RANGE_LIMIT)) as u32);
+        let (got, more, next, rev) = if a.keys_only {
+            let page = client
+                .keys(&a.key, after.as_deref(), want, options)
+                .await
+                .map_err(fail)?;
+            let n = page.keys.len() as u64;
+            names.extend(page.keys);
+            (n, page.more, page.next, page.revision)
+        } else {
+            let page = client
+                .range(&a.key, after.as_deref(), want, options)
+                .await
+                .map_err(fail)?;
+            let n = page.kvs.len() as u64;
+            kvs.extend(page.kvs);
+            (n, page.more, page.next, page.revision)
+        };
+        revision.get_or_insert(rev);
+        left = left.map(|n| n.saturating_sub(got));
+        if !more || left == Some(0) || next.is_none() {
+            break;
+        }
+        after = next;
+    }
+    let revision = revision.unwrap_or(0);
+    match (a.format, a.keys_only) {
+        (Format::Json, true) => out.json(&serde_json::json!({"revision": revision, "keys": names})),
+        (Format::Json, false) => out.json(&serde_json::json!({"revision": revision, "kvs": kvs})),
+        (Format::Text, true) => names.iter().try_for_each(|k| out.line(k)),
+        (Format::Text, false) => kvs.iter().try_for_each(|kv| {
+            let value = kv.value.as_deref().unwrap_or_default();
+            out.line(&format!("{}:{}", kv.key, printable(value)))
+        }),
+    }
+}
+
+async fn put(a: PutArgs, out: &mut Out) -> Result<(), Failure> {
+    let client = connect(&a.client)?;
+    let value = match a.value.as_deref() {
+        None | Some("-") => {
+            let mut bytes = Vec::new();
+            std::io::stdin()
+                .read_to_end(&mut bytes)
+                .map_err(|e| (EXIT_FAILURE, format!("stdin: {e}")))?;
+            bytes
+        }
+        Some(v) => v.as_bytes().to_vec(),
+    };
+    let index = match a.cas {
+        Some(n) => client.put_cas(&a.key, value, n).await,
+        None => client.put(&a.key, value).await,
+    }
+    .map_err(fail)?;
+    match a.format {
+        Format::Text => out.line(&format!("index {index}")),
+        Format::Json => out.json(&serde_json::json!({ "index": index })),
+    }
+}
+
+async fn del(a: DelArgs, out: &mut Out) -> Result<(), Failure> {
+    let client = connect(&a.client)?;
+    let written = client
+        .delete_with(&a.key, a.cas, a.prefix)
+        .await
+        .map_err(fail)?;
+    match a.format {
+        Format::Text => out.line(&format!(
+            "index {} deleted {}",
+            written.index,
+            written.deleted.unwrap_or(0)
+        )),
+        Format::Json => out.json(&written),
+    }
+}
+
+async fn txn(a: TxnArgs, out: &mut Out) -> Result<(), Failure> {
+    let client = connect(&a.client)?;
+    let mut json = Vec::new();
+    std::io::stdin()
+        .read_to_end(&mut json)
+        .map_err(|e| (EXIT_FAILURE, format!("stdin: {e}")))?;
+    let answer = client.txn_bytes(json).await.map_err(fail)?;
+    out.json_pretty(&answer)?;
+    if answer.succeeded {
+        Ok(())
+    } else {
+        Err((
+            EXIT_COMPARE_FAILED,
+            format!(
+                "the compares did not hold: the failure branch ran (index {})",
+                answer.index
+            ),
+        ))
+    }
+}
+
+async fn watch(a: WatchArgs, out: &mut Out) -> Result<(), Failure> {
+    let client = connect(&a.client)?;
+    let mut watch = client.watch(
+        &a.prefix,
+        WatchOptions {
+            from: a.from,
+            prev: a.prev,
+            exact: a.exact,
+            ..WatchOptions::default()
+        },
+    );
+    loop {
+        let line = match watch.next().await {
+            Ok(line) => line,
+            Err(ClientError::Compacted { message, oldest }) => {
+                return Err((
+                    client::EXIT_COMPACTED,
+                    format!(
+                        "{message}\nre-list with `tessera get {:?} --prefix --format json` and watch --from its revision + 1 (the oldest revision held is {oldest})",
+                        a.prefix
+                    ),
+                ))
+            }
+            Err(e) => return Err(fail(e)),
+        };
+        match a.format {
+            Format::Json => out.json(&line)?,
+            Format::Text => match &line {
+                WatchLine::Put {
+                    key,
+                    value,
+                    mod_index,
+                    prev_value,
+                    ..
+                } => {
+                    let mut text = format!(
+                        "{mod_index} put {key} {}",
+                        printable(value.as_deref().unwrap_or_default())
+                    );
+                    if let Some(p) = prev_value {
+                        text.push_str(&format!(" (was {})", printable(p)));
+                    }
+                    out.line(&text)?
+                }
+                WatchLine::Delete {
+                    key,
+                    mod_index,
+                    prev_value,
+                } => {
+                    let mut text = format!("{mod_index} delete {key}");
+                    if let Some(p) = prev_value {
+                        text.push_str(&format!(" (was {})", printable(p)));
+                    }
+                    out.line(&text)?
+                }
+                WatchLine::Progress { .. } | WatchLine::Closed { .. } => {}
+            },
+        }
+    }
+}

@@ -1,0 +1,166 @@
+//! The node's HTTP API over its key-value group (the README's "HTTP API" section is the
+//! reference: every call, parameter, status and JSON shape).
+//!
+//! | method and path | module |
+//! |---|---|
+//! | `GET /v1/kv/{key}` (value and revisions; `?recurse`/`?keys` ranges; `?index`/`?wait` blocking) | [`read`] |
+//! | `PUT /v1/kv/{key}` (`?cas=N`), `DELETE /v1/kv/{key}` (`?cas=N`, `?recurse`) | [`write`] |
+//! | `POST /v1/txn` | [`txn`] |
+//! | `GET /v1/watch/{prefix}` (`?from=REV`, `?prev`, `?exact`, `?progress=DUR`) | [`watch`] |
+//! | `GET /v1/status` | [`status`] |
+//!
+//! Any node serves every call. A write sent to a follower is forwarded to the leader
+//! through raft, so clients need not find the leader. Reads are served from the state the
+//! machine publishes after every batch ([`crate::store::feed`]): linearizable by default
+//! (a read index confirmed by a majority, then this node's state once it applied it),
+//! `?stale` reads this node's state as it is. Every answer carries the store revision it
+//! was read at in [`REVISION_HEADER`] (and in its JSON when it has a body of JSON).
+//! Errors are one line of JSON ([`ErrorBody`]).
+
+mod error;
+pub mod params;
+pub mod read;
+pub mod shapes;
+pub mod status;
+pub mod txn;
+pub mod watch;
+pub mod write;
+
+pub use error::{ApiError, ErrorBody, ErrorKind};
+pub use shapes::{
+    CompareJson, KeysAnswer, KvJson, OpAnswer, OpJson, RangeAnswer, TxnAnswer, TxnJson, WatchLine,
+    Written,
+};
+pub use status::{
+    ClusterConflict, LogPosition, Members, NodeStatus, SnapshotView, StoreView, TransferView,
+};
+
+use super::feed::Feed;
+use super::kv::command::{check_key, MAX_VALUE_BYTES};
+use super::kv::{KvCommand, KvMachine, Outcomes, Txn, TxnOutcome};
+use crate::groups::snapshot::SnapshotStats;
+use crate::groups::{Group, GroupError};
+use crate::network::PeerAddr;
+use axum::extract::rejection::PathRejection;
+use axum::extract::{DefaultBodyLimit, Path, State};
+use axum::http::StatusCode;
+use axum::routing::{get, post};
+use axum::{Json, Router};
+use std::sync::Arc;
+use tokio_util::sync::CancellationToken;
+
+pub use super::kv::command::MAX_KEY_BYTES;
+
+/// Largest value a `PUT` accepts (1 MiB); larger bodies get 413.
+pub const MAX_BODY_BYTES: usize = MAX_VALUE_BYTES;
+
+/// Largest transaction body (8 MiB: 4 MiB of values in base64, and the rest).
+pub const MAX_TXN_BODY_BYTES: usize = 8 << 20;
+
+/// The response header carrying the store revision an answer was read at.
+pub const REVISION_HEADER: &str = "x-tessera-revision";
+
+/// The response header carrying a key's `mod_index`.
+pub const MOD_INDEX_HEADER: &str = "x-tessera-mod-index";
+
+/// The response header carrying a key's `create_index`.
+pub const CREATE_INDEX_HEADER: &str = "x-tessera-create-index";
+
+/// The response header carrying a key's version.
+pub const VERSION_HEADER: &str = "x-tessera-version";
+
+/// What the API serves.
+#[derive(Clone)]
+pub struct Served {
+    /// The key-value group.
+    pub group: Group<KvMachine>,
+    /// This node's address.
+    pub addr: PeerAddr,
+    /// Its snapshot counters.
+    pub snapshots: Arc<SnapshotStats>,
+    /// The states its machine publishes.
+    pub feed: Feed,
+    /// Its registrations of transaction outcomes.
+    pub outcomes: Outcomes,
+    /// Cancelled when the node stops: watches and blocking reads end.
+    pub stop: CancellationToken,
+}
+
+impl Served {
+    fn fail(&self, err: GroupError) -> ApiError {
+        ApiError::from_group(err, self.group.leader().is_some())
+    }
+
+    /// Replicates `txn` with a ticket and returns its index and outcome.
+    async fn execute_txn(&self, txn: Txn) -> Result<(u64, TxnOutcome), ApiError> {
+        let (ticket, pending) = self.outcomes.register(self.addr.id);
+        let index = self
+            .group
+            .execute(KvCommand::Txn {
+                txn,
+                ticket: Some(ticket),
+            })
+            .await
+            .map_err(|e| self.fail(e))?;
+        let outcome = pending.take().ok_or_else(|| {
+            ApiError::new(
+                StatusCode::SERVICE_UNAVAILABLE,
+                ErrorKind::Unknown,
+                format!(
+                    "the transaction committed at index {} but this node installed state past it before applying it: its outcome is unknown",
+                    index.0
+                ),
+            )
+        })?;
+        Ok((index.0, outcome))
+    }
+}
+
+/// The API's routes.
+pub fn router(served: Served) -> Router {
+    Router::new()
+        .route("/v1/status", get(status))
+        .route(
+            "/v1/kv/{*key}",
+            get(read::get).put(write::put).delete(write::delete),
+        )
+        // The empty prefix: every key (ranges, prefix deletes, watches of everything).
+        .route("/v1/kv/", get(read::get_root).delete(write::delete_root))
+        .route(
+            "/v1/txn",
+            post(txn::post).layer(DefaultBodyLimit::max(MAX_TXN_BODY_BYTES)),
+        )
+        .route("/v1/watch/{*prefix}", get(watch::get))
+        .route("/v1/watch/", get(watch::get_root))
+        .fallback(no_route)
+        .method_not_allowed_fallback(no_method)
+        .layer(DefaultBodyLimit::max(MAX_BODY_BYTES))
+        .with_state(served)
+}
+
+async fn no_route() -> ApiError {
+    ApiError::new(StatusCode::NOT_FOUND, ErrorKind::NoRoute, "no such route")
+}
+
+async fn no_method(method: axum::http::Method) -> ApiError {
+    ApiError::new(
+        StatusCode::METHOD_NOT_ALLOWED,
+        ErrorKind::NoRoute,
+        format!("method {method} is not allowed on this path"),
+    )
+}
+
+async fn status(State(api): State<Served>) -> Json<NodeStatus> {
+    Json(
+        NodeStatus::new(&api.group.status(), &api.addr)
+            .with_snapshots(&api.snapshots)
+            .with_store(&api.feed.latest(), api.feed.watchers()),
+    )
+}
+
+/// The key of a `{*key}` route, checked (`prefix`: may be empty).
+fn key_of(path: Result<Path<String>, PathRejection>, prefix: bool) -> Result<String, ApiError> {
+    let Path(key) = path.map_err(|e| ApiError::bad(e.body_text()))?;
+    check_key(&key, prefix).map_err(ApiError::bad)?;
+    Ok(key)
+}

@@ -1,0 +1,254 @@
+//! `GET /v1/status`: what a node knows of itself, its group and its store, as JSON.
+
+use crate::groups::raft::Role;
+use crate::groups::snapshot::SnapshotStats;
+use crate::groups::GroupStatus;
+use crate::network::PeerAddr;
+use crate::store::kv::KvState;
+use serde::{Deserialize, Serialize};
+
+/// `GET /v1/status`: what this node knows of itself and its group.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct NodeStatus {
+    /// This node's peer id (hex).
+    pub id: String,
+    /// This node's `ID@IP:PORT`, as peers dial it.
+    pub addr: String,
+    /// The group id (hex).
+    pub group: String,
+    /// `follower`, `pre_candidate`, `candidate` or `leader`.
+    pub role: String,
+    /// The current term.
+    pub term: u64,
+    /// The leader of this term, if known (peer id, hex).
+    pub leader: Option<String>,
+    /// The commit index this node knows.
+    pub commit: u64,
+    /// The last index applied to this node's map.
+    pub applied: u64,
+    /// The last log entry.
+    pub last: LogPosition,
+    /// The last entry known durable on this node's disk.
+    pub durable: LogPosition,
+    /// The current configuration.
+    pub members: Members,
+    /// Peers with a live link for this group.
+    pub bonded: Vec<String>,
+    /// A leader is known and no catch-up is running.
+    pub online: bool,
+    /// A catch-up (log replay) is running.
+    pub syncing: bool,
+    /// Set when the group stopped, with the reason.
+    pub stopped: Option<String>,
+    /// The first index still in the log (it is pruned behind snapshots).
+    #[serde(default)]
+    pub log_start: u64,
+    /// Complete snapshots this node holds, oldest first.
+    #[serde(default)]
+    pub snapshots: Vec<SnapshotView>,
+    /// The snapshot transfer in progress, if any.
+    #[serde(default)]
+    pub transfer: Option<TransferView>,
+    /// Snapshot chunks this node served to others.
+    #[serde(default)]
+    pub chunks_served: u64,
+    /// Snapshot chunks this node fetched from others.
+    #[serde(default)]
+    pub chunks_fetched: u64,
+    /// The founding this node belongs to (cluster id, hex), once it has one.
+    #[serde(default)]
+    pub cluster: Option<String>,
+    /// Linked peers of another founding of this group, refused (see the README's
+    /// "Joining a node to an existing group").
+    #[serde(default)]
+    pub conflicts: Vec<ClusterConflict>,
+    /// The store on this node (absent from nodes that predate it).
+    #[serde(default)]
+    pub store: Option<StoreView>,
+}
+
+/// A peer of another founding, in [`NodeStatus`].
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ClusterConflict {
+    /// The peer (hex).
+    pub peer: String,
+    /// Its cluster id (hex).
+    pub cluster: String,
+}
+
+/// The store in [`NodeStatus`].
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct StoreView {
+    /// The revision of the state this node serves (the index of the last command applied).
+    pub revision: u64,
+    /// Live keys.
+    pub keys: u64,
+    /// The oldest revision a watch may start from here.
+    pub history_oldest: u64,
+    /// Events in the history.
+    pub history_events: u64,
+    /// Bytes of the history (keys, values and previous values, plus a fixed overhead per
+    /// event).
+    pub history_bytes: u64,
+    /// Watches open on this node.
+    pub watchers: u64,
+}
+
+/// A snapshot in [`NodeStatus`].
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SnapshotView {
+    /// Anchor index (the marker entry it was cut after).
+    pub index: u64,
+    /// Anchor term.
+    pub term: u64,
+    /// Raw bytes of the state.
+    pub raw_bytes: u64,
+    /// Bytes stored (zstd).
+    pub stored_bytes: u64,
+    /// Chunks.
+    pub chunks: u32,
+}
+
+/// A transfer in [`NodeStatus`].
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct TransferView {
+    /// Anchor index of the snapshot being fetched (0 while discovering).
+    pub index: u64,
+    /// `discovering`, `fetching` or `installing`.
+    pub phase: String,
+    /// Chunks verified and stored.
+    pub chunks_verified: u32,
+    /// Chunks in the snapshot.
+    pub chunks_total: u32,
+    /// Compressed bytes verified and stored.
+    pub bytes_verified: u64,
+    /// Compressed bytes in the snapshot.
+    pub bytes_total: u64,
+    /// Raw bytes of the snapshot's state.
+    pub raw_bytes: u64,
+    /// Recent rate, compressed bytes per second.
+    pub rate_bytes_per_sec: u64,
+    /// Peers serving it.
+    pub providers: usize,
+}
+
+/// A log position in [`NodeStatus`].
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct LogPosition {
+    /// The entry's index.
+    pub index: u64,
+    /// The entry's term.
+    pub term: u64,
+}
+
+/// The configuration in [`NodeStatus`] (peer ids, hex).
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Members {
+    /// The voters.
+    pub voters: Vec<String>,
+    /// The learners (catching up or observers).
+    pub learners: Vec<String>,
+}
+
+impl NodeStatus {
+    /// The JSON view of a group status, for the node at `addr`.
+    pub fn new(s: &GroupStatus, addr: &PeerAddr) -> Self {
+        NodeStatus {
+            id: s.id.to_string(),
+            addr: addr.to_string(),
+            group: s.group.to_string(),
+            role: role_name(s.role).to_string(),
+            term: s.term.0,
+            leader: s.leader.map(|l| l.to_string()),
+            commit: s.commit.0,
+            applied: s.applied.0,
+            last: LogPosition {
+                index: s.last.1 .0,
+                term: s.last.0 .0,
+            },
+            durable: LogPosition {
+                index: s.durable.1 .0,
+                term: s.durable.0 .0,
+            },
+            members: Members {
+                voters: s.members.voters().iter().map(|p| p.to_string()).collect(),
+                learners: s.members.learners().keys().map(|p| p.to_string()).collect(),
+            },
+            bonded: s.bonded.iter().map(|p| p.to_string()).collect(),
+            online: s.online,
+            syncing: s.syncing,
+            stopped: s.stopped.clone(),
+            log_start: s.log_start.0,
+            snapshots: Vec::new(),
+            transfer: None,
+            chunks_served: 0,
+            chunks_fetched: 0,
+            cluster: s.cluster.map(|c| c.to_string()),
+            conflicts: s
+                .conflicts
+                .iter()
+                .map(|(p, c)| ClusterConflict {
+                    peer: p.to_string(),
+                    cluster: c.to_string(),
+                })
+                .collect(),
+            store: None,
+        }
+    }
+
+    /// Adds the store's figures.
+    pub fn with_store(mut self, state: &KvState, watchers: u64) -> Self {
+        self.store = Some(StoreView {
+            revision: state.revision,
+            keys: state.keys.len() as u64,
+            history_oldest: state.history.oldest(),
+            history_events: state.history.len() as u64,
+            history_bytes: state.history.bytes(),
+            watchers,
+        });
+        self
+    }
+
+    /// Adds the snapshots held and the transfer in progress.
+    pub fn with_snapshots(mut self, stats: &SnapshotStats) -> Self {
+        self.snapshots = stats
+            .held()
+            .into_iter()
+            .map(|h| SnapshotView {
+                index: h.anchor.index().0,
+                term: h.anchor.term().0,
+                raw_bytes: h.raw_bytes,
+                stored_bytes: h.compressed_bytes,
+                chunks: h.chunks,
+            })
+            .collect();
+        self.chunks_served = SnapshotStats::get(&stats.chunks_served);
+        self.chunks_fetched = SnapshotStats::get(&stats.chunks_fetched);
+        self.transfer = stats.transfer().map(|t| TransferView {
+            index: t.anchor.index().0,
+            phase: t.phase.to_string(),
+            chunks_verified: t.chunks_verified,
+            chunks_total: t.chunks_total,
+            bytes_verified: t.bytes_verified,
+            bytes_total: t.bytes_total,
+            raw_bytes: t.raw_bytes,
+            rate_bytes_per_sec: t.rate_bytes_per_sec,
+            providers: t.providers,
+        });
+        self
+    }
+
+    /// Whether this node leads.
+    pub fn is_leader(&self) -> bool {
+        self.role == "leader"
+    }
+}
+
+fn role_name(role: Role) -> &'static str {
+    match role {
+        Role::Follower => "follower",
+        Role::PreCandidate => "pre_candidate",
+        Role::Candidate => "candidate",
+        Role::Leader => "leader",
+    }
+}
