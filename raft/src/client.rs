@@ -22,85 +22,13 @@
 //! gets no answer while its leader's term lasts fails with `ForwardTimeout`.
 
 use super::message::{Entry, IndexRange};
-use super::ready::ProposalOutcome;
+use crate::output::{ClientError, ProposalId, ProposalOutcome};
 use crate::PeerId;
 use crate::{Cursor, Index, Term};
-use serde::{Deserialize, Serialize};
+
 use std::collections::hash_map::DefaultHasher;
 use std::collections::{BTreeMap, HashMap, VecDeque};
 use std::hash::{Hash, Hasher};
-
-/// The caller's id for one proposal (unique per node; the worker assigns them).
-#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
-pub struct ProposalId(pub u64);
-
-/// Why a proposal or read did not succeed.
-#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
-pub enum ClientError {
-    /// This node cannot do that: it is not the leader.
-    #[error("not the leader (leader: {leader:?})")]
-    NotLeader {
-        /// The leader this node knows of, if any.
-        leader: Option<PeerId>,
-    },
-    /// No leader acknowledged the forwarded command in time. It may still commit.
-    #[error("no leader acknowledged the command within {ticks} ticks (leader: {leader:?}); it may or may not be applied")]
-    ForwardTimeout {
-        /// How long it waited.
-        ticks: u32,
-        /// Where it was sent, if anywhere.
-        leader: Option<PeerId>,
-    },
-    /// Another entry was committed at the proposal's index: it will never apply.
-    #[error("entry {proposed} was overwritten: the committed entry at index {} has term {found}", proposed.index())]
-    Overwritten {
-        /// Where the proposal went.
-        proposed: Cursor,
-        /// The term of the entry committed there.
-        found: Term,
-    },
-    /// The leader the command was forwarded to lost its term before it acknowledged the
-    /// command. It may or may not be applied (the old leader may have appended it, and a
-    /// new leader may commit it).
-    #[error("leader {leader} of term {term} was replaced before it acknowledged the command; it may or may not be applied")]
-    LeaderLost {
-        /// Where it was sent.
-        leader: PeerId,
-        /// That leader's term.
-        term: Term,
-    },
-    /// A state sync installed state past the proposal; whether it is included is unknown.
-    #[error(
-        "state sync installed state up to {anchor}, past proposal {proposed}: outcome unknown"
-    )]
-    SyncedPast {
-        /// Where the proposal went.
-        proposed: Cursor,
-        /// The installed position.
-        anchor: Cursor,
-    },
-    /// The read index was not confirmed in time.
-    #[error("read index not confirmed within {ticks} ticks")]
-    ReadTimeout {
-        /// How long it waited.
-        ticks: u32,
-    },
-    /// A membership change is still uncommitted; one at a time.
-    #[error("membership change at index {index} not yet committed")]
-    ChangePending {
-        /// The pending change's index.
-        index: Index,
-    },
-    /// The leader has not yet committed an entry of its term.
-    #[error("leader of term {term} has not committed an entry of its term yet")]
-    LeaderNotReady {
-        /// The leader's term.
-        term: Term,
-    },
-    /// The change does not apply to the current membership.
-    #[error(transparent)]
-    Membership(#[from] super::membership::MembershipError),
-}
 
 #[derive(Debug)]
 struct Forwarded {

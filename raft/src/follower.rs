@@ -8,9 +8,10 @@ use super::message::{
     AppendEntries, AppendEntriesResponse, Forward, Payload, ReadIndexResponse, RequestVote,
     RequestVoteResponse, Vote,
 };
-use super::node::{CatchUp, Node, RoleState};
-use super::read_index::ReadOutcome;
+use super::node::{Node, RoleState};
 use super::RaftError;
+use crate::output::CatchUp;
+use crate::output::ReadOutcome;
 use crate::PeerId;
 use crate::{Cursor, Index};
 

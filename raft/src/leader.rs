@@ -3,7 +3,6 @@
 //! check-quorum (§6.2), read-index confirmation (§6.4), learner promotion and membership
 //! changes (dissertation §4), and asking far-behind followers to catch up by log replay.
 
-use super::client::ClientError;
 use super::log::LogReader;
 use super::membership::{LearnerKind, MembershipChange};
 use super::message::Entry;
@@ -13,8 +12,10 @@ use super::message::{
 use super::node::{Node, RoleState};
 use super::progress::{Progress, ProgressState};
 use super::quorum;
-use super::read_index::{LeaderReads, ReadOutcome};
+use super::read_index::LeaderReads;
 use super::RaftError;
+use crate::output::ClientError;
+use crate::output::ReadOutcome;
 use crate::PeerId;
 use crate::{Cursor, Index};
 use std::collections::BTreeMap;

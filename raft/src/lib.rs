@@ -61,6 +61,7 @@ mod membership;
 mod memory_store;
 mod message;
 mod node;
+mod output;
 mod peer;
 mod position;
 pub mod progress;
@@ -72,7 +73,6 @@ mod store;
 mod store_error;
 mod unstable;
 
-pub use client::{ClientError, ProposalId};
 pub use config::{CampaignPolicy, RaftConfig};
 pub use driver::{Effects, ReadyDriver};
 pub use inflights::Inflights;
@@ -83,11 +83,11 @@ pub use message::{
     AppendEntries, AppendEntriesResponse, Entry, Forward, IndexRange, InvalidMessage, Message,
     Payload, ReadIndex, ReadIndexResponse, RequestVote, RequestVoteResponse, Vote,
 };
-pub use node::{CatchUp, Node, Role};
+pub use node::{Node, Role};
+pub use output::{CatchUp, ClientError, ProposalId, ProposalOutcome, ReadOutcome};
 pub use peer::PeerId;
 pub use position::{Cursor, Index, Term};
-pub use read_index::ReadOutcome;
-pub use ready::{ProposalOutcome, Ready};
+pub use ready::Ready;
 pub use replay::InvalidReplay;
 pub use store::{Command, HardState, Storage, SyncReport};
 pub use store_error::StorageError;

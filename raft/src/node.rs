@@ -9,16 +9,17 @@
 //! Per-role rules live in `follower.rs`, `candidate.rs` and `leader.rs`; this file holds
 //! what all roles share: term rules (§5.1), timers, the outbox and the `Ready` hand-off.
 
-use super::client::{Clients, ForwardDedup, ProposalId};
+use super::client::{Clients, ForwardDedup};
 use super::config::RaftConfig;
 use super::leader::LeaderState;
 use super::log::{LogReader, RaftLog};
 use super::membership::{ClusterId, Membership, MembershipLog};
 use super::message::{Entry, Message, Payload, Vote};
-use super::read_index::{FollowerReads, ReadOutcome};
-use super::ready::{ProposalOutcome, Ready};
+use super::read_index::FollowerReads;
+use super::ready::Ready;
 use super::RaftError;
 use crate::config::CampaignPolicy;
+use crate::output::{CatchUp, ProposalId, ProposalOutcome, ReadOutcome};
 use crate::PeerId;
 use crate::{Cursor, HardState, Index, SyncReport, Term};
 use rand::rngs::SmallRng;
@@ -52,27 +53,6 @@ pub(crate) enum RoleState {
     PreCandidate(Election),
     Candidate(Election),
     Leader(Box<LeaderState>),
-}
-
-/// The leader asked this follower to catch up by itself (an append flagged `catch_up`
-/// that does not follow its log): open one `StateSync` session (seed contract of
-/// `StateSync::create_session`): log replay ([`Node::on_replayed`]) or state sync
-/// ([`Node::on_state_synced`]).
-///
-/// At most one session is open at a time: after handing out a `CatchUp` the core reports
-/// no other until the worker calls [`Node::finish_catch_up`] (the session ended, caught up
-/// or abandoned) or [`Node::on_state_synced`]. A restart forgets the session. Meanwhile the
-/// leader sends heartbeats only; if the session stalls, it falls back to probing.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub struct CatchUp {
-    /// The leader that sent the entries.
-    pub leader: PeerId,
-    /// The leader's entry just before them.
-    pub position: Cursor,
-    /// The leader's commit index.
-    pub leader_commit: Index,
-    /// The entries that revealed the gap.
-    pub entries: Vec<Entry>,
 }
 
 /// An acknowledgement waiting for the entries it covers to be durable.

@@ -16,20 +16,11 @@
 //! linearization point (the leader confirmed its leadership after the read was asked), so
 //! the first one wins.
 
-use super::client::ClientError;
 use super::quorum;
+use crate::output::{ClientError, ReadOutcome};
 use crate::PeerId;
 use crate::{Index, Term};
 use std::collections::{BTreeMap, BTreeSet, VecDeque};
-
-/// The outcome of one `read_index` call.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub struct ReadOutcome {
-    /// The caller's id.
-    pub ctx: u64,
-    /// The index to apply before serving the read, or why there is none.
-    pub result: Result<Index, ClientError>,
-}
 
 /// A read waiting at the leader. `origin` is `None` for a local read.
 #[derive(Clone, Debug, PartialEq, Eq)]

@@ -19,22 +19,10 @@
 //!    ends, caught up or abandoned, it calls `node.finish_catch_up()`. A state-sync session
 //!    ends with `node.on_state_synced(..)` instead.
 
-use super::client::{ClientError, ProposalId};
 use super::message::{Entry, Message, Payload};
-use super::node::CatchUp;
-use super::read_index::ReadOutcome;
+use crate::output::{CatchUp, ProposalOutcome, ReadOutcome};
 use crate::PeerId;
 use crate::{Cursor, HardState, Storage, StorageError, SyncReport};
-
-/// The outcome of one proposal.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub struct ProposalOutcome {
-    /// The proposal.
-    pub id: ProposalId,
-    /// `Ok(position)`: this very entry is committed and is in this `Ready`'s committed
-    /// entries (or was applied before); resolve the client once it is applied.
-    pub result: Result<Cursor, ClientError>,
-}
 
 /// What the driver must do; see the module docs for the order.
 #[derive(Debug, Default)]
