@@ -68,7 +68,7 @@ use std::time::{Duration, Instant};
 use tessera::groups::snapshot::{Snapshot, SnapshotConfig, SnapshotStats};
 use tessera::primitives::codec;
 use tessera::store::http::NodeStatus;
-use tessera::store::{Client, KvCommand, KvSnapshot, Node, NodeConfig};
+use tessera::store::{Client, KvCommand, KvSnapshot, Server, ServerConfig};
 use tessera_snapshots::{Cursor, GroupId, SnapshotReader, SnapshotWriter, WriterConfig};
 
 const HEARTBEAT_MS: u64 = 100;
@@ -147,9 +147,9 @@ impl Settings {
             .keep_tail(KEEP_TAIL)
     }
 
-    fn node_config(&self, dir: PathBuf) -> NodeConfig {
+    fn node_config(&self, dir: PathBuf) -> ServerConfig {
         let any: SocketAddr = "127.0.0.1:0".parse().expect("loopback address");
-        let mut c = NodeConfig::new(dir, any, any);
+        let mut c = ServerConfig::new(dir, any, any);
         c.heartbeat = Duration::from_millis(HEARTBEAT_MS);
         c.election_timeout = Duration::from_millis(ELECTION_MS);
         c.snapshot = self.snapshot();
@@ -215,7 +215,7 @@ struct Report {
 async fn run(root: &Path, s: Settings) -> Report {
     // 1. Providers and state.
     let mut providers = Vec::new();
-    let first = Node::start(s.node_config(root.join("p0")))
+    let first = Server::start(s.node_config(root.join("p0")))
         .await
         .expect("starting provider p0");
     let seed = first.addr();
@@ -223,7 +223,7 @@ async fn run(root: &Path, s: Settings) -> Report {
     for i in 1..3 {
         let mut c = s.node_config(root.join(format!("p{i}")));
         c.peers = vec![seed];
-        providers.push(Node::start(c).await.expect("starting a provider"));
+        providers.push(Server::start(c).await.expect("starting a provider"));
     }
     let li = leader(&providers).await;
     eprintln!(
@@ -349,7 +349,7 @@ async fn run(root: &Path, s: Settings) -> Report {
 }
 
 /// Waits until every provider agrees on a leader; returns its position.
-async fn leader(nodes: &[Node]) -> usize {
+async fn leader(nodes: &[Server]) -> usize {
     let wait = async {
         loop {
             if let Some(l) = nodes[0].group().leader() {
@@ -369,7 +369,7 @@ async fn leader(nodes: &[Node]) -> usize {
 
 /// Loads documents through `node` until their bytes pass the marker threshold; returns
 /// the number of keys.
-async fn load(node: &Node, s: Settings) -> u64 {
+async fn load(node: &Server, s: Settings) -> u64 {
     let target = (s.every_mib << 20) + (1 << 20);
     let mut docs = Documents::new(1);
     let mut loaded = 0u64;
@@ -420,7 +420,7 @@ async fn join_load(set: &mut tokio::task::JoinSet<LoadResult>) {
 /// log, nudging the leader with a tiny write now and then: the marker is proposed when a
 /// commit finds the byte threshold passed, and the last batch may have been applied after
 /// the last commit was reported.
-async fn wait_for_snapshots(nodes: &[Node], li: usize, s: Settings) {
+async fn wait_for_snapshots(nodes: &[Server], li: usize, s: Settings) {
     let started = Instant::now();
     let mut nudges = 0u64;
     let mut last_nudge = Instant::now();
@@ -464,7 +464,7 @@ async fn wait_for_snapshots(nodes: &[Node], li: usize, s: Settings) {
 
 /// Writes `count` small entries (one config record each) through `node`; returns the last
 /// index.
-async fn write_tail(node: &Node, count: u64) -> u64 {
+async fn write_tail(node: &Server, count: u64) -> u64 {
     let mut rng = Rng(9);
     let mut last = 0;
     let mut i = 0;

@@ -12,7 +12,7 @@ use std::net::SocketAddr;
 use std::path::Path;
 use std::time::{Duration, Instant};
 use tessera::groups::GroupError;
-use tessera::store::node::{Node, NodeConfig};
+use tessera::store::server::{Server, ServerConfig};
 use tessera::store::KvCommand;
 
 const VALUE_BYTES: usize = 256;
@@ -144,26 +144,26 @@ fn raw_fsync(dir: &Path, length: Duration) -> Row {
     Row::new("raw fsync", started.elapsed(), latencies)
 }
 
-async fn cluster(root: &Path) -> Vec<Node> {
+async fn cluster(root: &Path) -> Vec<Server> {
     let any: SocketAddr = "127.0.0.1:0".parse().expect("address");
     let config = |i: usize| {
-        let mut c = NodeConfig::new(root.join(format!("n{i}")), any, any);
+        let mut c = ServerConfig::new(root.join(format!("n{i}")), any, any);
         c.heartbeat = Duration::from_millis(100);
         c.election_timeout = Duration::from_secs(1);
         c
     };
-    let first = Node::start(config(0)).await.expect("start n0");
+    let first = Server::start(config(0)).await.expect("start n0");
     let seed = first.addr();
     let mut nodes = vec![first];
     for i in 1..3 {
         let mut c = config(i);
         c.peers = vec![seed];
-        nodes.push(Node::start(c).await.expect("start node"));
+        nodes.push(Server::start(c).await.expect("start node"));
     }
     nodes
 }
 
-async fn leader(nodes: &[Node]) -> usize {
+async fn leader(nodes: &[Server]) -> usize {
     let wait = async {
         loop {
             let leaders: Vec<_> = nodes.iter().map(|n| n.group().leader()).collect();
@@ -184,7 +184,7 @@ async fn leader(nodes: &[Node]) -> usize {
 
 /// `clients` tasks execute puts back to back on `node` for `length`; returns the
 /// measured time and every command's latency.
-async fn run(node: &Node, clients: usize, length: Duration) -> (Duration, Vec<Duration>) {
+async fn run(node: &Server, clients: usize, length: Duration) -> (Duration, Vec<Duration>) {
     let started = Instant::now();
     let tasks: Vec<_> = (0..clients)
         .map(|c| {

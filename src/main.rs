@@ -16,7 +16,7 @@ use std::process::ExitCode;
 use std::time::Duration;
 use tessera::groups::DurableLogStore;
 use tessera::network::PeerAddr;
-use tessera::store::node::{self, Node, NodeConfig};
+use tessera::store::server::{self, Server, ServerConfig};
 
 mod demo;
 mod kvcli;
@@ -90,7 +90,7 @@ struct NodeArgs {
     bootstrap_expect: u64,
     /// The group's shared secret; every member needs the same. The default is public:
     /// set your own outside a private network.
-    #[arg(long, env = "TESSERA_GROUP_KEY", default_value = node::DEFAULT_GROUP_KEY, hide_default_value = true)]
+    #[arg(long, env = "TESSERA_GROUP_KEY", default_value = server::DEFAULT_GROUP_KEY, hide_default_value = true)]
     group_key: String,
     /// Leader heartbeat interval in milliseconds (every member must use the same). The
     /// default suits a LAN; raise it with the election timeout across a WAN.
@@ -148,7 +148,7 @@ fn run_node(args: NodeArgs) -> Result<(), String> {
         .with_writer(std::io::stderr)
         .with_ansi(std::io::stderr().is_terminal())
         .init();
-    let config = NodeConfig {
+    let config = ServerConfig {
         data_dir: args.data_dir,
         listen: args.listen,
         advertise: args.advertise,
@@ -177,14 +177,14 @@ fn run_node(args: NodeArgs) -> Result<(), String> {
         .build()
         .map_err(|e| format!("tokio runtime: {e}"))?;
     runtime.block_on(async {
-        let node = Node::start(config).await.map_err(|e| e.to_string())?;
+        let node = Server::start(config).await.map_err(|e| e.to_string())?;
         let mut out = std::io::stdout().lock();
         writeln!(out, "{}", node.addr())
             .and_then(|()| writeln!(out, "http://{}", node.http_addr()))
             .and_then(|()| out.flush())
             .map_err(|e| format!("stdout: {e}"))?;
         drop(out);
-        node.run_until(node::termination())
+        node.run_until(server::termination())
             .await
             .map_err(|e| e.to_string())
     })

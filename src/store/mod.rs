@@ -1,5 +1,5 @@
 //! The config store a `tessera node` hosts: its state machine with per-key revisions and
-//! change history ([`kv`]), the node runner ([`node`]), the published states its HTTP API
+//! change history ([`kv`]), the process runner ([`server`]), the published states its HTTP API
 //! reads and waits on ([`feed`]), the HTTP API ([`http`]) and that API's client
 //! ([`client`]).
 
@@ -7,8 +7,8 @@ pub mod client;
 pub mod feed;
 pub mod http;
 pub mod kv;
-pub mod node;
+pub mod server;
 
 pub use client::Client;
 pub use kv::{KvCommand, KvMachine, KvQuery, KvResult, KvSnapshot, KvState};
-pub use node::{Node, NodeConfig};
+pub use server::{Server, ServerConfig};

@@ -12,7 +12,7 @@ use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 use tessera::store::http::NodeStatus;
 use tessera::store::kv::Retention;
-use tessera::store::{Client, Node, NodeConfig};
+use tessera::store::{Client, Server, ServerConfig};
 use tessera_testkit::cluster::LocalCluster;
 
 /// Bound on the harness's own waits (a leader, a status, a read-back).
@@ -53,15 +53,15 @@ pub async fn bounded<F: Future>(what: &str, bound: Duration, fut: F) -> Result<F
 
 /// A one-node group in this process, serving HTTP on a free loopback port, with
 /// `retention` of history; returns once it leads.
-pub async fn single_node(dir: &Path, retention: Retention) -> Result<Node, String> {
-    let mut config = NodeConfig::new(
+pub async fn single_node(dir: &Path, retention: Retention) -> Result<Server, String> {
+    let mut config = ServerConfig::new(
         dir,
         "127.0.0.1:0".parse().map_err(|e| format!("{e}"))?,
         "127.0.0.1:0".parse().map_err(|e| format!("{e}"))?,
     );
     config.bootstrap_expect = 1;
     config.watch_history = retention;
-    let node = Node::start(config).await.map_err(|e| e.to_string())?;
+    let node = Server::start(config).await.map_err(|e| e.to_string())?;
     bounded(
         "the single node leads",
         BOUND,
@@ -73,7 +73,7 @@ pub async fn single_node(dir: &Path, retention: Retention) -> Result<Node, Strin
 }
 
 /// The node's base URL.
-pub fn url(node: &Node) -> String {
+pub fn url(node: &Server) -> String {
     format!("http://{}", node.http_addr())
 }
 

@@ -1,6 +1,6 @@
 //! `tessera node`: one process hosting the replicated key-value group and its HTTP API.
 //!
-//! [`Node::start`] locks the data directory, binds its ports, opens the directory
+//! [`Server::start`] locks the data directory, binds its ports, opens the directory
 //! ([`DataDir`]: identity, store, known peers), starts the network from it, joins the
 //! [`KvMachine`] group with a durable log, and serves [`super::http`]. The lock comes
 //! first, so a second process on the same directory fails before it binds anything; the
@@ -31,18 +31,18 @@ pub const NETWORK_NAME: &str = "tessera";
 /// with `--group-key` outside a private test network.
 pub const DEFAULT_GROUP_KEY: &str = "tessera default kv group";
 
-/// The node's default heartbeat interval (see [`NodeConfig::new`] for why).
+/// The node's default heartbeat interval (see [`ServerConfig::new`] for why).
 pub const DEFAULT_HEARTBEAT: Duration = Duration::from_millis(100);
 
-/// The node's default election timeout (see [`NodeConfig::new`] for why).
+/// The node's default election timeout (see [`ServerConfig::new`] for why).
 pub const DEFAULT_ELECTION_TIMEOUT: Duration = Duration::from_millis(1000);
 
-/// How long [`Node::stop`] waits for each part to stop.
+/// How long [`Server::stop`] waits for each part to stop.
 const STOP_BOUND: Duration = Duration::from_secs(5);
 
 /// What a node needs to start.
 #[derive(Clone, Debug)]
-pub struct NodeConfig {
+pub struct ServerConfig {
     /// Data directory: node key, peers file, RocksDB (created if missing).
     pub data_dir: PathBuf,
     /// UDP address for QUIC (peers).
@@ -65,7 +65,7 @@ pub struct NodeConfig {
     /// group id).
     pub max_missed_heartbeats: u32,
     /// A forwarded write not acknowledged by the leader of its term within this fails;
-    /// `None`: derived from the election timeout (see [`NodeConfig::consensus`]).
+    /// `None`: derived from the election timeout (see [`ServerConfig::consensus`]).
     pub forward_timeout: Option<Duration>,
     /// A strong read not given a read index within this fails; `None`: derived.
     pub query_timeout: Option<Duration>,
@@ -80,7 +80,7 @@ pub struct NodeConfig {
     pub watch_history: Retention,
 }
 
-impl NodeConfig {
+impl ServerConfig {
     /// A configuration with the node's default timing (heartbeat 100 ms, election 1 s, as
     /// etcd's), three founders and the default key.
     ///
@@ -93,7 +93,7 @@ impl NodeConfig {
     /// timings bring it from 2–2.5 s to 1–1.25 s. Raise both together (keep election ≥ 10
     /// heartbeats) across a WAN or on disks whose fsync can stall for hundreds of ms.
     pub fn new(data_dir: impl Into<PathBuf>, listen: SocketAddr, http: SocketAddr) -> Self {
-        NodeConfig {
+        ServerConfig {
             data_dir: data_dir.into(),
             listen,
             advertise: None,
@@ -140,7 +140,7 @@ impl NodeConfig {
 
 /// Why a node could not start or stopped with an error.
 #[derive(Debug, thiserror::Error)]
-pub enum NodeError {
+pub enum ServerError {
     /// The timing settings are unusable.
     #[error("consensus settings: {0}")]
     Config(#[from] ConfigError),
@@ -181,7 +181,7 @@ pub enum NodeError {
 }
 
 /// A running node.
-pub struct Node {
+pub struct Server {
     network: Network,
     group: Group<KvMachine>,
     snapshots: Arc<SnapshotStats>,
@@ -192,23 +192,23 @@ pub struct Node {
     stop_streams: CancellationToken,
 }
 
-impl std::fmt::Debug for Node {
+impl std::fmt::Debug for Server {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Node")
+        f.debug_struct("Server")
             .field("addr", &self.network.local_addr())
             .field("http", &self.http_addr)
             .finish()
     }
 }
 
-impl Node {
+impl Server {
     /// Opens the network, joins the group and serves HTTP (needs a tokio runtime).
-    pub async fn start(config: NodeConfig) -> Result<Node, NodeError> {
+    pub async fn start(config: ServerConfig) -> Result<Server, ServerError> {
         let consensus = config.consensus()?;
         let lock = DirLock::acquire(&config.data_dir)?;
         let listener = tokio::net::TcpListener::bind(config.http)
             .await
-            .map_err(|source| NodeError::HttpBind {
+            .map_err(|source| ServerError::HttpBind {
                 addr: config.http,
                 source,
             })?;
@@ -217,7 +217,7 @@ impl Node {
         let udp = match config.listen.port() {
             0 => None,
             _ => Some(std::net::UdpSocket::bind(config.listen).map_err(|source| {
-                NodeError::ListenBind {
+                ServerError::ListenBind {
                     addr: config.listen,
                     source,
                 }
@@ -250,7 +250,7 @@ impl Node {
                 return Err(err.into());
             }
         };
-        let http_addr = listener.local_addr().map_err(NodeError::Http)?;
+        let http_addr = listener.local_addr().map_err(ServerError::Http)?;
         let stop_streams = CancellationToken::new();
         let (feed, _relay) = Feed::start(published, stop_streams.clone());
         let app = http::router(http::Served {
@@ -270,7 +270,7 @@ impl Node {
                 .await
         });
         tracing::info!(peer = %network.local_addr(), http = %http_addr, group = %group.id(), "node up");
-        Ok(Node {
+        Ok(Server {
             network,
             group,
             snapshots,
@@ -308,7 +308,10 @@ impl Node {
 
     /// Serves until `shutdown` resolves (then stops cleanly and returns `Ok`), or until the
     /// HTTP server or the group fails (then stops what is left and returns the error).
-    pub async fn run_until(mut self, shutdown: impl Future<Output = ()>) -> Result<(), NodeError> {
+    pub async fn run_until(
+        mut self,
+        shutdown: impl Future<Output = ()>,
+    ) -> Result<(), ServerError> {
         let group = self.group.clone();
         let group_stopped = async move {
             let mut when = group.when();
@@ -321,14 +324,14 @@ impl Node {
         };
         let outcome = tokio::select! {
             () = shutdown => Ok(()),
-            err = group_stopped => Err(NodeError::GroupStopped { reason: match err {
+            err = group_stopped => Err(ServerError::GroupStopped { reason: match err {
                 crate::groups::GroupError::Stopped { reason } => reason,
                 other => other.to_string(),
             }}),
             served = &mut self.server => Err(match served {
-                Ok(Ok(())) => NodeError::Http(std::io::Error::other("server ended")),
-                Ok(Err(e)) => NodeError::Http(e),
-                Err(e) => NodeError::Http(std::io::Error::other(e)),
+                Ok(Ok(())) => ServerError::Http(std::io::Error::other("server ended")),
+                Ok(Err(e)) => ServerError::Http(e),
+                Err(e) => ServerError::Http(std::io::Error::other(e)),
             }),
         };
         self.stop().await;
@@ -338,7 +341,7 @@ impl Node {
     /// Stops serving HTTP (in-flight requests get up to 5 s), then the group and the
     /// network, each bounded.
     pub async fn stop(self) {
-        let Node {
+        let Server {
             network,
             group,
             server,
