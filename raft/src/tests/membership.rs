@@ -1,0 +1,141 @@
+//! Membership: learners that catch up and are promoted two at a time, observers that are
+//! not, and one configuration change in flight at a time.
+
+use super::*;
+
+/// Adds `peer` as a learner on the leader `l` and runs the change to quiescence.
+fn add_learner(h: &mut Harness, l: usize, peer: PeerId, observer: bool) {
+    let r = h.nodes[l]
+        .propose_membership(
+            MembershipChange::AddLearner { peer, observer },
+            &h.stores[l],
+        )
+        .unwrap();
+    assert!(r.is_ok(), "{r:?}");
+    h.drive(l);
+    h.stabilize();
+    h.tick_all(10);
+}
+
+#[test]
+fn a_group_grows_in_odd_steps_two_caught_up_learners_at_a_time() {
+    // One founder, then two nodes joining one after the other.
+    let mut h = Harness::new(1, 2);
+    h.elect(0);
+    h.tick_all(1);
+    add_learner(&mut h, 0, p(1), false);
+    let m = h.nodes[0].membership().clone();
+    assert_eq!(
+        m.voters().len(),
+        1,
+        "1 -> 2 voters would be a resting even count: {m:?}"
+    );
+    assert_eq!(
+        h.nodes[1].last(),
+        h.nodes[0].last(),
+        "the learner is caught up"
+    );
+    add_learner(&mut h, 0, p(2), false);
+    h.tick_all(10);
+    let m = h.nodes[0].membership().clone();
+    assert_eq!(
+        m.voters().len(),
+        3,
+        "two caught-up learners are promoted one after the other: {m:?}"
+    );
+    assert!(m.learners().is_empty());
+}
+
+#[test]
+fn learners_abstain_catch_up_and_are_promoted_observers_are_not() {
+    let mut h = Harness::new(3, 2);
+    h.elect(0);
+    h.tick_all(1);
+    let r = h.nodes[0]
+        .propose_membership(
+            MembershipChange::AddLearner {
+                peer: p(3),
+                observer: false,
+            },
+            &h.stores[0],
+        )
+        .unwrap();
+    assert!(r.is_ok());
+    h.drive(0);
+    h.stabilize();
+    // One change at a time.
+    h.tick_all(3);
+    let r = h.nodes[0]
+        .propose_membership(
+            MembershipChange::AddLearner {
+                peer: p(4),
+                observer: true,
+            },
+            &h.stores[0],
+        )
+        .unwrap();
+    assert!(r.is_ok(), "{r:?}");
+    h.drive(0);
+    h.stabilize();
+    h.tick_all(10);
+    let m = h.nodes[0].membership().clone();
+    assert_eq!(
+        m.learners().get(&p(3)),
+        Some(&LearnerKind::CatchingUp),
+        "one caught-up learner beside 3 voters waits for a second (4 voters is even): {m:?}"
+    );
+    assert_eq!(h.nodes[3].last(), h.nodes[0].last(), "caught up");
+    assert_eq!(m.learners().get(&p(4)), Some(&LearnerKind::Observer));
+    assert_eq!(
+        h.nodes[4].last(),
+        h.nodes[0].last(),
+        "the observer is replicated to"
+    );
+    // The observer abstains from votes.
+    let term = h.nodes[4].term();
+    h.nodes[4]
+        .step(
+            p(1),
+            Message::RequestVote(RequestVote {
+                term,
+                candidate: p(1),
+                log_position: Cursor(Term(99), Index(99)),
+            }),
+            &h.stores[4],
+        )
+        .unwrap();
+    let mut rd = h.nodes[4].ready(&h.stores[4]).unwrap();
+    let out = rd.take_after_sync();
+    assert!(out
+        .iter()
+        .any(|(_, m)| matches!(m, Message::RequestVoteResponse(r) if r.vote == Vote::Abstained)));
+}
+
+#[test]
+fn membership_changes_one_at_a_time() {
+    let mut h = Harness::new(3, 2);
+    h.elect(0);
+    h.tick_all(1);
+    h.cut.insert(1);
+    h.cut.insert(2);
+    let first = h.nodes[0]
+        .propose_membership(
+            MembershipChange::AddLearner {
+                peer: p(3),
+                observer: false,
+            },
+            &h.stores[0],
+        )
+        .unwrap();
+    assert!(first.is_ok());
+    let second = h.nodes[0]
+        .propose_membership(
+            MembershipChange::AddLearner {
+                peer: p(4),
+                observer: false,
+            },
+            &h.stores[0],
+        )
+        .unwrap();
+    assert!(matches!(second, Err(ClientError::ChangePending { .. })));
+}
