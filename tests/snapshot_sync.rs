@@ -220,6 +220,13 @@ async fn a_new_node_bootstraps_200_mb_from_several_peers_and_resumes_after_a_sto
     );
     assert_eq!(count(&again.stats.installs), 1);
     assert_eq!(len(&again.group, Consistency::Weak).await, KEYS as u64);
+    // The provider of the node that installed serves the installed snapshot from then on
+    // (the worker tells it of the install).
+    assert_eq!(
+        again.stats.held().last().map(|h| h.anchor),
+        Some(newest.anchor),
+        "the installed snapshot is held and served"
+    );
 
     // Chunks came from several peers: the session's view and the providers' counters.
     let from: Vec<u64> = first_stats

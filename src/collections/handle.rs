@@ -14,7 +14,9 @@ use super::when::{self, Stage};
 use super::{reopen, CollectionConfig, Error, StoreId, Version, When};
 use crate::groups::machine::{StateMachine, StateSync};
 use crate::groups::snapshot::SnapshotStats;
-use crate::groups::{Group, GroupBuilder, GroupError, GroupIdInputs, GroupKey, GroupStatus};
+use crate::groups::{
+    Group, GroupBuilder, GroupError, GroupIdInputs, GroupKey, GroupStatus, StopCause,
+};
 use crate::network::Network;
 use crate::primitives::Digest;
 use crate::{GroupId, PeerId};
@@ -29,7 +31,7 @@ pub(crate) enum Joined<M: StateMachine> {
     /// Joined.
     Ready(Group<M>),
     /// The deferred join failed; why.
-    Failed(Arc<str>),
+    Failed(Arc<dyn std::error::Error + Send + Sync>),
 }
 
 /// One open collection of kind `K` on this node.
@@ -162,7 +164,7 @@ impl<K: Kind> Handle<K> {
                             let _ = slot_tx.send(Joined::Ready(joined));
                         }
                         Err(err) => {
-                            let reason: Arc<str> = err.to_string().into();
+                            let reason: Arc<dyn std::error::Error + Send + Sync> = Arc::new(err);
                             stage_tx.send_replace(Stage::Failed(reason.clone()));
                             let _ = slot_tx.send(Joined::Failed(reason));
                         }
@@ -218,7 +220,7 @@ impl<K: Kind> Handle<K> {
             Joined::Ready(group) => group.status(),
             Joined::Pending => GroupStatus::initial(self.me, self.group),
             Joined::Failed(reason) => GroupStatus {
-                stopped: Some(reason.to_string()),
+                stopped: Some(StopCause::NotStarted(reason.clone())),
                 ..GroupStatus::initial(self.me, self.group)
             },
         }
@@ -299,19 +301,20 @@ async fn joined<M: StateMachine>(
     kind: &'static str,
     op: &'static str,
 ) -> Result<Group<M>, Error> {
-    let stopped = |reason: String| Error::Group {
+    let stopped = |cause: StopCause| Error::Group {
         kind,
         op,
-        source: GroupError::Stopped { reason },
+        source: GroupError::Stopped { cause },
     };
     loop {
         match &*slot.borrow_and_update() {
             Joined::Ready(group) => return Ok(group.clone()),
-            Joined::Failed(reason) => return Err(stopped(reason.to_string())),
+            Joined::Failed(reason) => return Err(stopped(StopCause::NotStarted(reason.clone()))),
             Joined::Pending => {}
         }
         if slot.changed().await.is_err() {
-            return Err(stopped("the collection's group was never joined".into()));
+            // The join task ended without a result: the collection was dropped meanwhile.
+            return Err(stopped(StopCause::Ended));
         }
     }
 }

@@ -15,7 +15,7 @@ pub(crate) enum Stage {
     /// Joined: the group's waits.
     Ready(groups::When),
     /// The deferred join failed; why.
-    Failed(Arc<str>),
+    Failed(Arc<dyn std::error::Error + Send + Sync>),
 }
 
 /// Waits for a collection's state. Each call resolves on the first state that satisfies
@@ -55,7 +55,7 @@ impl When {
         self.failed(
             op,
             groups::GroupError::Stopped {
-                reason: "the collection's group ended".into(),
+                cause: groups::StopCause::Ended,
             },
         )
     }
@@ -75,7 +75,7 @@ impl When {
                     return Err(self.failed(
                         op,
                         groups::GroupError::Stopped {
-                            reason: reason.to_string(),
+                            cause: groups::StopCause::NotStarted(reason.clone()),
                         },
                     ))
                 }

@@ -21,12 +21,11 @@
 use super::group::{Group, GroupStatus, REQUEST_QUEUE};
 use super::key::{GroupIdInputs, GroupKey};
 use super::machine::{NoOp, StateMachine, StateSync};
-use super::raft::{LogReader, Membership, Node, Payload, RaftError};
-use super::snapshot::{Restored, RocksChunkStore, SnapshotStore};
+use super::raft::{Membership, Node, Payload, RaftError};
+use super::recovery::{self, Recovered, RecoveryError};
+use super::snapshot::{RocksChunkStore, SnapshotStore};
 use super::worker::{Worker, WorkerSetup};
-use super::{
-    ConsensusConfig, Cursor, DurableLogStore, InMemoryLogStore, Index, Storage, StorageError,
-};
+use super::{ConsensusConfig, DurableLogStore, InMemoryLogStore, Storage, StorageError};
 use crate::network::{
     GroupAccess, LinkConfig, Network, NetworkError, TicketError, TicketValidator,
     DEFAULT_TICKET_RECHECK,
@@ -54,14 +53,10 @@ pub enum JoinError {
     /// No randomness for the core's seed.
     #[error("no randomness for the consensus seed: {0}")]
     Random(String),
-    /// The local snapshot could not be restored.
-    #[error("cannot restore the local snapshot of group {group}: {reason}")]
-    Restore {
-        /// The group.
-        group: GroupId,
-        /// What went wrong.
-        reason: String,
-    },
+    /// The group's local state could not be recovered (snapshot restore, or a log that
+    /// disagrees with it).
+    #[error(transparent)]
+    Recovery(#[from] RecoveryError),
 }
 
 /// Marker: durable when the network has a data directory, in memory otherwise.
@@ -287,42 +282,6 @@ pub fn tick_for(config: &ConsensusConfig) -> Duration {
     (config.heartbeat_interval / 10).clamp(Duration::from_millis(1), Duration::from_millis(50))
 }
 
-/// Makes the log agree with a restored snapshot at `anchor`. A snapshot's manifest is
-/// stored before the log is reset to it (a state-sync install), so a crash between the two
-/// leaves a log that does not hold the anchor: the install is finished here. The commit
-/// index is raised to the anchor (it is committed state).
-fn settle_log<S: Storage<Payload>>(
-    store: &mut S,
-    group: GroupId,
-    anchor: Cursor,
-) -> Result<(), JoinError> {
-    if anchor.index() < *store.available().start() {
-        return Err(JoinError::Restore {
-            group,
-            reason: format!(
-                "the log is pruned to {} beyond the newest snapshot at {anchor}",
-                store.available().start()
-            ),
-        });
-    }
-    let mut changed = false;
-    if LogReader::term_at(store, anchor.index())? != Some(anchor.term()) {
-        tracing::info!(%anchor, "finishing an interrupted snapshot install: log reset to the anchor");
-        store.reset_to(anchor)?;
-        changed = true;
-    }
-    let mut hs = store.hard_state();
-    if hs.commit < anchor.index() {
-        hs.commit = anchor.index();
-        store.set_hard_state(hs)?;
-        changed = true;
-    }
-    if changed {
-        store.sync()?;
-    }
-    Ok(())
-}
-
 fn spawn<M: StateMachine, S: Storage<Payload>>(
     parts: Parts<'_, M>,
     group: GroupId,
@@ -338,27 +297,11 @@ fn spawn<M: StateMachine, S: Storage<Payload>>(
         ticket,
         ticket_recheck,
     } = parts;
-    // Restores the newest local snapshot (blocking: decoding it is the one restart cost
-    // proportional to the state), then only the log after it is replayed.
-    let restored = machine
-        .state_sync()
-        .restore(&mut machine, &snapshots, group);
-    let (applied, base, restoring) = match restored {
-        Restored::Nothing => (Index(0), None, None),
-        Restored::Snapshot { anchor, membership } => {
-            settle_log(&mut store, group, anchor)?;
-            (anchor.index(), Some((anchor.index(), membership)), None)
-        }
-        Restored::Damaged { anchor, membership } => {
-            settle_log(&mut store, group, anchor)?;
-            (
-                anchor.index(),
-                membership.map(|m| (anchor.index(), m)),
-                Some(anchor),
-            )
-        }
-        Restored::Failed { reason } => return Err(JoinError::Restore { group, reason }),
-    };
+    let Recovered {
+        applied,
+        base,
+        repairing,
+    } = recovery::recover(&mut machine, &mut store, &snapshots, group)?;
     let me = network.peer_id();
     let tick = tick_for(&consensus);
     let raft = consensus.raft_config(tick, machine.leadership_preference());
@@ -415,7 +358,7 @@ fn spawn<M: StateMachine, S: Storage<Payload>>(
         snapshots,
         applied,
         applied_membership,
-        restoring,
+        restoring: repairing,
     });
     tokio::spawn(worker.run());
     Ok(Group::new(

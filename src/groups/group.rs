@@ -9,7 +9,7 @@
 
 use super::machine::{Consistency, StateMachine};
 use super::raft::{ClientError, ClusterId, Membership, MembershipChange, Role};
-use super::{Cursor, Index, Term};
+use super::{Cursor, Index, StopCause, Term};
 use crate::network::{NetworkError, Revalidation, WeakNetwork};
 use crate::primitives::codec;
 use crate::{GroupId, PeerId};
@@ -32,11 +32,12 @@ pub enum GroupError {
         /// The deadline.
         after: Duration,
     },
-    /// The group stopped (shut down, or a fatal storage error: the reason says which).
-    #[error("group stopped: {reason}")]
+    /// The group stopped (shut down, or a fatal storage error: the cause says which).
+    #[error("group stopped: {cause}")]
     Stopped {
         /// Why.
-        reason: String,
+        #[source]
+        cause: StopCause,
     },
     /// The command or query could not be encoded.
     #[error("cannot encode {what}: {reason}")]
@@ -79,8 +80,8 @@ pub struct GroupStatus {
     pub online: bool,
     /// A catch-up session is running.
     pub syncing: bool,
-    /// Set once the worker stopped, with the reason.
-    pub stopped: Option<String>,
+    /// Set once the worker stopped, with the cause.
+    pub stopped: Option<StopCause>,
     /// The founding this node belongs to (`None` while fresh).
     pub cluster: Option<ClusterId>,
     /// Bonded peers of another founding of this group id (founded apart: they cannot
@@ -239,8 +240,10 @@ impl<M: StateMachine> Group<M> {
     /// forward_timeout`), in which case it may still be applied.
     pub async fn execute(&self, command: M::Command) -> Result<Index, GroupError> {
         let mut indices = self.execute_many([command]).await?;
-        indices.pop().ok_or_else(|| GroupError::Stopped {
-            reason: "worker answered an empty batch".into(),
+        // The worker answers a batch of one with one index; an empty answer means it ended
+        // while answering.
+        indices.pop().ok_or(GroupError::Stopped {
+            cause: StopCause::Ended,
         })
     }
 
@@ -385,13 +388,13 @@ impl<M: StateMachine> Group<M> {
 
     fn stopped(&self) -> GroupError {
         GroupError::Stopped {
-            reason: self
+            cause: self
                 .shared
                 .status
                 .borrow()
                 .stopped
                 .clone()
-                .unwrap_or_else(|| "the group's worker ended".into()),
+                .unwrap_or(StopCause::Ended),
         }
     }
 }
@@ -458,15 +461,15 @@ impl When {
                 if f(&s) {
                     return Ok(s.clone());
                 }
-                if let Some(reason) = &s.stopped {
+                if let Some(cause) = &s.stopped {
                     return Err(GroupError::Stopped {
-                        reason: reason.clone(),
+                        cause: cause.clone(),
                     });
                 }
             }
             if self.status.changed().await.is_err() {
                 return Err(GroupError::Stopped {
-                    reason: "the group's worker ended".into(),
+                    cause: StopCause::Ended,
                 });
             }
         }
@@ -475,8 +478,9 @@ impl When {
     /// A leader is known; returns it.
     pub async fn leader_elected(&mut self) -> Result<PeerId, GroupError> {
         let s = self.until(|s| s.leader.is_some()).await?;
-        s.leader.ok_or_else(|| GroupError::Stopped {
-            reason: "status lost its leader".into(),
+        // `until` returned a status with a leader.
+        s.leader.ok_or(GroupError::Stopped {
+            cause: StopCause::Ended,
         })
     }
 

@@ -10,8 +10,10 @@ mod key;
 pub mod machine;
 /// The consensus core (the `tessera-raft` crate).
 pub use tessera_raft as raft;
+mod recovery;
 pub mod replay;
 pub mod snapshot;
+mod stop;
 pub mod storage;
 mod sync_context;
 pub mod wire;
@@ -22,7 +24,9 @@ pub use config::{ConfigError, ConsensusConfig, ConsensusConfigBuilder};
 pub use group::{Group, GroupError, GroupStatus, When, MAX_COMMAND_BYTES, REQUEST_QUEUE};
 pub use key::{GroupIdInputs, GroupKey};
 pub use machine::{Consistency, NoOp};
+pub use recovery::RecoveryError;
 pub use replay::LogReplaySync;
+pub use stop::StopCause;
 pub use storage::{
     DurableLogStore, HardState, InMemoryLogStore, Storage, StorageError, SyncReport,
 };

@@ -20,7 +20,8 @@ use crate::{GroupId, PeerId, UniqueId};
 pub(crate) struct SyncOutputs {
     /// Committed entries for `Node::on_replayed`, with the provider's commit index.
     pub(crate) replayed: Vec<(Vec<Entry>, Index)>,
-    /// State installed up to this position (`set_committed`).
+    /// State installed up to this position (`set_committed`); the worker fast-forwards
+    /// the core and then tells the provider (`StateSyncProvider::installed`).
     pub(crate) synced: Option<Cursor>,
     /// Encoded commands to propose (`feed_command`).
     pub(crate) feed: Vec<Vec<u8>>,
@@ -49,6 +50,8 @@ pub(crate) struct Cx<'a, M: StateMachine, S: Storage<Payload>> {
     pub(crate) snapshots: &'a SnapshotStore,
     pub(crate) applied_membership: &'a Membership,
     pub(crate) applied_bytes: u64,
+    /// Local state found damaged at start and not yet installed again.
+    pub(crate) repairing: Option<Cursor>,
     pub(crate) out: &'a mut SyncOutputs,
 }
 
@@ -132,6 +135,10 @@ impl<M: StateMachine, S: Storage<Payload>> SyncContext<M::StateSync> for Cx<'_, 
 impl<M: StateMachine, S: Storage<Payload>> SyncSessionContext<M::StateSync> for Cx<'_, M, S> {
     fn leader(&self) -> PeerId {
         self.leader.unwrap_or(self.me)
+    }
+
+    fn repairing(&self) -> Option<Cursor> {
+        self.repairing
     }
 
     fn set_committed(&mut self, position: Cursor) {

@@ -173,11 +173,16 @@ pub enum ServerError {
     #[error("HTTP server: {0}")]
     Http(std::io::Error),
     /// The group's worker stopped on its own (a fatal storage error).
-    #[error("the group stopped: {reason}")]
+    #[error("the group stopped: {cause}")]
     GroupStopped {
-        /// The worker's reason.
-        reason: String,
+        /// Why.
+        #[source]
+        cause: crate::groups::StopCause,
     },
+    /// Watching the group for a stop failed in another way (not expected: the wait only
+    /// ends when the group stops).
+    #[error("watching the group failed: {0}")]
+    GroupWait(#[source] crate::groups::GroupError),
 }
 
 /// A running node.
@@ -324,10 +329,10 @@ impl Server {
         };
         let outcome = tokio::select! {
             () = shutdown => Ok(()),
-            err = group_stopped => Err(ServerError::GroupStopped { reason: match err {
-                crate::groups::GroupError::Stopped { reason } => reason,
-                other => other.to_string(),
-            }}),
+            err = group_stopped => Err(match err {
+                crate::groups::GroupError::Stopped { cause } => ServerError::GroupStopped { cause },
+                other => ServerError::GroupWait(other),
+            }),
             served = &mut self.server => Err(match served {
                 Ok(Ok(())) => ServerError::Http(std::io::Error::other("server ended")),
                 Ok(Err(e)) => ServerError::Http(e),

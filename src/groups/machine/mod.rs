@@ -16,11 +16,13 @@
 //! and resumes normal replication from there.
 
 mod noop;
+mod restore;
 
 pub use noop::NoOp;
+pub use restore::{RestoreError, Restored};
 
 use crate::groups::raft::{Entry, Membership, Payload};
-use crate::groups::snapshot::{Restored, SnapshotStore};
+use crate::groups::snapshot::SnapshotStore;
 use crate::groups::{Command as CommandBound, Cursor, Index, Storage, Term};
 use crate::primitives::codec::EncodeError;
 use crate::{GroupId, PeerId, UniqueId};
@@ -177,14 +179,15 @@ pub trait StateSync: Send + 'static {
 
     /// Called once when the group starts, before the consensus core is built: restores
     /// the newest local state (a snapshot) into `machine` so that only the log after it
-    /// is replayed (tessera addition). Blocking; the default restores nothing.
+    /// is replayed (tessera addition). Blocking; the default restores nothing. An error
+    /// stops the group from starting ([`crate::groups::JoinError::Restore`]).
     fn restore(
         &self,
         _machine: &mut Self::Machine,
         _snapshots: &SnapshotStore,
         _group: GroupId,
-    ) -> Restored {
-        Restored::Nothing
+    ) -> Result<Restored, RestoreError> {
+        Ok(Restored::Nothing)
     }
 }
 
@@ -221,6 +224,11 @@ pub trait StateSyncProvider: Send + 'static {
     /// A barrier command ([`StateSync::is_barrier`]) at `position` was just applied: the
     /// state machine holds the state at exactly `position` (tessera addition).
     fn barrier_applied(&mut self, _: Cursor, _: &mut dyn SyncProviderContext<Self::Owner>) {}
+
+    /// A session on this node installed state at `position` (it called
+    /// [`SyncSessionContext::set_committed`]): the provider may serve that state from now
+    /// on (tessera addition; the worker tells the provider, so the two share no state).
+    fn installed(&mut self, _: Cursor, _: &mut dyn SyncProviderContext<Self::Owner>) {}
 }
 
 /// One catch-up episode on a lagging follower.
@@ -297,6 +305,10 @@ pub trait SyncContext<S: StateSync> {
 pub trait SyncSessionContext<S: StateSync>: SyncContext<S> {
     /// The leader (always known when a session starts).
     fn leader(&self) -> PeerId;
+    /// The position of local state found damaged at start ([`Restored::Damaged`]), while
+    /// it is not yet installed again: the session fetches exactly that state before
+    /// anything is applied (tessera addition). `None` in a normal catch-up.
+    fn repairing(&self) -> Option<Cursor>;
     /// Fast-forwards the committed index to `position` after installing state there.
     fn set_committed(&mut self, position: Cursor);
     /// Hands entries a provider reported committed to the consensus core, which appends

@@ -86,6 +86,17 @@ pub enum ImageError {
         /// Why, from the state machine.
         reason: String,
     },
+    /// The snapshot is damaged and its intact chunks could not be kept for a repair.
+    #[error("snapshot at {anchor} is damaged ({damage}) and could not be reopened: {reopen}")]
+    Unrepairable {
+        /// The snapshot's anchor index.
+        anchor: u64,
+        /// The damage found.
+        damage: Box<ImageError>,
+        /// Why reopening it as an unfinished transfer failed.
+        #[source]
+        reopen: Box<ImageError>,
+    },
 }
 
 impl ImageError {
@@ -96,7 +107,8 @@ impl ImageError {
             ImageError::Snapshot(e) => !matches!(e, SnapshotError::Store { .. }),
             ImageError::Missing { .. }
             | ImageError::Cancelled { .. }
-            | ImageError::Refused { .. } => false,
+            | ImageError::Refused { .. }
+            | ImageError::Unrepairable { .. } => false,
             ImageError::Item { .. } | ImageError::Header { .. } => true,
         }
     }

@@ -33,7 +33,7 @@ pub use provider::SnapshotProvider;
 pub use session::SnapshotSession;
 pub use stats::{HeldSnapshot, SnapshotStats, TransferStatus};
 pub use store::{key_group, SnapshotStore};
-pub use sync::{Restored, SnapshotSync};
+pub use sync::SnapshotSync;
 
 /// Locks `m`, taking a poisoned lock as is: every critical section here is one assignment,
 /// insert or remove, so a panic while holding the lock cannot leave a value half-written.

@@ -308,11 +308,6 @@ impl<M: SnapshotStateMachine> StateSyncProvider for SnapshotProvider<M> {
         _: &mut dyn SyncProviderContext<SnapshotSync<M>>,
     ) -> Poll<()> {
         self.check_cut();
-        if let Some(manifest) = self.sync.take_installed() {
-            // A session installed this snapshot: serve it, and count from its marker.
-            self.last_marker = self.last_marker.max(Index(manifest.anchor().index));
-            self.hold(manifest);
-        }
         Poll::Pending
     }
 
@@ -393,5 +388,23 @@ impl<M: SnapshotStateMachine> StateSyncProvider for SnapshotProvider<M> {
         self.bytes_at_marker = cx.applied_bytes();
         self.proposed_at = None;
         self.start_cut(position, cx);
+    }
+
+    fn installed(&mut self, position: Cursor, _: &mut dyn SyncProviderContext<SnapshotSync<M>>) {
+        // A session installed the snapshot at `position`: serve it, and count the next
+        // marker from it.
+        let index = position.index().0;
+        match self.store.load_manifest(snapshot_key(self.group, index)) {
+            Ok(Some(manifest)) => {
+                self.last_marker = self.last_marker.max(position.index());
+                self.hold(manifest);
+            }
+            Ok(None) => {
+                tracing::warn!(group = %Short(&self.group), index, "installed snapshot is not in the store; not served");
+            }
+            Err(err) => {
+                tracing::warn!(group = %Short(&self.group), index, %err, "unreadable manifest of the installed snapshot; not served");
+            }
+        }
     }
 }

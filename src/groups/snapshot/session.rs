@@ -209,7 +209,7 @@ impl<M: SnapshotStateMachine> SnapshotSession<M> {
         _position: Cursor,
         leader_commit: Index,
     ) -> Self {
-        let repair = sync.take_repair();
+        let repair = cx.repairing();
         let (floor, ceiling) = match repair {
             Some(anchor) => (anchor.index().prev(), None),
             None => (cx.committed().index(), Some(leader_commit)),
@@ -512,7 +512,6 @@ impl<M: SnapshotStateMachine> SnapshotSession<M> {
                 cx.state_machine_mut().install_snapshot(loaded.snapshot);
                 cx.set_synced_membership(loaded.header.membership);
                 cx.set_committed(loaded.header.anchor);
-                self.sync.set_installed(loaded.manifest.clone());
                 SnapshotStats::add(&self.stats().installs, 1);
                 self.stats().set_transfer(None);
                 tracing::info!(

@@ -5,7 +5,7 @@
 
 use super::super::group::GroupError;
 use super::super::raft::{ClientError, ProposalId};
-use super::super::{Cursor, Index, Term};
+use super::super::{Cursor, Index, StopCause, Term};
 use std::collections::{BTreeMap, HashMap, HashSet};
 use tokio::sync::oneshot;
 
@@ -41,9 +41,9 @@ pub(crate) struct Ledger<Q, R> {
 /// A strong query whose read index was applied: the worker runs it and answers.
 pub(crate) type ReadyQuery<Q, R> = (Q, QueryReply<R>);
 
-fn stopped(reason: &str) -> GroupError {
+fn stopped(cause: &StopCause) -> GroupError {
     GroupError::Stopped {
-        reason: reason.to_string(),
+        cause: cause.clone(),
     }
 }
 
@@ -212,22 +212,22 @@ impl<Q, R> Ledger<Q, R> {
         Ok(())
     }
 
-    /// The group stops: every call still waiting is answered with `reason`.
-    pub(crate) fn fail_everything(&mut self, reason: &str) {
+    /// The group stops: every call still waiting is answered with `cause`.
+    pub(crate) fn fail_everything(&mut self, cause: &StopCause) {
         for (_, batch) in self.batches.drain() {
-            let _ = batch.reply.send(Err(stopped(reason)));
+            let _ = batch.reply.send(Err(stopped(cause)));
         }
         self.proposals.clear();
         for (_, (_, reply)) in self.reads.drain() {
-            let _ = reply.send(Err(stopped(reason)));
+            let _ = reply.send(Err(stopped(cause)));
         }
         for (_, waiting) in std::mem::take(&mut self.waiting_reads) {
             for (_, reply) in waiting {
-                let _ = reply.send(Err(stopped(reason)));
+                let _ = reply.send(Err(stopped(cause)));
             }
         }
         for (_, reply) in self.changes.drain(..) {
-            let _ = reply.send(Err(stopped(reason)));
+            let _ = reply.send(Err(stopped(cause)));
         }
     }
 }
@@ -337,7 +337,7 @@ mod tests {
         let ctx = l.read("w", w);
         assert!(l.resolve_read(ctx, Ok(Index(10)), Index(1)).is_none());
         l.change(Cursor(Term(1), Index(3)), c);
-        l.fail_everything("shut down");
+        l.fail_everything(&StopCause::ShutDown);
         for err in [
             b_rx.try_recv().unwrap().unwrap_err(),
             c_rx.try_recv().unwrap().unwrap_err(),

@@ -34,7 +34,7 @@ use super::raft::{ClusterId, Membership, Node, Payload, RaftError, ReadyDriver};
 use super::snapshot::SnapshotStore;
 use super::sync_context::{Cx, Side, SyncOutputs};
 use super::wire::GroupFrame;
-use super::{Cursor, Index, Storage, StorageError, Term};
+use super::{Cursor, Index, StopCause, Storage, StorageError, Term};
 use crate::network::{GroupLinks, Link, Network};
 use crate::primitives::{codec, Short};
 use crate::{GroupId, PeerId, UniqueId};
@@ -198,6 +198,7 @@ impl<M: StateMachine, S: Storage<Payload>> Worker<M, S> {
                 snapshots: &snapshots,
                 applied_membership: &applied_membership,
                 applied_bytes: 0,
+                repairing: restoring,
                 out: &mut out,
             };
             sync.create_provider(&cx)
@@ -248,20 +249,20 @@ impl<M: StateMachine, S: Storage<Payload>> Worker<M, S> {
     /// or a fatal error.
     pub(crate) async fn run(mut self) {
         let result = self.run_loop().await;
-        let reason = match &result {
-            Ok(()) => "shut down".to_string(),
+        let cause = match result {
+            Ok(()) => StopCause::ShutDown,
             Err(err) => {
                 tracing::error!(group = %Short(&self.group), %err, "group stopped");
-                format!("fatal: {err}")
+                StopCause::Fatal(std::sync::Arc::new(err))
             }
         };
-        self.ledger.fail_everything(&reason);
+        self.ledger.fail_everything(&cause);
         let status = self.status.clone();
         let done = self.shutdown.take();
         // Everything the worker owns (store handles, sync threads) goes before `shutdown`
         // returns, so a caller may reopen the same data directory right after.
         drop(self);
-        status.send_modify(|s| s.stopped = Some(reason));
+        status.send_modify(|s| s.stopped = Some(cause));
         if let Some(done) = done {
             let _ = done.send(());
         }

@@ -48,6 +48,7 @@ impl<M: StateMachine, S: Storage<Payload>> Worker<M, S> {
             snapshots: &self.snapshots,
             applied_membership: &self.applied_membership,
             applied_bytes: self.applied_bytes,
+            repairing: self.restoring,
             out: &mut out,
         };
         let parts = SyncParts {
@@ -210,6 +211,10 @@ impl<M: StateMachine, S: Storage<Payload>> Worker<M, S> {
                     self.applied_membership = m;
                 }
             }
+            // The provider learns of the install from the worker, not from the session.
+            self.with_sync(Side::Provider, None, |p, cx| {
+                p.provider.installed(position, cx)
+            })?;
         }
         for command in out.feed {
             let id = self.ledger.feed();

@@ -188,7 +188,7 @@ mod tests {
         );
         let e = ApiError::from_group(
             GroupError::Stopped {
-                reason: "shutdown".into(),
+                cause: crate::groups::StopCause::ShutDown,
             },
             true,
         );

@@ -177,7 +177,7 @@ impl NodeStatus {
             bonded: s.bonded.iter().map(|p| p.to_string()).collect(),
             online: s.online,
             syncing: s.syncing,
-            stopped: s.stopped.clone(),
+            stopped: s.stopped.as_ref().map(ToString::to_string),
             log_start: s.log_start.0,
             snapshots: Vec::new(),
             transfer: None,
