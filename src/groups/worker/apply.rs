@@ -4,6 +4,7 @@
 //! applied to the state machine in batches (cut at sync barriers, so the provider sees the
 //! state at exactly a barrier's index), and outcomes answer the callers in the ledger.
 
+use super::batches::{self, ApplyStep};
 use super::{Worker, WorkerError};
 use crate::groups::machine::{ApplyContext, StateMachine, StateSync, StateSyncProvider};
 use crate::groups::raft::{
@@ -12,7 +13,6 @@ use crate::groups::raft::{
 use crate::groups::sync_context::Side;
 use crate::groups::wire::GroupFrame;
 use crate::groups::{Cursor, Index, Storage, Term};
-use crate::primitives::codec;
 use crate::{GroupId, PeerId, UniqueId};
 
 /// What the machine learns of the batch it applies.
@@ -120,53 +120,30 @@ impl<M: StateMachine, S: Storage<Payload>> Worker<M, S> {
             self.stash_to = Some(last.index());
             return Ok(());
         }
-        let mut commands = Vec::new();
-        let mut indices = Vec::new();
-        let mut batch_end = None;
-        for entry in entries {
-            let at = entry.cursor();
-            let bytes = match entry.payload {
-                Payload::Command(bytes) => bytes,
-                Payload::Config(membership) => {
-                    self.applied_membership = membership;
-                    continue;
+        let sync = &self.sync;
+        let (steps, rest) = batches::plan::<M::Command>(entries, |c| sync.is_barrier(c));
+        for step in steps {
+            match step {
+                ApplyStep::Config(membership) => self.applied_membership = membership,
+                ApplyStep::Batch {
+                    commands,
+                    indices,
+                    end,
+                    barrier,
+                    bytes,
+                } => {
+                    self.applied_bytes += bytes;
+                    self.apply_commands(commands, indices, end);
+                    if barrier {
+                        // The machine holds the state at exactly the barrier's index.
+                        self.with_sync(Side::Provider, None, |p, cx| {
+                            p.provider.barrier_applied(end, cx)
+                        })?;
+                    }
                 }
-                _ => continue,
-            };
-            self.applied_bytes += bytes.len() as u64;
-            let command = match codec::decode::<M::Command>(&bytes) {
-                Ok(command) => command,
-                // Every member runs the same machine (its signature is in the group id), so
-                // every member skips the same entry: state stays identical.
-                Err(err) => {
-                    tracing::error!(
-                        index = at.index().0,
-                        %err,
-                        "committed command does not decode; skipped"
-                    );
-                    continue;
-                }
-            };
-            let barrier = self.sync.is_barrier(&command);
-            commands.push(command);
-            indices.push(at.index());
-            batch_end = Some(at);
-            if barrier {
-                // The barrier ends its batch, so the machine holds the state at exactly its
-                // index when the provider hears of it.
-                self.apply_commands(
-                    std::mem::take(&mut commands),
-                    std::mem::take(&mut indices),
-                    at,
-                );
-                self.with_sync(Side::Provider, None, |p, cx| {
-                    p.provider.barrier_applied(at, cx)
-                })?;
             }
         }
-        if let Some(end) = batch_end {
-            self.apply_commands(commands, indices, end);
-        }
+        self.applied_bytes += rest;
         self.applied = last.index();
         self.node.on_applied(last.index());
         for (query, reply) in self.ledger.reads_ready(self.applied) {

@@ -20,6 +20,7 @@
 //! founding, learners, bonds), `state_sync.rs` (provider and session).
 
 mod apply;
+mod batches;
 mod ledger;
 mod peers;
 mod requests;
