@@ -265,6 +265,12 @@ impl World {
     }
 
     fn turn(&mut self, i: usize, turn: Turn) -> Result<(), String> {
+        // Most deliveries leave nothing to drive: skip moving the node out and back.
+        if let Turn::Drive = turn {
+            if !self.nodes[i].node.as_ref().is_some_and(Node::has_ready) {
+                return Ok(());
+            }
+        }
         // The node, its store and its driver leave the world for the turn, so the effects
         // may borrow the rest of it.
         let Some(node) = self.nodes[i].node.take() else {
