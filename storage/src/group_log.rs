@@ -1,17 +1,22 @@
 //! `GroupLog`: one group's Raft log and hard state, staged in memory and made durable by
 //! one `WriteBatch` with one fsync per [`GroupLog::sync`].
 //!
-//! Staging model. Writes since the last sync live in two places until `sync`:
-//! - `staged`: the entries appended since the last sync that are still part of the log;
-//!   always a contiguous suffix `s..=last` of the log (appends extend it, truncation cuts
-//!   it, prune and reset drop its front or all of it);
+//! Staging model. The newest entries live in memory, in `tail`: always a contiguous suffix
+//! `t..=last` of the log (appends extend it, truncation cuts it, prune and reset drop its
+//! front or all of it). Of those, the ones at `dirty_from..` were appended since the last
+//! sync. Writes since the last sync live in two places until `sync`:
+//! - the entries of `tail` from `dirty_from` on;
 //! - `deletes`: the key ranges truncation, pruning and reset removed.
 //!
-//! `sync` writes every delete range first, then the staged entries, then the bounds and
-//! the hard state, as one batch. That order is equivalent to replaying the calls: a staged
-//! entry still in `staged` was appended after every delete that could have covered it.
-//! Reads see the staged state: indices `s..=last` from `staged`, the rest from RocksDB
-//! (no staged delete can reach below `s` and above the anchor).
+//! `sync` writes every delete range first, then the unsynced entries, then the bounds and
+//! the hard state, as one batch. That order is equivalent to replaying the calls: an
+//! unsynced entry still in `tail` was appended after every delete that could have covered
+//! it. After the sync, `tail` keeps the newest synced entries (up to [`TAIL_ENTRIES`] and
+//! [`TAIL_BYTES`]), so the entries a leader just wrote are replicated and applied from
+//! memory, not read back from RocksDB.
+//!
+//! Reads see the staged state: indices `t..=last` from `tail`, the rest from RocksDB (no
+//! staged delete can reach below `t` and above the anchor).
 //!
 //! Entry record payload (inside the [`crate::record`] envelope, key = group ‖ index):
 //!
@@ -27,6 +32,13 @@ use crate::store::{ColumnFamily, Store};
 use crate::{record, GroupId};
 use rocksdb::{Direction, IteratorMode, ReadOptions, WriteBatch, WriteOptions};
 use std::collections::BTreeMap;
+
+/// Most synced entries a group keeps in memory after a sync (the newest ones): enough for
+/// the entries a leader replicates and applies right after writing them.
+pub const TAIL_ENTRIES: usize = 256;
+/// Most payload bytes of synced entries a group keeps in memory after a sync: a bound per
+/// group (a node with many groups holds at most this much per group, idle or not).
+pub const TAIL_BYTES: usize = 1 << 20;
 
 /// One log entry as stored: its position and opaque payload.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -60,8 +72,13 @@ pub struct GroupLog {
     durable_bounds: LogBounds,
     hard_state: HardState,
     durable_hard_state: HardState,
-    /// Entries appended since the last sync and still in the log: a contiguous suffix.
-    staged: BTreeMap<u64, (u64, Vec<u8>)>,
+    /// The newest entries, in memory: a contiguous suffix of the log (see the module docs).
+    tail: BTreeMap<u64, (u64, Vec<u8>)>,
+    /// Payload bytes in `tail`.
+    tail_bytes: usize,
+    /// Entries of `tail` at this index and above were appended since the last sync
+    /// (`u64::MAX`: none).
+    dirty_from: u64,
     /// Index ranges `[from, to)` removed since the last sync, in call order.
     deletes: Vec<(u64, u64)>,
     /// Staged calls since the last sync, for the report.
@@ -105,7 +122,9 @@ impl GroupLog {
             durable_bounds: bounds,
             hard_state,
             durable_hard_state: hard_state,
-            staged: BTreeMap::new(),
+            tail: BTreeMap::new(),
+            tail_bytes: 0,
+            dirty_from: u64::MAX,
             deletes: Vec::new(),
             operations: 0,
         };
@@ -208,7 +227,9 @@ impl GroupLog {
         if index == u64::MAX {
             return Err(self.out_of_range("append", index));
         }
-        self.staged.insert(index, (term, payload));
+        self.tail_bytes += payload.len();
+        self.tail.insert(index, (term, payload));
+        self.dirty_from = self.dirty_from.min(index);
         self.bounds.last = Cursor::new(term, index);
         self.operations += 1;
         Ok(index)
@@ -219,7 +240,7 @@ impl GroupLog {
         if index <= self.bounds.anchor.index || index > self.bounds.last.index {
             return Ok(None);
         }
-        if let Some((term, payload)) = self.staged.get(&index) {
+        if let Some((term, payload)) = self.tail.get(&index) {
             return Ok(Some(Entry {
                 index,
                 term: *term,
@@ -251,8 +272,8 @@ impl GroupLog {
             return Ok(Vec::new());
         }
         let mut out = Vec::with_capacity((end - start + 1).min(1 << 16) as usize);
-        let first_staged = self.staged.keys().next().copied().unwrap_or(u64::MAX);
-        let disk_end = end.min(first_staged.saturating_sub(1));
+        let first_in_memory = self.tail.keys().next().copied().unwrap_or(u64::MAX);
+        let disk_end = end.min(first_in_memory.saturating_sub(1));
         if start <= disk_end {
             let mut opts = ReadOptions::default();
             opts.set_iterate_upper_bound(log_key(&self.group, disk_end + 1).to_vec());
@@ -303,9 +324,9 @@ impl GroupLog {
                 });
             }
         }
-        let staged_start = start.max(first_staged);
-        if staged_start <= end {
-            for (&index, (term, payload)) in self.staged.range(staged_start..=end) {
+        let memory_start = start.max(first_in_memory);
+        if memory_start <= end {
+            for (&index, (term, payload)) in self.tail.range(memory_start..=end) {
                 out.push(Entry {
                     index,
                     term: *term,
@@ -337,7 +358,8 @@ impl GroupLog {
         let last_term = self
             .term_at(new_last)?
             .ok_or_else(|| self.out_of_range("truncate", at))?;
-        self.staged.split_off(&at);
+        let cut = self.tail.split_off(&at);
+        self.tail_bytes -= payload_bytes(&cut);
         self.deletes.push((at, u64::MAX));
         self.bounds.last = Cursor::new(last_term, new_last);
         self.operations += 1;
@@ -354,7 +376,9 @@ impl GroupLog {
         let term = self
             .term_at(up_to)?
             .ok_or_else(|| self.out_of_range("prune_prefix", up_to))?;
-        self.staged = self.staged.split_off(&(up_to + 1));
+        let kept = self.tail.split_off(&(up_to + 1));
+        self.tail = kept;
+        self.tail_bytes = payload_bytes(&self.tail);
         self.deletes.push((0, up_to + 1));
         self.bounds.anchor = Cursor::new(term, up_to);
         self.operations += 1;
@@ -366,7 +390,8 @@ impl GroupLog {
         if anchor.index == u64::MAX {
             return Err(self.out_of_range("reset_to", anchor.index));
         }
-        self.staged.clear();
+        self.tail.clear();
+        self.tail_bytes = 0;
         self.deletes.push((0, u64::MAX));
         self.bounds = LogBounds {
             anchor,
@@ -396,7 +421,7 @@ impl GroupLog {
         for &(from, to) in &self.deletes {
             batch.delete_range_cf(log_cf, log_key(&self.group, from), log_key(&self.group, to));
         }
-        for (&index, (term, payload)) in &self.staged {
+        for (&index, (term, payload)) in self.tail.range(self.dirty_from..) {
             let key = log_key(&self.group, index);
             batch.put_cf(
                 log_cf,
@@ -427,12 +452,29 @@ impl GroupLog {
                 source,
             })?;
         let operations = self.operations;
-        self.staged.clear();
+        self.dirty_from = u64::MAX;
+        self.trim_tail();
         self.deletes.clear();
         self.operations = 0;
         self.durable_bounds = self.bounds;
         self.durable_hard_state = self.hard_state;
         Ok(self.report(operations))
+    }
+
+    /// Drops the oldest in-memory entries beyond [`TAIL_ENTRIES`] and [`TAIL_BYTES`]
+    /// (only synced ones: it runs right after a sync). They stay readable from RocksDB.
+    fn trim_tail(&mut self) {
+        while self.tail.len() > TAIL_ENTRIES || self.tail_bytes > TAIL_BYTES {
+            match self.tail.pop_first() {
+                Some((_, (_, payload))) => self.tail_bytes -= payload.len(),
+                None => break,
+            }
+        }
+    }
+
+    /// Entries held in memory (the newest ones), for tests and `inspect`.
+    pub fn entries_in_memory(&self) -> usize {
+        self.tail.len()
     }
 
     fn report(&self, operations: usize) -> SyncReport {
@@ -442,4 +484,8 @@ impl GroupLog {
             operations,
         }
     }
+}
+
+fn payload_bytes(entries: &BTreeMap<u64, (u64, Vec<u8>)>) -> usize {
+    entries.values().map(|(_, payload)| payload.len()).sum()
 }

@@ -40,7 +40,7 @@ mod snapshot_store;
 mod store;
 
 pub use error::{Corruption, Error};
-pub use group_log::{Entry, GroupLog, SyncReport};
+pub use group_log::{Entry, GroupLog, SyncReport, TAIL_BYTES, TAIL_ENTRIES};
 pub use hard_state::{Cursor, HardState, LogBounds};
 pub use inspect::{ColumnFamilySummary, GroupSummary, StoreSummary};
 pub use snapshot_store::SnapshotStore;
