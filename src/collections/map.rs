@@ -156,7 +156,7 @@ impl<K, V> MapKind<K, V> {
 
 impl<K: Key, V: Value> Kind for MapKind<K, V> {
     const NAME: &'static str = "map";
-    type State = im::OrdMap<K, V>;
+    type State = imbl::OrdMap<K, V>;
     type Op = MapOp<K, V>;
     /// (exchanged, previous) of a compare-exchange.
     type Reply = (bool, Option<V>);
@@ -267,7 +267,7 @@ mod tests {
         ]
     }
 
-    fn entries(m: &im::OrdMap<String, u32>) -> Vec<(String, u32)> {
+    fn entries(m: &imbl::OrdMap<String, u32>) -> Vec<(String, u32)> {
         m.iter().map(|(k, v)| (k.clone(), *v)).collect()
     }
 

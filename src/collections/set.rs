@@ -128,7 +128,7 @@ impl<T> SetKind<T> {
 
 impl<T: Key> Kind for SetKind<T> {
     const NAME: &'static str = "set";
-    type State = im::OrdSet<T>;
+    type State = imbl::OrdSet<T>;
     type Op = SetOp<T>;
     type Reply = ();
     type Item = T;
@@ -137,7 +137,7 @@ impl<T: Key> Kind for SetKind<T> {
         vec![type_name::<T>()]
     }
 
-    fn apply(&self, set: &mut im::OrdSet<T>, op: SetOp<T>) -> Applied<()> {
+    fn apply(&self, set: &mut imbl::OrdSet<T>, op: SetOp<T>) -> Applied<()> {
         match op {
             SetOp::Insert(value) => Applied::changed(set.insert(value).is_none()),
             SetOp::Remove(value) => Applied::changed(set.remove(&value).is_some()),
@@ -159,17 +159,17 @@ impl<T: Key> Kind for SetKind<T> {
         }
     }
 
-    fn len(set: &im::OrdSet<T>) -> u64 {
+    fn len(set: &imbl::OrdSet<T>) -> u64 {
         set.len() as u64
     }
 
-    fn items(set: &im::OrdSet<T>, range: Range<u64>) -> Option<impl Iterator<Item = T>> {
+    fn items(set: &imbl::OrdSet<T>, range: Range<u64>) -> Option<impl Iterator<Item = T>> {
         let (skip, take) = bounds(&range, Self::len(set))?;
         Some(set.iter().skip(skip).take(take).cloned())
     }
 
     fn append(
-        set: &mut im::OrdSet<T>,
+        set: &mut imbl::OrdSet<T>,
         _at: u64,
         items: impl IntoIterator<Item = T>,
     ) -> Result<(), String> {

@@ -221,13 +221,13 @@ impl<T> VecKind<T> {
 }
 
 /// `i` as an index into `v`, when in range.
-fn within<T: Clone>(v: &im::Vector<T>, i: u64) -> Option<usize> {
+fn within<T: Clone>(v: &imbl::Vector<T>, i: u64) -> Option<usize> {
     usize::try_from(i).ok().filter(|&i| i < v.len())
 }
 
 impl<T: Value> Kind for VecKind<T> {
     const NAME: &'static str = "vec";
-    type State = im::Vector<T>;
+    type State = imbl::Vector<T>;
     type Op = VecOp<T>;
     /// The element a `pop` or `remove` took.
     type Reply = Option<T>;
@@ -237,7 +237,7 @@ impl<T: Value> Kind for VecKind<T> {
         vec![type_name::<T>()]
     }
 
-    fn apply(&self, v: &mut im::Vector<T>, op: VecOp<T>) -> Applied<Option<T>> {
+    fn apply(&self, v: &mut imbl::Vector<T>, op: VecOp<T>) -> Applied<Option<T>> {
         match op {
             VecOp::Push(value) => {
                 v.push_back(value);
@@ -289,11 +289,11 @@ impl<T: Value> Kind for VecKind<T> {
         }
     }
 
-    fn len(v: &im::Vector<T>) -> u64 {
+    fn len(v: &imbl::Vector<T>) -> u64 {
         v.len() as u64
     }
 
-    fn items(v: &im::Vector<T>, range: Range<u64>) -> Option<impl Iterator<Item = T>> {
+    fn items(v: &imbl::Vector<T>, range: Range<u64>) -> Option<impl Iterator<Item = T>> {
         let (skip, take) = bounds(&range, Self::len(v))?;
         // O(log n) to cut the range out of a clone that shares structure with `v`.
         let mut tail = v.clone().split_off(skip);
@@ -302,7 +302,7 @@ impl<T: Value> Kind for VecKind<T> {
     }
 
     fn append(
-        v: &mut im::Vector<T>,
+        v: &mut imbl::Vector<T>,
         _at: u64,
         items: impl IntoIterator<Item = T>,
     ) -> Result<(), String> {
@@ -339,7 +339,7 @@ mod tests {
         ]
     }
 
-    fn items(v: &im::Vector<u32>) -> std::vec::Vec<u32> {
+    fn items(v: &imbl::Vector<u32>) -> std::vec::Vec<u32> {
         v.iter().copied().collect()
     }
 

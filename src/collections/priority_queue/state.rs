@@ -39,15 +39,15 @@ pub(crate) const FORMAT: u32 = 2;
 /// empty.
 #[derive(Clone)]
 pub(crate) struct QueueState<P: Ord + Clone, K: Ord + Clone, V: Clone> {
-    by_key: im::OrdMap<K, P>,
-    by_priority: im::OrdMap<P, im::OrdMap<K, V>>,
+    by_key: imbl::OrdMap<K, P>,
+    by_priority: imbl::OrdMap<P, imbl::OrdMap<K, V>>,
 }
 
 impl<P: Ord + Clone, K: Ord + Clone, V: Clone> Default for QueueState<P, K, V> {
     fn default() -> Self {
         QueueState {
-            by_key: im::OrdMap::new(),
-            by_priority: im::OrdMap::new(),
+            by_key: imbl::OrdMap::new(),
+            by_priority: imbl::OrdMap::new(),
         }
     }
 }

@@ -80,7 +80,7 @@ impl Default for Retention {
 /// The newest events, oldest first. Persistent (`im`), so a clone is O(1).
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct History {
-    events: im::Vector<Event>,
+    events: imbl::Vector<Event>,
     /// Every event with a revision above this is held (0: the history is complete).
     compacted: u64,
     /// Sum of [`Event::size`] of the events held.

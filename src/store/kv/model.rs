@@ -151,7 +151,7 @@ pub struct KvState {
     /// Index of the last command applied (0 before any).
     pub revision: u64,
     /// The live keys, sorted.
-    pub keys: im::OrdMap<Key, KeyEntry>,
+    pub keys: imbl::OrdMap<Key, KeyEntry>,
     /// The recent changes, for watches and blocking reads.
     pub history: History,
 }
