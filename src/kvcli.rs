@@ -286,6 +286,8 @@ async fn get(a: GetArgs, out: &mut Out) -> Result<(), Failure> {
     let mut revision = None;
     let mut kvs: Vec<KvJson> = Vec::new();
     let mut names: Vec<String> = Vec::new();
+    // Where a listing cut short by --limit goes on (`--format json` reports it).
+    let mut resume: Option<String> = None;
     loop {
         let want =
             left.map(|n| n.min(u64::from(tessera::store::kv::command::MAX_RANGE_LIMIT)) as u32);
@@ -308,15 +310,25 @@ async fn get(a: GetArgs, out: &mut Out) -> Result<(), Failure> {
         };
         revision.get_or_insert(rev);
         left = left.map(|n| n.saturating_sub(got));
-        if !more || left == Some(0) || next.is_none() {
+        if !more || next.is_none() {
+            break;
+        }
+        if left == Some(0) {
+            resume = next;
             break;
         }
         after = next;
     }
     let revision = revision.unwrap_or(0);
+    // `more` and `next` as in the API's pages: `next` is the `after=` of the next page.
+    let more = resume.is_some();
     match (a.format, a.keys_only) {
-        (Format::Json, true) => out.json(&serde_json::json!({"revision": revision, "keys": names})),
-        (Format::Json, false) => out.json(&serde_json::json!({"revision": revision, "kvs": kvs})),
+        (Format::Json, true) => out.json(&serde_json::json!({
+            "revision": revision, "keys": names, "more": more, "next": resume,
+        })),
+        (Format::Json, false) => out.json(&serde_json::json!({
+            "revision": revision, "kvs": kvs, "more": more, "next": resume,
+        })),
         (Format::Text, true) => names.iter().try_for_each(|k| out.line(k)),
         (Format::Text, false) => kvs.iter().try_for_each(|kv| {
             let value = kv.value.as_deref().unwrap_or_default();

@@ -332,6 +332,37 @@ fn cli_exit_codes_and_http_errors() {
     let (code, _, err) = cli(&ep, &["get", "absent"]);
     assert_eq!(code, 3, "not found: {err}");
     assert_eq!(err.lines().count(), 1, "one line: {err}");
+    // A listing cut by --limit says where it goes on; one read to the end says it does not.
+    for key in ["app/a", "app/b", "app/c"] {
+        assert_eq!(cli(&ep, &["put", key, "v"]).0, 0);
+    }
+    let (code, out, err) = cli(
+        &ep,
+        &[
+            "get",
+            "app/",
+            "--keys-only",
+            "--limit",
+            "2",
+            "--format",
+            "json",
+        ],
+    );
+    assert_eq!(code, 0, "{err}");
+    let page: serde_json::Value = serde_json::from_str(&out).expect("listing JSON");
+    assert_eq!(page["keys"], serde_json::json!(["app/a", "app/b"]), "{out}");
+    assert_eq!(page["more"], serde_json::json!(true), "{out}");
+    assert_eq!(page["next"], serde_json::json!("app/b"), "{out}");
+    let (code, out, err) = cli(&ep, &["get", "app/", "--keys-only", "--format", "json"]);
+    assert_eq!(code, 0, "{err}");
+    let all: serde_json::Value = serde_json::from_str(&out).expect("listing JSON");
+    assert_eq!(
+        all["keys"],
+        serde_json::json!(["app/a", "app/b", "app/c", "app/db url"]),
+        "{out}"
+    );
+    assert_eq!(all["more"], serde_json::json!(false), "{out}");
+    assert_eq!(all["next"], serde_json::Value::Null, "{out}");
     assert_eq!(cli(&ep, &["del", "app/db url"]).0, 0);
     assert_eq!(cli(&ep, &["get", "app/db url", "--strong"]).0, 3);
     let (code, out, _) = cli(&ep, &["status"]);
