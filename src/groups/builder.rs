@@ -23,9 +23,10 @@ use super::key::{GroupIdInputs, GroupKey};
 use super::machine::{NoOp, StateMachine, StateSync};
 use super::raft::{Membership, Node, Payload, RaftError};
 use super::recovery::{self, Recovered, RecoveryError};
-use super::snapshot::{RocksChunkStore, SnapshotStore};
 use super::worker::{Worker, WorkerSetup};
-use super::{ConsensusConfig, DurableLogStore, InMemoryLogStore, Storage, StorageError};
+use super::{
+    ConsensusConfig, DurableLogStore, InMemoryLogStore, LocalStorage, Storage, StorageError,
+};
 use crate::network::{
     GroupAccess, LinkConfig, Network, NetworkError, TicketError, TicketValidator,
     DEFAULT_TICKET_RECHECK,
@@ -207,14 +208,13 @@ impl<M: StateMachine> StorageChoice<M> for AutoStorage {
         match parts.network.data_dir().map(|dir| dir.store().clone()) {
             Some(store) => {
                 let log = DurableLogStore::<Payload>::open(&store, group)?;
-                let snapshots = SnapshotStore::Rocks(RocksChunkStore::new(store));
-                spawn(parts, group, log, snapshots)
+                spawn(parts, group, log, LocalStorage::durable(store))
             }
             None => spawn(
                 parts,
                 group,
                 InMemoryLogStore::<Payload>::default(),
-                SnapshotStore::memory(),
+                LocalStorage::memory(),
             ),
         }
     }
@@ -227,7 +227,7 @@ impl<M: StateMachine> StorageChoice<M> for MemoryStorage {
             parts,
             group,
             InMemoryLogStore::<Payload>::default(),
-            SnapshotStore::memory(),
+            LocalStorage::memory(),
         )
     }
 }
@@ -236,11 +236,11 @@ impl<M: StateMachine, S: Storage<Payload>> StorageChoice<M> for S {
     fn join_with(self, parts: Parts<'_, M>) -> Result<Group<M>, JoinError> {
         let group = group_id(&parts);
         // A custom log store keeps its snapshots in the node's RocksDB when there is one.
-        let snapshots = match parts.network.data_dir().map(|dir| dir.store().clone()) {
-            Some(store) => SnapshotStore::Rocks(RocksChunkStore::new(store)),
-            None => SnapshotStore::memory(),
+        let local = match parts.network.data_dir().map(|dir| dir.store().clone()) {
+            Some(store) => LocalStorage::durable(store),
+            None => LocalStorage::memory(),
         };
-        spawn(parts, group, self, snapshots)
+        spawn(parts, group, self, local)
     }
 }
 
@@ -286,7 +286,7 @@ fn spawn<M: StateMachine, S: Storage<Payload>>(
     parts: Parts<'_, M>,
     group: GroupId,
     mut store: S,
-    snapshots: SnapshotStore,
+    local: LocalStorage,
 ) -> Result<Group<M>, JoinError> {
     let Parts {
         network,
@@ -297,11 +297,14 @@ fn spawn<M: StateMachine, S: Storage<Payload>>(
         ticket,
         ticket_recheck,
     } = parts;
+    // The state sync the worker runs: given its storage first, then asked to restore.
+    let mut sync = machine.state_sync();
+    sync.attach(&local);
     let Recovered {
         applied,
         base,
         repairing,
-    } = recovery::recover(&mut machine, &mut store, &snapshots, group)?;
+    } = recovery::recover(&mut machine, &sync, &mut store, group)?;
     let me = network.peer_id();
     let tick = tick_for(&consensus);
     let raft = consensus.raft_config(tick, machine.leadership_preference());
@@ -355,7 +358,7 @@ fn spawn<M: StateMachine, S: Storage<Payload>>(
         expect: consensus.bootstrap_expect,
         requests,
         status: status_tx,
-        snapshots,
+        sync,
         applied,
         applied_membership,
         restoring: repairing,

@@ -7,6 +7,7 @@ mod config;
 pub mod formation;
 mod group;
 mod key;
+mod local_storage;
 pub mod machine;
 /// The consensus core (the `tessera-raft` crate).
 pub use tessera_raft as raft;
@@ -23,6 +24,7 @@ pub use builder::{tick_for, AutoStorage, GroupBuilder, JoinError, MemoryStorage,
 pub use config::{ConfigError, ConsensusConfig, ConsensusConfigBuilder};
 pub use group::{Group, GroupError, GroupStatus, When, MAX_COMMAND_BYTES, REQUEST_QUEUE};
 pub use key::{GroupIdInputs, GroupKey};
+pub use local_storage::LocalStorage;
 pub use machine::{Consistency, NoOp};
 pub use recovery::RecoveryError;
 pub use replay::LogReplaySync;

@@ -6,7 +6,6 @@
 
 use super::machine::{RestoreError, Restored, StateMachine, StateSync};
 use super::raft::{LogReader, Membership, Payload, RaftError};
-use super::snapshot::SnapshotStore;
 use super::{Cursor, Index, Storage, StorageError};
 use crate::GroupId;
 
@@ -49,14 +48,15 @@ pub(crate) struct Recovered {
     pub(crate) repairing: Option<Cursor>,
 }
 
-/// Restores `machine` from local storage and settles `store` with it.
+/// Restores `machine` through `sync` (already attached to its storage) and settles the
+/// log `store` with it.
 pub(crate) fn recover<M: StateMachine, S: Storage<Payload>>(
     machine: &mut M,
+    sync: &M::StateSync,
     store: &mut S,
-    snapshots: &SnapshotStore,
     group: GroupId,
 ) -> Result<Recovered, RecoveryError> {
-    let restored = machine.state_sync().restore(machine, snapshots, group)?;
+    let restored = sync.restore(machine, group)?;
     Ok(match restored {
         Restored::Nothing => Recovered {
             applied: Index(0),
@@ -140,7 +140,8 @@ mod tests {
     #[test]
     fn nothing_restored_starts_from_the_beginning_and_leaves_the_log_alone() {
         let mut store = log(3);
-        let got = recover(&mut NoOp, &mut store, &SnapshotStore::memory(), group()).unwrap();
+        let sync = NoOp.state_sync();
+        let got = recover(&mut NoOp, &sync, &mut store, group()).unwrap();
         assert_eq!(
             got,
             Recovered {

@@ -8,7 +8,6 @@ use super::machine::{
     Command, StateMachine, StateSync, SyncContext, SyncProviderContext, SyncSessionContext,
 };
 use super::raft::{Entry, Membership, Payload};
-use super::snapshot::SnapshotStore;
 use super::wire::GroupFrame;
 use super::{Cursor, Index, Storage};
 use crate::primitives::codec::{self, EncodeError};
@@ -47,7 +46,6 @@ pub(crate) struct Cx<'a, M: StateMachine, S: Storage<Payload>> {
     pub(crate) group: GroupId,
     pub(crate) network: UniqueId,
     pub(crate) leader: Option<PeerId>,
-    pub(crate) snapshots: &'a SnapshotStore,
     pub(crate) applied_membership: &'a Membership,
     pub(crate) applied_bytes: u64,
     /// Local state found damaged at start and not yet installed again.
@@ -117,10 +115,6 @@ impl<M: StateMachine, S: Storage<Payload>> SyncContext<M::StateSync> for Cx<'_, 
 
     fn peers(&self) -> Vec<PeerId> {
         self.bonds.peers()
-    }
-
-    fn snapshots(&self) -> &SnapshotStore {
-        self.snapshots
     }
 
     fn applied_membership(&self) -> &Membership {

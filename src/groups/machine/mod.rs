@@ -22,8 +22,7 @@ pub use noop::NoOp;
 pub use restore::{RestoreError, Restored};
 
 use crate::groups::raft::{Entry, Membership, Payload};
-use crate::groups::snapshot::SnapshotStore;
-use crate::groups::{Command as CommandBound, Cursor, Index, Storage, Term};
+use crate::groups::{Command as CommandBound, Cursor, Index, LocalStorage, Storage, Term};
 use crate::primitives::codec::EncodeError;
 use crate::{GroupId, PeerId, UniqueId};
 use serde::{de::DeserializeOwned, Serialize};
@@ -177,14 +176,19 @@ pub trait StateSync: Send + 'static {
         false
     }
 
-    /// Called once when the group starts, before the consensus core is built: restores
-    /// the newest local state (a snapshot) into `machine` so that only the log after it
-    /// is replayed (tessera addition). Blocking; the default restores nothing. An error
-    /// stops the group from starting ([`crate::groups::JoinError::Restore`]).
+    /// Called once when the group is built, before anything else: where the group keeps
+    /// what it stores besides its log (tessera addition). Providers and sessions are
+    /// created from this instance, so they see it. The default keeps nothing.
+    fn attach(&mut self, _local: &LocalStorage) {}
+
+    /// Called once when the group starts, after [`StateSync::attach`] and before the
+    /// consensus core is built: restores the newest local state (a snapshot) into
+    /// `machine` so that only the log after it is replayed (tessera addition). Blocking;
+    /// the default restores nothing. An error stops the group from starting
+    /// ([`crate::groups::JoinError::Recovery`]).
     fn restore(
         &self,
         _machine: &mut Self::Machine,
-        _snapshots: &SnapshotStore,
         _group: GroupId,
     ) -> Result<Restored, RestoreError> {
         Ok(Restored::Nothing)
@@ -290,9 +294,6 @@ pub trait SyncContext<S: StateSync> {
     fn broadcast(&mut self, message: S::Message) -> Result<Vec<PeerId>, EncodeError>;
     /// The bonded peers (tessera addition; the seed has it on the network's bonds).
     fn peers(&self) -> Vec<PeerId>;
-    /// This node's snapshot store (RocksDB when the network has a data directory) (tessera
-    /// addition).
-    fn snapshots(&self) -> &SnapshotStore;
     /// The group's configuration as of the last applied entry (tessera addition: a
     /// snapshot records it, so a log pruned past every configuration entry loses nothing).
     fn applied_membership(&self) -> &Membership;

@@ -74,7 +74,7 @@ pub struct SnapshotProvider<M: SnapshotStateMachine> {
 impl<M: SnapshotStateMachine> SnapshotProvider<M> {
     pub(crate) fn new(sync: SnapshotSync<M>, cx: &dyn SyncContext<SnapshotSync<M>>) -> Self {
         let group = cx.group_id();
-        let store = cx.snapshots().clone();
+        let store = sync.store().clone();
         let mut provider = SnapshotProvider {
             sync,
             group,

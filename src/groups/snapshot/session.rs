@@ -217,7 +217,7 @@ impl<M: SnapshotStateMachine> SnapshotSession<M> {
         SnapshotStats::add(&sync.shared.stats.sessions, 1);
         let mut session = SnapshotSession {
             group: cx.group_id(),
-            store: cx.snapshots().clone(),
+            store: sync.store().clone(),
             sync,
             floor,
             ceiling,

@@ -14,11 +14,12 @@ use super::provider::SnapshotProvider;
 use super::session::SnapshotSession;
 use super::stats::SnapshotStats;
 use super::store::SnapshotStore;
+use super::RocksChunkStore;
 use crate::groups::machine::{
     Command, RestoreError, Restored, StateSync, SyncContext, SyncSessionContext,
 };
 use crate::groups::raft::Entry;
-use crate::groups::{Cursor, Index, Term};
+use crate::groups::{Cursor, Index, LocalStorage, Term};
 use crate::{GroupId, UniqueId};
 use std::sync::Arc;
 use tessera_snapshots::ChunkStore;
@@ -38,6 +39,9 @@ pub struct SnapshotSync<M: SnapshotStateMachine> {
     pub(crate) marker: fn(SnapshotRequest) -> M::Command,
     is_marker: fn(&M::Command) -> bool,
     pub(crate) shared: Arc<Shared>,
+    /// Where the snapshots live: memory until [`StateSync::attach`] gives the node's
+    /// RocksDB store. Providers and sessions take a clone (clones share the storage).
+    store: SnapshotStore,
 }
 
 impl<M: SnapshotStateMachine> Clone for SnapshotSync<M> {
@@ -47,6 +51,7 @@ impl<M: SnapshotStateMachine> Clone for SnapshotSync<M> {
             marker: self.marker,
             is_marker: self.is_marker,
             shared: self.shared.clone(),
+            store: self.store.clone(),
         }
     }
 }
@@ -65,7 +70,13 @@ impl<M: SnapshotStateMachine> SnapshotSync<M> {
             marker,
             is_marker,
             shared: Arc::new(Shared::default()),
+            store: SnapshotStore::memory(),
         }
+    }
+
+    /// Where this sync's snapshots live (see [`StateSync::attach`]).
+    pub(crate) fn store(&self) -> &SnapshotStore {
+        &self.store
     }
 
     /// The settings.
@@ -89,6 +100,13 @@ impl<M: SnapshotStateMachine> StateSync for SnapshotSync<M> {
         self.config.signature()
     }
 
+    fn attach(&mut self, local: &LocalStorage) {
+        self.store = match local.store() {
+            Some(store) => SnapshotStore::Rocks(RocksChunkStore::new(store.clone())),
+            None => SnapshotStore::memory(),
+        };
+    }
+
     fn create_provider(&self, cx: &dyn SyncContext<Self>) -> SnapshotProvider<M> {
         SnapshotProvider::new(self.clone(), cx)
     }
@@ -109,12 +127,8 @@ impl<M: SnapshotStateMachine> StateSync for SnapshotSync<M> {
         (self.is_marker)(command)
     }
 
-    fn restore(
-        &self,
-        machine: &mut M,
-        snapshots: &SnapshotStore,
-        group: GroupId,
-    ) -> Result<Restored, RestoreError> {
+    fn restore(&self, machine: &mut M, group: GroupId) -> Result<Restored, RestoreError> {
+        let snapshots = &self.store;
         let failed = |e: ImageError| RestoreError::new(group, e);
         let anchors = snapshots
             .anchors(group)

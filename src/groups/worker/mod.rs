@@ -32,7 +32,6 @@ use super::formation::Formation;
 use super::group::{GroupStatus, Request};
 use super::machine::{Provider, Session, StateMachine, StateSync};
 use super::raft::{ClusterId, Membership, Node, Payload, RaftError, ReadyDriver};
-use super::snapshot::SnapshotStore;
 use super::sync_context::{Cx, Side, SyncOutputs};
 use super::wire::GroupFrame;
 use super::{Cursor, Index, StopCause, Storage, StorageError, Term};
@@ -81,7 +80,8 @@ pub(crate) struct WorkerSetup<M: StateMachine, S: Storage<Payload>> {
     pub(crate) expect: usize,
     pub(crate) requests: mpsc::Receiver<Request<M>>,
     pub(crate) status: watch::Sender<GroupStatus>,
-    pub(crate) snapshots: SnapshotStore,
+    /// The machine's state sync, attached to the group's storage by the builder.
+    pub(crate) sync: M::StateSync,
     /// What the machine holds at start (a restored snapshot's anchor, else 0).
     pub(crate) applied: Index,
     /// The configuration at `applied`.
@@ -131,7 +131,6 @@ pub(crate) struct Worker<M: StateMachine, S: Storage<Payload>> {
     applied: Index,
     applied_membership: Membership,
     applied_bytes: u64,
-    snapshots: SnapshotStore,
     /// Set while a damaged local snapshot is repaired: committed entries are not applied
     /// (the machine is empty) but remembered up to `stash_to`, and applied once it is.
     restoring: Option<Cursor>,
@@ -170,7 +169,7 @@ impl<M: StateMachine, S: Storage<Payload>> Worker<M, S> {
             expect,
             requests,
             status,
-            snapshots,
+            sync,
             applied,
             applied_membership,
             restoring,
@@ -180,7 +179,6 @@ impl<M: StateMachine, S: Storage<Payload>> Worker<M, S> {
         let fresh = node.term() == Term(0) && node.last() == Cursor::zero();
         let nonce = random_u64();
         let formation = fresh.then(|| Formation::new(me, expect, observer, nonce));
-        let sync = machine.state_sync();
         let network_id = network.network_id().0;
         let mut bonds = Bonds::default();
         let committed = Cursor::zero();
@@ -196,7 +194,6 @@ impl<M: StateMachine, S: Storage<Payload>> Worker<M, S> {
                 group,
                 network: network_id,
                 leader: None,
-                snapshots: &snapshots,
                 applied_membership: &applied_membership,
                 applied_bytes: 0,
                 repairing: restoring,
@@ -239,7 +236,6 @@ impl<M: StateMachine, S: Storage<Payload>> Worker<M, S> {
             applied,
             applied_membership,
             applied_bytes: 0,
-            snapshots,
             restoring,
             stash_to: None,
             shutdown: None,

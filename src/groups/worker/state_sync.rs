@@ -45,7 +45,6 @@ impl<M: StateMachine, S: Storage<Payload>> Worker<M, S> {
             group: self.group,
             network: self.network_id,
             leader: leader.or(self.node.leader()),
-            snapshots: &self.snapshots,
             applied_membership: &self.applied_membership,
             applied_bytes: self.applied_bytes,
             repairing: self.restoring,
