@@ -15,7 +15,11 @@ all: test
 deps:
 	@./scripts/install-deps.sh
 
+# The demo's binary first: `cargo run` resolves dependency features without the
+# dev-dependencies, so it needs its own build of a few crates (iroh, tessera); building it
+# here means `make demo` after `make test` compiles nothing.
 test: deps
+	$(CARGO) build --locked --bin tessera
 	$(CARGO) test --workspace --locked
 
 demo: deps
