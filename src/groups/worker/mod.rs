@@ -94,7 +94,6 @@ pub(crate) struct Worker<M: StateMachine, S: Storage<Payload>> {
     me: PeerId,
     group: GroupId,
     network_id: UniqueId,
-    network: Network,
     links: GroupLinks,
     node: Node,
     store: S,
@@ -136,6 +135,9 @@ pub(crate) struct Worker<M: StateMachine, S: Storage<Payload>> {
     restoring: Option<Cursor>,
     stash_to: Option<Index>,
     shutdown: Option<oneshot::Sender<()>>,
+    /// Declared last so it drops last: the network holds the node's `DataDir`, whose lock
+    /// must outlive this worker's store handles (fields drop in declaration order).
+    network: Network,
 }
 
 /// Proposal ids double as forward request ids, which the leader deduplicates per origin:
