@@ -9,6 +9,7 @@
 mod collections_support;
 mod common;
 use collections_support::{config, nodes, ok, online, reach, stop};
+use common::bounded;
 
 use tessera::collections::{
     CollectionConfig, CollectionDef, CollectionReader, CollectionWriter, Map, MapReader, ReaderDef,
@@ -116,11 +117,11 @@ async fn definitions_open_the_collection_their_name_opens() {
         BY_ID.online_writer(&ns[2].network, config()),
     ];
     let [s0, s1, s2] = sets;
-    let (s0, s1, s2) = tokio::join!(s0, s1, s2);
-    let (s0, s1, s2) = (
-        s0.expect("online"),
-        s1.expect("online"),
-        s2.expect("online"),
+    // Bounded: a group that never comes online fails the test instead of hanging it.
+    let (s0, s1, s2) = tokio::join!(
+        ok("online writer 0", s0),
+        ok("online writer 1", s1),
+        ok("online writer 2", s2)
     );
     let reader = ok(
         "online reader",
@@ -134,15 +135,15 @@ async fn definitions_open_the_collection_their_name_opens() {
     assert!(s0.contains(&42) && s2.contains(&42));
 
     for x in [w0, w1, w2] {
-        x.shutdown().await;
+        bounded("shutdown", 30, x.shutdown()).await;
     }
     for x in [r3, r4] {
-        x.shutdown().await;
+        bounded("shutdown", 30, x.shutdown()).await;
     }
     for x in [s0, s1, s2] {
-        x.shutdown().await;
+        bounded("shutdown", 30, x.shutdown()).await;
     }
-    reader.shutdown().await;
+    bounded("shutdown", 30, reader.shutdown()).await;
     for n in ns {
         stop(n).await;
     }
@@ -162,9 +163,12 @@ async fn the_macro_declares_collections_that_open_online() {
         Prices::online_writer_with_config(&ns[2].network, config()),
     ];
     let [a, b, c] = opening;
-    let (a, b, c) = tokio::join!(a, b, c);
-    let writers: Vec<WriterOf<Prices>> =
-        vec![a.expect("online"), b.expect("online"), c.expect("online")];
+    let (a, b, c) = tokio::join!(
+        ok("online writer 0", a),
+        ok("online writer 1", b),
+        ok("online writer 2", c)
+    );
+    let writers: Vec<WriterOf<Prices>> = vec![a, b, c];
     let reader: ReaderOf<Prices> = ok(
         "online reader",
         Prices::online_reader_with_config(&ns[3].network, config()),
@@ -202,18 +206,18 @@ async fn the_macro_declares_collections_that_open_online() {
     assert!(jobs_reader.contains(&7));
 
     for w in writers {
-        w.shutdown().await;
+        bounded("shutdown", 30, w.shutdown()).await;
     }
-    reader.shutdown().await;
-    plain.shutdown().await;
+    bounded("shutdown", 30, reader.shutdown()).await;
+    bounded("shutdown", 30, plain.shutdown()).await;
     for f in feeds {
-        f.shutdown().await;
+        bounded("shutdown", 30, f.shutdown()).await;
     }
-    feed_reader.shutdown().await;
+    bounded("shutdown", 30, feed_reader.shutdown()).await;
     for j in jobs {
-        j.shutdown().await;
+        bounded("shutdown", 30, j.shutdown()).await;
     }
-    jobs_reader.shutdown().await;
+    bounded("shutdown", 30, jobs_reader.shutdown()).await;
     for n in ns {
         stop(n).await;
     }
@@ -239,7 +243,7 @@ async fn required_tickets_keep_peers_without_them_out() {
     assert_ne!(open_map.group_id(), gated.group_id());
     assert_ne!(gated.group_id(), two.group_id());
     for x in [open_map, gated, two] {
-        x.shutdown().await;
+        bounded("shutdown", 30, x.shutdown()).await;
     }
 
     // One validator: members with an "alpha" ticket; node 4 has none.
@@ -249,8 +253,12 @@ async fn required_tickets_keep_peers_without_them_out() {
         MembersOnly::online_writer_with_config(&ns[2].network, with_ticket("beta+alpha")),
     ];
     let [a, b, c] = opening;
-    let (a, b, c) = tokio::join!(a, b, c);
-    let writers = [a.expect("online"), b.expect("online"), c.expect("online")];
+    let (a, b, c) = tokio::join!(
+        ok("online writer 0", a),
+        ok("online writer 1", b),
+        ok("online writer 2", c)
+    );
+    let writers = [a, b, c];
     let member = ok(
         "member reader online",
         MembersOnly::online_reader_with_config(&ns[3].network, with_ticket("alpha")),
@@ -278,8 +286,12 @@ async fn required_tickets_keep_peers_without_them_out() {
         TwoTickets::online_writer_with_config(&ns[2].network, with_ticket("alpha+beta")),
     ];
     let [a, b, c] = opening;
-    let (a, b, c) = tokio::join!(a, b, c);
-    let both = [a.expect("online"), b.expect("online"), c.expect("online")];
+    let (a, b, c) = tokio::join!(
+        ok("online writer 0", a),
+        ok("online writer 1", b),
+        ok("online writer 2", c)
+    );
+    let both = [a, b, c];
     let full = ok(
         "reader with both",
         TwoTickets::online_reader_with_config(&ns[3].network, with_ticket("alpha+beta")),
@@ -295,10 +307,10 @@ async fn required_tickets_keep_peers_without_them_out() {
     assert!(half.status().bonded.is_empty());
 
     for x in writers.into_iter().chain(both) {
-        x.shutdown().await;
+        bounded("shutdown", 30, x.shutdown()).await;
     }
     for x in [member, outsider, full, half] {
-        x.shutdown().await;
+        bounded("shutdown", 30, x.shutdown()).await;
     }
     for n in ns {
         stop(n).await;
