@@ -57,6 +57,11 @@ tessera::collection!(
     require_ticket: Mentions("beta"),
 );
 
+/// How long a group may take to come online before the test fails instead of hanging:
+/// far above the second or two it takes, since a clean CI run once saw a 268 s stall
+/// (a liveness problem under investigation, not a timing target).
+const ONLINE_SECS: u64 = 300;
+
 const DEF: CollectionDef<Map<String, u64>> = CollectionDef::named("defs.def");
 const READ_DEF: ReaderDef<Map<String, u64>> = DEF.as_reader();
 const WRITE_DEF: WriterDef<Map<String, u64>> = DEF.as_writer();
@@ -119,9 +124,14 @@ async fn definitions_open_the_collection_their_name_opens() {
     let [s0, s1, s2] = sets;
     // Bounded: a group that never comes online fails the test instead of hanging it.
     let (s0, s1, s2) = tokio::join!(
-        ok("online writer 0", s0),
-        ok("online writer 1", s1),
-        ok("online writer 2", s2)
+        bounded("online writer 0", ONLINE_SECS, s0),
+        bounded("online writer 1", ONLINE_SECS, s1),
+        bounded("online writer 2", ONLINE_SECS, s2)
+    );
+    let (s0, s1, s2) = (
+        s0.expect("online"),
+        s1.expect("online"),
+        s2.expect("online"),
     );
     let reader = ok(
         "online reader",
@@ -164,11 +174,12 @@ async fn the_macro_declares_collections_that_open_online() {
     ];
     let [a, b, c] = opening;
     let (a, b, c) = tokio::join!(
-        ok("online writer 0", a),
-        ok("online writer 1", b),
-        ok("online writer 2", c)
+        bounded("online writer 0", ONLINE_SECS, a),
+        bounded("online writer 1", ONLINE_SECS, b),
+        bounded("online writer 2", ONLINE_SECS, c)
     );
-    let writers: Vec<WriterOf<Prices>> = vec![a, b, c];
+    let writers: Vec<WriterOf<Prices>> =
+        vec![a.expect("online"), b.expect("online"), c.expect("online")];
     let reader: ReaderOf<Prices> = ok(
         "online reader",
         Prices::online_reader_with_config(&ns[3].network, config()),
@@ -254,11 +265,11 @@ async fn required_tickets_keep_peers_without_them_out() {
     ];
     let [a, b, c] = opening;
     let (a, b, c) = tokio::join!(
-        ok("online writer 0", a),
-        ok("online writer 1", b),
-        ok("online writer 2", c)
+        bounded("online writer 0", ONLINE_SECS, a),
+        bounded("online writer 1", ONLINE_SECS, b),
+        bounded("online writer 2", ONLINE_SECS, c)
     );
-    let writers = [a, b, c];
+    let writers = [a.expect("online"), b.expect("online"), c.expect("online")];
     let member = ok(
         "member reader online",
         MembersOnly::online_reader_with_config(&ns[3].network, with_ticket("alpha")),
@@ -287,11 +298,11 @@ async fn required_tickets_keep_peers_without_them_out() {
     ];
     let [a, b, c] = opening;
     let (a, b, c) = tokio::join!(
-        ok("online writer 0", a),
-        ok("online writer 1", b),
-        ok("online writer 2", c)
+        bounded("online writer 0", ONLINE_SECS, a),
+        bounded("online writer 1", ONLINE_SECS, b),
+        bounded("online writer 2", ONLINE_SECS, c)
     );
-    let both = [a, b, c];
+    let both = [a.expect("online"), b.expect("online"), c.expect("online")];
     let full = ok(
         "reader with both",
         TwoTickets::online_reader_with_config(&ns[3].network, with_ticket("alpha+beta")),
