@@ -12,8 +12,8 @@ use criterion::{BenchmarkId, Criterion, Throughput};
 use std::collections::{BTreeSet, VecDeque};
 use std::time::Duration;
 use tessera::groups::raft::{
-    ClusterId, Effects, Entry, Message, Node, Payload, ProposalId, ProposalOutcome, RaftConfig,
-    RaftError, ReadOutcome, ReadyDriver,
+    ClusterId, Effects, Entry, Message, Node, ProposalId, ProposalOutcome, RaftConfig, RaftError,
+    ReadOutcome, ReadyDriver,
 };
 use tessera::groups::{InMemoryLogStore, Index, Storage};
 use tessera::PeerId;
@@ -22,16 +22,16 @@ use tessera::PeerId;
 struct BenchEffects<'a> {
     from: usize,
     node: &'a mut Node,
-    store: &'a mut InMemoryLogStore<Payload>,
+    store: &'a mut InMemoryLogStore,
     net: &'a mut VecDeque<(usize, PeerId, Message)>,
     applied: &'a mut Index,
 }
 
 impl Effects for BenchEffects<'_> {
-    type Store = InMemoryLogStore<Payload>;
+    type Store = InMemoryLogStore;
     type Error = RaftError;
 
-    fn core(&mut self) -> (&mut Node, &mut InMemoryLogStore<Payload>) {
+    fn core(&mut self) -> (&mut Node, &mut InMemoryLogStore) {
         (self.node, self.store)
     }
 
@@ -59,7 +59,7 @@ impl Effects for BenchEffects<'_> {
 struct Cluster {
     nodes: Vec<Node>,
     drivers: Vec<ReadyDriver>,
-    stores: Vec<InMemoryLogStore<Payload>>,
+    stores: Vec<InMemoryLogStore>,
     net: VecDeque<(usize, PeerId, Message)>,
     applied: Vec<Index>,
     next_id: u64,
@@ -81,7 +81,7 @@ impl Cluster {
             next_id: 0,
         };
         for i in 0..3 {
-            let store = InMemoryLogStore::<Payload>::default();
+            let store = InMemoryLogStore::default();
             let mut config = RaftConfig::for_tests();
             config.max_entries_per_append = 256;
             config.max_inflight = 64;

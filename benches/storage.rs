@@ -13,7 +13,8 @@ use std::io::Write;
 use std::os::unix::io::AsRawFd;
 use std::path::PathBuf;
 use std::time::{Duration, Instant};
-use tessera::groups::{DurableLogStore, Index, Storage, Term};
+use tessera::groups::raft::Payload;
+use tessera::groups::{GroupLog, Index, Storage, Term};
 use tessera::{Digest, GroupId};
 
 const ENTRY: usize = 256;
@@ -26,15 +27,18 @@ fn bench_dir() -> tempfile::TempDir {
     }
 }
 
-fn open_log(dir: &std::path::Path, name: &str) -> DurableLogStore<Vec<u8>> {
+fn open_log(dir: &std::path::Path, name: &str) -> GroupLog {
     let store = tessera_storage::Store::open(dir).expect("open store");
-    DurableLogStore::open(&store, GroupId(Digest::of(name.as_bytes()))).expect("open log")
+    store
+        .group_log(*GroupId(Digest::of(name.as_bytes())).as_bytes())
+        .expect("open log")
 }
 
 /// Appends `batch` entries and syncs once.
-fn tessera_batch(log: &mut DurableLogStore<Vec<u8>>, batch: u64, payload: &[u8]) {
+fn tessera_batch(log: &mut GroupLog, batch: u64, payload: &[u8]) {
     for _ in 0..batch {
-        log.append(payload.to_vec(), Term(1)).expect("append");
+        log.append(Payload::Command(payload.to_vec()), Term(1))
+            .expect("append");
     }
     log.sync().expect("sync");
 }
@@ -114,7 +118,7 @@ fn bench_get_range(c: &mut Criterion) {
     group.finish();
 }
 
-fn fill(log: &mut DurableLogStore<Vec<u8>>, n: u64) {
+fn fill(log: &mut GroupLog, n: u64) {
     let payload = vec![1u8; 16];
     let mut left = n;
     while left > 0 {

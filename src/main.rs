@@ -14,7 +14,6 @@ use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::process::ExitCode;
 use std::time::Duration;
-use tessera::groups::DurableLogStore;
 use tessera::network::PeerAddr;
 use tessera::store::server::{self, Server, ServerConfig};
 
@@ -212,8 +211,9 @@ struct WriteLogArgs {
 fn write_log(args: WriteLogArgs) -> Result<(), String> {
     let store = tessera_storage::Store::open(&args.data_dir).map_err(|e| e.to_string())?;
     let group = kit::write_log::group_id(&args.group);
-    let mut log: DurableLogStore<Vec<u8>> =
-        DurableLogStore::open(&store, group).map_err(|e| e.to_string())?;
+    let mut log = store
+        .group_log(*group.as_bytes())
+        .map_err(|e| e.to_string())?;
     kit::write_log::run(
         &mut log,
         args.batch,

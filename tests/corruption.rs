@@ -1,7 +1,8 @@
 //! Damaged records are reported as corruption naming the column family and key, never a
 //! panic and never a silent skip.
 
-use tessera::groups::{DurableLogStore, Index, Storage, StorageError, Term};
+use tessera::groups::raft::Payload;
+use tessera::groups::{GroupLog, Index, Storage, StorageError, Term};
 use tessera::{Digest, GroupId};
 use tessera_storage::{ColumnFamily, Corruption, Error, Store};
 
@@ -9,11 +10,16 @@ fn group() -> GroupId {
     GroupId(Digest::of(b"corruption"))
 }
 
+fn open(store: &Store) -> Result<GroupLog, Error> {
+    store.group_log(*group().as_bytes())
+}
+
 fn write_entries(dir: &std::path::Path, n: u64) {
     let store = Store::open(dir).unwrap();
-    let mut log: DurableLogStore<Vec<u8>> = DurableLogStore::open(&store, group()).unwrap();
+    let mut log = open(&store).unwrap();
     for i in 1..=n {
-        log.append(vec![i as u8; 64], Term(1)).unwrap();
+        log.append(Payload::Command(vec![i as u8; 64]), Term(1))
+            .unwrap();
     }
     log.sync().unwrap();
 }
@@ -29,10 +35,10 @@ fn damage(dir: &std::path::Path, index: u64, f: impl FnOnce(&mut Vec<u8>)) -> St
     key.iter().map(|b| format!("{b:02x}")).collect()
 }
 
+/// The corruption inside an error the core's `Storage` calls return.
 fn corruption(err: StorageError) -> (&'static str, String, Corruption) {
     let found = match &err {
         StorageError::Backend { source, .. } => source.downcast_ref::<Error>(),
-        _ => None,
     };
     match found {
         Some(Error::Corruption { cf, key, kind }) => (cf, key.clone(), kind.clone()),
@@ -46,9 +52,12 @@ fn flipped_byte_in_an_entry_is_named() {
     write_entries(dir.path(), 10);
     let key = damage(dir.path(), 5, |v| v[20] ^= 0x40);
     let store = Store::open(dir.path()).unwrap();
-    let log: DurableLogStore<Vec<u8>> = DurableLogStore::open(&store, group()).unwrap();
-    assert_eq!(log.get(Index(4)).unwrap().map(|e| e.0), Some(vec![4; 64]));
-    let err = log.get(Index(5)).unwrap_err();
+    let log = open(&store).unwrap();
+    assert_eq!(
+        Storage::get(&log, Index(4)).unwrap().map(|e| e.payload),
+        Some(Payload::Command(vec![4; 64]))
+    );
+    let err = Storage::get(&log, Index(5)).unwrap_err();
     let message = err.to_string();
     let (cf, at, kind) = corruption(err);
     assert_eq!(cf, "log");
@@ -69,13 +78,13 @@ fn short_record_and_unknown_version_are_named() {
     damage(dir.path(), 3, |v| v.truncate(3));
     damage(dir.path(), 4, |v| v[0] = 42);
     let store = Store::open(dir.path()).unwrap();
-    let log: DurableLogStore<Vec<u8>> = DurableLogStore::open(&store, group()).unwrap();
+    let log = open(&store).unwrap();
     assert!(matches!(
-        corruption(log.get(Index(3)).unwrap_err()).2,
+        corruption(Storage::get(&log, Index(3)).unwrap_err()).2,
         Corruption::Short { len: 3, .. }
     ));
     assert!(matches!(
-        corruption(log.get(Index(4)).unwrap_err()).2,
+        corruption(Storage::get(&log, Index(4)).unwrap_err()).2,
         Corruption::Version {
             found: 42,
             expected: 1
@@ -89,10 +98,17 @@ fn damaged_tail_or_hard_state_stops_the_open() {
     write_entries(dir.path(), 10);
     damage(dir.path(), 10, |v| v[9] ^= 1);
     let store = Store::open(dir.path()).unwrap();
-    let err = DurableLogStore::<Vec<u8>>::open(&store, group())
-        .err()
-        .expect("open must fail");
-    assert!(matches!(corruption(err).2, Corruption::Crc { .. }));
+    let err = open(&store).err().expect("open must fail");
+    assert!(
+        matches!(
+            err,
+            Error::Corruption {
+                kind: Corruption::Crc { .. },
+                ..
+            }
+        ),
+        "{err}"
+    );
 }
 
 #[test]
@@ -104,9 +120,9 @@ fn an_entry_moved_under_another_key_fails_its_crc() {
     let to = Store::log_key(group().as_bytes(), 7);
     let value = store.get_raw(ColumnFamily::Log, &from).unwrap().unwrap();
     store.put_raw(ColumnFamily::Log, &to, &value, true).unwrap();
-    let log: DurableLogStore<Vec<u8>> = DurableLogStore::open(&store, group()).unwrap();
+    let log = open(&store).unwrap();
     assert!(matches!(
-        corruption(log.get(Index(7)).unwrap_err()).2,
+        corruption(Storage::get(&log, Index(7)).unwrap_err()).2,
         Corruption::Crc { .. }
     ));
 }

@@ -10,7 +10,8 @@ use rand::{rngs::SmallRng, Rng, SeedableRng};
 use std::io::{BufRead, BufReader};
 use std::process::{Command, Stdio};
 use std::time::Duration;
-use tessera::groups::{DurableLogStore, Index, Storage};
+use tessera::groups::raft::Payload;
+use tessera::groups::{Index, Storage};
 use tessera_testkit::write_log::{group_id, payload, term_of};
 
 const ROUNDS: usize = 24;
@@ -66,8 +67,9 @@ fn sigkill_never_loses_an_acknowledged_entry() {
 
         // Reopen exactly as a restarted node would.
         let store = tessera_storage::Store::open(dir.path()).expect("reopen store");
-        let log: DurableLogStore<Vec<u8>> =
-            DurableLogStore::open(&store, group_id("write-log")).expect("reopen log");
+        let log = store
+            .group_log(*group_id("write-log").as_bytes())
+            .expect("reopen log");
         let last = log.last();
         assert!(
             last.index().0 >= acknowledged_total,
@@ -103,10 +105,11 @@ fn sigkill_never_loses_an_acknowledged_entry() {
                 end - next + 1,
                 "gap in {next}..={end}"
             );
-            for (term, Index(i), bytes) in entries {
-                assert_eq!(term, term_of(i), "term of entry {i}");
+            for entry in entries {
+                let i = entry.index.0;
+                assert_eq!(entry.term, term_of(i), "term of entry {i}");
                 assert!(
-                    bytes == payload(i, PAYLOAD),
+                    entry.payload == Payload::Command(payload(i, PAYLOAD)),
                     "entry {i} damaged (round {round}, seed {seed})"
                 );
             }

@@ -6,22 +6,23 @@
 //! drives random operation sequences against a plain model.
 
 use proptest::prelude::*;
-use tessera::groups::{Cursor, DurableLogStore, HardState, InMemoryLogStore, Index, Storage, Term};
+use tessera::groups::raft::{Entry, Payload};
+use tessera::groups::{Cursor, GroupLog, HardState, InMemoryLogStore, Index, Storage, Term};
 use tessera::{Digest, GroupId, PeerId};
 
 /// A store under test plus the means to crash and reopen it.
 trait Harness {
-    type S: Storage<u64>;
+    type S: Storage;
     fn new() -> Self;
     fn store(&mut self) -> &mut Self::S;
     /// kill -9 and restart: unsynced writes are lost, synced ones must be back.
     fn crash_and_reopen(&mut self);
 }
 
-struct Memory(InMemoryLogStore<u64>);
+struct Memory(InMemoryLogStore);
 
 impl Harness for Memory {
-    type S = InMemoryLogStore<u64>;
+    type S = InMemoryLogStore;
     fn new() -> Self {
         Memory(InMemoryLogStore::new())
     }
@@ -35,11 +36,11 @@ impl Harness for Memory {
 
 struct Rocks {
     dir: tempfile::TempDir,
-    log: Option<DurableLogStore<u64>>,
+    log: Option<GroupLog>,
 }
 
 impl Harness for Rocks {
-    type S = DurableLogStore<u64>;
+    type S = GroupLog;
     fn new() -> Self {
         let dir = tempfile::tempdir().expect("tempdir");
         let mut h = Rocks { dir, log: None };
@@ -54,7 +55,7 @@ impl Harness for Rocks {
         // closes the database; reopening replays RocksDB's write-ahead log.
         self.log = None;
         let store = tessera_storage::Store::open(self.dir.path()).expect("open store");
-        self.log = Some(DurableLogStore::open(&store, group()).expect("open log"));
+        self.log = Some(store.group_log(*group().as_bytes()).expect("open log"));
     }
 }
 
@@ -62,20 +63,44 @@ fn group() -> GroupId {
     GroupId(Digest::of(b"conformance"))
 }
 
-fn fill<S: Storage<u64>>(s: &mut S, n: u64, term: u64) {
-    for _ in 0..n {
-        let next = s.last().index().next().0;
-        s.append(next * 10, Term(term)).unwrap();
+/// The suite's commands are numbers; the stores keep the core's payloads.
+fn cmd(value: u64) -> Payload {
+    Payload::Command(value.to_le_bytes().to_vec())
+}
+
+fn value(payload: &Payload) -> u64 {
+    match payload {
+        Payload::Command(bytes) => u64::from_le_bytes(bytes[..].try_into().expect("8 bytes")),
+        other => panic!("not a command: {other:?}"),
     }
 }
 
-fn indices<S: Storage<u64>>(s: &S, from: u64, to: u64) -> Vec<u64> {
+/// An entry as (command, term), like the seed's `get`.
+fn get<S: Storage>(s: &S, index: Index) -> Option<(u64, Term)> {
+    s.get(index)
+        .unwrap()
+        .map(|e: Entry| (value(&e.payload), e.term))
+}
+
+fn fill<S: Storage>(s: &mut S, n: u64, term: u64) {
+    for _ in 0..n {
+        let next = s.last().index().next().0;
+        s.append(cmd(next * 10), Term(term)).unwrap();
+    }
+}
+
+fn indices<S: Storage>(s: &S, from: u64, to: u64) -> Vec<u64> {
     s.get_range(&(Index(from)..=Index(to)))
         .unwrap()
         .into_iter()
-        .map(|(_, i, c)| {
-            assert_eq!(c, i.0 * 10, "payload of entry {i}");
-            i.0
+        .map(|e| {
+            assert_eq!(
+                value(&e.payload),
+                e.index.0 * 10,
+                "payload of entry {}",
+                e.index
+            );
+            e.index.0
         })
         .collect()
 }
@@ -85,12 +110,12 @@ fn append_and_read<H: Harness>() {
     let s = h.store();
     assert_eq!(s.last(), Cursor::zero());
     assert_eq!(s.available(), Index(0)..=Index(0));
-    assert_eq!(s.append(10, Term(1)).unwrap(), Index(1));
-    assert_eq!(s.append(20, Term(1)).unwrap(), Index(2));
-    assert_eq!(s.append(30, Term(2)).unwrap(), Index(3));
-    assert_eq!(s.get(Index(0)).unwrap(), None);
-    assert_eq!(s.get(Index(2)).unwrap(), Some((20, Term(1))));
-    assert_eq!(s.get(Index(4)).unwrap(), None);
+    assert_eq!(s.append(cmd(10), Term(1)).unwrap(), Index(1));
+    assert_eq!(s.append(cmd(20), Term(1)).unwrap(), Index(2));
+    assert_eq!(s.append(cmd(30), Term(2)).unwrap(), Index(3));
+    assert_eq!(get(s, Index(0)), None);
+    assert_eq!(get(s, Index(2)), Some((20, Term(1))));
+    assert_eq!(get(s, Index(4)), None);
     assert_eq!(s.last(), Cursor(Term(2), Index(3)));
     assert_eq!(s.term_at(Index(0)).unwrap(), Some(Term(0)));
     assert_eq!(s.term_at(Index(3)).unwrap(), Some(Term(2)));
@@ -109,17 +134,17 @@ fn truncate_semantics<H: Harness>() {
     assert_eq!(s.last().index(), Index(6));
     s.truncate(Index(4)).unwrap();
     assert_eq!(s.last(), Cursor(Term(1), Index(3)));
-    assert_eq!(s.get(Index(4)).unwrap(), None);
+    assert_eq!(get(s, Index(4)), None);
     // Overwrite with a new term: the classic conflicting-suffix replacement.
-    assert_eq!(s.append(40, Term(3)).unwrap(), Index(4));
-    assert_eq!(s.get(Index(4)).unwrap(), Some((40, Term(3))));
-    assert_eq!(s.get(Index(5)).unwrap(), None);
+    assert_eq!(s.append(cmd(40), Term(3)).unwrap(), Index(4));
+    assert_eq!(get(s, Index(4)), Some((40, Term(3))));
+    assert_eq!(get(s, Index(5)), None);
     s.sync().unwrap();
     h.crash_and_reopen();
     let s = h.store();
     assert_eq!(s.last(), Cursor(Term(3), Index(4)));
     assert_eq!(
-        s.get(Index(5)).unwrap(),
+        get(s, Index(5)),
         None,
         "truncated entries stay gone after restart"
     );
@@ -134,7 +159,7 @@ fn prune_keeps_indices<H: Harness>() {
     fill(s, 1, 2);
     s.prune_prefix(Index(3)).unwrap();
     assert_eq!(s.available(), Index(3)..=Index(6));
-    assert_eq!(s.get(Index(3)).unwrap(), None);
+    assert_eq!(get(s, Index(3)), None);
     assert_eq!(
         s.term_at(Index(3)).unwrap(),
         Some(Term(1)),
@@ -152,7 +177,7 @@ fn prune_keeps_indices<H: Harness>() {
     s.prune_prefix(Index(100)).unwrap(); // clamps to the last entry
     assert_eq!(s.available(), Index(6)..=Index(6));
     assert_eq!(s.last(), Cursor(Term(2), Index(6)));
-    assert_eq!(s.append(70, Term(2)).unwrap(), Index(7));
+    assert_eq!(s.append(cmd(70), Term(2)).unwrap(), Index(7));
     s.truncate(Index(2)).unwrap(); // below the anchor: clears entries, keeps the anchor
     assert_eq!(s.last(), Cursor(Term(2), Index(6)));
 }
@@ -165,9 +190,9 @@ fn reset_to_anchor<H: Harness>() {
     s.reset_to(Cursor(Term(5), Index(100))).unwrap();
     assert_eq!(s.last(), Cursor(Term(5), Index(100)));
     assert_eq!(s.available(), Index(100)..=Index(100));
-    assert_eq!(s.get(Index(2)).unwrap(), None);
+    assert_eq!(get(s, Index(2)), None);
     assert_eq!(s.term_at(Index(100)).unwrap(), Some(Term(5)));
-    assert_eq!(s.append(1010, Term(5)).unwrap(), Index(101));
+    assert_eq!(s.append(cmd(1010), Term(5)).unwrap(), Index(101));
     s.sync().unwrap();
     h.crash_and_reopen();
     let s = h.store();
@@ -296,7 +321,7 @@ fn run_model<H: Harness>(ops: Vec<Op>) {
         match op {
             Op::Append { command, term_bump } => {
                 let term = Term(model.last().term().0.max(1) + term_bump);
-                let got = s.append(command, term).unwrap();
+                let got = s.append(cmd(command), term).unwrap();
                 model.entries.push((command, term));
                 assert_eq!(got, model.last().index());
             }
@@ -350,11 +375,15 @@ fn run_model<H: Harness>(ops: Vec<Op>) {
         assert_eq!(s.durable(), durable.last());
         assert_eq!(s.hard_state(), model.hard_state);
         assert_eq!(s.available(), model.anchor.index()..=model.last().index());
-        let want: Vec<(Term, Index, u64)> = model
+        let want: Vec<Entry> = model
             .entries
             .iter()
             .enumerate()
-            .map(|(i, (c, t))| (*t, Index(model.anchor.index().0 + 1 + i as u64), *c))
+            .map(|(i, (c, t))| Entry {
+                term: *t,
+                index: Index(model.anchor.index().0 + 1 + i as u64),
+                payload: cmd(*c),
+            })
             .collect();
         assert_eq!(
             s.get_range(&(Index(0)..=Index(u64::MAX - 1))).unwrap(),

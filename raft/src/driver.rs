@@ -18,8 +18,8 @@
 //! 6. a catch-up request is handed over ([`Effects::catch_up`]).
 
 use crate::{
-    CatchUp, Entry, Message, Node, Payload, PeerId, ProposalOutcome, RaftError, ReadOutcome, Ready,
-    Storage, StorageError, SyncReport,
+    CatchUp, Entry, Message, Node, PeerId, ProposalOutcome, RaftError, ReadOutcome, Ready, Storage,
+    StorageError, SyncReport,
 };
 
 /// What a driver does with a node's output. The implementor owns (or borrows) the node and
@@ -28,7 +28,7 @@ use crate::{
 /// a default.
 pub trait Effects {
     /// The node's log store.
-    type Store: Storage<Payload>;
+    type Store: Storage;
     /// The driver's error: the core's and the store's convert into it.
     type Error: From<RaftError> + From<StorageError>;
 

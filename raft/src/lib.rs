@@ -18,7 +18,7 @@
 //! use tessera_raft::{ClusterId, InMemoryLogStore, Node, Payload, PeerId, ProposalId, RaftConfig};
 //!
 //! let me = PeerId([1; 32]);
-//! let mut store = InMemoryLogStore::<Payload>::default();
+//! let mut store = InMemoryLogStore::default();
 //! let mut node = Node::restart(me, RaftConfig::for_tests(), 7, &store, Default::default()).unwrap();
 //! node.bootstrap([me].into(), ClusterId(1), &store).unwrap();
 //! // Drive: tick until this single voter leads, persisting every Ready.
@@ -53,6 +53,7 @@ mod candidate;
 mod client;
 mod config;
 mod driver;
+mod entry_bytes;
 mod follower;
 mod inflights;
 mod leader;
@@ -75,13 +76,15 @@ mod unstable;
 
 pub use config::{CampaignPolicy, RaftConfig};
 pub use driver::{Effects, ReadyDriver};
+pub use entry_bytes::PayloadBytesError;
 pub use inflights::Inflights;
 pub use log::LogReader;
 pub use membership::{ClusterId, LearnerKind, Membership, MembershipChange, MembershipError};
 pub use memory_store::InMemoryLogStore;
 pub use message::{
-    AppendEntries, AppendEntriesResponse, Entry, Forward, IndexRange, InvalidMessage, Message,
-    Payload, ReadIndex, ReadIndexResponse, RequestVote, RequestVoteResponse, Vote,
+    AppendEntries, AppendEntriesResponse, AppendIdentity, Entry, Forward, IndexRange,
+    InvalidMessage, Message, Payload, ReadIndex, ReadIndexResponse, RequestVote,
+    RequestVoteResponse, Vote,
 };
 pub use node::{Node, Role};
 pub use output::{CatchUp, ClientError, ProposalId, ProposalOutcome, ReadOutcome};
@@ -89,7 +92,7 @@ pub use peer::PeerId;
 pub use position::{Cursor, Index, Term};
 pub use ready::Ready;
 pub use replay::InvalidReplay;
-pub use store::{Command, HardState, Storage, SyncReport};
+pub use store::{HardState, Storage, SyncReport};
 pub use store_error::StorageError;
 
 /// Errors that stop the group: the storage failed or broke an invariant the core relies

@@ -5,14 +5,14 @@
 //! **How the core reads stable entries.** The core never holds the whole log. Calls that
 //! may need old entries (`step`, `tick`, `propose`, `ready`, ...) take a `&dyn LogReader`:
 //! a small read-only view the driver passes in, implemented for every
-//! `Storage<Payload>`. It is deterministic and synchronous (the in-memory store answers at
+//! `Storage`. It is deterministic and synchronous (the in-memory store answers at
 //! once; RocksDB reads are point lookups); a read error is fatal and stops the group.
 //!
 //! Contract with the driver: everything a `Ready` hands out is written to the storage
 //! (staged is enough) before the node is called again, so the storage always holds the
 //! log below [`Unstable::offset`].
 
-use super::message::{Entry, Payload};
+use super::message::Entry;
 use super::unstable::Unstable;
 use super::RaftError;
 use crate::{Cursor, HardState, Index, Storage, StorageError, Term};
@@ -31,7 +31,7 @@ pub trait LogReader {
     fn hard_state(&self) -> HardState;
 }
 
-impl<S: Storage<Payload> + ?Sized> LogReader for S {
+impl<S: Storage + ?Sized> LogReader for S {
     fn anchor(&self) -> Result<Cursor, StorageError> {
         let index = *self.available().start();
         let term = Storage::term_at(self, index)?.unwrap_or(Term(0));
@@ -50,15 +50,7 @@ impl<S: Storage<Payload> + ?Sized> LogReader for S {
         if to < from {
             return Ok(Vec::new());
         }
-        Ok(self
-            .get_range(&(from..=to))?
-            .into_iter()
-            .map(|(term, index, payload)| Entry {
-                term,
-                index,
-                payload,
-            })
-            .collect())
+        self.get_range(&(from..=to))
     }
 
     fn hard_state(&self) -> HardState {
@@ -358,7 +350,7 @@ impl RaftLog {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::InMemoryLogStore;
+    use crate::{InMemoryLogStore, Payload};
 
     fn e(t: u64, i: u64) -> Entry {
         Entry {
@@ -368,7 +360,7 @@ mod tests {
         }
     }
 
-    fn flush(log: &mut RaftLog, store: &mut InMemoryLogStore<Payload>) {
+    fn flush(log: &mut RaftLog, store: &mut InMemoryLogStore) {
         let entries = log.take_unstable();
         if let Some(first) = entries.first() {
             if Storage::last(store).index() >= first.index {
@@ -382,7 +374,7 @@ mod tests {
 
     #[test]
     fn conflicting_entries_are_replaced_and_reads_span_storage_and_unstable() {
-        let mut store = InMemoryLogStore::<Payload>::default();
+        let mut store = InMemoryLogStore::default();
         let mut log = RaftLog::restore(Cursor::zero(), Index(0), Index(0));
         log.append(vec![e(1, 1), e(1, 2), e(1, 3)], &store).unwrap();
         flush(&mut log, &mut store);
@@ -416,7 +408,7 @@ mod tests {
 
     #[test]
     fn committed_entries_cannot_be_overwritten() {
-        let store = InMemoryLogStore::<Payload>::default();
+        let store = InMemoryLogStore::default();
         let mut log = RaftLog::restore(Cursor::zero(), Index(0), Index(0));
         log.append(vec![e(1, 1), e(1, 2)], &store).unwrap();
         log.commit_to(Index(2));
@@ -428,7 +420,7 @@ mod tests {
 
     #[test]
     fn conflict_hint_finds_the_start_of_the_term() {
-        let store = InMemoryLogStore::<Payload>::default();
+        let store = InMemoryLogStore::default();
         let mut log = RaftLog::restore(Cursor::zero(), Index(0), Index(0));
         log.append(vec![e(1, 1), e(2, 2), e(2, 3), e(2, 4)], &store)
             .unwrap();
@@ -438,7 +430,7 @@ mod tests {
 
     #[test]
     fn persisted_position_is_ignored_when_rewritten() {
-        let store = InMemoryLogStore::<Payload>::default();
+        let store = InMemoryLogStore::default();
         let mut log = RaftLog::restore(Cursor::zero(), Index(0), Index(0));
         log.append(vec![e(1, 1), e(1, 2)], &store).unwrap();
         log.maybe_append(Cursor(Term(1), Index(1)), vec![e(2, 2)], &store)

@@ -124,6 +124,20 @@ impl Membership {
         }
     }
 
+    /// A configuration as stored (see `entry_bytes`); the caller checked that no peer is
+    /// in both sets.
+    pub(crate) fn from_parts(
+        voters: BTreeSet<PeerId>,
+        learners: BTreeMap<PeerId, LearnerKind>,
+        cluster: ClusterId,
+    ) -> Self {
+        Membership {
+            voters,
+            learners,
+            cluster,
+        }
+    }
+
     /// The founding this configuration belongs to.
     pub fn cluster(&self) -> ClusterId {
         self.cluster

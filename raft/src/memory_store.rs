@@ -7,20 +7,20 @@
 //! throws `current` and the queue away. Cost per sync is linear in the staged operations,
 //! not in the log.
 
-use crate::{Command, Cursor, HardState, Index, Storage, StorageError, SyncReport, Term};
+use crate::{Cursor, Entry, HardState, Index, Payload, Storage, StorageError, SyncReport, Term};
 use std::collections::VecDeque;
 use std::ops::RangeInclusive;
 
 /// One log state: the anchor, the entries after it, and the hard state.
 #[derive(Clone, Debug)]
-struct LogState<C> {
+struct LogState {
     anchor: Cursor,
     /// Entry `i` is at index `anchor.index() + 1 + i`.
-    entries: VecDeque<(C, Term)>,
+    entries: VecDeque<(Payload, Term)>,
     hard_state: HardState,
 }
 
-impl<C> Default for LogState<C> {
+impl Default for LogState {
     fn default() -> Self {
         LogState {
             anchor: Cursor::zero(),
@@ -32,15 +32,15 @@ impl<C> Default for LogState<C> {
 
 /// A staged write, replayed onto the durable copy at `sync`.
 #[derive(Clone, Debug)]
-enum Op<C> {
-    Append(C, Term),
+enum Op {
+    Append(Payload, Term),
     Truncate(Index),
     Prune(Index),
     Reset(Cursor),
     HardState(HardState),
 }
 
-impl<C: Clone> LogState<C> {
+impl LogState {
     fn last(&self) -> Cursor {
         match self.entries.back() {
             Some((_, term)) => Cursor(
@@ -67,7 +67,7 @@ impl<C: Clone> LogState<C> {
         self.position(index).map(|p| self.entries[p].1)
     }
 
-    fn apply(&mut self, op: Op<C>) {
+    fn apply(&mut self, op: Op) {
         match op {
             Op::Append(command, term) => self.entries.push_back((command, term)),
             Op::Truncate(at) => {
@@ -95,19 +95,19 @@ impl<C: Clone> LogState<C> {
 
 /// An in-memory `Storage` that models durability. See the module docs.
 #[derive(Debug)]
-pub struct InMemoryLogStore<C> {
-    current: LogState<C>,
-    durable: LogState<C>,
-    pending: Vec<Op<C>>,
+pub struct InMemoryLogStore {
+    current: LogState,
+    durable: LogState,
+    pending: Vec<Op>,
 }
 
-impl<C> Default for InMemoryLogStore<C> {
+impl Default for InMemoryLogStore {
     fn default() -> Self {
         Self::new()
     }
 }
 
-impl<C> InMemoryLogStore<C> {
+impl InMemoryLogStore {
     /// An empty store.
     pub fn new() -> Self {
         InMemoryLogStore {
@@ -118,7 +118,7 @@ impl<C> InMemoryLogStore<C> {
     }
 }
 
-impl<C: Clone> InMemoryLogStore<C> {
+impl InMemoryLogStore {
     /// Simulates a crash and restart: everything staged since the last `sync` is lost.
     pub fn crash(&mut self) {
         self.current = self.durable.clone();
@@ -130,15 +130,15 @@ impl<C: Clone> InMemoryLogStore<C> {
         self.pending.len()
     }
 
-    fn stage(&mut self, op: Op<C>) {
+    fn stage(&mut self, op: Op) {
         self.current.apply(op.clone());
         self.pending.push(op);
     }
 }
 
-impl<C: Command> Storage<C> for InMemoryLogStore<C> {
-    fn append(&mut self, command: C, term: Term) -> Result<Index, StorageError> {
-        self.stage(Op::Append(command, term));
+impl Storage for InMemoryLogStore {
+    fn append(&mut self, payload: Payload, term: Term) -> Result<Index, StorageError> {
+        self.stage(Op::Append(payload, term));
         Ok(self.current.last().index())
     }
 
@@ -146,24 +146,29 @@ impl<C: Command> Storage<C> for InMemoryLogStore<C> {
         self.current.anchor.index()..=self.current.last().index()
     }
 
-    fn get(&self, index: Index) -> Result<Option<(C, Term)>, StorageError> {
-        Ok(self
-            .current
-            .position(index)
-            .map(|p| self.current.entries[p].clone()))
+    fn get(&self, index: Index) -> Result<Option<Entry>, StorageError> {
+        Ok(self.current.position(index).map(|p| {
+            let (payload, term) = &self.current.entries[p];
+            Entry {
+                term: *term,
+                index,
+                payload: payload.clone(),
+            }
+        }))
     }
 
-    fn get_range(
-        &self,
-        range: &RangeInclusive<Index>,
-    ) -> Result<Vec<(Term, Index, C)>, StorageError> {
+    fn get_range(&self, range: &RangeInclusive<Index>) -> Result<Vec<Entry>, StorageError> {
         let first = (self.current.anchor.index().0 + 1).max(range.start().0);
         let last = self.current.last().index().0.min(range.end().0);
         Ok((first..=last)
             .filter_map(|i| {
                 let p = self.current.position(Index(i))?;
-                let (command, term) = &self.current.entries[p];
-                Some((*term, Index(i), command.clone()))
+                let (payload, term) = &self.current.entries[p];
+                Some(Entry {
+                    term: *term,
+                    index: Index(i),
+                    payload: payload.clone(),
+                })
             })
             .collect())
     }

@@ -137,6 +137,40 @@ impl AppendEntries {
     }
 }
 
+/// What identifies an append's whole content without reading its entries: two appends
+/// with equal identities are equal. By Raft's log matching property (§5.3) an entry is
+/// fixed by its (term, index), and every entry before it by that one, so the previous
+/// and the last entry fix the entries in between; the other fields are copied. A driver
+/// sending one batch to several followers in step encodes it once.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct AppendIdentity {
+    term: Term,
+    leader: PeerId,
+    prev: Cursor,
+    last: Cursor,
+    leader_commit: Index,
+    seq: u64,
+    catch_up: bool,
+}
+
+impl AppendEntries {
+    /// This append's identity (see [`AppendIdentity`]).
+    pub fn identity(&self) -> AppendIdentity {
+        AppendIdentity {
+            term: self.term,
+            leader: self.leader,
+            prev: self.prev_log_position,
+            last: self
+                .entries
+                .last()
+                .map_or(self.prev_log_position, Entry::cursor),
+            leader_commit: self.leader_commit,
+            seq: self.seq,
+            catch_up: self.catch_up,
+        }
+    }
+}
+
 /// Follower to leader: the answer to one `AppendEntries`.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct AppendEntriesResponse {
@@ -353,5 +387,27 @@ mod tests {
         let (back, _): (Message, usize) =
             bincode::serde::decode_from_slice(&bytes, config).unwrap();
         assert_eq!(back, m);
+    }
+
+    #[test]
+    fn identity_tells_apart_what_differs_and_matches_what_is_equal() {
+        let a = ae((1, 3), &[(1, 4), (5, 5)]);
+        assert_eq!(a.identity(), a.clone().identity());
+        let heartbeat = ae((1, 3), &[]);
+        assert_ne!(a.identity(), heartbeat.identity(), "last entry differs");
+        assert_ne!(
+            a.identity(),
+            ae((1, 4), &[(5, 5)]).identity(),
+            "prev differs"
+        );
+        let mut committed = a.clone();
+        committed.leader_commit = Index(4);
+        assert_ne!(a.identity(), committed.identity());
+        let mut later_round = a.clone();
+        later_round.seq = 1;
+        assert_ne!(a.identity(), later_round.identity());
+        let mut catch_up = a.clone();
+        catch_up.catch_up = true;
+        assert_ne!(a.identity(), catch_up.identity());
     }
 }

@@ -6,7 +6,7 @@
 //! 2. write: [`Ready::reset_to`] (log reset), then [`Ready::take_entries`] (truncate the
 //!    store at the first entry's index if it holds that index, then append), then
 //!    [`Ready::hard_state`] — all staged, then **one** `sync()` if [`Ready::must_sync`]
-//!    ([`Ready::persist`] does exactly this for any `Storage<Payload>`);
+//!    ([`Ready::persist`] does exactly this for any `Storage`);
 //! 3. send [`Ready::take_messages`] (they may go before the sync completes);
 //! 4. after the sync: send [`Ready::take_after_sync`], call `node.on_persisted(..)` with
 //!    the sync report;
@@ -19,7 +19,7 @@
 //!    ends, caught up or abandoned, it calls `node.finish_catch_up()`. A state-sync session
 //!    ends with `node.on_state_synced(..)` instead.
 
-use super::message::{Entry, Message, Payload};
+use super::message::{Entry, Message};
 use crate::output::{CatchUp, ProposalOutcome, ReadOutcome};
 use crate::PeerId;
 use crate::{Cursor, HardState, Storage, StorageError, SyncReport};
@@ -151,10 +151,7 @@ impl Ready {
     /// where they overwrite) and the hard state. Returns whether a sync is needed; the
     /// caller then calls `store.sync()` once (or later, for a slow disk) and reports it
     /// with `Node::on_persisted`.
-    pub fn stage<S: Storage<Payload> + ?Sized>(
-        &mut self,
-        store: &mut S,
-    ) -> Result<bool, StorageError> {
+    pub fn stage<S: Storage + ?Sized>(&mut self, store: &mut S) -> Result<bool, StorageError> {
         if let Some(at) = self.reset_to {
             store.reset_to(at)?;
         }
@@ -174,7 +171,7 @@ impl Ready {
     }
 
     /// [`Ready::stage`] followed by one `sync()` when needed.
-    pub fn persist<S: Storage<Payload> + ?Sized>(
+    pub fn persist<S: Storage + ?Sized>(
         &mut self,
         store: &mut S,
     ) -> Result<Option<SyncReport>, StorageError> {

@@ -18,15 +18,9 @@
 //! simulator; models a crash with `crash()`) and `DurableLogStore` in the `tessera` crate
 //! (RocksDB through `tessera-storage`).
 
-use crate::{Cursor, Index, PeerId, StorageError, Term};
-use serde::{de::DeserializeOwned, Deserialize, Serialize};
+use crate::{Cursor, Entry, Index, Payload, PeerId, StorageError, Term};
+use serde::{Deserialize, Serialize};
 use std::ops::RangeInclusive;
-
-/// What a replicated command must be: serializable through the one codec, cloneable and
-/// sendable between threads. Implemented for every such type.
-pub trait Command: Serialize + DeserializeOwned + Clone + Send + Sync + 'static {}
-
-impl<T: Serialize + DeserializeOwned + Clone + Send + Sync + 'static> Command for T {}
 
 /// What must be on disk before a node speaks in a term: Raft's persistent state (Figure 2),
 /// plus the commit index so a restart does not re-derive it from scratch.
@@ -51,30 +45,29 @@ pub struct SyncReport {
     pub operations: usize,
 }
 
-/// The log store of one consensus group.
+/// The log store of one consensus group. It stores the core's own [`Entry`] (a command
+/// stays the bytes the typed layer encoded; a store writes them as they are, see
+/// [`Payload::header`]).
 ///
 /// Indices start at 1 and survive pruning and `reset_to`: the entry at index 57 is at 57
 /// forever, whatever was removed before it.
 ///
 /// Invariant: `available().start() <= last().index()`; entries exist exactly at
 /// `available().start() + 1 ..= last().index()`.
-pub trait Storage<C: Command>: Send + 'static {
+pub trait Storage: Send + 'static {
     /// Stages a new entry at `last().index() + 1` and returns its index.
-    fn append(&mut self, command: C, term: Term) -> Result<Index, StorageError>;
+    fn append(&mut self, payload: Payload, term: Term) -> Result<Index, StorageError>;
 
     /// The anchor index (last removed entry, 0 if none) through the last index. Entries
     /// are readable at `start + 1 ..= end`; the range is `start..=start` when empty.
     fn available(&self) -> RangeInclusive<Index>;
 
     /// The entry at `index`, or `None` when it was pruned or not yet appended.
-    fn get(&self, index: Index) -> Result<Option<(C, Term)>, StorageError>;
+    fn get(&self, index: Index) -> Result<Option<Entry>, StorageError>;
 
     /// The entries in `range` that exist, in order; indices outside the available range
     /// are skipped (the seed's contract).
-    fn get_range(
-        &self,
-        range: &RangeInclusive<Index>,
-    ) -> Result<Vec<(Term, Index, C)>, StorageError>;
+    fn get_range(&self, range: &RangeInclusive<Index>) -> Result<Vec<Entry>, StorageError>;
 
     /// Stages removal of every entry at `at` and above. Truncating at or below the anchor
     /// removes every entry and keeps the anchor.

@@ -16,7 +16,7 @@ use crate::PeerId;
 struct HarnessEffects<'a> {
     from: usize,
     node: &'a mut Node,
-    store: &'a mut InMemoryLogStore<Payload>,
+    store: &'a mut InMemoryLogStore,
     queue: &'a mut VecDeque<(usize, PeerId, Message)>,
     applied: &'a mut Vec<Entry>,
     outcomes: &'a mut Vec<ProposalOutcome>,
@@ -26,10 +26,10 @@ struct HarnessEffects<'a> {
 }
 
 impl Effects for HarnessEffects<'_> {
-    type Store = InMemoryLogStore<Payload>;
+    type Store = InMemoryLogStore;
     type Error = RaftError;
 
-    fn core(&mut self) -> (&mut Node, &mut InMemoryLogStore<Payload>) {
+    fn core(&mut self) -> (&mut Node, &mut InMemoryLogStore) {
         (self.node, self.store)
     }
 
@@ -72,7 +72,7 @@ impl Effects for HarnessEffects<'_> {
 struct Harness {
     nodes: Vec<Node>,
     drivers: Vec<ReadyDriver>,
-    stores: Vec<InMemoryLogStore<Payload>>,
+    stores: Vec<InMemoryLogStore>,
     queue: VecDeque<(usize, PeerId, Message)>,
     applied: Vec<Vec<Entry>>,
     outcomes: Vec<Vec<ProposalOutcome>>,
@@ -107,7 +107,7 @@ impl Harness {
         };
         let set: BTreeSet<PeerId> = (0..voters).map(p).collect();
         for i in 0..voters + learners {
-            let store = InMemoryLogStore::<Payload>::default();
+            let store = InMemoryLogStore::default();
             let mut node = Node::restart(p(i), config.clone(), i as u64, &store, Index(0)).unwrap();
             if i < voters {
                 node.bootstrap(set.clone(), ClusterId(1), &store).unwrap();
@@ -222,7 +222,7 @@ fn three_voters_elect_exactly_one_leader() {
 
 #[test]
 fn vote_is_persisted_before_it_leaves() {
-    let store = InMemoryLogStore::<Payload>::default();
+    let store = InMemoryLogStore::default();
     let voters: BTreeSet<PeerId> = (0..3).map(p).collect();
     let mut n = Node::restart(p(1), RaftConfig::for_tests(), 1, &store, Index(0)).unwrap();
     n.bootstrap(voters, ClusterId(1), &store).unwrap();
@@ -306,7 +306,7 @@ fn follower_acknowledges_only_durable_entries() {
         catch_up: false,
     };
     n.step(p(0), Message::AppendEntries(ae), store).unwrap();
-    let mut store = InMemoryLogStore::<Payload>::default();
+    let mut store = InMemoryLogStore::default();
     std::mem::swap(&mut store, &mut h.stores[1]);
     let mut rd = n.ready(&store).unwrap();
     rd.stage(&mut store).unwrap();
@@ -683,7 +683,7 @@ fn reluctant_nodes_wait_longer_and_observers_never_campaign() {
         (CampaignPolicy::Reluctant, 30),
         (CampaignPolicy::Never, u32::MAX),
     ] {
-        let store = InMemoryLogStore::<Payload>::default();
+        let store = InMemoryLogStore::default();
         let mut config = RaftConfig::for_tests();
         config.campaign = preference;
         let mut n = Node::restart(p(0), config, 1, &store, Index(0)).unwrap();
@@ -738,4 +738,39 @@ fn stale_leader_learns_the_new_term_from_a_rejection() {
         &out[..],
         [(_, Message::AppendEntriesResponse(r))] if r.term > Term(2) && r.vote == Vote::Denied
     ));
+}
+
+/// What lets a driver encode a batch once for every follower (`AppendIdentity`): followers
+/// in step get the same append, one after the other in the leader's output.
+#[test]
+fn followers_in_step_get_one_and_the_same_append() {
+    let mut h = Harness::new(3, 0);
+    h.elect(0);
+    h.tick_all(2);
+    for id in 1..=3 {
+        h.nodes[0]
+            .propose(ProposalId(id), vec![id as u8; 64], &h.stores[0])
+            .unwrap();
+    }
+    h.drive(0);
+    let appends: Vec<(PeerId, crate::AppendEntries)> = h
+        .queue
+        .iter()
+        .filter_map(|(from, to, m)| match m {
+            Message::AppendEntries(a) if *from == 0 && !a.entries.is_empty() => {
+                Some((*to, a.clone()))
+            }
+            _ => None,
+        })
+        .collect();
+    assert_eq!(appends.len(), 2, "one append per follower: {appends:?}");
+    assert_ne!(appends[0].0, appends[1].0);
+    assert_eq!(
+        appends[0].1.entries.len(),
+        3,
+        "the whole batch in one append"
+    );
+    assert_eq!(appends[0].1, appends[1].1);
+    assert_eq!(appends[0].1.identity(), appends[1].1.identity());
+    h.stabilize();
 }

@@ -7,7 +7,8 @@ use crate::kit::write_log;
 use std::io::{BufRead, BufReader};
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
-use tessera::groups::{DurableLogStore, Index, Storage};
+use tessera::groups::raft::Payload;
+use tessera::groups::Index;
 
 /// Runs the storage demo.
 pub fn run(args: Args) -> Result<(), String> {
@@ -55,18 +56,20 @@ pub fn run(args: Args) -> Result<(), String> {
 
     let store = tessera_storage::Store::open(&dir).map_err(|e| e.to_string())?;
     let group = write_log::group_id("write-log");
-    let log: DurableLogStore<Vec<u8>> =
-        DurableLogStore::open(&store, group).map_err(|e| e.to_string())?;
+    let log = store
+        .group_log(*group.as_bytes())
+        .map_err(|e| e.to_string())?;
     let last = log.last().index().0;
     let mut checked = 0u64;
     let mut next = 1u64;
     while next <= acknowledged {
         let end = (next + 4095).min(acknowledged);
-        for (_, Index(i), payload) in log
-            .get_range(&(Index(next)..=Index(end)))
+        for entry in log
+            .range(Index(next), Index(end))
             .map_err(|e| e.to_string())?
         {
-            if payload != write_log::payload(i, 256) {
+            let i = entry.index.0;
+            if entry.payload != Payload::Command(write_log::payload(i, 256)) {
                 return Err(format!("entry {i} survived with wrong bytes"));
             }
             checked += 1;

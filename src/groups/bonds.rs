@@ -7,9 +7,10 @@
 //! state-sync sessions time out and re-ask. Waiting instead would let one slow peer stall
 //! the whole group.
 
+use super::raft::{AppendIdentity, Message};
 use super::wire::{GroupFrame, Hello};
 use crate::network::{LinkSender, TrySendError};
-use crate::primitives::codec;
+use crate::primitives::codec::{self, EncodeError};
 use crate::PeerId;
 use std::collections::BTreeMap;
 
@@ -28,6 +29,41 @@ pub(crate) struct Bonds {
     links: BTreeMap<PeerId, Bond>,
     /// Frames dropped because a link's outbound channel was full.
     pub(crate) dropped_full: u64,
+    /// The last append encoded, reused for the next follower it goes to.
+    pub(crate) appends: AppendFrames,
+}
+
+/// The bytes of the last `AppendEntries` frame encoded, kept so the same append sent to
+/// several followers in step (the common case: one batch to every follower) is encoded
+/// once, not once per follower. Appends are compared by [`AppendIdentity`], which costs
+/// nothing however many entries they carry.
+#[derive(Default)]
+pub(crate) struct AppendFrames {
+    last: Option<(AppendIdentity, Vec<u8>)>,
+    /// Appends encoded.
+    pub(crate) encoded: u64,
+    /// Appends sent from the bytes of the one before.
+    pub(crate) reused: u64,
+}
+
+impl AppendFrames {
+    /// The frame bytes of `message`, encoded unless it is the append encoded last.
+    pub(crate) fn frame(&mut self, message: Message) -> Result<Vec<u8>, EncodeError> {
+        let identity = match &message {
+            Message::AppendEntries(append) => append.identity(),
+            _ => return codec::encode(&GroupFrame::Raft(message)),
+        };
+        if let Some((last, bytes)) = &self.last {
+            if *last == identity {
+                self.reused += 1;
+                return Ok(bytes.clone());
+            }
+        }
+        let bytes = codec::encode(&GroupFrame::Raft(message))?;
+        self.encoded += 1;
+        self.last = Some((identity, bytes.clone()));
+        Ok(bytes)
+    }
 }
 
 impl Bonds {
@@ -88,6 +124,21 @@ impl Bonds {
         self.send_bytes(peer, bond.sender.clone(), bytes)
     }
 
+    /// Sends one consensus message to `peer`: an append that went to another follower
+    /// just before is not encoded again (see [`AppendFrames`]).
+    pub(crate) fn send_raft(&mut self, peer: PeerId, message: Message) -> bool {
+        let Some(sender) = self.links.get(&peer).map(|b| b.sender.clone()) else {
+            return false;
+        };
+        match self.appends.frame(message) {
+            Ok(bytes) => self.send_bytes(peer, sender, bytes),
+            Err(err) => {
+                tracing::error!(%err, "cannot encode a consensus message; dropped");
+                false
+            }
+        }
+    }
+
     /// Sends already encoded bytes.
     fn send_bytes(&mut self, peer: PeerId, sender: LinkSender, bytes: Vec<u8>) -> bool {
         match sender.try_send(bytes) {
@@ -120,5 +171,67 @@ impl Bonds {
             .filter(|(p, s)| self.send_bytes(*p, s.clone(), bytes.clone()))
             .map(|(p, _)| p)
             .collect()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::groups::raft::AppendEntriesResponse;
+    use crate::groups::raft::{AppendEntries, Cursor, Entry, Index, Payload, Term, Vote};
+
+    fn append(last: u64, commit: u64) -> Message {
+        Message::AppendEntries(AppendEntries {
+            term: Term(2),
+            leader: PeerId([1; 32]),
+            prev_log_position: Cursor(Term(2), Index(3)),
+            entries: (4..=last)
+                .map(|i| Entry {
+                    term: Term(2),
+                    index: Index(i),
+                    payload: Payload::Command(vec![i as u8; 300]),
+                })
+                .collect(),
+            leader_commit: Index(commit),
+            seq: 7,
+            catch_up: false,
+        })
+    }
+
+    #[test]
+    fn one_batch_to_several_followers_is_encoded_once_and_decodes_the_same() {
+        let mut frames = AppendFrames::default();
+        let first = frames.frame(append(9, 3)).unwrap();
+        let second = frames.frame(append(9, 3)).unwrap();
+        assert_eq!(first, second);
+        assert_eq!((frames.encoded, frames.reused), (1, 1));
+        let decoded: GroupFrame = codec::decode(&second).unwrap();
+        assert_eq!(decoded, GroupFrame::Raft(append(9, 3)));
+    }
+
+    #[test]
+    fn a_different_append_or_another_message_is_encoded_anew() {
+        let mut frames = AppendFrames::default();
+        frames.frame(append(9, 3)).unwrap();
+        let longer = frames.frame(append(10, 3)).unwrap();
+        let decoded: GroupFrame = codec::decode(&longer).unwrap();
+        assert_eq!(decoded, GroupFrame::Raft(append(10, 3)));
+        frames.frame(append(10, 4)).unwrap();
+        let response = Message::AppendEntriesResponse(AppendEntriesResponse {
+            term: Term(2),
+            last_log_index: Index(9),
+            vote: Vote::Granted,
+            rejected: Index(0),
+            seq: 7,
+        });
+        let bytes = frames.frame(response.clone()).unwrap();
+        assert_eq!(
+            codec::decode::<GroupFrame>(&bytes).unwrap(),
+            GroupFrame::Raft(response)
+        );
+        assert_eq!((frames.encoded, frames.reused), (3, 0));
+        // The response did not evict the last append.
+        frames.frame(append(10, 4)).unwrap();
+        assert_eq!(frames.reused, 1);
     }
 }

@@ -15,18 +15,16 @@
 //! Storage: a network built from a [`DataDir`](crate::data_dir::DataDir) gives a durable
 //! group (the RocksDB log store of `tessera-storage`, in the node's one database); without
 //! one, or after [`GroupBuilder::in_memory`], the log lives in memory. `with_log_storage`
-//! takes any `Storage<Payload>` (departure from the seed's `Storage<M::Command>`: the log
+//! takes any `Storage` (departure from the seed's `Storage<M::Command>`: the log
 //! holds no-op and configuration entries besides commands).
 
 use super::group::{Group, GroupStatus, REQUEST_QUEUE};
 use super::key::{GroupIdInputs, GroupKey};
 use super::machine::{NoOp, StateMachine, StateSync};
-use super::raft::{Membership, Node, Payload, RaftError};
+use super::raft::{Membership, Node, RaftError};
 use super::recovery::{self, Recovered, RecoveryError};
 use super::worker::{Worker, WorkerSetup};
-use super::{
-    ConsensusConfig, DurableLogStore, InMemoryLogStore, LocalStorage, Storage, StorageError,
-};
+use super::{ConsensusConfig, InMemoryLogStore, LocalStorage, Storage, StorageError};
 use crate::network::{
     GroupAccess, LinkConfig, Network, NetworkError, TicketError, TicketValidator,
     DEFAULT_TICKET_RECHECK,
@@ -118,7 +116,7 @@ impl<'n, M, S> GroupBuilder<'n, M, S> {
     }
 
     /// A log store of your own (see the module docs for the entry type).
-    pub fn with_log_storage<S2: Storage<Payload>>(self, storage: S2) -> GroupBuilder<'n, M, S2> {
+    pub fn with_log_storage<S2: Storage>(self, storage: S2) -> GroupBuilder<'n, M, S2> {
         GroupBuilder {
             network: self.network,
             key: self.key,
@@ -207,13 +205,19 @@ impl<M: StateMachine> StorageChoice<M> for AutoStorage {
         let group = group_id(&parts);
         match parts.network.data_dir().map(|dir| dir.store().clone()) {
             Some(store) => {
-                let log = DurableLogStore::<Payload>::open(&store, group)?;
+                let log =
+                    store
+                        .group_log(*group.as_bytes())
+                        .map_err(|source| StorageError::Backend {
+                            store: format!("group {group}"),
+                            source: Box::new(source),
+                        })?;
                 spawn(parts, group, log, LocalStorage::durable(store))
             }
             None => spawn(
                 parts,
                 group,
-                InMemoryLogStore::<Payload>::default(),
+                InMemoryLogStore::default(),
                 LocalStorage::memory(),
             ),
         }
@@ -226,13 +230,13 @@ impl<M: StateMachine> StorageChoice<M> for MemoryStorage {
         spawn(
             parts,
             group,
-            InMemoryLogStore::<Payload>::default(),
+            InMemoryLogStore::default(),
             LocalStorage::memory(),
         )
     }
 }
 
-impl<M: StateMachine, S: Storage<Payload>> StorageChoice<M> for S {
+impl<M: StateMachine, S: Storage> StorageChoice<M> for S {
     fn join_with(self, parts: Parts<'_, M>) -> Result<Group<M>, JoinError> {
         let group = group_id(&parts);
         // A custom log store keeps its snapshots in the node's RocksDB when there is one.
@@ -282,7 +286,7 @@ pub fn tick_for(config: &ConsensusConfig) -> Duration {
     (config.heartbeat_interval / 10).clamp(Duration::from_millis(1), Duration::from_millis(50))
 }
 
-fn spawn<M: StateMachine, S: Storage<Payload>>(
+fn spawn<M: StateMachine, S: Storage>(
     parts: Parts<'_, M>,
     group: GroupId,
     mut store: S,

@@ -3,6 +3,7 @@
 
 mod bonds;
 mod builder;
+mod command;
 mod config;
 pub mod formation;
 mod group;
@@ -15,12 +16,12 @@ mod recovery;
 pub mod replay;
 pub mod snapshot;
 mod stop;
-pub mod storage;
 mod sync_context;
 pub mod wire;
 mod worker;
 
 pub use builder::{tick_for, AutoStorage, GroupBuilder, JoinError, MemoryStorage, StorageChoice};
+pub use command::Command;
 pub use config::{ConfigError, ConsensusConfig, ConsensusConfigBuilder};
 pub use group::{Group, GroupError, GroupStatus, When, MAX_COMMAND_BYTES, REQUEST_QUEUE};
 pub use key::{GroupIdInputs, GroupKey};
@@ -29,8 +30,10 @@ pub use machine::{Consistency, NoOp};
 pub use recovery::RecoveryError;
 pub use replay::LogReplaySync;
 pub use stop::StopCause;
-pub use storage::{
-    DurableLogStore, HardState, InMemoryLogStore, Storage, StorageError, SyncReport,
+pub use tessera_raft::{
+    Cursor, HardState, InMemoryLogStore, Index, Storage, StorageError, SyncReport, Term,
 };
-pub use tessera_raft::{Command, Cursor, Index, Term};
+/// The durable log store: one group's log in the node's RocksDB (`tessera-storage`),
+/// implementing the core's [`Storage`].
+pub use tessera_storage::GroupLog;
 pub use worker::{WorkerError, INBOUND_QUEUE};

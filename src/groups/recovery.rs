@@ -5,7 +5,7 @@
 //! restored state is replayed.
 
 use super::machine::{RestoreError, Restored, StateMachine, StateSync};
-use super::raft::{LogReader, Membership, Payload, RaftError};
+use super::raft::{LogReader, Membership, RaftError};
 use super::{Cursor, Index, Storage, StorageError};
 use crate::GroupId;
 
@@ -50,7 +50,7 @@ pub(crate) struct Recovered {
 
 /// Restores `machine` through `sync` (already attached to its storage) and settles the
 /// log `store` with it.
-pub(crate) fn recover<M: StateMachine, S: Storage<Payload>>(
+pub(crate) fn recover<M: StateMachine, S: Storage>(
     machine: &mut M,
     sync: &M::StateSync,
     store: &mut S,
@@ -86,7 +86,7 @@ pub(crate) fn recover<M: StateMachine, S: Storage<Payload>>(
 /// before the log is reset to it (a state-sync install), so a crash between the two leaves
 /// a log that does not hold the anchor: the install is finished here. The commit index is
 /// raised to the anchor (it is committed state). Syncs only when it changed something.
-fn settle_log<S: Storage<Payload>>(
+fn settle_log<S: Storage>(
     store: &mut S,
     group: GroupId,
     anchor: Cursor,
@@ -121,6 +121,7 @@ fn settle_log<S: Storage<Payload>>(
 mod tests {
     use super::*;
     use crate::groups::machine::NoOp;
+    use crate::groups::raft::Payload;
     use crate::groups::{InMemoryLogStore, Term};
 
     fn group() -> GroupId {
@@ -128,8 +129,8 @@ mod tests {
     }
 
     /// A synced log of `n` no-ops at term 1, commit 0.
-    fn log(n: u64) -> InMemoryLogStore<Payload> {
-        let mut store = InMemoryLogStore::<Payload>::default();
+    fn log(n: u64) -> InMemoryLogStore {
+        let mut store = InMemoryLogStore::default();
         for _ in 0..n {
             store.append(Payload::Noop, Term(1)).unwrap();
         }

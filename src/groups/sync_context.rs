@@ -7,7 +7,7 @@ use super::bonds::Bonds;
 use super::machine::{
     Command, StateMachine, StateSync, SyncContext, SyncProviderContext, SyncSessionContext,
 };
-use super::raft::{Entry, Membership, Payload};
+use super::raft::{Entry, Membership};
 use super::wire::GroupFrame;
 use super::{Cursor, Index, Storage};
 use crate::primitives::codec::{self, EncodeError};
@@ -36,7 +36,7 @@ pub(crate) enum Side {
 }
 
 /// The context handed to a provider or session for one call.
-pub(crate) struct Cx<'a, M: StateMachine, S: Storage<Payload>> {
+pub(crate) struct Cx<'a, M: StateMachine, S: Storage> {
     pub(crate) side: Side,
     pub(crate) machine: &'a mut M,
     pub(crate) store: &'a S,
@@ -53,7 +53,7 @@ pub(crate) struct Cx<'a, M: StateMachine, S: Storage<Payload>> {
     pub(crate) out: &'a mut SyncOutputs,
 }
 
-impl<M: StateMachine, S: Storage<Payload>> Cx<'_, M, S> {
+impl<M: StateMachine, S: Storage> Cx<'_, M, S> {
     fn frame(
         &self,
         message: &<M::StateSync as StateSync>::Message,
@@ -66,7 +66,7 @@ impl<M: StateMachine, S: Storage<Payload>> Cx<'_, M, S> {
     }
 }
 
-impl<M: StateMachine, S: Storage<Payload>> SyncContext<M::StateSync> for Cx<'_, M, S> {
+impl<M: StateMachine, S: Storage> SyncContext<M::StateSync> for Cx<'_, M, S> {
     fn state_machine(&self) -> &M {
         self.machine
     }
@@ -75,7 +75,7 @@ impl<M: StateMachine, S: Storage<Payload>> SyncContext<M::StateSync> for Cx<'_, 
         self.machine
     }
 
-    fn log(&self) -> &dyn Storage<Payload> {
+    fn log(&self) -> &dyn Storage {
         self.store
     }
 
@@ -126,7 +126,7 @@ impl<M: StateMachine, S: Storage<Payload>> SyncContext<M::StateSync> for Cx<'_, 
     }
 }
 
-impl<M: StateMachine, S: Storage<Payload>> SyncSessionContext<M::StateSync> for Cx<'_, M, S> {
+impl<M: StateMachine, S: Storage> SyncSessionContext<M::StateSync> for Cx<'_, M, S> {
     fn leader(&self) -> PeerId {
         self.leader.unwrap_or(self.me)
     }
@@ -148,7 +148,7 @@ impl<M: StateMachine, S: Storage<Payload>> SyncSessionContext<M::StateSync> for 
     }
 }
 
-impl<M: StateMachine, S: Storage<Payload>> SyncProviderContext<M::StateSync> for Cx<'_, M, S> {
+impl<M: StateMachine, S: Storage> SyncProviderContext<M::StateSync> for Cx<'_, M, S> {
     fn leader(&self) -> Option<PeerId> {
         self.leader
     }

@@ -52,6 +52,10 @@ pub enum Corruption {
         /// The missing index.
         index: u64,
     },
+    /// A log entry's payload bytes are not a payload the core knows (the crc matched: a
+    /// bug, or a record written by another program).
+    #[error("entry payload does not decode: {0}")]
+    Payload(tessera_raft::PayloadBytesError),
     /// A key whose length or layout does not fit its column family.
     #[error("malformed key of {len} bytes")]
     Key {

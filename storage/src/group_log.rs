@@ -20,18 +20,23 @@
 //!
 //! Entry record payload (inside the [`crate::record`] envelope, key = group ‖ index):
 //!
-//! | offset | size | field        |
-//! |--------|------|--------------|
-//! | 0      | 8    | term (LE)    |
-//! | 8      | n    | payload      |
+//! | offset | size | field                                                    |
+//! |--------|------|----------------------------------------------------------|
+//! | 0      | 8    | term (LE)                                                |
+//! | 8      | n    | the core's payload bytes ([`Payload::header`], then a command's own bytes as the typed layer encoded them) |
+//!
+//! The types are the core's (`tessera-raft`): this crate stores its [`Entry`], [`Cursor`]
+//! and [`HardState`] and reports its [`SyncReport`], so nothing converts between two
+//! versions of them; `core_storage.rs` implements the core's `Storage` trait on top.
 
 use crate::error::{hex, Corruption, Error};
-use crate::hard_state::{Cursor, HardState, LogBounds};
+use crate::hard_state::{hard_state_record, LogBounds};
 use crate::keys::{log_key, meta_key, MetaTag};
 use crate::store::{ColumnFamily, Store};
 use crate::{record, GroupId};
 use rocksdb::{Direction, IteratorMode, ReadOptions, WriteBatch, WriteOptions};
 use std::collections::BTreeMap;
+use tessera_raft::{Cursor, Entry, HardState, Index, Payload, SyncReport, Term};
 
 /// Most synced entries a group keeps in memory after a sync (the newest ones): enough for
 /// the entries a leader replicates and applies right after writing them.
@@ -39,28 +44,6 @@ pub const TAIL_ENTRIES: usize = 256;
 /// Most payload bytes of synced entries a group keeps in memory after a sync: a bound per
 /// group (a node with many groups holds at most this much per group, idle or not).
 pub const TAIL_BYTES: usize = 1 << 20;
-
-/// One log entry as stored: its position and opaque payload.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub struct Entry {
-    /// Where in the log.
-    pub index: u64,
-    /// Term the entry was created in.
-    pub term: u64,
-    /// The encoded command.
-    pub payload: Vec<u8>,
-}
-
-/// What one [`GroupLog::sync`] made durable.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub struct SyncReport {
-    /// Last entry now durable.
-    pub last: Cursor,
-    /// Hard state now durable.
-    pub hard_state: HardState,
-    /// Staged operations written (0: nothing was pending and no fsync was made).
-    pub operations: usize,
-}
 
 /// One group's durable log. See the module docs for the staging model.
 pub struct GroupLog {
@@ -73,8 +56,8 @@ pub struct GroupLog {
     hard_state: HardState,
     durable_hard_state: HardState,
     /// The newest entries, in memory: a contiguous suffix of the log (see the module docs).
-    tail: BTreeMap<u64, (u64, Vec<u8>)>,
-    /// Payload bytes in `tail`.
+    tail: BTreeMap<u64, (Term, Payload)>,
+    /// Command bytes in `tail`.
     tail_bytes: usize,
     /// Entries of `tail` at this index and above were appended since the last sync
     /// (`u64::MAX`: none).
@@ -85,7 +68,8 @@ pub struct GroupLog {
     operations: usize,
 }
 
-fn entry_payload_term(cf_key: &[u8], payload: &[u8]) -> Result<(u64, Vec<u8>), Error> {
+/// The term of a stored entry record's payload, and the rest (the core's payload bytes).
+fn split_term<'a>(cf_key: &[u8], payload: &'a [u8]) -> Result<(Term, &'a [u8]), Error> {
     if payload.len() < 8 {
         return Err(Error::Corruption {
             cf: "log",
@@ -98,7 +82,22 @@ fn entry_payload_term(cf_key: &[u8], payload: &[u8]) -> Result<(u64, Vec<u8>), E
     }
     let mut term = [0u8; 8];
     term.copy_from_slice(&payload[..8]);
-    Ok((u64::from_le_bytes(term), payload[8..].to_vec()))
+    Ok((Term(u64::from_le_bytes(term)), &payload[8..]))
+}
+
+/// Reads one stored entry record (its envelope already checked).
+fn decode_entry(key: &[u8], index: u64, payload: &[u8]) -> Result<Entry, Error> {
+    let (term, bytes) = split_term(key, payload)?;
+    let payload = Payload::from_bytes(bytes).map_err(|err| Error::Corruption {
+        cf: "log",
+        key: hex(key),
+        kind: Corruption::Payload(err),
+    })?;
+    Ok(Entry {
+        term,
+        index: Index(index),
+        payload,
+    })
 }
 
 impl GroupLog {
@@ -112,7 +111,9 @@ impl GroupLog {
         };
         let hs_key = meta_key(&group, MetaTag::HardState);
         let hard_state = match store.get_raw(ColumnFamily::Meta, &hs_key)? {
-            Some(raw) => HardState::decode(&hs_key, record::decode("meta", &hs_key, &raw)?)?,
+            Some(raw) => {
+                hard_state_record::decode(&hs_key, record::decode("meta", &hs_key, &raw)?)?
+            }
             None => HardState::default(),
         };
         let log = GroupLog {
@@ -161,20 +162,20 @@ impl GroupLog {
                 if group != self.group {
                     None
                 } else {
-                    let (term, _) = entry_payload_term(&key, record::decode("log", &key, &value)?)?;
-                    Some(Cursor::new(term, index))
+                    let (term, _) = split_term(&key, record::decode("log", &key, &value)?)?;
+                    Some(Cursor(term, Index(index)))
                 }
             }
         };
         let recorded = self.bounds.last;
-        let expected = (recorded.index > self.bounds.anchor.index).then_some(recorded);
+        let expected = (recorded.index() > self.bounds.anchor.index()).then_some(recorded);
         if found != expected {
             return Err(Error::Corruption {
                 cf: "log",
-                key: hex(&log_key(&self.group, recorded.index)),
+                key: hex(&log_key(&self.group, recorded.index().0)),
                 kind: Corruption::Bounds {
-                    recorded: recorded.index,
-                    found: found.map_or(self.bounds.anchor.index, |p| p.index),
+                    recorded: recorded.index().0,
+                    found: found.map_or(self.bounds.anchor.index(), |p| p.index()).0,
                 },
             });
         }
@@ -216,33 +217,34 @@ impl GroupLog {
             group: hex(&self.group),
             op,
             index,
-            anchor: self.bounds.anchor.index,
-            last: self.bounds.last.index,
+            anchor: self.bounds.anchor.index().0,
+            last: self.bounds.last.index().0,
         }
     }
 
     /// Stages an entry at `last + 1` and returns its index.
-    pub fn append(&mut self, term: u64, payload: Vec<u8>) -> Result<u64, Error> {
-        let index = self.bounds.last.index + 1;
+    pub fn append(&mut self, payload: Payload, term: Term) -> Result<Index, Error> {
+        let index = self.bounds.last.index().0 + 1;
         if index == u64::MAX {
             return Err(self.out_of_range("append", index));
         }
-        self.tail_bytes += payload.len();
+        self.tail_bytes += payload.body().len();
         self.tail.insert(index, (term, payload));
         self.dirty_from = self.dirty_from.min(index);
-        self.bounds.last = Cursor::new(term, index);
+        self.bounds.last = Cursor(term, Index(index));
         self.operations += 1;
-        Ok(index)
+        Ok(Index(index))
     }
 
     /// The entry at `index`, or `None` outside `anchor + 1 ..= last`.
-    pub fn get(&self, index: u64) -> Result<Option<Entry>, Error> {
-        if index <= self.bounds.anchor.index || index > self.bounds.last.index {
+    pub fn get(&self, index: Index) -> Result<Option<Entry>, Error> {
+        if index <= self.bounds.anchor.index() || index > self.bounds.last.index() {
             return Ok(None);
         }
+        let index = index.0;
         if let Some((term, payload)) = self.tail.get(&index) {
             return Ok(Some(Entry {
-                index,
+                index: Index(index),
                 term: *term,
                 payload: payload.clone(),
             }));
@@ -256,18 +258,13 @@ impl GroupLog {
                 key: hex(&key),
                 kind: Corruption::Missing { index },
             })?;
-        let (term, payload) = entry_payload_term(&key, record::decode("log", &key, &raw)?)?;
-        Ok(Some(Entry {
-            index,
-            term,
-            payload,
-        }))
+        decode_entry(&key, index, record::decode("log", &key, &raw)?).map(Some)
     }
 
     /// The entries in `start..=end` that exist, in order.
-    pub fn range(&self, start: u64, end: u64) -> Result<Vec<Entry>, Error> {
-        let start = start.max(self.bounds.anchor.index + 1);
-        let end = end.min(self.bounds.last.index);
+    pub fn range(&self, start: Index, end: Index) -> Result<Vec<Entry>, Error> {
+        let start = start.0.max(self.bounds.anchor.index().0 + 1);
+        let end = end.0.min(self.bounds.last.index().0);
         if start > end {
             return Ok(Vec::new());
         }
@@ -307,13 +304,11 @@ impl GroupLog {
                         kind: Corruption::Missing { index: expected },
                     });
                 }
-                let (term, payload) =
-                    entry_payload_term(&key, record::decode("log", &key, &value)?)?;
-                out.push(Entry {
+                out.push(decode_entry(
+                    &key,
                     index,
-                    term,
-                    payload,
-                });
+                    record::decode("log", &key, &value)?,
+                )?);
                 expected += 1;
             }
             if expected != disk_end + 1 {
@@ -328,7 +323,7 @@ impl GroupLog {
         if memory_start <= end {
             for (&index, (term, payload)) in self.tail.range(memory_start..=end) {
                 out.push(Entry {
-                    index,
+                    index: Index(index),
                     term: *term,
                     payload: payload.clone(),
                 });
@@ -338,57 +333,58 @@ impl GroupLog {
     }
 
     /// The term of the entry at `index`; answers for the anchor too.
-    pub fn term_at(&self, index: u64) -> Result<Option<u64>, Error> {
-        if index == self.bounds.anchor.index {
-            return Ok(Some(self.bounds.anchor.term));
+    pub fn term_at(&self, index: Index) -> Result<Option<Term>, Error> {
+        if index == self.bounds.anchor.index() {
+            return Ok(Some(self.bounds.anchor.term()));
         }
-        if index == self.bounds.last.index {
-            return Ok(Some(self.bounds.last.term));
+        if index == self.bounds.last.index() {
+            return Ok(Some(self.bounds.last.term()));
         }
         Ok(self.get(index)?.map(|e| e.term))
     }
 
     /// Stages removal of entries `at..`. At or below the anchor, removes every entry.
-    pub fn truncate(&mut self, at: u64) -> Result<(), Error> {
-        if at > self.bounds.last.index {
+    pub fn truncate(&mut self, at: Index) -> Result<(), Error> {
+        if at > self.bounds.last.index() {
             return Ok(());
         }
-        let at = at.max(self.bounds.anchor.index + 1);
+        let at = at.0.max(self.bounds.anchor.index().0 + 1);
         let new_last = at - 1;
         let last_term = self
-            .term_at(new_last)?
+            .term_at(Index(new_last))?
             .ok_or_else(|| self.out_of_range("truncate", at))?;
         let cut = self.tail.split_off(&at);
         self.tail_bytes -= payload_bytes(&cut);
         self.deletes.push((at, u64::MAX));
-        self.bounds.last = Cursor::new(last_term, new_last);
+        self.bounds.last = Cursor(last_term, Index(new_last));
         self.operations += 1;
         Ok(())
     }
 
     /// Stages removal of entries up to `up_to` (clamped to last); the last removed entry
     /// becomes the anchor. No-op at or below the current anchor.
-    pub fn prune_prefix(&mut self, up_to: u64) -> Result<(), Error> {
-        let up_to = up_to.min(self.bounds.last.index);
-        if up_to <= self.bounds.anchor.index {
+    pub fn prune_prefix(&mut self, up_to: Index) -> Result<(), Error> {
+        let up_to = up_to.min(self.bounds.last.index());
+        if up_to <= self.bounds.anchor.index() {
             return Ok(());
         }
         let term = self
             .term_at(up_to)?
-            .ok_or_else(|| self.out_of_range("prune_prefix", up_to))?;
+            .ok_or_else(|| self.out_of_range("prune_prefix", up_to.0))?;
+        let up_to = up_to.0;
         let kept = self.tail.split_off(&(up_to + 1));
         self.tail = kept;
         self.tail_bytes = payload_bytes(&self.tail);
         self.deletes.push((0, up_to + 1));
-        self.bounds.anchor = Cursor::new(term, up_to);
+        self.bounds.anchor = Cursor(term, Index(up_to));
         self.operations += 1;
         Ok(())
     }
 
     /// Stages replacing the log with an empty one anchored at `anchor`.
     pub fn reset_to(&mut self, anchor: Cursor) -> Result<(), Error> {
-        if anchor.index == u64::MAX {
-            return Err(self.out_of_range("reset_to", anchor.index));
+        if anchor.index().0 == u64::MAX {
+            return Err(self.out_of_range("reset_to", anchor.index().0));
         }
         self.tail.clear();
         self.tail_bytes = 0;
@@ -423,10 +419,11 @@ impl GroupLog {
         }
         for (&index, (term, payload)) in self.tail.range(self.dirty_from..) {
             let key = log_key(&self.group, index);
+            let header = payload.header();
             batch.put_cf(
                 log_cf,
                 key,
-                record::encode_parts(&key, &[&term.to_le_bytes(), payload]),
+                record::encode_parts(&key, &[&term.0.to_le_bytes(), &header, payload.body()]),
             );
         }
         if self.bounds != self.durable_bounds {
@@ -438,7 +435,7 @@ impl GroupLog {
             batch.put_cf(
                 meta_cf,
                 key,
-                record::encode(&key, &self.hard_state.encode()),
+                record::encode(&key, &hard_state_record::encode(&self.hard_state)),
             );
         }
         let mut opts = WriteOptions::default();
@@ -466,7 +463,7 @@ impl GroupLog {
     fn trim_tail(&mut self) {
         while self.tail.len() > TAIL_ENTRIES || self.tail_bytes > TAIL_BYTES {
             match self.tail.pop_first() {
-                Some((_, (_, payload))) => self.tail_bytes -= payload.len(),
+                Some((_, (_, payload))) => self.tail_bytes -= payload.body().len(),
                 None => break,
             }
         }
@@ -486,6 +483,9 @@ impl GroupLog {
     }
 }
 
-fn payload_bytes(entries: &BTreeMap<u64, (u64, Vec<u8>)>) -> usize {
-    entries.values().map(|(_, payload)| payload.len()).sum()
+fn payload_bytes(entries: &BTreeMap<u64, (Term, Payload)>) -> usize {
+    entries
+        .values()
+        .map(|(_, payload)| payload.body().len())
+        .sum()
 }

@@ -1,43 +1,8 @@
-//! The small fixed-layout records of a group's `meta`: hard state and log bounds.
+//! The small fixed-layout records of a group's `meta`: hard state and log bounds. The
+//! types are the core's ([`HardState`], [`Cursor`]); this file owns their bytes on disk.
 
 use crate::error::{hex, Corruption, Error};
-use serde::Serialize;
-
-/// A (term, index) position in a log: the same name as the core's `Cursor`, in raw numbers
-/// (this crate knows nothing of the core).
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, PartialOrd, Ord, Serialize)]
-pub struct Cursor {
-    /// Term of the entry.
-    pub term: u64,
-    /// Index of the entry (0: before the first).
-    pub index: u64,
-}
-
-impl Cursor {
-    /// A position.
-    pub const fn new(term: u64, index: u64) -> Self {
-        Cursor { term, index }
-    }
-}
-
-/// Raft's persistent state (Figure 2) plus the commit index.
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize)]
-pub struct HardState {
-    /// Latest term seen.
-    pub term: u64,
-    /// Peer voted for in `term`.
-    #[serde(serialize_with = "serialize_vote")]
-    pub vote: Option<[u8; 32]>,
-    /// Highest index known committed.
-    pub commit: u64,
-}
-
-fn serialize_vote<S: serde::Serializer>(vote: &Option<[u8; 32]>, s: S) -> Result<S::Ok, S::Error> {
-    match vote {
-        Some(v) => s.serialize_some(&hex(v)),
-        None => s.serialize_none(),
-    }
-}
+use tessera_raft::{Cursor, HardState, Index, PeerId, Term};
 
 /// Payload layout of a hard state record (inside the record envelope):
 ///
@@ -47,25 +12,27 @@ fn serialize_vote<S: serde::Serializer>(vote: &Option<[u8; 32]>, s: S) -> Result
 /// | 8      | 1    | 1 if a vote follows, else 0   |
 /// | 9      | 32   | vote (zeros when none)        |
 /// | 41     | 8    | commit (LE)                   |
-impl HardState {
+pub(crate) mod hard_state_record {
+    use super::*;
+
     /// Payload length.
-    pub const LEN: usize = 49;
+    pub(crate) const LEN: usize = 49;
 
     /// Encodes the payload.
-    pub fn encode(&self) -> [u8; Self::LEN] {
-        let mut out = [0u8; Self::LEN];
-        out[..8].copy_from_slice(&self.term.to_le_bytes());
-        if let Some(vote) = &self.vote {
+    pub(crate) fn encode(state: &HardState) -> [u8; LEN] {
+        let mut out = [0u8; LEN];
+        out[..8].copy_from_slice(&state.term.0.to_le_bytes());
+        if let Some(vote) = &state.vote {
             out[8] = 1;
-            out[9..41].copy_from_slice(vote);
+            out[9..41].copy_from_slice(&vote.0);
         }
-        out[41..].copy_from_slice(&self.commit.to_le_bytes());
+        out[41..].copy_from_slice(&state.commit.0.to_le_bytes());
         out
     }
 
     /// Decodes the payload stored at `key` of `meta`.
-    pub fn decode(key: &[u8], payload: &[u8]) -> Result<Self, Error> {
-        let bytes: &[u8; Self::LEN] = payload.try_into().map_err(|_| Error::Corruption {
+    pub(crate) fn decode(key: &[u8], payload: &[u8]) -> Result<HardState, Error> {
+        let bytes: &[u8; LEN] = payload.try_into().map_err(|_| Error::Corruption {
             cf: "meta",
             key: hex(key),
             kind: Corruption::PayloadLength {
@@ -76,10 +43,14 @@ impl HardState {
         let term = u64::from_le_bytes(bytes[..8].try_into().unwrap_or_default());
         let vote = match bytes[8] {
             0 => None,
-            _ => Some(bytes[9..41].try_into().unwrap_or_default()),
+            _ => Some(PeerId(bytes[9..41].try_into().unwrap_or_default())),
         };
         let commit = u64::from_le_bytes(bytes[41..].try_into().unwrap_or_default());
-        Ok(HardState { term, vote, commit })
+        Ok(HardState {
+            term: Term(term),
+            vote,
+            commit: Index(commit),
+        })
     }
 }
 
@@ -87,7 +58,7 @@ impl HardState {
 ///
 /// `anchor` is the last entry removed (by pruning or a snapshot reset); entries exist at
 /// `anchor.index + 1 ..= last.index`. When the log is empty, `last == anchor`.
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub struct LogBounds {
     /// Last removed entry (0@0 for a log never pruned).
     pub anchor: Cursor,
@@ -105,10 +76,10 @@ impl LogBounds {
     pub fn encode(&self) -> [u8; Self::LEN] {
         let mut out = [0u8; Self::LEN];
         for (i, v) in [
-            self.anchor.term,
-            self.anchor.index,
-            self.last.term,
-            self.last.index,
+            self.anchor.term().0,
+            self.anchor.index().0,
+            self.last.term().0,
+            self.last.index().0,
         ]
         .iter()
         .enumerate()
@@ -136,8 +107,8 @@ impl LogBounds {
             u64::from_le_bytes(b)
         };
         Ok(LogBounds {
-            anchor: Cursor::new(word(0), word(1)),
-            last: Cursor::new(word(2), word(3)),
+            anchor: Cursor(Term(word(0)), Index(word(1))),
+            last: Cursor(Term(word(2)), Index(word(3))),
         })
     }
 }
@@ -151,21 +122,22 @@ mod tests {
         for hs in [
             HardState::default(),
             HardState {
-                term: 7,
-                vote: Some([9; 32]),
-                commit: 42,
+                term: Term(7),
+                vote: Some(PeerId([9; 32])),
+                commit: Index(42),
             },
         ] {
-            assert_eq!(HardState::decode(b"k", &hs.encode()).unwrap(), hs);
+            let bytes = hard_state_record::encode(&hs);
+            assert_eq!(hard_state_record::decode(b"k", &bytes).unwrap(), hs);
         }
-        assert!(HardState::decode(b"k", &[0; 3]).is_err());
+        assert!(hard_state_record::decode(b"k", &[0; 3]).is_err());
     }
 
     #[test]
     fn bounds_round_trip() {
         let b = LogBounds {
-            anchor: Cursor::new(2, 10),
-            last: Cursor::new(3, 99),
+            anchor: Cursor(Term(2), Index(10)),
+            last: Cursor(Term(3), Index(99)),
         };
         assert_eq!(LogBounds::decode(b"k", &b.encode()).unwrap(), b);
         assert!(LogBounds::decode(b"k", &[0; 31]).is_err());

@@ -2,7 +2,6 @@
 //! hard state, snapshots and transfers, and the bytes in each column family.
 
 use crate::error::{hex, Error};
-use crate::hard_state::{HardState, LogBounds};
 use crate::store::{ColumnFamily, Store};
 use crate::GroupId;
 use serde::Serialize;
@@ -27,15 +26,53 @@ pub struct GroupSummary {
     /// Group id, hex.
     pub group: String,
     /// Anchor and last position of the log.
-    pub log: LogBounds,
+    pub log: LogSummary,
     /// Entries present (`last - anchor`).
     pub entries: u64,
     /// Term, vote, commit.
-    pub hard_state: HardState,
+    pub hard_state: HardStateSummary,
     /// Stored snapshots: anchor index → chunk count and bytes.
     pub snapshots: Vec<SnapshotSummary>,
     /// Transfers in progress: anchor indices with resume state.
     pub transfers: Vec<u64>,
+}
+
+/// A (term, index) position, in raw numbers for the report.
+#[derive(Debug, Serialize)]
+pub struct CursorSummary {
+    /// Term of the entry.
+    pub term: u64,
+    /// Index of the entry.
+    pub index: u64,
+}
+
+/// Where a group's log starts and ends.
+#[derive(Debug, Serialize)]
+pub struct LogSummary {
+    /// Last removed entry (0@0 for a log never pruned).
+    pub anchor: CursorSummary,
+    /// Last entry.
+    pub last: CursorSummary,
+}
+
+/// A group's hard state, the vote in hex.
+#[derive(Debug, Serialize)]
+pub struct HardStateSummary {
+    /// Latest term seen.
+    pub term: u64,
+    /// Peer voted for in `term`, hex.
+    pub vote: Option<String>,
+    /// Highest index known committed.
+    pub commit: u64,
+}
+
+impl From<tessera_raft::Cursor> for CursorSummary {
+    fn from(c: tessera_raft::Cursor) -> Self {
+        CursorSummary {
+            term: c.term().0,
+            index: c.index().0,
+        }
+    }
 }
 
 /// One stored snapshot's chunks.
@@ -139,11 +176,19 @@ impl Store {
                     }
                 })
                 .collect();
+            let hard_state = log.hard_state();
             groups.push(GroupSummary {
                 group: hex(&group),
-                log: bounds,
-                entries: bounds.last.index - bounds.anchor.index,
-                hard_state: log.hard_state(),
+                log: LogSummary {
+                    anchor: bounds.anchor.into(),
+                    last: bounds.last.into(),
+                },
+                entries: bounds.last.index().0 - bounds.anchor.index().0,
+                hard_state: HardStateSummary {
+                    term: hard_state.term.0,
+                    vote: hard_state.vote.map(|v| hex(&v.0)),
+                    commit: hard_state.commit.0,
+                },
                 snapshots,
                 transfers: transfers.remove(&group).unwrap_or_default(),
             });

@@ -10,8 +10,11 @@
 //! | `snapshot_meta` | group id + anchor (BE)                    | manifest                      |
 //! | `transfers`     | group id + anchor (BE)                    | resume state of a transfer    |
 //!
-//! Many groups share the instance; every key starts with the 32-byte group id. This crate
-//! stores bytes (a term and an opaque payload): the typed log lives in the root crate.
+//! Many groups share the instance; every key starts with the 32-byte group id. The log's
+//! types are the consensus core's (`tessera-raft`: [`Entry`](tessera_raft::Entry),
+//! [`Cursor`](tessera_raft::Cursor), [`HardState`](tessera_raft::HardState)), and
+//! [`GroupLog`] implements the core's `Storage` trait: a command goes to disk as the bytes
+//! the typed layer encoded, behind a header of a few bytes, with no second serializer.
 //!
 //! Durability is explicit. A [`GroupLog`] *stages* appends, truncations, prunes and hard
 //! state; [`GroupLog::sync`] writes everything staged as one `WriteBatch` with one fsync and
@@ -20,16 +23,18 @@
 //! version or a bad crc is a [`Error::Corruption`] naming the column family and key.
 //!
 //! ```no_run
+//! # use tessera_raft::{Index, Payload, Term};
 //! # fn main() -> Result<(), tessera_storage::Error> {
 //! let store = tessera_storage::Store::open(std::path::Path::new("/tmp/node-1"))?;
 //! let mut log = store.group_log([7u8; 32])?;
-//! log.append(1, b"set x=1".to_vec())?;
+//! log.append(Payload::Command(b"set x=1".to_vec()), Term(1))?;
 //! let report = log.sync()?; // one WriteBatch, one fsync
-//! assert_eq!(report.last.index, 1);
+//! assert_eq!(report.last.index(), Index(1));
 //! # Ok(()) }
 //! ```
 #![deny(missing_docs)]
 
+mod core_storage;
 mod error;
 mod group_log;
 mod hard_state;
@@ -40,9 +45,11 @@ mod snapshot_store;
 mod store;
 
 pub use error::{Corruption, Error};
-pub use group_log::{Entry, GroupLog, SyncReport, TAIL_BYTES, TAIL_ENTRIES};
-pub use hard_state::{Cursor, HardState, LogBounds};
-pub use inspect::{ColumnFamilySummary, GroupSummary, StoreSummary};
+pub use group_log::{GroupLog, TAIL_BYTES, TAIL_ENTRIES};
+pub use hard_state::LogBounds;
+pub use inspect::{
+    ColumnFamilySummary, CursorSummary, GroupSummary, HardStateSummary, LogSummary, StoreSummary,
+};
 pub use snapshot_store::SnapshotStore;
 pub use store::{ColumnFamily, Store, DATA_FORMAT};
 

@@ -1,10 +1,15 @@
 //! Byte-level behaviour of `GroupLog` and `Store` that the typed suite cannot see: groups
 //! sharing one instance, the format record, bounds checks at open, prune at scale.
 
-use tessera_storage::{ColumnFamily, Corruption, Cursor, Error, HardState, Store};
+use tessera_raft::{Cursor, HardState, Index, Payload, PeerId, Term};
+use tessera_storage::{ColumnFamily, Corruption, Error, Store};
 
-fn payload(i: u64) -> Vec<u8> {
-    i.to_le_bytes().repeat(4)
+fn cur(term: u64, index: u64) -> Cursor {
+    Cursor(Term(term), Index(index))
+}
+
+fn payload(i: u64) -> Payload {
+    Payload::Command(i.to_le_bytes().repeat(4))
 }
 
 #[test]
@@ -14,17 +19,17 @@ fn groups_share_one_instance_without_touching_each_other() {
     let mut a = store.group_log([1; 32]).unwrap();
     let mut b = store.group_log([2; 32]).unwrap();
     for i in 1..=100 {
-        a.append(1, payload(i)).unwrap();
+        a.append(payload(i), Term(1)).unwrap();
     }
     for i in 1..=10 {
-        b.append(7, payload(i + 1000)).unwrap();
+        b.append(payload(i + 1000), Term(7)).unwrap();
     }
     a.sync().unwrap();
     b.sync().unwrap();
-    a.prune_prefix(50).unwrap();
-    a.truncate(90).unwrap();
+    a.prune_prefix(Index(50)).unwrap();
+    a.truncate(Index(90)).unwrap();
     a.sync().unwrap();
-    b.reset_to(Cursor::new(9, 500)).unwrap();
+    b.reset_to(cur(9, 500)).unwrap();
     b.sync().unwrap();
     drop((a, b));
     drop(store);
@@ -33,13 +38,18 @@ fn groups_share_one_instance_without_touching_each_other() {
     assert_eq!(store.groups().unwrap(), vec![[1; 32], [2; 32]]);
     let a = store.group_log([1; 32]).unwrap();
     let b = store.group_log([2; 32]).unwrap();
-    assert_eq!(a.bounds().anchor, Cursor::new(1, 50));
-    assert_eq!(a.last(), Cursor::new(1, 89));
-    let got: Vec<u64> = a.range(0, 1000).unwrap().iter().map(|e| e.index).collect();
+    assert_eq!(a.bounds().anchor, cur(1, 50));
+    assert_eq!(a.last(), cur(1, 89));
+    let got: Vec<u64> = a
+        .range(Index(0), Index(1000))
+        .unwrap()
+        .iter()
+        .map(|e| e.index.0)
+        .collect();
     assert_eq!(got, (51..=89).collect::<Vec<_>>());
-    assert_eq!(a.get(60).unwrap().unwrap().payload, payload(60));
-    assert_eq!(b.last(), Cursor::new(9, 500));
-    assert!(b.range(0, 1000).unwrap().is_empty());
+    assert_eq!(a.get(Index(60)).unwrap().unwrap().payload, payload(60));
+    assert_eq!(b.last(), cur(9, 500));
+    assert!(b.range(Index(0), Index(1000)).unwrap().is_empty());
 }
 
 #[test]
@@ -49,18 +59,18 @@ fn hard_state_survives_and_unsynced_does_not() {
         let store = Store::open(dir.path()).unwrap();
         let mut log = store.group_log([3; 32]).unwrap();
         log.set_hard_state(HardState {
-            term: 4,
-            vote: Some([9; 32]),
-            commit: 0,
+            term: Term(4),
+            vote: Some(PeerId([9; 32])),
+            commit: Index(0),
         });
         let report = log.sync().unwrap();
         assert_eq!(report.operations, 1);
         log.set_hard_state(HardState {
-            term: 5,
+            term: Term(5),
             vote: None,
-            commit: 0,
+            commit: Index(0),
         });
-        log.append(5, vec![1]).unwrap();
+        log.append(Payload::Command(vec![1]), Term(5)).unwrap();
         assert!(log.has_pending());
         // dropped without sync: a crash for everything staged
     }
@@ -69,9 +79,9 @@ fn hard_state_survives_and_unsynced_does_not() {
     assert_eq!(
         log.hard_state(),
         HardState {
-            term: 4,
-            vote: Some([9; 32]),
-            commit: 0
+            term: Term(4),
+            vote: Some(PeerId([9; 32])),
+            commit: Index(0),
         }
     );
     assert_eq!(log.last(), Cursor::default());
@@ -83,7 +93,7 @@ fn bounds_that_disagree_with_the_entries_stop_the_open() {
     let store = Store::open(dir.path()).unwrap();
     let mut log = store.group_log([4; 32]).unwrap();
     for i in 1..=5 {
-        log.append(1, payload(i)).unwrap();
+        log.append(payload(i), Term(1)).unwrap();
     }
     log.sync().unwrap();
     drop(log);
@@ -141,17 +151,17 @@ fn pruning_many_entries_is_one_range_delete() {
     let mut log = store.group_log([5; 32]).unwrap();
     for _ in 0..20 {
         for _ in 0..10_000 {
-            log.append(2, vec![0u8; 8]).unwrap();
+            log.append(Payload::Command(vec![0u8; 8]), Term(2)).unwrap();
         }
         log.sync().unwrap();
     }
-    log.prune_prefix(199_990).unwrap();
+    log.prune_prefix(Index(199_990)).unwrap();
     let report = log.sync().unwrap();
     assert_eq!(
         report.operations, 1,
         "one staged operation, however many entries"
     );
-    assert_eq!(log.range(0, u64::MAX - 1).unwrap().len(), 10);
-    assert_eq!(log.term_at(199_990).unwrap(), Some(2));
-    assert_eq!(log.get(199_990).unwrap(), None);
+    assert_eq!(log.range(Index(0), Index(u64::MAX - 1)).unwrap().len(), 10);
+    assert_eq!(log.term_at(Index(199_990)).unwrap(), Some(Term(2)));
+    assert_eq!(log.get(Index(199_990)).unwrap(), None);
 }

@@ -5,7 +5,12 @@
 //! made durable.
 
 use proptest::prelude::*;
-use tessera_storage::{Cursor, Store, TAIL_ENTRIES};
+use tessera_raft::{Cursor, Index, Payload, Term};
+use tessera_storage::{Store, TAIL_ENTRIES};
+
+fn cur(term: u64, index: u64) -> Cursor {
+    Cursor(Term(term), Index(index))
+}
 
 #[derive(Clone, Debug)]
 enum Op {
@@ -40,7 +45,7 @@ struct Model {
 impl Model {
     fn last(&self) -> Cursor {
         match self.entries.last() {
-            Some((term, _)) => Cursor::new(*term, self.anchor.index + self.entries.len() as u64),
+            Some((term, _)) => cur(*term, self.anchor.index().0 + self.entries.len() as u64),
             None => self.anchor,
         }
     }
@@ -59,24 +64,31 @@ fn payload(seed: u64, len: usize) -> Vec<u8> {
 fn check(log: &tessera_storage::GroupLog, model: &Model) {
     assert_eq!(log.bounds().anchor, model.anchor, "anchor");
     assert_eq!(log.last(), model.last(), "last");
-    let got = log.range(0, u64::MAX - 1).expect("range");
+    let got = log.range(Index(0), Index(u64::MAX - 1)).expect("range");
     assert_eq!(got.len(), model.entries.len(), "entry count");
     for (e, (i, (term, payload))) in got.iter().zip(model.entries.iter().enumerate()) {
-        let index = model.anchor.index + 1 + i as u64;
-        assert_eq!((e.index, e.term, &e.payload), (index, *term, payload));
+        let index = model.anchor.index().0 + 1 + i as u64;
+        assert_eq!(
+            (e.index.0, e.term.0, &e.payload),
+            (index, *term, &Payload::Command(payload.clone()))
+        );
     }
     // Single reads too, at both ends and in the middle (memory and disk).
     let n = model.entries.len() as u64;
     for k in [1, n / 2 + 1, n] {
         if k >= 1 && k <= n {
-            let index = model.anchor.index + k;
-            let e = log.get(index).expect("get").expect("present");
-            assert_eq!(e.payload, model.entries[(k - 1) as usize].1);
-            assert_eq!(log.term_at(index).expect("term_at"), Some(e.term));
+            let index = model.anchor.index().0 + k;
+            let e = log.get(Index(index)).expect("get").expect("present");
+            assert_eq!(
+                e.payload,
+                Payload::Command(model.entries[(k - 1) as usize].1.clone())
+            );
+            assert_eq!(log.term_at(Index(index)).expect("term_at"), Some(e.term));
         }
     }
     assert_eq!(
-        log.get(model.last().index + 1).expect("get past the end"),
+        log.get(Index(model.last().index().0 + 1))
+            .expect("get past the end"),
         None
     );
 }
@@ -96,39 +108,39 @@ proptest! {
         for op in ops {
             match op {
                 Op::Append { term_step, len } => {
-                    let term = model.last().term.max(1) + term_step;
+                    let term = model.last().term().0.max(1) + term_step;
                     seed += 1;
-                    log.append(term, payload(seed, len)).unwrap();
+                    log.append(Payload::Command(payload(seed, len)), Term(term)).unwrap();
                     model.append(term, payload(seed, len));
                 }
                 Op::AppendMany { count } => {
-                    let term = model.last().term.max(1);
+                    let term = model.last().term().0.max(1);
                     for _ in 0..count {
                         seed += 1;
-                        log.append(term, payload(seed, 16)).unwrap();
+                        log.append(Payload::Command(payload(seed, 16)), Term(term)).unwrap();
                         model.append(term, payload(seed, 16));
                     }
                 }
                 Op::Truncate { back } => {
-                    let at = model.last().index.saturating_sub(back).max(model.anchor.index + 1);
-                    log.truncate(at).unwrap();
-                    let keep = (at - model.anchor.index - 1) as usize;
+                    let at = model.last().index().0.saturating_sub(back).max(model.anchor.index().0 + 1);
+                    log.truncate(Index(at)).unwrap();
+                    let keep = (at - model.anchor.index().0 - 1) as usize;
                     model.entries.truncate(keep.min(model.entries.len()));
                 }
                 Op::Prune { fraction } => {
                     let n = model.entries.len() as u64;
                     let k = n * u64::from(fraction) / 100;
                     if k > 0 {
-                        let up_to = model.anchor.index + k;
-                        log.prune_prefix(up_to).unwrap();
+                        let up_to = model.anchor.index().0 + k;
+                        log.prune_prefix(Index(up_to)).unwrap();
                         let term = model.entries[(k - 1) as usize].0;
                         model.entries.drain(..k as usize);
-                        model.anchor = Cursor::new(term, up_to);
+                        model.anchor = cur(term, up_to);
                     }
                 }
                 Op::Reset { ahead } => {
                     let last = model.last();
-                    let anchor = Cursor::new(last.term + 1, last.index + ahead);
+                    let anchor = cur(last.term().0 + 1, last.index().0 + ahead);
                     log.reset_to(anchor).unwrap();
                     model = Model { anchor, entries: Vec::new() };
                 }

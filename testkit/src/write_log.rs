@@ -3,7 +3,8 @@
 //! position, so whoever kills the writer knows exactly what must have survived.
 
 use std::io::Write;
-use tessera::groups::{Cursor, DurableLogStore, Index, Storage, StorageError, Term};
+use tessera::groups::raft::Payload;
+use tessera::groups::{Cursor, Index, Storage, StorageError, Term};
 use tessera::{Digest, GroupId};
 
 /// The group id the exerciser writes to for a group name.
@@ -28,7 +29,7 @@ pub fn term_of(index: u64) -> Term {
 /// `durable INDEX TERM` to `out` after each sync returns, until `entries` are written
 /// (forever when `None`).
 pub fn run(
-    log: &mut DurableLogStore<Vec<u8>>,
+    log: &mut impl Storage,
     batch: u64,
     payload_bytes: usize,
     entries: Option<u64>,
@@ -38,7 +39,10 @@ pub fn run(
     loop {
         for _ in 0..batch {
             let next = log.last().index().next();
-            log.append(payload(next.0, payload_bytes), term_of(next.0))?;
+            log.append(
+                Payload::Command(payload(next.0, payload_bytes)),
+                term_of(next.0),
+            )?;
             written += 1;
         }
         let report = log.sync()?;

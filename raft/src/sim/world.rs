@@ -82,7 +82,7 @@ impl Ord for Event {
 struct SimNode {
     id: PeerId,
     node: Option<Node>,
-    store: InMemoryLogStore<Payload>,
+    store: InMemoryLogStore,
     config: RaftConfig,
     /// Last index applied to the test state machine.
     applied: u64,
@@ -241,7 +241,7 @@ impl World {
         for i in 0..n {
             let mut config = self.sim_config(i < voters);
             config.replay_threshold = replay_threshold;
-            let store = InMemoryLogStore::<Payload>::default();
+            let store = InMemoryLogStore::default();
             let node_seed = self.seed.wrapping_mul(31).wrapping_add(i as u64);
             let mut node = Node::restart(peer(i), config.clone(), node_seed, &store, Index(0))
                 .map_err(|e| self.fail(format!("start node {i}: {e}")))?;

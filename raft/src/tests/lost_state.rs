@@ -6,7 +6,7 @@ use super::*;
 
 /// Replaces node `i` with a fresh node of the same id on an empty store (its state lost).
 fn lose_state(h: &mut Harness, i: usize) {
-    let store = InMemoryLogStore::<Payload>::default();
+    let store = InMemoryLogStore::default();
     h.nodes[i] = Node::restart(p(i), RaftConfig::for_tests(), 99, &store, Index(0)).unwrap();
     h.drivers[i] = ReadyDriver::new();
     h.stores[i] = store;

@@ -176,8 +176,8 @@ fn a_follower_close_to_the_commit_index_is_streamed_to() {
 }
 
 /// A follower (node 1 of a fresh group, term 1, commit 1) and its store.
-fn follower() -> (Node, InMemoryLogStore<Payload>) {
-    let mut store = InMemoryLogStore::<Payload>::default();
+fn follower() -> (Node, InMemoryLogStore) {
+    let mut store = InMemoryLogStore::default();
     let mut n = Node::restart(p(1), RaftConfig::for_tests(), 1, &store, Index(0)).unwrap();
     n.bootstrap([p(0), p(1), p(2)].into(), ClusterId(1), &store)
         .unwrap();
@@ -185,7 +185,7 @@ fn follower() -> (Node, InMemoryLogStore<Payload>) {
     (n, store)
 }
 
-fn persist(n: &mut Node, store: &mut InMemoryLogStore<Payload>) -> Ready {
+fn persist(n: &mut Node, store: &mut InMemoryLogStore) -> Ready {
     let mut rd = n.ready(store).unwrap();
     if let Some(report) = rd.persist(store).unwrap() {
         n.on_persisted(&report, store).unwrap();
@@ -353,7 +353,7 @@ fn finishing_a_catch_up_reports_the_commit_index_once_durable() {
 #[test]
 fn a_catch_up_is_reported_only_when_asked_and_once_per_session() {
     let (mut n, mut store) = follower();
-    let catch_up = |n: &mut Node, store: &mut InMemoryLogStore<Payload>| {
+    let catch_up = |n: &mut Node, store: &mut InMemoryLogStore| {
         let mut rd = n.ready(store).unwrap();
         let cu = rd.take_catch_up();
         let answers: Vec<Vote> = rd

@@ -21,8 +21,9 @@ mod restore;
 pub use noop::NoOp;
 pub use restore::{RestoreError, Restored};
 
-use crate::groups::raft::{Entry, Membership, Payload};
-use crate::groups::{Command as CommandBound, Cursor, Index, LocalStorage, Storage, Term};
+use crate::groups::command::Command as CommandBound;
+use crate::groups::raft::{Entry, Membership};
+use crate::groups::{Cursor, Index, LocalStorage, Storage, Term};
 use crate::primitives::codec::EncodeError;
 use crate::{GroupId, PeerId, UniqueId};
 use serde::{de::DeserializeOwned, Serialize};
@@ -279,7 +280,7 @@ pub trait SyncContext<S: StateSync> {
     fn state_machine_mut(&mut self) -> &mut S::Machine;
     /// The raw log (read it; writes go through the consensus core, see
     /// [`SyncSessionContext::append_committed`]).
-    fn log(&self) -> &dyn Storage<Payload>;
+    fn log(&self) -> &dyn Storage;
     /// The latest committed position.
     fn committed(&self) -> Cursor;
     /// This node.

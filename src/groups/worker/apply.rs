@@ -8,10 +8,9 @@ use super::batches::{self, ApplyStep};
 use super::{Worker, WorkerError};
 use crate::groups::machine::{ApplyContext, StateMachine, StateSync, StateSyncProvider};
 use crate::groups::raft::{
-    CatchUp, Effects, Entry, LogReader, Message, Node, Payload, ProposalOutcome, ReadOutcome,
+    CatchUp, Effects, Entry, LogReader, Message, Node, ProposalOutcome, ReadOutcome,
 };
 use crate::groups::sync_context::Side;
-use crate::groups::wire::GroupFrame;
 use crate::groups::{Cursor, Index, Storage, Term};
 use crate::{GroupId, PeerId, UniqueId};
 
@@ -46,7 +45,7 @@ impl ApplyContext for Apply {
     }
 }
 
-impl<M: StateMachine, S: Storage<Payload>> Effects for Worker<M, S> {
+impl<M: StateMachine, S: Storage> Effects for Worker<M, S> {
     type Store = S;
     type Error = WorkerError;
 
@@ -55,7 +54,7 @@ impl<M: StateMachine, S: Storage<Payload>> Effects for Worker<M, S> {
     }
 
     fn send(&mut self, to: PeerId, message: Message, _after_sync: bool) {
-        self.bonds.send(to, &GroupFrame::Raft(message));
+        self.bonds.send_raft(to, message);
     }
 
     fn apply(&mut self, committed: Vec<Entry>) -> Result<(), WorkerError> {
@@ -93,7 +92,7 @@ impl<M: StateMachine, S: Storage<Payload>> Effects for Worker<M, S> {
     }
 }
 
-impl<M: StateMachine, S: Storage<Payload>> Worker<M, S> {
+impl<M: StateMachine, S: Storage> Worker<M, S> {
     /// Drains the core's `Ready`s through the one driver, then answers the membership
     /// changes the commit passed.
     pub(super) fn drive(&mut self) -> Result<(), WorkerError> {

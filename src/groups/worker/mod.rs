@@ -31,7 +31,7 @@ use super::bonds::Bonds;
 use super::formation::Formation;
 use super::group::{GroupStatus, Request};
 use super::machine::{Provider, Session, StateMachine, StateSync};
-use super::raft::{ClusterId, Membership, Node, Payload, RaftError, ReadyDriver};
+use super::raft::{ClusterId, Membership, Node, RaftError, ReadyDriver};
 use super::sync_context::{Cx, Side, SyncOutputs};
 use super::wire::GroupFrame;
 use super::{Cursor, Index, StopCause, Storage, StorageError, Term};
@@ -67,7 +67,7 @@ enum Inbound {
 }
 
 /// Everything the worker needs, assembled by the builder.
-pub(crate) struct WorkerSetup<M: StateMachine, S: Storage<Payload>> {
+pub(crate) struct WorkerSetup<M: StateMachine, S: Storage> {
     pub(crate) me: PeerId,
     pub(crate) group: GroupId,
     pub(crate) network: Network,
@@ -90,7 +90,7 @@ pub(crate) struct WorkerSetup<M: StateMachine, S: Storage<Payload>> {
     pub(crate) restoring: Option<Cursor>,
 }
 
-pub(crate) struct Worker<M: StateMachine, S: Storage<Payload>> {
+pub(crate) struct Worker<M: StateMachine, S: Storage> {
     me: PeerId,
     group: GroupId,
     network_id: UniqueId,
@@ -156,7 +156,7 @@ fn random_u64() -> u64 {
     getrandom::u64().unwrap_or_else(|_| first_proposal_id() ^ u64::from(std::process::id()))
 }
 
-impl<M: StateMachine, S: Storage<Payload>> Worker<M, S> {
+impl<M: StateMachine, S: Storage> Worker<M, S> {
     pub(crate) fn new(setup: WorkerSetup<M, S>) -> Self {
         let WorkerSetup {
             me,
@@ -256,6 +256,13 @@ impl<M: StateMachine, S: Storage<Payload>> Worker<M, S> {
             }
         };
         self.ledger.fail_everything(&cause);
+        tracing::debug!(
+            group = %Short(&self.group),
+            appends_encoded = self.bonds.appends.encoded,
+            appends_reused = self.bonds.appends.reused,
+            frames_dropped_full = self.bonds.dropped_full,
+            "group worker ends"
+        );
         let status = self.status.clone();
         let done = self.shutdown.take();
         // Everything the worker owns (store handles, sync threads) goes before `shutdown`

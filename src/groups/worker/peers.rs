@@ -5,7 +5,7 @@
 use super::{read_link, Worker, WorkerError};
 use crate::groups::formation::Decision;
 use crate::groups::machine::StateMachine;
-use crate::groups::raft::{MembershipChange, Payload};
+use crate::groups::raft::MembershipChange;
 use crate::groups::wire::{GroupFrame, Hello};
 use crate::groups::{Cursor, Storage, Term};
 use crate::network::Link;
@@ -13,7 +13,7 @@ use crate::primitives::Short;
 use crate::PeerId;
 use std::collections::BTreeSet;
 
-impl<M: StateMachine, S: Storage<Payload>> Worker<M, S> {
+impl<M: StateMachine, S: Storage> Worker<M, S> {
     /// A peer's announcement: refuses a peer of another founding, feeds formation, and
     /// tells the core when the peer restarted (its state incarnation changed).
     pub(super) fn on_hello(&mut self, peer: PeerId, hello: Hello) -> Result<(), WorkerError> {

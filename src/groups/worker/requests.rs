@@ -5,10 +5,10 @@ use super::ledger::ChangeReply;
 use super::{Worker, WorkerError};
 use crate::groups::group::{GroupStatus, Request};
 use crate::groups::machine::{Consistency, StateMachine};
-use crate::groups::raft::{ClientError, MembershipChange, Payload};
+use crate::groups::raft::{ClientError, MembershipChange};
 use crate::groups::Storage;
 
-impl<M: StateMachine, S: Storage<Payload>> Worker<M, S> {
+impl<M: StateMachine, S: Storage> Worker<M, S> {
     pub(super) fn on_request(&mut self, request: Request<M>) -> Result<(), WorkerError> {
         match request {
             Request::Execute { commands, reply } => {

@@ -8,7 +8,7 @@ use super::{Worker, WorkerError};
 use crate::groups::machine::{
     Provider, Session, StateMachine, StateSync, StateSyncProvider, StateSyncSession,
 };
-use crate::groups::raft::{CatchUp, LogReader, Payload};
+use crate::groups::raft::{CatchUp, LogReader};
 use crate::groups::sync_context::{Cx, Side, SyncOutputs};
 use crate::groups::{Cursor, Index, Storage};
 use crate::primitives::{codec, Short};
@@ -22,7 +22,7 @@ pub(super) struct SyncParts<'a, M: StateMachine> {
     pub(super) session: &'a mut Option<Session<M::StateSync>>,
 }
 
-impl<M: StateMachine, S: Storage<Payload>> Worker<M, S> {
+impl<M: StateMachine, S: Storage> Worker<M, S> {
     /// Calls the sync provider or session with a context over this worker's state, then
     /// carries out what it asked for. The one place such contexts are built. `leader`
     /// overrides the leader the context reports (a new session's leader).

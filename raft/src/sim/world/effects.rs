@@ -43,7 +43,7 @@ struct SimEffects<'w> {
     i: usize,
     /// The node and its store, out of the world for the turn.
     node: Node,
-    store: InMemoryLogStore<Payload>,
+    store: InMemoryLogStore,
     /// Catch-ups asked for, started once the node is back in the world.
     catch_ups: Vec<CatchUp>,
     /// A granted vote left after its sync (a targeted crash point).
@@ -60,10 +60,10 @@ impl SimEffects<'_> {
 }
 
 impl Effects for SimEffects<'_> {
-    type Store = InMemoryLogStore<Payload>;
+    type Store = InMemoryLogStore;
     type Error = SimError;
 
-    fn core(&mut self) -> (&mut Node, &mut InMemoryLogStore<Payload>) {
+    fn core(&mut self) -> (&mut Node, &mut InMemoryLogStore) {
         (&mut self.node, &mut self.store)
     }
 

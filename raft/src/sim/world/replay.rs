@@ -187,13 +187,6 @@ impl World {
                 .get_range(&(Index(from)..=Index(to)))
                 .map_err(|e| format!("node {provider} replay read: {e}"))
                 .map_err(|e| self.fail(e))?
-                .into_iter()
-                .map(|(term, index, payload)| Entry {
-                    term,
-                    index,
-                    payload,
-                })
-                .collect()
         } else {
             Vec::new()
         };

@@ -1,0 +1,76 @@
+//! The core's [`Storage`] trait on a [`GroupLog`]: the RocksDB log store a `tessera` group
+//! runs on. A thin adapter: the types are the core's already, so each call forwards, and
+//! a storage error becomes the core's [`StorageError::Backend`] naming the group.
+
+use crate::error::hex;
+use crate::{Error, GroupLog};
+use std::ops::RangeInclusive;
+use tessera_raft::{
+    Cursor, Entry, HardState, Index, Payload, Storage, StorageError, SyncReport, Term,
+};
+
+impl GroupLog {
+    fn backend(&self, source: Error) -> StorageError {
+        StorageError::Backend {
+            store: format!("group {}", hex(self.group())),
+            source: Box::new(source),
+        }
+    }
+}
+
+impl Storage for GroupLog {
+    fn append(&mut self, payload: Payload, term: Term) -> Result<Index, StorageError> {
+        GroupLog::append(self, payload, term).map_err(|e| self.backend(e))
+    }
+
+    fn available(&self) -> RangeInclusive<Index> {
+        let bounds = self.bounds();
+        bounds.anchor.index()..=bounds.last.index()
+    }
+
+    fn get(&self, index: Index) -> Result<Option<Entry>, StorageError> {
+        GroupLog::get(self, index).map_err(|e| self.backend(e))
+    }
+
+    fn get_range(&self, range: &RangeInclusive<Index>) -> Result<Vec<Entry>, StorageError> {
+        self.range(*range.start(), *range.end())
+            .map_err(|e| self.backend(e))
+    }
+
+    fn truncate(&mut self, at: Index) -> Result<(), StorageError> {
+        GroupLog::truncate(self, at).map_err(|e| self.backend(e))
+    }
+
+    fn last(&self) -> Cursor {
+        GroupLog::last(self)
+    }
+
+    fn term_at(&self, index: Index) -> Result<Option<Term>, StorageError> {
+        GroupLog::term_at(self, index).map_err(|e| self.backend(e))
+    }
+
+    fn prune_prefix(&mut self, up_to: Index) -> Result<(), StorageError> {
+        GroupLog::prune_prefix(self, up_to).map_err(|e| self.backend(e))
+    }
+
+    fn reset_to(&mut self, anchor: Cursor) -> Result<(), StorageError> {
+        GroupLog::reset_to(self, anchor).map_err(|e| self.backend(e))
+    }
+
+    fn hard_state(&self) -> HardState {
+        GroupLog::hard_state(self)
+    }
+
+    fn set_hard_state(&mut self, state: HardState) -> Result<(), StorageError> {
+        GroupLog::set_hard_state(self, state);
+        Ok(())
+    }
+
+    fn sync(&mut self) -> Result<SyncReport, StorageError> {
+        GroupLog::sync(self).map_err(|e| self.backend(e))
+    }
+
+    fn durable(&self) -> Cursor {
+        self.durable_last()
+    }
+}
