@@ -25,6 +25,8 @@ mod ledger;
 mod peers;
 mod requests;
 mod state_sync;
+#[cfg(test)]
+mod tests;
 
 use self::ledger::Ledger;
 use super::bonds::Bonds;
