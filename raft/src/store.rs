@@ -15,8 +15,8 @@
 //! - The hard state (term, vote, commit) lives beside the log so one sync covers both.
 //!
 //! Two implementations: [`InMemoryLogStore`](crate::InMemoryLogStore) here (tests and the
-//! simulator; models a crash with `crash()`) and `DurableLogStore` in the `tessera` crate
-//! (RocksDB through `tessera-storage`).
+//! simulator; models a crash with `crash()`) and `GroupLog` in `tessera-storage` (RocksDB),
+//! which stores these very types.
 
 use crate::{Cursor, Entry, Index, Payload, PeerId, StorageError, Term};
 use serde::{Deserialize, Serialize};

@@ -30,7 +30,7 @@ pub(crate) struct Bonds {
     /// Frames dropped because a link's outbound channel was full.
     pub(crate) dropped_full: u64,
     /// The last append encoded, reused for the next follower it goes to.
-    pub(crate) appends: AppendFrames,
+    appends: AppendFrames,
 }
 
 /// The bytes of the last `AppendEntries` frame encoded, kept so the same append sent to
@@ -122,6 +122,17 @@ impl Bonds {
             }
         };
         self.send_bytes(peer, bond.sender.clone(), bytes)
+    }
+
+    /// Logs (debug) what was encoded, reused and dropped, when the group's worker ends.
+    pub(crate) fn log_counts(&self, group: &crate::GroupId) {
+        tracing::debug!(
+            group = %crate::primitives::Short(group),
+            appends_encoded = self.appends.encoded,
+            appends_reused = self.appends.reused,
+            frames_dropped_full = self.dropped_full,
+            "group worker ends"
+        );
     }
 
     /// Sends one consensus message to `peer`: an append that went to another follower

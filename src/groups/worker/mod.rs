@@ -258,13 +258,7 @@ impl<M: StateMachine, S: Storage> Worker<M, S> {
             }
         };
         self.ledger.fail_everything(&cause);
-        tracing::debug!(
-            group = %Short(&self.group),
-            appends_encoded = self.bonds.appends.encoded,
-            appends_reused = self.bonds.appends.reused,
-            frames_dropped_full = self.bonds.dropped_full,
-            "group worker ends"
-        );
+        self.bonds.log_counts(&self.group);
         let status = self.status.clone();
         let done = self.shutdown.take();
         // Everything the worker owns (store handles, sync threads) goes before `shutdown`
