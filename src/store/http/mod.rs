@@ -8,6 +8,7 @@
 //! | `POST /v1/txn` | [`txn`] |
 //! | `GET /v1/watch/{prefix}` (`?from=REV`, `?prev`, `?exact`, `?progress=DUR`) | [`watch`] |
 //! | `GET /v1/status` | [`status`] |
+//! | `GET /healthz`, `GET /readyz` (probes: 200 or 503) | [`health`] |
 //!
 //! Any node serves every call. A write sent to a follower is forwarded to the leader
 //! through raft, so clients need not find the leader. Reads are served from the state the
@@ -18,6 +19,7 @@
 //! Errors are one line of JSON ([`ErrorBody`]).
 
 mod error;
+pub mod health;
 pub mod params;
 pub mod read;
 pub mod shapes;
@@ -120,6 +122,8 @@ impl Served {
 pub fn router(served: Served) -> Router {
     Router::new()
         .route("/v1/status", get(status))
+        .route("/healthz", get(health::healthz))
+        .route("/readyz", get(health::readyz))
         .route(
             "/v1/kv/{*key}",
             get(read::get).put(write::put).delete(write::delete),
