@@ -75,33 +75,38 @@ impl Payload {
     /// `Config`, the tag and length for `Command`.
     pub fn header(&self) -> Vec<u8> {
         let mut out = Vec::with_capacity(MAX_HEADER);
+        self.write_header(&mut out);
+        out
+    }
+
+    /// Appends [`Payload::header`] to `out` (a writer of many entries reuses one buffer).
+    pub fn write_header(&self, out: &mut Vec<u8>) {
         match self {
             Payload::Noop => out.push(NOOP),
             Payload::Command(bytes) => {
                 out.push(COMMAND);
-                put_varint(&mut out, bytes.len() as u64);
+                put_varint(out, bytes.len() as u64);
             }
             Payload::Config(membership) => {
                 out.push(CONFIG);
-                put_varint(&mut out, membership.voters().len() as u64);
+                put_varint(out, membership.voters().len() as u64);
                 for voter in membership.voters() {
                     out.extend_from_slice(&voter.0);
                 }
-                put_varint(&mut out, membership.learners().len() as u64);
+                put_varint(out, membership.learners().len() as u64);
                 for (learner, kind) in membership.learners() {
                     out.extend_from_slice(&learner.0);
                     put_varint(
-                        &mut out,
+                        out,
                         match kind {
                             LearnerKind::CatchingUp => 0,
                             LearnerKind::Observer => 1,
                         },
                     );
                 }
-                put_varint(&mut out, membership.cluster().0);
+                put_varint(out, membership.cluster().0);
             }
         }
-        out
     }
 
     /// The bytes after the header: a command's own bytes, empty otherwise.

@@ -205,13 +205,7 @@ impl<M: StateMachine> StorageChoice<M> for AutoStorage {
         let group = group_id(&parts);
         match parts.network.data_dir().map(|dir| dir.store().clone()) {
             Some(store) => {
-                let log =
-                    store
-                        .group_log(*group.as_bytes())
-                        .map_err(|source| StorageError::Backend {
-                            store: format!("group {group}"),
-                            source: Box::new(source),
-                        })?;
+                let log = store.open_core_log(*group.as_bytes())?;
                 spawn(parts, group, log, LocalStorage::durable(store))
             }
             None => spawn(

@@ -3,18 +3,30 @@
 //! a storage error becomes the core's [`StorageError::Backend`] naming the group.
 
 use crate::error::hex;
-use crate::{Error, GroupLog};
+use crate::{Error, GroupId, GroupLog, Store};
 use std::ops::RangeInclusive;
 use tessera_raft::{
     Cursor, Entry, HardState, Index, Payload, Storage, StorageError, SyncReport, Term,
 };
 
+/// A storage error as the core reports it, naming the group.
+fn backend(group: &GroupId, source: Error) -> StorageError {
+    StorageError::Backend {
+        store: format!("group {}", hex(group)),
+        source: Box::new(source),
+    }
+}
+
+impl Store {
+    /// Opens `group`'s log for the core: [`Store::group_log`] with the core's error.
+    pub fn open_core_log(&self, group: GroupId) -> Result<GroupLog, StorageError> {
+        self.group_log(group).map_err(|e| backend(&group, e))
+    }
+}
+
 impl GroupLog {
     fn backend(&self, source: Error) -> StorageError {
-        StorageError::Backend {
-            store: format!("group {}", hex(self.group())),
-            source: Box::new(source),
-        }
+        backend(self.group(), source)
     }
 }
 

@@ -417,9 +417,11 @@ impl GroupLog {
         for &(from, to) in &self.deletes {
             batch.delete_range_cf(log_cf, log_key(&self.group, from), log_key(&self.group, to));
         }
+        let mut header = Vec::new();
         for (&index, (term, payload)) in self.tail.range(self.dirty_from..) {
             let key = log_key(&self.group, index);
-            let header = payload.header();
+            header.clear();
+            payload.write_header(&mut header);
             batch.put_cf(
                 log_cf,
                 key,

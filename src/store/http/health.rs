@@ -11,6 +11,7 @@
 //!   answers 503 until it hears a leader again.
 
 use super::Served;
+use crate::groups::GroupStatus;
 use axum::extract::State;
 use axum::http::StatusCode;
 use axum::Json;
@@ -34,8 +35,7 @@ pub struct Probe {
     pub applied: u64,
 }
 
-fn answer(served: &Served, reasons: Vec<String>) -> (StatusCode, Json<Probe>) {
-    let status = served.group.status();
+fn answer(status: &GroupStatus, reasons: Vec<String>) -> (StatusCode, Json<Probe>) {
     let ok = reasons.is_empty();
     let code = if ok {
         StatusCode::OK
@@ -54,24 +54,23 @@ fn answer(served: &Served, reasons: Vec<String>) -> (StatusCode, Json<Probe>) {
     )
 }
 
-fn stopped(served: &Served) -> Option<String> {
-    served
-        .group
-        .status()
+fn stopped(status: &GroupStatus) -> Option<String> {
+    status
         .stopped
+        .as_ref()
         .map(|cause| format!("the key-value group stopped: {cause}"))
 }
 
 /// `GET /healthz`.
 pub async fn healthz(State(served): State<Served>) -> (StatusCode, Json<Probe>) {
-    let reasons = stopped(&served).into_iter().collect();
-    answer(&served, reasons)
+    let status = served.group.status();
+    answer(&status, stopped(&status).into_iter().collect())
 }
 
 /// `GET /readyz`.
 pub async fn readyz(State(served): State<Served>) -> (StatusCode, Json<Probe>) {
     let status = served.group.status();
-    let mut reasons: Vec<String> = stopped(&served).into_iter().collect();
+    let mut reasons: Vec<String> = stopped(&status).into_iter().collect();
     if status.leader.is_none() {
         reasons.push(
             "no leader is known (an election is running, or this node is cut off from a majority)"
@@ -87,5 +86,5 @@ pub async fn readyz(State(served): State<Served>) -> (StatusCode, Json<Probe>) {
             "{lag} committed entries are not applied yet (ready at most {READY_MAX_APPLY_LAG})"
         ));
     }
-    answer(&served, reasons)
+    answer(&status, reasons)
 }
