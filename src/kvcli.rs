@@ -16,7 +16,7 @@ use tessera::store::http::{KvJson, WatchLine};
 
 /// Where and how long.
 #[derive(Args, Clone, Debug)]
-pub struct ClientArgs {
+pub(crate) struct ClientArgs {
     /// The nodes' HTTP APIs, comma-separated; calls fail over between them. Default:
     /// TESSERA_ENDPOINTS, else TESSERA_ENDPOINT (the older name), else
     /// http://127.0.0.1:7070.
@@ -34,7 +34,7 @@ pub struct ClientArgs {
 
 /// Output format.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, ValueEnum)]
-pub enum Format {
+pub(crate) enum Format {
     /// For people.
     #[default]
     Text,
@@ -150,16 +150,18 @@ pub enum Call {
     Watch(WatchArgs),
     /// `status`
     Status(StatusArgs),
+    /// `member list|add|promote|remove`
+    Member(crate::membercli::MemberArgs),
 }
 
 /// A failure: exit code and one line.
 pub type Failure = (u8, String);
 
-fn fail(e: ClientError) -> Failure {
+pub(crate) fn fail(e: ClientError) -> Failure {
     (e.exit_code(), e.to_string())
 }
 
-fn connect(args: &ClientArgs) -> Result<Client, Failure> {
+pub(crate) fn connect(args: &ClientArgs) -> Result<Client, Failure> {
     let mut endpoints = args.endpoints.clone();
     if endpoints.is_empty() {
         // Scripts written for the single-endpoint client keep working.
@@ -188,18 +190,19 @@ pub fn run(call: Call) -> Result<(), Failure> {
                 let status = connect(&a.client)?.status().await.map_err(fail)?;
                 out.json_pretty(&status)
             }
+            Call::Member(a) => crate::membercli::run(a, &mut out).await,
         }
     })
 }
 
 /// Standard output, flushed after every line (a watch is read as it goes).
-struct Out {
+pub(crate) struct Out {
     out: std::io::Stdout,
     terminal: bool,
 }
 
 impl Out {
-    fn new() -> Self {
+    pub(crate) fn new() -> Self {
         let out = std::io::stdout();
         let terminal = out.is_terminal();
         Out { out, terminal }
@@ -212,7 +215,7 @@ impl Out {
             .map_err(|e| (EXIT_FAILURE, format!("stdout: {e}")))
     }
 
-    fn line(&mut self, text: &str) -> Result<(), Failure> {
+    pub(crate) fn line(&mut self, text: &str) -> Result<(), Failure> {
         self.write(format!("{text}\n").as_bytes())
     }
 
@@ -221,7 +224,7 @@ impl Out {
         self.line(&text)
     }
 
-    fn json_pretty<T: serde::Serialize>(&mut self, value: &T) -> Result<(), Failure> {
+    pub(crate) fn json_pretty<T: serde::Serialize>(&mut self, value: &T) -> Result<(), Failure> {
         let text =
             serde_json::to_string_pretty(value).map_err(|e| (EXIT_FAILURE, e.to_string()))?;
         self.line(&text)

@@ -19,6 +19,7 @@ use tessera::store::server::{self, Server, ServerConfig};
 
 mod demo;
 mod kvcli;
+mod membercli;
 
 #[allow(dead_code)] // the binary uses part of the test kit; the tests use the rest
 mod kit;
@@ -64,6 +65,8 @@ enum Command {
     Watch(kvcli::WatchArgs),
     /// Print the node's status as JSON: id, leader, term, commit, applied, members, store.
     Status(kvcli::StatusArgs),
+    /// List, add, promote or remove members of the group.
+    Member(membercli::MemberArgs),
 }
 
 #[derive(clap::Args)]
@@ -80,6 +83,11 @@ struct NodeArgs {
     /// TCP address of the HTTP API.
     #[arg(long, default_value = "127.0.0.1:7070")]
     http: SocketAddr,
+    /// The HTTP URL members and clients should use for this node, when --http is not
+    /// reachable as is (0.0.0.0, a proxy). Default: http://IP:PORT of --http, with the
+    /// IP of --advertise (or --listen) when --http's is 0.0.0.0.
+    #[arg(long, value_name = "URL")]
+    advertise_http: Option<String>,
     /// A peer to contact first, `ID@IP:PORT` (repeatable). Not needed after the first
     /// start: known peers are kept in the data directory.
     #[arg(long = "peer", value_name = "ID@IP:PORT")]
@@ -152,6 +160,7 @@ fn run_node(args: NodeArgs) -> Result<(), String> {
         listen: args.listen,
         advertise: args.advertise,
         http: args.http,
+        advertise_http: args.advertise_http,
         peers: args.peers,
         group_key: args.group_key,
         bootstrap_expect: args.bootstrap_expect as usize,
@@ -239,6 +248,7 @@ fn main() -> ExitCode {
         Command::Txn(a) => return client_exit(kvcli::Call::Txn(a)),
         Command::Watch(a) => return client_exit(kvcli::Call::Watch(a)),
         Command::Status(a) => return client_exit(kvcli::Call::Status(a)),
+        Command::Member(a) => return client_exit(kvcli::Call::Member(a)),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,

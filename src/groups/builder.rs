@@ -76,6 +76,7 @@ pub struct GroupBuilder<'n, M = NoOp, S = AutoStorage> {
     validators: Vec<Arc<dyn TicketValidator>>,
     ticket: Vec<u8>,
     ticket_recheck: Duration,
+    contact: Option<String>,
 }
 
 impl<'n> GroupBuilder<'n, NoOp, AutoStorage> {
@@ -90,11 +91,31 @@ impl<'n> GroupBuilder<'n, NoOp, AutoStorage> {
             validators: Vec::new(),
             ticket: Vec::new(),
             ticket_recheck: DEFAULT_TICKET_RECHECK,
+            contact: None,
         }
     }
 }
 
 impl<'n, M, S> GroupBuilder<'n, M, S> {
+    /// What this node announces to the group's members for clients (a `tessera node`:
+    /// its HTTP URL), shown in every member's [`Roster`](super::Roster). Not part of the
+    /// id. At most [`MAX_CONTACT_BYTES`](super::roster::MAX_CONTACT_BYTES): a longer one
+    /// is not announced (logged).
+    pub fn with_contact(mut self, contact: impl Into<String>) -> Self {
+        let contact = contact.into();
+        if contact.len() > super::roster::MAX_CONTACT_BYTES {
+            tracing::warn!(
+                bytes = contact.len(),
+                limit = super::roster::MAX_CONTACT_BYTES,
+                "group contact too long; not announced"
+            );
+            self.contact = None;
+        } else {
+            self.contact = Some(contact);
+        }
+        self
+    }
+
     /// The group key: the shared secret members prove on every link. Part of the id.
     pub fn with_key(mut self, key: GroupKey) -> Self {
         self.key = Some(key);
@@ -112,6 +133,7 @@ impl<'n, M, S> GroupBuilder<'n, M, S> {
             validators: self.validators,
             ticket: self.ticket,
             ticket_recheck: self.ticket_recheck,
+            contact: self.contact,
         }
     }
 
@@ -126,6 +148,7 @@ impl<'n, M, S> GroupBuilder<'n, M, S> {
             validators: self.validators,
             ticket: self.ticket,
             ticket_recheck: self.ticket_recheck,
+            contact: self.contact,
         }
     }
 
@@ -140,6 +163,7 @@ impl<'n, M, S> GroupBuilder<'n, M, S> {
             validators: self.validators,
             ticket: self.ticket,
             ticket_recheck: self.ticket_recheck,
+            contact: self.contact,
         }
     }
 
@@ -198,6 +222,7 @@ pub struct Parts<'n, M> {
     validators: Vec<Arc<dyn TicketValidator>>,
     ticket: Vec<u8>,
     ticket_recheck: Duration,
+    contact: Option<String>,
 }
 
 impl<M: StateMachine> StorageChoice<M> for AutoStorage {
@@ -256,6 +281,7 @@ impl<M: StateMachine, S: StorageChoice<M>> GroupBuilder<'_, M, S> {
             validators: self.validators,
             ticket: self.ticket,
             ticket_recheck: self.ticket_recheck,
+            contact: self.contact,
         })
     }
 }
@@ -294,6 +320,7 @@ fn spawn<M: StateMachine, S: Storage>(
         validators,
         ticket,
         ticket_recheck,
+        contact,
     } = parts;
     // The state sync the worker runs: given its storage first, then asked to restore.
     let mut sync = machine.state_sync();
@@ -360,6 +387,7 @@ fn spawn<M: StateMachine, S: Storage>(
         applied,
         applied_membership,
         restoring: repairing,
+        contact,
     });
     tokio::spawn(worker.run());
     Ok(Group::new(

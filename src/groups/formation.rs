@@ -155,6 +155,7 @@ mod tests {
             cluster: None,
             state: 0,
             durable: Cursor::zero(),
+            contact: None,
         }
     }
 

@@ -9,6 +9,7 @@
 
 use super::machine::{Consistency, StateMachine};
 use super::raft::{ClientError, ClusterId, Membership, MembershipChange, Role};
+use super::roster::Roster;
 use super::{Cursor, Index, StopCause, Term};
 use crate::network::{NetworkError, Revalidation, WeakNetwork};
 use crate::primitives::codec;
@@ -132,6 +133,10 @@ pub(crate) enum Request<M: StateMachine> {
     Change {
         change: MembershipChange,
         reply: oneshot::Sender<Result<Index, GroupError>>,
+    },
+    /// The members as this node sees them.
+    Roster {
+        reply: oneshot::Sender<Result<Roster, GroupError>>,
     },
     /// Stop the worker.
     Shutdown { done: oneshot::Sender<()> },
@@ -315,6 +320,13 @@ impl<M: StateMachine> Group<M> {
     /// durable voter set, never whoever is reachable.
     pub async fn remove_member(&self, peer: PeerId) -> Result<Index, GroupError> {
         self.change(MembershipChange::Remove(peer)).await
+    }
+
+    /// The members as this node sees them: role, address, announced contact, link, when
+    /// last heard from and (on the leader) how far each log matches.
+    pub async fn roster(&self) -> Result<Roster, GroupError> {
+        let (reply, rx) = oneshot::channel();
+        self.call("roster", Request::Roster { reply }, rx).await
     }
 
     /// Asks the group's ticket validator (`require_ticket`) again about the ticket of every

@@ -14,6 +14,7 @@ pub mod machine;
 pub use tessera_raft as raft;
 mod recovery;
 pub mod replay;
+pub mod roster;
 pub mod snapshot;
 mod stop;
 mod sync_context;
@@ -29,6 +30,7 @@ pub use local_storage::LocalStorage;
 pub use machine::{Consistency, NoOp};
 pub use recovery::RecoveryError;
 pub use replay::LogReplaySync;
+pub use roster::{MemberRole, Roster, RosterEntry};
 pub use stop::StopCause;
 pub use tessera_raft::{
     Cursor, HardState, InMemoryLogStore, Index, Storage, StorageError, SyncReport, Term,

@@ -48,6 +48,9 @@ pub struct Hello {
     pub state: u64,
     /// The last entry the sender holds durably.
     pub durable: Cursor,
+    /// Where clients reach the sender (a `tessera node`: its HTTP URL), for member lists;
+    /// at most [`MAX_CONTACT_BYTES`](super::roster::MAX_CONTACT_BYTES), else ignored.
+    pub contact: Option<String>,
 }
 
 /// A founding a fresh peer proposes: the voters and the cluster id they would have.

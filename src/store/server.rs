@@ -51,6 +51,10 @@ pub struct ServerConfig {
     pub advertise: Option<SocketAddr>,
     /// TCP address of the HTTP API.
     pub http: SocketAddr,
+    /// The HTTP URL other members and clients should use for this node, when `http` is
+    /// not reachable as is (`0.0.0.0`, a proxy); `None`: derived (see
+    /// [`ServerConfig::http_contact`]).
+    pub advertise_http: Option<String>,
     /// Bootstrap peers (`ID@IP:PORT`); not needed after the first start.
     pub peers: Vec<PeerAddr>,
     /// The group key's secret; members must share it.
@@ -98,6 +102,7 @@ impl ServerConfig {
             listen,
             advertise: None,
             http,
+            advertise_http: None,
             peers: Vec::new(),
             group_key: DEFAULT_GROUP_KEY.to_string(),
             bootstrap_expect: 3,
@@ -110,6 +115,24 @@ impl ServerConfig {
             snapshot: SnapshotConfig::default(),
             watch_history: Retention::default(),
         }
+    }
+
+    /// The HTTP URL this node announces to its members (shown in member lists, and where
+    /// they relay membership calls): `advertise_http` if set, else `http://IP:PORT` of the
+    /// bound HTTP address, with the IP of `advertise` (or `listen`) when the HTTP address
+    /// is unspecified (`0.0.0.0`).
+    pub fn http_contact(&self, bound: SocketAddr) -> String {
+        if let Some(url) = &self.advertise_http {
+            return url.clone();
+        }
+        let mut addr = bound;
+        if addr.ip().is_unspecified() {
+            let peers_ip = self.advertise.unwrap_or(self.listen).ip();
+            if !peers_ip.is_unspecified() {
+                addr.set_ip(peers_ip);
+            }
+        }
+        format!("http://{addr}")
     }
 
     /// The consensus settings derived from the two timings: jitters in the seed's
@@ -243,7 +266,9 @@ impl Server {
         let snapshots = machine.snapshot_stats();
         let published = machine.subscribe();
         let outcomes = machine.outcomes();
+        let http_addr = listener.local_addr().map_err(ServerError::Http)?;
         let joined = GroupBuilder::new(&network)
+            .with_contact(config.http_contact(http_addr))
             .with_key(GroupKey::from_secret(config.group_key.as_bytes()))
             .with_state_machine(machine)
             .with_consensus_config(consensus)
@@ -255,12 +280,12 @@ impl Server {
                 return Err(err.into());
             }
         };
-        let http_addr = listener.local_addr().map_err(ServerError::Http)?;
         let stop_streams = CancellationToken::new();
         let (feed, _relay) = Feed::start(published, stop_streams.clone());
         let app = http::router(http::Served {
             group: group.clone(),
             addr: network.local_addr(),
+            network: network.clone(),
             snapshots: snapshots.clone(),
             feed,
             outcomes,

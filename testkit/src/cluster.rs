@@ -121,6 +121,45 @@ impl LocalCluster {
         Self::new(exe, root, &[ip, ip, ip], args)
     }
 
+    /// Plans one more node on `ip` (data in `ROOT/nN`, a free port), not started; returns
+    /// its index. A replacement node, or one to add through the membership API.
+    pub fn add_node(&mut self, ip: IpAddr) -> Result<usize, HarnessError> {
+        let i = self.nodes.len();
+        let root = self
+            .nodes
+            .first()
+            .and_then(|n| n.dir.parent())
+            .map(Path::to_path_buf)
+            .ok_or("a cluster planned with no nodes has no root")?;
+        let port = super::ports::free_port(ip)?;
+        self.nodes.push(LocalNode {
+            name: format!("n{i}"),
+            dir: root.join(format!("n{i}")),
+            listen: SocketAddr::new(ip, port),
+            http: SocketAddr::new(ip, port),
+            addr: None,
+            log: root.join(format!("n{i}.log")),
+            child: None,
+        });
+        Ok(i)
+    }
+
+    /// Deletes the stopped node `i`'s data directory (a disk lost for good); its next
+    /// start is a new node with a new id.
+    pub fn wipe(&mut self, i: usize) -> Result<(), HarnessError> {
+        if self.nodes[i].is_running() {
+            return Err(format!("{} is running", self.nodes[i].name));
+        }
+        let node = &mut self.nodes[i];
+        match std::fs::remove_dir_all(&node.dir) {
+            Ok(()) => {}
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+            Err(e) => return Err(format!("wipe {}: {e}", node.dir.display())),
+        }
+        node.addr = None;
+        Ok(())
+    }
+
     /// The nodes.
     pub fn nodes(&self) -> &[LocalNode] {
         &self.nodes

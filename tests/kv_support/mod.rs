@@ -92,6 +92,12 @@ pub fn client_of_all(cluster: &LocalCluster, timeout: Duration) -> Client {
     Client::with_endpoints(&endpoints, timeout).expect("local endpoints")
 }
 
+/// A client of the nodes `which` of `cluster` (failing over between them).
+pub fn client_of(cluster: &LocalCluster, which: &[usize], timeout: Duration) -> Client {
+    let endpoints: Vec<String> = which.iter().map(|i| cluster.node(*i).endpoint()).collect();
+    Client::with_endpoints(&endpoints, timeout).expect("local endpoints")
+}
+
 /// An HTTP answer.
 #[derive(Debug)]
 pub struct Answer {

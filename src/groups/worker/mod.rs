@@ -24,6 +24,7 @@ mod batches;
 mod ledger;
 mod peers;
 mod requests;
+mod roster;
 mod state_sync;
 #[cfg(test)]
 mod tests;
@@ -90,6 +91,8 @@ pub(crate) struct WorkerSetup<M: StateMachine, S: Storage> {
     pub(crate) applied_membership: Membership,
     /// The newest local snapshot is damaged: nothing is applied until a session repairs it.
     pub(crate) restoring: Option<Cursor>,
+    /// What this node announces for clients (see [`Hello::contact`](super::wire::Hello)).
+    pub(crate) contact: Option<String>,
 }
 
 pub(crate) struct Worker<M: StateMachine, S: Storage> {
@@ -137,6 +140,10 @@ pub(crate) struct Worker<M: StateMachine, S: Storage> {
     restoring: Option<Cursor>,
     stash_to: Option<Index>,
     shutdown: Option<oneshot::Sender<()>>,
+    /// What this node announces in its hellos for clients.
+    contact: Option<String>,
+    /// When each peer was heard from last, and what it announced.
+    heard: roster::Heard,
     /// Declared last so it drops last: the network holds the node's `DataDir`, whose lock
     /// must outlive this worker's store handles (fields drop in declaration order).
     network: Network,
@@ -177,6 +184,7 @@ impl<M: StateMachine, S: Storage> Worker<M, S> {
             applied,
             applied_membership,
             restoring,
+            contact,
         } = setup;
         let observer =
             machine.leadership_preference() == super::machine::LeadershipPreference::Observer;
@@ -243,6 +251,8 @@ impl<M: StateMachine, S: Storage> Worker<M, S> {
             restoring,
             stash_to: None,
             shutdown: None,
+            contact,
+            heard: roster::Heard::default(),
         }
     }
 
@@ -345,18 +355,25 @@ impl<M: StateMachine, S: Storage> Worker<M, S> {
             Inbound::Frame {
                 peer,
                 frame: GroupFrame::Hello(hello),
-            } => self.on_hello(peer, hello)?,
+            } => {
+                self.heard.frame(peer, std::time::Instant::now());
+                self.heard.contact(peer, hello.contact.as_deref());
+                self.on_hello(peer, hello)?
+            }
             // Everything else only from a peer that announced itself on its current link
             // (a peer's hello is the first frame of every link) and is of this founding.
             Inbound::Frame { peer, .. } if !self.admitted(&peer) => {
                 tracing::trace!(peer = %Short(&peer), "frame from a peer not admitted; dropped");
             }
-            Inbound::Frame { peer, frame } => match frame {
-                GroupFrame::Raft(message) => self.node.step(peer, message, &self.store)?,
-                GroupFrame::Hello(_) => {}
-                GroupFrame::ToProvider(bytes) => self.for_provider(peer, &bytes.0)?,
-                GroupFrame::ToSession(bytes) => self.for_session(peer, &bytes.0)?,
-            },
+            Inbound::Frame { peer, frame } => {
+                self.heard.frame(peer, std::time::Instant::now());
+                match frame {
+                    GroupFrame::Raft(message) => self.node.step(peer, message, &self.store)?,
+                    GroupFrame::Hello(_) => {}
+                    GroupFrame::ToProvider(bytes) => self.for_provider(peer, &bytes.0)?,
+                    GroupFrame::ToSession(bytes) => self.for_session(peer, &bytes.0)?,
+                }
+            }
         }
         Ok(())
     }

@@ -91,6 +91,7 @@ impl<M: StateMachine, S: Storage> Worker<M, S> {
             cluster: cluster.is_known().then_some(cluster),
             state: self.state_incarnation,
             durable: self.node.durable(),
+            contact: self.contact.clone(),
         }
     }
 

@@ -1,4 +1,4 @@
-//! Client calls into the worker (execute, feed, query, membership change, shutdown),
+//! Client calls into the worker (execute, feed, query, membership change, roster, shutdown),
 //! recorded in the ledger and handed to the core, and the status the worker publishes.
 
 use super::ledger::ChangeReply;
@@ -38,6 +38,9 @@ impl<M: StateMachine, S: Storage> Worker<M, S> {
                 }
             },
             Request::Change { change, reply } => self.propose_change(change, reply)?,
+            Request::Roster { reply } => {
+                let _ = reply.send(Ok(self.roster()));
+            }
             Request::Shutdown { done } => self.shutdown = Some(done),
         }
         Ok(())

@@ -105,6 +105,7 @@ async fn single_voter(name: &str) -> Fixture {
         applied: Index(0),
         applied_membership: Membership::default(),
         restoring: None,
+        contact: None,
     });
     Fixture {
         worker,
@@ -271,6 +272,7 @@ async fn a_peer_of_another_founding_is_recorded_as_a_conflict_until_it_changes()
         cluster: Some(cluster),
         state: 1,
         durable: Cursor::zero(),
+        contact: None,
     };
     f.worker
         .on_hello(stranger, hello(ClusterId(77)))

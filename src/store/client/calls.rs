@@ -91,7 +91,11 @@ fn check_key(key: &str) -> Result<(), ClientError> {
 }
 
 impl Client {
-    fn json<T: DeserializeOwned>(&self, answer: &Answer, what: &str) -> Result<T, ClientError> {
+    pub(super) fn json<T: DeserializeOwned>(
+        &self,
+        answer: &Answer,
+        what: &str,
+    ) -> Result<T, ClientError> {
         serde_json::from_slice(&answer.body).map_err(|e| ClientError::BadResponse {
             endpoint: self.endpoint().to_string(),
             reason: format!("{what}: {e}"),

@@ -18,6 +18,7 @@
 //! and [`ClientError::exit_code`] gives the command line's exit code for each.
 
 mod calls;
+mod members;
 mod watch;
 
 pub use calls::{Entry, ReadOptions};
@@ -216,6 +217,9 @@ pub struct Client {
     /// The node that answered last.
     current: Arc<AtomicUsize>,
     timeout: Duration,
+    /// Marks every request as relayed by a node to its leader (see
+    /// [`super::http::FORWARDED_HEADER`]), so the leader does not relay it again.
+    relayed: bool,
 }
 
 /// An answer: status, headers and whole body.
@@ -283,7 +287,28 @@ impl Client {
             bases: bases.into(),
             current: Arc::default(),
             timeout,
+            relayed: false,
         })
+    }
+
+    /// This client as a node's relay to its leader: requests carry
+    /// [`super::http::FORWARDED_HEADER`], and a node that is not the leader either
+    /// answers 503 instead of relaying again.
+    pub(crate) fn relaying(mut self) -> Self {
+        self.relayed = true;
+        self
+    }
+
+    /// Sends one request to the first endpoint and returns its answer whatever its
+    /// status (a node relaying a call to its leader passes the answer on as it is).
+    pub(crate) async fn relay(
+        &self,
+        method: Method,
+        path_and_query: &str,
+        body: Bytes,
+    ) -> Result<Answer, ClientError> {
+        self.send(0, method, path_and_query, body, self.timeout)
+            .await
     }
 
     /// The endpoint calls go to first (the one that answered last), `http://HOST:PORT`.
@@ -352,9 +377,11 @@ impl Client {
                 reason: e.to_string(),
             },
         )?;
-        let request = Request::builder()
-            .method(method)
-            .uri(uri)
+        let mut request = Request::builder().method(method).uri(uri);
+        if self.relayed {
+            request = request.header(super::http::FORWARDED_HEADER, "1");
+        }
+        let request = request
             .body(Full::new(body))
             .map_err(|e| self.bad_response(i, format!("request: {e}")))?;
         self.http

@@ -34,6 +34,8 @@ pub enum ErrorKind {
     NotFound,
     /// 404: no such route.
     NoRoute,
+    /// 404: no member has that id.
+    NotMember,
     /// 400: bad key, parameter or body.
     BadRequest,
     /// 413: the value or the transaction is too large.

@@ -9,6 +9,7 @@
 //! | `GET /v1/watch/{prefix}` (`?from=REV`, `?prev`, `?exact`, `?progress=DUR`) | [`watch`] |
 //! | `GET /v1/status` | [`status`] |
 //! | `GET /healthz`, `GET /readyz` (probes: 200 or 503) | [`health`] |
+//! | `GET /v1/members`, `POST /v1/members`, `POST /v1/members/{id}/promote`, `DELETE /v1/members/{id}` | [`members`] |
 //!
 //! Any node serves every call. A write sent to a follower is forwarded to the leader
 //! through raft, so clients need not find the leader. Reads are served from the state the
@@ -20,6 +21,7 @@
 
 mod error;
 pub mod health;
+pub mod members;
 pub mod params;
 pub mod read;
 pub mod shapes;
@@ -29,6 +31,7 @@ pub mod watch;
 pub mod write;
 
 pub use error::{ApiError, ErrorBody, ErrorKind};
+pub use members::{AddMember, MemberJson, MembersAnswer, FORWARDED_HEADER};
 pub use shapes::{
     CompareJson, KeysAnswer, KvJson, OpAnswer, OpJson, RangeAnswer, TxnAnswer, TxnJson, WatchLine,
     Written,
@@ -42,7 +45,7 @@ use super::kv::command::{check_key, MAX_VALUE_BYTES};
 use super::kv::{KvCommand, KvMachine, Outcomes, Txn, TxnOutcome};
 use crate::groups::snapshot::SnapshotStats;
 use crate::groups::{Group, GroupError};
-use crate::network::PeerAddr;
+use crate::network::{Network, PeerAddr};
 use axum::extract::rejection::PathRejection;
 use axum::extract::{DefaultBodyLimit, Path, State};
 use axum::http::StatusCode;
@@ -78,6 +81,8 @@ pub struct Served {
     pub group: Group<KvMachine>,
     /// This node's address.
     pub addr: PeerAddr,
+    /// Its network (members added through the API are dialled from it).
+    pub network: Network,
     /// Its snapshot counters.
     pub snapshots: Arc<SnapshotStats>,
     /// The states its machine publishes.
@@ -124,6 +129,9 @@ pub fn router(served: Served) -> Router {
         .route("/v1/status", get(status))
         .route("/healthz", get(health::healthz))
         .route("/readyz", get(health::readyz))
+        .route("/v1/members", get(members::list).post(members::add))
+        .route("/v1/members/{id}", axum::routing::delete(members::remove))
+        .route("/v1/members/{id}/promote", post(members::promote))
         .route(
             "/v1/kv/{*key}",
             get(read::get).put(write::put).delete(write::delete),
