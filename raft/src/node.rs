@@ -154,7 +154,7 @@ impl Node {
         let hs = store.hard_state();
         let last = store.last();
         let log = RaftLog::restore(last, hs.commit, applied);
-        let members = Self::scan_membership(store, last.index(), log.committed, base)?;
+        let members = MembershipLog::scan(store, last.index(), log.committed, base)?;
         let known_commit = log.committed;
         let mut node = Node {
             id,
@@ -190,51 +190,6 @@ impl Node {
         };
         node.reset_election_timer();
         Ok(node)
-    }
-
-    fn scan_membership(
-        store: &dyn LogReader,
-        last: Index,
-        committed: Index,
-        base: Option<(Index, Membership)>,
-    ) -> Result<MembershipLog, RaftError> {
-        let mut anchor = store.anchor()?.index();
-        if let Some((at, _)) = &base {
-            anchor = anchor.max(*at);
-        }
-        let mut found: Vec<(Index, Membership)> = Vec::new();
-        let mut hi = last;
-        'scan: while hi > anchor {
-            let lo = Index(hi.0.saturating_sub(255).max(anchor.0 + 1));
-            let chunk = store.entries(lo, hi)?;
-            for e in chunk.into_iter().rev() {
-                if let Payload::Config(m) = e.payload {
-                    let done = e.index <= committed;
-                    found.push((e.index, m));
-                    if done {
-                        break 'scan;
-                    }
-                }
-            }
-            hi = lo.prev();
-        }
-        found.reverse();
-        let mut iter = found.into_iter();
-        let mut members = match (base, iter.next()) {
-            (Some((at, base)), first) => {
-                let mut members = MembershipLog::new(at, base);
-                if let Some((i, m)) = first {
-                    members.push(i, m);
-                }
-                members
-            }
-            (None, Some((i, m))) => MembershipLog::new(i, m),
-            (None, None) => MembershipLog::new(Index(0), Membership::default()),
-        };
-        for (i, m) in iter {
-            members.push(i, m);
-        }
-        Ok(members)
     }
 
     /// Founds a new group: writes the configuration of `voters` in cluster `cluster` as
