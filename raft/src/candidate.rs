@@ -25,6 +25,7 @@ impl Node {
             term: self.term.next(),
             candidate: self.id,
             log_position: self.log.last(),
+            transfer: false,
         };
         let voters: Vec<PeerId> = self.members.current().voters().iter().copied().collect();
         for v in voters {
@@ -35,14 +36,22 @@ impl Node {
         self.tally(store)
     }
 
-    /// Starts a real election in the next term.
-    pub(crate) fn campaign(&mut self, store: &dyn LogReader) -> Result<(), RaftError> {
+    /// Starts a real election in the next term; `transfer`: the leader asked for it (see
+    /// `transfer.rs`), and voters answer despite hearing from a leader.
+    pub(crate) fn campaign(
+        &mut self,
+        transfer: bool,
+        store: &dyn LogReader,
+    ) -> Result<(), RaftError> {
         self.term = self.term.next();
         self.vote = Some(self.id);
         let term = self.term;
         self.clients.strand(term, &mut self.outcomes);
         self.leader = None;
-        let mut election = Election::default();
+        let mut election = Election {
+            transfer,
+            ..Election::default()
+        };
         election.granted.insert(self.id);
         self.role = RoleState::Candidate(election);
         self.reset_election_timer();
@@ -50,6 +59,7 @@ impl Node {
             term: self.term,
             candidate: self.id,
             log_position: self.log.last(),
+            transfer,
         };
         let voters: Vec<PeerId> = self.members.current().voters().iter().copied().collect();
         for v in voters {
@@ -63,15 +73,18 @@ impl Node {
     /// Re-sends the (pre-)vote request to voters that have not answered (a lost request
     /// would otherwise cost a whole election timeout). Called every heartbeat interval.
     pub(crate) fn resend_vote_requests(&mut self) {
-        let (pre, answered): (bool, BTreeSet<PeerId>) = match &self.role {
-            RoleState::PreCandidate(e) => (true, e.granted.union(&e.denied).copied().collect()),
-            RoleState::Candidate(e) => (false, e.granted.union(&e.denied).copied().collect()),
+        let (pre, election) = match &self.role {
+            RoleState::PreCandidate(e) => (true, e),
+            RoleState::Candidate(e) => (false, e),
             _ => return,
         };
+        let answered: BTreeSet<PeerId> =
+            election.granted.union(&election.denied).copied().collect();
         let request = RequestVote {
             term: if pre { self.term.next() } else { self.term },
             candidate: self.id,
             log_position: self.log.last(),
+            transfer: election.transfer,
         };
         let voters: Vec<PeerId> = self.members.current().voters().iter().copied().collect();
         for v in voters {
@@ -141,7 +154,7 @@ impl Node {
             _ => return Ok(()),
         };
         match (result, pre) {
-            (VoteResult::Won, true) => self.campaign(store),
+            (VoteResult::Won, true) => self.campaign(false, store),
             (VoteResult::Won, false) => self.become_leader(store),
             (VoteResult::Lost, _) => {
                 let term = self.term;

@@ -21,7 +21,7 @@
 //! the next leader, or is proposed here if this node wins the election. Only a forward that
 //! gets no answer while its leader's term lasts fails with `ForwardTimeout`.
 
-use super::message::{Entry, IndexRange};
+use super::message::{Entry, Forward};
 use crate::output::{ClientError, ProposalId, ProposalOutcome};
 use crate::PeerId;
 use crate::{Cursor, Index, Term};
@@ -238,24 +238,26 @@ impl Clients {
     }
 }
 
-/// What a leader appended for one forwarded request.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub(crate) struct Assigned {
-    pub(crate) term: Term,
-    pub(crate) range: IndexRange,
+/// What a leader answered one forwarded request: where it appended the commands
+/// (`Forward::CommandAck`), or that it refused them during a leadership transfer
+/// (`Forward::Refused`). A copy of the request (a re-send, a network duplicate) gets the
+/// same answer, so a refused request is never appended later by a delayed copy.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub(crate) struct Answered {
+    reply: Forward,
     /// A hash of the commands: a reused request id with other commands is a new request.
     digest: u64,
     /// When it was recorded.
     at: u64,
 }
 
-/// The leader's memory of forwarded requests it appended, by (origin, request id), for
+/// The leader's memory of forwarded requests it answered, by (origin, request id), for
 /// `window` ticks and at most `CAPACITY` requests (oldest forgotten first), and per origin
 /// the highest request id it forgot: a re-send at or below it that is not remembered may
 /// have been appended already, and is dropped (request ids increase per origin).
 #[derive(Debug, Default)]
 pub(crate) struct ForwardDedup {
-    seen: HashMap<(PeerId, u64), Assigned>,
+    seen: HashMap<(PeerId, u64), Answered>,
     order: VecDeque<(u64, PeerId, u64)>,
     forgotten: HashMap<PeerId, u64>,
 }
@@ -287,12 +289,12 @@ impl ForwardDedup {
         }
     }
 
-    /// The assignment of an earlier request from `origin` with this id and these commands.
-    pub(crate) fn lookup(&self, origin: PeerId, rid: u64, digest: u64) -> Option<Assigned> {
+    /// The answer to an earlier request from `origin` with this id and these commands.
+    pub(crate) fn lookup(&self, origin: PeerId, rid: u64, digest: u64) -> Option<Forward> {
         self.seen
             .get(&(origin, rid))
             .filter(|a| a.digest == digest)
-            .copied()
+            .map(|a| a.reply.clone())
     }
 
     /// Whether a re-send from `origin` that is not remembered must be dropped: its first
@@ -308,21 +310,19 @@ impl ForwardDedup {
         first_term != term || self.forgotten.get(&origin).is_some_and(|m| rid <= *m)
     }
 
-    /// Records that the request was appended at `range` in `term`.
+    /// Records the answer `reply` to the request.
     pub(crate) fn record(
         &mut self,
         origin: PeerId,
         rid: u64,
         digest: u64,
-        term: Term,
-        range: IndexRange,
+        reply: Forward,
         now: u64,
     ) {
         self.seen.insert(
             (origin, rid),
-            Assigned {
-                term,
-                range,
+            Answered {
+                reply,
                 digest,
                 at: now,
             },
@@ -377,14 +377,28 @@ mod tests {
     #[test]
     fn the_leader_remembers_forwards_for_a_window_and_refuses_forgotten_resends() {
         let (a, b) = (PeerId([1; 32]), PeerId([2; 32]));
-        let range = IndexRange {
-            start: Index(5),
-            end: Index(5),
+        let ack = Forward::CommandAck {
+            request_id: 3,
+            term: Term(2),
+            assigned: crate::IndexRange {
+                start: Index(5),
+                end: Index(5),
+            },
         };
         let d = ForwardDedup::digest(&[vec![1]]);
         let mut f = ForwardDedup::default();
-        f.record(a, 3, d, Term(2), range, 10);
-        assert_eq!(f.lookup(a, 3, d).map(|x| x.range), Some(range));
+        f.record(a, 3, d, ack.clone(), 10);
+        assert_eq!(f.lookup(a, 3, d), Some(ack));
+        let refused = Forward::Refused {
+            request_id: 2,
+            transfer_to: b,
+        };
+        f.record(a, 2, d, refused.clone(), 10);
+        assert_eq!(
+            f.lookup(a, 2, d),
+            Some(refused),
+            "a refusal is remembered too"
+        );
         assert!(f.lookup(b, 3, d).is_none(), "per origin");
         assert!(
             f.lookup(a, 3, d ^ 1).is_none(),

@@ -15,11 +15,12 @@
 //!    messages queue behind the same sync;
 //! 4. committed entries are applied ([`Effects::apply`], which reports them to the node);
 //! 5. proposal and read outcomes are resolved ([`Effects::resolve`]);
-//! 6. a catch-up request is handed over ([`Effects::catch_up`]).
+//! 6. a catch-up request is handed over ([`Effects::catch_up`]);
+//! 7. how leadership transfers ended is told ([`Effects::transfer_ended`]).
 
 use crate::{
     CatchUp, Entry, Message, Node, PeerId, ProposalOutcome, RaftError, ReadOutcome, Ready, Storage,
-    StorageError, SyncReport,
+    StorageError, SyncReport, TransferOutcome,
 };
 
 /// What a driver does with a node's output. The implementor owns (or borrows) the node and
@@ -63,6 +64,11 @@ pub trait Effects {
 
     /// Opens the catch-up session the leader asked for (see [`CatchUp`]).
     fn catch_up(&mut self, _catch_up: CatchUp) -> Result<(), Self::Error> {
+        Ok(())
+    }
+
+    /// A leadership transfer this node ran as leader ended (see [`TransferOutcome`]).
+    fn transfer_ended(&mut self, _outcome: TransferOutcome) -> Result<(), Self::Error> {
         Ok(())
     }
 }
@@ -118,6 +124,9 @@ impl ReadyDriver {
             effects.resolve(rd.take_outcomes(), rd.take_reads())?;
             if let Some(catch_up) = rd.take_catch_up() {
                 effects.catch_up(catch_up)?;
+            }
+            for outcome in rd.take_transfers() {
+                effects.transfer_ended(outcome)?;
             }
         }
     }

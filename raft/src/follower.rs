@@ -198,8 +198,8 @@ impl Node {
         }
     }
 
-    /// Client traffic: the leader appends forwarded commands; the follower learns where
-    /// its forwarded command went.
+    /// Client traffic: the leader appends forwarded commands (or refuses them during a
+    /// leadership transfer); the follower learns where its forwarded command went.
     pub(crate) fn handle_forward(
         &mut self,
         from: PeerId,
@@ -224,15 +224,8 @@ impl Node {
                     let window = 2 * u64::from(self.config.forward_timeout_ticks)
                         + u64::from(self.config.election_ticks);
                     self.forward_dedup.expire(self.now, window);
-                    if let Some(a) = self.forward_dedup.lookup(from, request_id, digest) {
-                        self.send(
-                            from,
-                            Message::Forward(Forward::CommandAck {
-                                request_id,
-                                term: a.term,
-                                assigned: a.range,
-                            }),
-                        );
+                    if let Some(reply) = self.forward_dedup.lookup(from, request_id, digest) {
+                        self.send(from, Message::Forward(reply));
                         return Ok(());
                     }
                     if let Some(first) = resend_of {
@@ -244,6 +237,25 @@ impl Node {
                         }
                     }
                 }
+                // A leader handing leadership over takes no commands; it says so, so the
+                // follower's client retries at the next leader without waiting.
+                if let Some(transfer_to) = self.transfer_target() {
+                    if let Some(request_id) = request_id {
+                        let reply = Forward::Refused {
+                            request_id,
+                            transfer_to,
+                        };
+                        self.forward_dedup.record(
+                            from,
+                            request_id,
+                            digest,
+                            reply.clone(),
+                            self.now,
+                        );
+                        self.send(from, Message::Forward(reply));
+                    }
+                    return Ok(());
+                }
                 let mut first = None;
                 let mut last = Index(0);
                 for c in commands {
@@ -254,16 +266,14 @@ impl Node {
                 if let (Some(request_id), Some(start)) = (request_id, first) {
                     let term = self.term;
                     let assigned = super::message::IndexRange { start, end: last };
+                    let reply = Forward::CommandAck {
+                        request_id,
+                        term,
+                        assigned,
+                    };
                     self.forward_dedup
-                        .record(from, request_id, digest, term, assigned, self.now);
-                    self.send(
-                        from,
-                        Message::Forward(Forward::CommandAck {
-                            request_id,
-                            term,
-                            assigned,
-                        }),
-                    );
+                        .record(from, request_id, digest, reply.clone(), self.now);
+                    self.send(from, Message::Forward(reply));
                 }
             }
             Forward::CommandAck {
@@ -287,6 +297,18 @@ impl Node {
                         );
                         self.outcomes = outcomes;
                     }
+                }
+            }
+            Forward::Refused {
+                request_id,
+                transfer_to,
+            } => {
+                // Definite: the leader appended none of it (see `ForwardDedup`).
+                if let Some(id) = self.clients.acked(request_id) {
+                    self.outcomes.push(crate::ProposalOutcome {
+                        id,
+                        result: Err(crate::ClientError::TransferInProgress { to: transfer_to }),
+                    });
                 }
             }
         }

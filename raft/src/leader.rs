@@ -13,6 +13,7 @@ use super::node::{Node, RoleState};
 use super::progress::{Progress, ProgressState};
 use super::quorum;
 use super::read_index::LeaderReads;
+use super::transfer::Transfer;
 use super::RaftError;
 use crate::output::ClientError;
 use crate::output::ReadOutcome;
@@ -34,6 +35,8 @@ pub(crate) struct LeaderState {
     pub(crate) progress: BTreeMap<PeerId, Progress>,
     /// Read-index rounds.
     pub(crate) reads: LeaderReads,
+    /// The leadership transfer in progress (see `transfer.rs`).
+    pub(crate) transfer: Option<Transfer>,
 }
 
 impl Node {
@@ -55,6 +58,7 @@ impl Node {
         self.role = RoleState::Leader(Box::new(LeaderState {
             progress,
             reads: LeaderReads::default(),
+            transfer: None,
         }));
         self.leader = Some(self.id);
         self.heartbeat_elapsed = 0;
@@ -75,7 +79,7 @@ impl Node {
         self.maybe_commit(store)
     }
 
-    fn leader_state(&mut self) -> Option<&mut LeaderState> {
+    pub(crate) fn leader_state(&mut self) -> Option<&mut LeaderState> {
         match &mut self.role {
             RoleState::Leader(s) => Some(s),
             _ => None,
@@ -93,6 +97,7 @@ impl Node {
                 return Ok(());
             }
         }
+        self.tick_transfer();
         if self.heartbeat_elapsed >= self.config.heartbeat_ticks {
             self.heartbeat_elapsed = 0;
             self.broadcast_heartbeat(store)?;
@@ -270,6 +275,7 @@ impl Node {
                 });
             }
         }
+        self.check_transfer_target();
     }
 
     /// Sends entries to every follower whose flow control allows it.
@@ -286,7 +292,7 @@ impl Node {
 
     /// Sends the next append to `to` if flow control allows. `probe_empty` also sends an
     /// empty append at `next - 1` when nothing new is left (to find lost appends).
-    fn send_append(
+    pub(crate) fn send_append(
         &mut self,
         to: PeerId,
         probe_empty: bool,
@@ -424,6 +430,7 @@ impl Node {
                     }
                     self.send_append(from, true, store)?;
                 }
+                self.maybe_send_timeout_now(from);
             }
             Vote::Denied | Vote::Abstained => {
                 if pr.state == ProgressState::Sync && r.vote == Vote::Abstained {
@@ -580,12 +587,16 @@ impl Node {
     }
 
     /// Whether the leader may propose a membership change now: its previous change and an
-    /// entry of its term are committed (dissertation §4.1 and its single-server fix).
+    /// entry of its term are committed (dissertation §4.1 and its single-server fix), and
+    /// it is not handing leadership over.
     fn change_allowed(&self, store: &dyn LogReader) -> Result<Result<(), ClientError>, RaftError> {
         if !self.is_leader() {
             return Ok(Err(ClientError::NotLeader {
                 leader: self.leader,
             }));
+        }
+        if let Some(to) = self.transfer_target() {
+            return Ok(Err(ClientError::TransferInProgress { to }));
         }
         if self.members.current_index() > self.log.committed {
             return Ok(Err(ClientError::ChangePending {

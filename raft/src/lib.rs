@@ -2,11 +2,12 @@
 //!
 //! It owns the protocol and nothing else: it takes messages ([`Node::step`]), time
 //! ([`Node::tick`]), client requests ([`Node::propose`], [`Node::read_index`],
-//! [`Node::propose_membership`]) and completions ([`Node::on_persisted`],
+//! [`Node::propose_membership`], [`Node::transfer_leadership`]) and completions ([`Node::on_persisted`],
 //! [`Node::on_applied`], [`Node::on_state_synced`], [`Node::on_replayed`],
 //! [`Node::finish_catch_up`]), and hands back one [`Ready`] at a time:
 //! hard state and entries to persist, messages to send before and after the sync,
-//! committed entries to apply, proposal and read outcomes, a catch-up request. No tokio,
+//! committed entries to apply, proposal and read outcomes, a catch-up request, how a
+//! leadership transfer ended. No tokio,
 //! clock, thread, socket or global RNG inside: ticks bring time, a seed brings randomness.
 //!
 //! Stable entries are read through a [`LogReader`] passed into the calls that need them
@@ -72,6 +73,7 @@ mod ready;
 mod replay;
 mod store;
 mod store_error;
+mod transfer;
 mod unstable;
 
 pub use config::{CampaignPolicy, RaftConfig};
@@ -84,10 +86,10 @@ pub use memory_store::InMemoryLogStore;
 pub use message::{
     AppendEntries, AppendEntriesResponse, AppendIdentity, Entry, Forward, IndexRange,
     InvalidMessage, Message, Payload, ReadIndex, ReadIndexResponse, RequestVote,
-    RequestVoteResponse, Vote,
+    RequestVoteResponse, TimeoutNow, Vote,
 };
 pub use node::{Node, Role};
-pub use output::{CatchUp, ClientError, ProposalId, ProposalOutcome, ReadOutcome};
+pub use output::{CatchUp, ClientError, ProposalId, ProposalOutcome, ReadOutcome, TransferOutcome};
 pub use peer::PeerId;
 pub use position::{Cursor, Index, Term};
 pub use ready::Ready;

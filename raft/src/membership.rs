@@ -6,8 +6,11 @@
 //! previous change and an entry of its own term are committed (the §4.1 fix to the
 //! single-server change bug). A change never touches the live value: it returns a new one.
 
+use crate::log::LogReader;
+use crate::message::Payload;
 use crate::Index;
 use crate::PeerId;
+use crate::RaftError;
 use serde::{Deserialize, Serialize};
 use std::collections::{BTreeMap, BTreeSet};
 
@@ -215,6 +218,54 @@ pub(crate) struct MembershipLog {
 }
 
 impl MembershipLog {
+    /// Reads the configurations a log holds by scanning it back from `last` to the latest
+    /// configuration entry at or below `committed` (or to the log's anchor, starting from
+    /// `base` when a snapshot gave one); see [`Node::restart`](crate::Node::restart).
+    pub(crate) fn scan(
+        store: &dyn LogReader,
+        last: Index,
+        committed: Index,
+        base: Option<(Index, Membership)>,
+    ) -> Result<MembershipLog, RaftError> {
+        let mut anchor = store.anchor()?.index();
+        if let Some((at, _)) = &base {
+            anchor = anchor.max(*at);
+        }
+        let mut found: Vec<(Index, Membership)> = Vec::new();
+        let mut hi = last;
+        'scan: while hi > anchor {
+            let lo = Index(hi.0.saturating_sub(255).max(anchor.0 + 1));
+            let chunk = store.entries(lo, hi)?;
+            for e in chunk.into_iter().rev() {
+                if let Payload::Config(m) = e.payload {
+                    let done = e.index <= committed;
+                    found.push((e.index, m));
+                    if done {
+                        break 'scan;
+                    }
+                }
+            }
+            hi = lo.prev();
+        }
+        found.reverse();
+        let mut iter = found.into_iter();
+        let mut members = match (base, iter.next()) {
+            (Some((at, base)), first) => {
+                let mut members = MembershipLog::new(at, base);
+                if let Some((i, m)) = first {
+                    members.push(i, m);
+                }
+                members
+            }
+            (None, Some((i, m))) => MembershipLog::new(i, m),
+            (None, None) => MembershipLog::new(Index(0), Membership::default()),
+        };
+        for (i, m) in iter {
+            members.push(i, m);
+        }
+        Ok(members)
+    }
+
     /// Starts from one configuration (the empty one at index 0 for a node that has none).
     pub(crate) fn new(index: Index, membership: Membership) -> Self {
         MembershipLog {

@@ -5,7 +5,8 @@
 //! seed's `StateSync` message and forwarded queries are not here: state-sync traffic
 //! travels in the group's own frames, and strong queries use read-index). Added for safety, in the same style: `PreVote`/`PreVoteResponse`
 //! (dissertation §9.6), `ReadIndex`/`ReadIndexResponse` (§6.4), a `seq` on appends and their
-//! responses (read-index confirmation), and a rejection hint on responses (§5.3 back-off).
+//! responses (read-index confirmation), and a rejection hint on responses (§5.3 back-off); for leadership transfer (§3.10),
+//! `TimeoutNow`, a `transfer` flag on vote requests and a `Refused` answer to forwards.
 //!
 //! Payloads are bytes: the core never decodes a user command. Every message arriving from a
 //! peer is untrusted; [`AppendEntries::validate`] is checked before the core looks inside.
@@ -198,6 +199,23 @@ pub struct RequestVote {
     pub candidate: PeerId,
     /// The candidate's last log entry (§5.4.1 up-to-date check).
     pub log_position: Cursor,
+    /// The candidate campaigns because the leader told it to ([`Message::TimeoutNow`], a
+    /// leadership transfer): voters answer even while they hear from a leader (the
+    /// leader-stickiness rule would otherwise refuse the very election the leader asked
+    /// for). Always false for a pre-vote.
+    ///
+    /// Added with leadership transfer: it changes the struct's encoding, so every node of
+    /// a cluster must run a version that has it (they all run the same version).
+    pub transfer: bool,
+}
+
+/// Leader to the target of a leadership transfer, once the target holds the leader's
+/// whole log: campaign now, without waiting for an election timeout and without a
+/// pre-vote (Raft dissertation §3.10, etcd's `MsgTimeoutNow`).
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct TimeoutNow {
+    /// The leader's term: only the leader of the target's current term is obeyed.
+    pub term: Term,
 }
 
 /// Voter to candidate.
@@ -262,6 +280,14 @@ pub enum Forward {
         /// Their indices.
         assigned: IndexRange,
     },
+    /// The leader's refusal: it is handing leadership over to `transfer_to` and appended
+    /// none of the commands (the follower's client may retry them at the next leader).
+    Refused {
+        /// The id from the request.
+        request_id: u64,
+        /// The target of the leadership transfer.
+        transfer_to: PeerId,
+    },
 }
 
 /// Every message of the protocol.
@@ -285,6 +311,9 @@ pub enum Message {
     ReadIndexResponse(ReadIndexResponse),
     /// Client commands forwarded to the leader.
     Forward(Forward),
+    /// Leadership transfer: the leader tells its caught-up target to campaign now. Last,
+    /// so that the variants before it keep their encoding.
+    TimeoutNow(TimeoutNow),
 }
 
 impl Message {
@@ -296,6 +325,7 @@ impl Message {
             Message::AppendEntriesResponse(m) => Some(m.term),
             Message::RequestVote(m) | Message::PreVote(m) => Some(m.term),
             Message::RequestVoteResponse(m) | Message::PreVoteResponse(m) => Some(m.term),
+            Message::TimeoutNow(m) => Some(m.term),
             Message::ReadIndex(_) | Message::ReadIndexResponse(_) | Message::Forward(_) => None,
         }
     }
@@ -312,6 +342,7 @@ impl Message {
             Message::ReadIndex(_) => "ReadIndex",
             Message::ReadIndexResponse(_) => "ReadIndexResponse",
             Message::Forward(_) => "Forward",
+            Message::TimeoutNow(_) => "TimeoutNow",
         }
     }
 }
@@ -387,6 +418,42 @@ mod tests {
         let (back, _): (Message, usize) =
             bincode::serde::decode_from_slice(&bytes, config).unwrap();
         assert_eq!(back, m);
+    }
+
+    #[test]
+    fn new_variants_come_last_and_round_trip() {
+        let config = bincode::config::standard();
+        let encode = |m: &Message| bincode::serde::encode_to_vec(m, config).unwrap();
+        // Variant indices of the messages that existed before leadership transfer stay.
+        let forward = Message::Forward(Forward::CommandAck {
+            request_id: 1,
+            term: Term(2),
+            assigned: IndexRange {
+                start: Index(3),
+                end: Index(3),
+            },
+        });
+        assert_eq!(encode(&forward)[..2], [8, 1]);
+        let refused = Message::Forward(Forward::Refused {
+            request_id: 1,
+            transfer_to: PeerId([2; 32]),
+        });
+        assert_eq!(encode(&refused)[..2], [8, 2]);
+        let timeout_now = Message::TimeoutNow(TimeoutNow { term: Term(4) });
+        assert_eq!(encode(&timeout_now), [9, 4]);
+        assert_eq!(timeout_now.term(), Some(Term(4)));
+        assert_eq!(timeout_now.kind(), "TimeoutNow");
+        let vote = Message::RequestVote(RequestVote {
+            term: Term(5),
+            candidate: PeerId([1; 32]),
+            log_position: Cursor(Term(4), Index(9)),
+            transfer: true,
+        });
+        for m in [refused, timeout_now, vote] {
+            let (back, _): (Message, usize) =
+                bincode::serde::decode_from_slice(&encode(&m), config).unwrap();
+            assert_eq!(back, m);
+        }
     }
 
     #[test]

@@ -19,7 +19,8 @@ use super::read_index::FollowerReads;
 use super::ready::Ready;
 use super::RaftError;
 use crate::config::CampaignPolicy;
-use crate::output::{CatchUp, ProposalId, ProposalOutcome, ReadOutcome};
+use crate::output::TransferOutcome;
+use crate::output::{CatchUp, ClientError, ProposalId, ProposalOutcome, ReadOutcome};
 use crate::PeerId;
 use crate::{Cursor, HardState, Index, SyncReport, Term};
 use rand::rngs::SmallRng;
@@ -44,6 +45,8 @@ pub enum Role {
 pub(crate) struct Election {
     pub(crate) granted: BTreeSet<PeerId>,
     pub(crate) denied: BTreeSet<PeerId>,
+    /// A leadership transfer's election: its vote requests carry `transfer`.
+    pub(crate) transfer: bool,
 }
 
 /// The role with the state only it owns.
@@ -91,6 +94,8 @@ pub struct Node {
     pub(crate) outcomes: Vec<ProposalOutcome>,
     pub(crate) reads_out: Vec<ReadOutcome>,
     pub(crate) catch_up: Option<CatchUp>,
+    /// How leadership transfers ended, for the next `Ready`.
+    pub(crate) transfer_outcomes: Vec<TransferOutcome>,
     /// A catch-up was reported and not yet resolved.
     pub(crate) syncing: bool,
     /// The highest commit index a leader of this node's term or an earlier one announced:
@@ -154,7 +159,7 @@ impl Node {
         let hs = store.hard_state();
         let last = store.last();
         let log = RaftLog::restore(last, hs.commit, applied);
-        let members = Self::scan_membership(store, last.index(), log.committed, base)?;
+        let members = MembershipLog::scan(store, last.index(), log.committed, base)?;
         let known_commit = log.committed;
         let mut node = Node {
             id,
@@ -175,6 +180,7 @@ impl Node {
             outcomes: Vec::new(),
             reads_out: Vec::new(),
             catch_up: None,
+            transfer_outcomes: Vec::new(),
             syncing: false,
             known_commit,
             replayed_to: Index(0),
@@ -190,51 +196,6 @@ impl Node {
         };
         node.reset_election_timer();
         Ok(node)
-    }
-
-    fn scan_membership(
-        store: &dyn LogReader,
-        last: Index,
-        committed: Index,
-        base: Option<(Index, Membership)>,
-    ) -> Result<MembershipLog, RaftError> {
-        let mut anchor = store.anchor()?.index();
-        if let Some((at, _)) = &base {
-            anchor = anchor.max(*at);
-        }
-        let mut found: Vec<(Index, Membership)> = Vec::new();
-        let mut hi = last;
-        'scan: while hi > anchor {
-            let lo = Index(hi.0.saturating_sub(255).max(anchor.0 + 1));
-            let chunk = store.entries(lo, hi)?;
-            for e in chunk.into_iter().rev() {
-                if let Payload::Config(m) = e.payload {
-                    let done = e.index <= committed;
-                    found.push((e.index, m));
-                    if done {
-                        break 'scan;
-                    }
-                }
-            }
-            hi = lo.prev();
-        }
-        found.reverse();
-        let mut iter = found.into_iter();
-        let mut members = match (base, iter.next()) {
-            (Some((at, base)), first) => {
-                let mut members = MembershipLog::new(at, base);
-                if let Some((i, m)) = first {
-                    members.push(i, m);
-                }
-                members
-            }
-            (None, Some((i, m))) => MembershipLog::new(i, m),
-            (None, None) => MembershipLog::new(Index(0), Membership::default()),
-        };
-        for (i, m) in iter {
-            members.push(i, m);
-        }
-        Ok(members)
     }
 
     /// Founds a new group: writes the configuration of `voters` in cluster `cluster` as
@@ -387,8 +348,9 @@ impl Node {
                     Message::PreVote(_) => {}
                     Message::PreVoteResponse(r) if r.vote == Vote::Granted => {}
                     // Leader stickiness (§4.2.3): while a leader is heard from, a vote
-                    // request cannot depose it.
-                    Message::RequestVote(_) if self.in_lease() => return Ok(()),
+                    // request cannot depose it, unless the leader itself asked for the
+                    // election (a leadership transfer, see `transfer.rs`).
+                    Message::RequestVote(m) if !m.transfer && self.in_lease() => return Ok(()),
                     _ => {
                         let leader = matches!(msg, Message::AppendEntries(_)).then_some(from);
                         self.become_follower(t, leader);
@@ -409,6 +371,7 @@ impl Node {
             Message::ReadIndex(m) => self.handle_read_index(from, m, store)?,
             Message::ReadIndexResponse(m) => self.handle_read_index_response(m),
             Message::Forward(f) => self.handle_forward(from, f, store)?,
+            Message::TimeoutNow(m) => self.handle_timeout_now(from, m, store)?,
         }
         self.settle_lost_state();
         self.check_invariants();
@@ -430,16 +393,20 @@ impl Node {
         }
     }
 
-    /// Proposes a command. On the leader it is appended at once; elsewhere it is forwarded
-    /// to the leader (queued until one is known, failing after `forward_timeout_ticks`).
-    /// The outcome arrives in a later `Ready` under `id`.
+    /// Proposes a command. On the leader it is appended at once (or refused while it hands
+    /// leadership over); elsewhere it is forwarded to the leader (queued until one is
+    /// known, failing after `forward_timeout_ticks`). The outcome arrives in a later
+    /// `Ready` under `id`.
     pub fn propose(
         &mut self,
         id: ProposalId,
         payload: Vec<u8>,
         store: &dyn LogReader,
     ) -> Result<(), RaftError> {
-        if self.is_leader() {
+        if let Some(to) = self.transfer_target() {
+            let result = Err(ClientError::TransferInProgress { to });
+            self.outcomes.push(ProposalOutcome { id, result });
+        } else if self.is_leader() {
             let at = self.append_local(Payload::Command(payload), store)?;
             self.clients.track(id, at);
         } else {
@@ -529,6 +496,7 @@ impl Node {
             || !self.outcomes.is_empty()
             || !self.reads_out.is_empty()
             || self.catch_up.is_some()
+            || !self.transfer_outcomes.is_empty()
             || self.pending_broadcast
             || self.current_hard_state() != self.emitted
     }
@@ -578,6 +546,7 @@ impl Node {
             std::mem::take(&mut self.outcomes),
             std::mem::take(&mut self.reads_out),
             self.catch_up.take(),
+            std::mem::take(&mut self.transfer_outcomes),
             must_sync,
         ))
     }
@@ -688,6 +657,10 @@ impl Node {
     /// Becomes a follower of `term` (a higher term forgets the vote).
     pub(crate) fn become_follower(&mut self, term: Term, leader: Option<PeerId>) {
         if let RoleState::Leader(state) = &mut self.role {
+            if let Some(t) = state.transfer.take() {
+                let outcome = TransferOutcome::SteppedDown { to: t.to, term };
+                self.transfer_outcomes.push(outcome);
+            }
             let waiting = state.reads.drain();
             self.fail_leader_reads(waiting);
         }

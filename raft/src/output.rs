@@ -77,6 +77,60 @@ pub enum ClientError {
     /// The change does not apply to the current membership.
     #[error(transparent)]
     Membership(#[from] crate::membership::MembershipError),
+    /// The leader is handing leadership over to `to`: it takes no proposal, forwarded
+    /// command, membership change or other transfer until that ends (at most an election
+    /// timeout). Nothing was appended: retry at the next leader.
+    #[error(
+        "leadership is being transferred to {to}: nothing was appended, retry at the new leader"
+    )]
+    TransferInProgress {
+        /// The target of the transfer.
+        to: PeerId,
+    },
+    /// A leadership transfer asked for a learner: only a voter can lead.
+    #[error("cannot transfer leadership to {peer}: it is a learner, not a voter")]
+    TransferToLearner {
+        /// The peer asked for.
+        peer: PeerId,
+    },
+    /// A leadership transfer asked for a peer outside the configuration.
+    #[error("cannot transfer leadership to {peer}: it is not a member of this group")]
+    TransferToUnknown {
+        /// The peer asked for.
+        peer: PeerId,
+    },
+    /// A leadership transfer to "any voter" found none: no other voter was heard from in
+    /// the last election timeout.
+    #[error("cannot transfer leadership: no other voter is active")]
+    NoTransferTarget,
+}
+
+/// How a leadership transfer this node started as leader ended (see
+/// [`Node::transfer_leadership`](crate::Node::transfer_leadership)); handed out in a
+/// [`Ready`](crate::Ready). Which node leads afterwards shows in
+/// [`Node::leader`](crate::Node::leader) once a leader is heard from.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum TransferOutcome {
+    /// This node stepped down while transferring: term `term` began (most often the
+    /// target's election; another candidate may have won it).
+    SteppedDown {
+        /// The target of the transfer.
+        to: PeerId,
+        /// The term this node moved to.
+        term: Term,
+    },
+    /// The target did not take over within an election timeout: this node still leads and
+    /// accepts proposals again.
+    TimedOut {
+        /// The target of the transfer.
+        to: PeerId,
+    },
+    /// The target is no longer a voter of the configuration: this node still leads and
+    /// accepts proposals again.
+    TargetRemoved {
+        /// The target of the transfer.
+        to: PeerId,
+    },
 }
 
 /// The outcome of one proposal.

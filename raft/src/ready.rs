@@ -18,9 +18,11 @@
 //!    (the entries come out in the next `Ready`, to persist and apply as usual); when it
 //!    ends, caught up or abandoned, it calls `node.finish_catch_up()`. A state-sync session
 //!    ends with `node.on_state_synced(..)` instead.
+//! 7. [`Ready::take_transfers`]: how leadership transfers ended (nothing to do for the core;
+//!    a driver answers whoever asked for the transfer).
 
 use super::message::{Entry, Message};
-use crate::output::{CatchUp, ProposalOutcome, ReadOutcome};
+use crate::output::{CatchUp, ProposalOutcome, ReadOutcome, TransferOutcome};
 use crate::PeerId;
 use crate::{Cursor, HardState, Storage, StorageError, SyncReport};
 
@@ -38,6 +40,7 @@ pub struct Ready {
     outcomes: Vec<ProposalOutcome>,
     reads: Vec<ReadOutcome>,
     catch_up: Option<CatchUp>,
+    transfers: Vec<TransferOutcome>,
     must_sync: bool,
 }
 
@@ -54,6 +57,7 @@ impl Ready {
         outcomes: Vec<ProposalOutcome>,
         reads: Vec<ReadOutcome>,
         catch_up: Option<CatchUp>,
+        transfers: Vec<TransferOutcome>,
         must_sync: bool,
     ) -> Self {
         Ready {
@@ -67,6 +71,7 @@ impl Ready {
             outcomes,
             reads,
             catch_up,
+            transfers,
             must_sync,
         }
     }
@@ -134,6 +139,11 @@ impl Ready {
         self.catch_up.take()
     }
 
+    /// How leadership transfers this node ran as leader ended (see [`TransferOutcome`]).
+    pub fn take_transfers(&mut self) -> Vec<TransferOutcome> {
+        std::mem::take(&mut self.transfers)
+    }
+
     /// Whether there is nothing to do at all.
     pub fn is_empty(&self) -> bool {
         self.hard_state.is_none()
@@ -145,6 +155,7 @@ impl Ready {
             && self.outcomes.is_empty()
             && self.reads.is_empty()
             && self.catch_up.is_none()
+            && self.transfers.is_empty()
     }
 
     /// Step 2 of the loop for any store: stages the reset, the entries (truncating first

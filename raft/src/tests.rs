@@ -22,6 +22,7 @@ struct HarnessEffects<'a> {
     outcomes: &'a mut Vec<ProposalOutcome>,
     reads: &'a mut Vec<ReadOutcome>,
     catch_ups: &'a mut Vec<CatchUp>,
+    transfers: &'a mut Vec<TransferOutcome>,
     sync: bool,
 }
 
@@ -67,6 +68,11 @@ impl Effects for HarnessEffects<'_> {
         self.catch_ups.push(catch_up);
         Ok(())
     }
+
+    fn transfer_ended(&mut self, outcome: TransferOutcome) -> Result<(), RaftError> {
+        self.transfers.push(outcome);
+        Ok(())
+    }
 }
 
 struct Harness {
@@ -84,6 +90,8 @@ struct Harness {
     catch_ups: Vec<Vec<CatchUp>>,
     /// Entries delivered to each node in appends.
     entries_in: Vec<usize>,
+    /// How the leadership transfers each node ran ended.
+    transfers: Vec<Vec<TransferOutcome>>,
 }
 
 impl Harness {
@@ -104,6 +112,7 @@ impl Harness {
             sync: true,
             catch_ups: Vec::new(),
             entries_in: Vec::new(),
+            transfers: Vec::new(),
         };
         let set: BTreeSet<PeerId> = (0..voters).map(p).collect();
         for i in 0..voters + learners {
@@ -120,6 +129,7 @@ impl Harness {
             h.reads.push(Vec::new());
             h.catch_ups.push(Vec::new());
             h.entries_in.push(0);
+            h.transfers.push(Vec::new());
         }
         for i in 0..h.nodes.len() {
             h.drive(i);
@@ -138,6 +148,7 @@ impl Harness {
             outcomes: &mut self.outcomes[i],
             reads: &mut self.reads[i],
             catch_ups: &mut self.catch_ups[i],
+            transfers: &mut self.transfers[i],
             sync: self.sync,
         };
         self.drivers[i].drive(&mut fx).unwrap();
@@ -190,6 +201,7 @@ mod failover;
 mod lost_state;
 mod membership;
 mod replay;
+mod transfer;
 
 #[test]
 fn single_voter_elects_itself_and_commits_its_noop_once_synced() {
@@ -233,6 +245,7 @@ fn vote_is_persisted_before_it_leaves() {
         term: Term(2),
         candidate: p(0),
         log_position: Cursor(Term(1), Index(1)),
+        transfer: false,
     });
     n.step(p(0), req, &store).unwrap();
     let mut rd = n.ready(&store).unwrap();
@@ -266,6 +279,7 @@ fn one_vote_per_term_even_after_restart() {
             term: Term(2),
             candidate: p(1),
             log_position: Cursor(Term(9), Index(9)),
+            transfer: false,
         }),
         store,
     )
@@ -407,6 +421,7 @@ fn pre_vote_is_denied_while_a_leader_is_heard() {
                 term: Term(3),
                 candidate: p(2),
                 log_position: Cursor(Term(9), Index(99)),
+                transfer: false,
             }),
             &h.stores[1],
         )

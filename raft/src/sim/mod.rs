@@ -1,7 +1,8 @@
 //! A deterministic simulator for the consensus core.
 //!
 //! One seed fixes everything: cluster size, fault rates, the schedule of partitions,
-//! crashes, slow disks and membership changes, every message delay, loss and duplicate.
+//! crashes, slow disks, membership changes and leadership transfers, every message delay,
+//! loss and duplicate.
 //! The driver of each node is a model of the future worker: it takes each `Ready`, stages
 //! entries and hard state into the node's `InMemoryLogStore`, syncs once (at once, or after
 //! a delay on a slow disk, meanwhile the node keeps working), sends the messages allowed

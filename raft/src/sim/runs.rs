@@ -102,6 +102,7 @@ fn standard_runs_make_progress() {
     let mut crashes = 0;
     let mut changes = 0;
     let (mut sessions, mut caught_up, mut replayed) = (0, 0, 0);
+    let (mut transfers, mut completed, mut refused) = (0, 0, 0);
     for seed in 0..20 {
         let stats = run_seed(seed, &scenario).unwrap_or_else(|r| panic!("{r}"));
         elections += stats.elections;
@@ -112,6 +113,9 @@ fn standard_runs_make_progress() {
         sessions += stats.replay_sessions;
         caught_up += stats.replay_caught_up;
         replayed += stats.replayed;
+        transfers += stats.transfers;
+        completed += stats.transfers_completed;
+        refused += stats.transfers_refused;
     }
     assert!(elections >= 20, "elections {elections}");
     assert!(acked >= 500, "acknowledged commands {acked}");
@@ -124,6 +128,9 @@ fn standard_runs_make_progress() {
         "log-replay sessions that caught up {caught_up}"
     );
     assert!(replayed >= 200, "entries caught up by replay {replayed}");
+    assert!(transfers >= 20, "leadership transfers {transfers}");
+    assert!(completed >= 10, "transfers won by their target {completed}");
+    assert!(refused >= 10, "refused transfers {refused}");
 }
 
 /// The safety properties the checkers report (each report starts with one of them).

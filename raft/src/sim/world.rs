@@ -4,6 +4,7 @@
 mod effects;
 mod replay;
 mod scenario;
+mod transfer;
 
 pub use scenario::{Scenario, Stats};
 
@@ -130,6 +131,8 @@ pub struct World {
     /// Nodes to crash once their current step is done.
     pending_crash: Vec<usize>,
     next_session: u64,
+    /// (term, target) of every transfer that ended with its leader stepping down.
+    transfer_ends: Vec<(u64, usize)>,
 }
 
 fn peer(i: usize) -> PeerId {
@@ -172,6 +175,7 @@ impl World {
             stats: Stats::default(),
             pending_crash: Vec::new(),
             next_session: 1,
+            transfer_ends: Vec::new(),
         }
     }
 
@@ -331,6 +335,7 @@ impl World {
                 if self.sc.membership {
                     self.membership()?;
                 }
+                self.transfer()?;
             } else if let Some(h) = healed_at {
                 if self.live()? {
                     self.stats.liveness_ticks = self.tick - h;
@@ -359,6 +364,7 @@ impl World {
         self.stats.committed = self.checks.machine.max_committed();
         self.stats.acked = self.checks.durability.acked.len();
         self.stats.reads_served = self.checks.reads.served;
+        self.stats.transfers_completed = self.completed_transfers();
         Ok(self.stats.clone())
     }
 

@@ -22,6 +22,7 @@ fn vote_of(h: &mut Harness, i: usize, c: usize, term: Term) -> Vote {
                 term,
                 candidate: p(c),
                 log_position,
+                transfer: false,
             }),
             &h.stores[i],
         )

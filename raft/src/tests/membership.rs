@@ -100,6 +100,7 @@ fn learners_abstain_catch_up_and_are_promoted_observers_are_not() {
                 term,
                 candidate: p(1),
                 log_position: Cursor(Term(99), Index(99)),
+                transfer: false,
             }),
             &h.stores[4],
         )

@@ -589,6 +589,7 @@ fn a_learner_in_its_own_configuration_votes_when_a_candidate_asks() {
                 term,
                 candidate: p(1),
                 log_position: Cursor(term, Index(99)),
+                transfer: false,
             }),
             &h.stores[3],
         )

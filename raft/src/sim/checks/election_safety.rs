@@ -22,6 +22,11 @@ impl ElectionSafety {
         }
     }
 
+    /// The node that led `term`, if one was seen.
+    pub fn leader_of(&self, term: u64) -> Option<usize> {
+        self.leaders.get(&term).copied()
+    }
+
     pub fn elections(&self) -> usize {
         self.leaders.len()
     }

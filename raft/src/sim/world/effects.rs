@@ -7,8 +7,9 @@
 
 use super::{digest, EventKind, World};
 use crate::{
-    CatchUp, Effects, Entry, InMemoryLogStore, Index, Message, Node, Payload, PeerId,
-    ProposalOutcome, RaftError, ReadOutcome, Ready, Storage, StorageError, SyncReport, Vote,
+    CatchUp, ClientError, Effects, Entry, InMemoryLogStore, Index, Message, Node, Payload, PeerId,
+    ProposalOutcome, RaftError, ReadOutcome, Ready, Storage, StorageError, SyncReport,
+    TransferOutcome, Vote,
 };
 use rand::Rng;
 
@@ -158,6 +159,13 @@ impl Effects for SimEffects<'_> {
         for o in outcomes {
             let world = &mut *self.world;
             let command = world.nodes[i].proposals.remove(&o.id.0);
+            if let (Err(ClientError::TransferInProgress { .. }), Some(command)) =
+                (&o.result, command)
+            {
+                let result = world.checks.once.refused(i, command);
+                self.check(result)?;
+                continue;
+            }
             if let (Ok(at), Some(command)) = (o.result, command) {
                 if world.markers.contains(&o.id.0) {
                     world.marker_ok = true;
@@ -199,6 +207,11 @@ impl Effects for SimEffects<'_> {
 
     fn catch_up(&mut self, catch_up: CatchUp) -> Result<(), SimError> {
         self.catch_ups.push(catch_up);
+        Ok(())
+    }
+
+    fn transfer_ended(&mut self, outcome: TransferOutcome) -> Result<(), SimError> {
+        self.world.transfer_ended(self.i, outcome);
         Ok(())
     }
 }

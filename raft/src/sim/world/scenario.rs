@@ -26,6 +26,8 @@ pub struct Scenario {
     pub partition_rate: f64,
     /// Membership changes (joiners, removals) mid-run.
     pub membership: bool,
+    /// Per-tick probability of asking the leader for a leadership transfer.
+    pub transfer_rate: f64,
     /// Slow disks (delayed syncs).
     pub slow_disks: bool,
     /// Per-tick probability of a client command.
@@ -52,6 +54,7 @@ impl Scenario {
             crash_after_commit: 0.01,
             partition_rate: 0.012,
             membership: true,
+            transfer_rate: 0.01,
             slow_disks: true,
             propose_rate: 0.4,
             read_rate: 0.1,
@@ -127,4 +130,12 @@ pub struct Stats {
     pub replay_caught_up: u32,
     /// Entries that went into logs by replay.
     pub replayed: u64,
+    /// Leadership transfers started, refused, ended by the leader stepping down (and of
+    /// those, won by the target in the term the leader moved to), and abandoned (timed
+    /// out, target removed).
+    pub transfers: u32,
+    pub transfers_refused: u32,
+    pub transfers_stepped_down: u32,
+    pub transfers_completed: u32,
+    pub transfers_abandoned: u32,
 }
