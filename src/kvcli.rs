@@ -152,6 +152,8 @@ pub enum Call {
     Status(StatusArgs),
     /// `member list|add|promote|remove`
     Member(crate::membercli::MemberArgs),
+    /// `leader transfer`
+    Leader(crate::membercli::LeaderArgs),
 }
 
 /// A failure: exit code and one line.
@@ -191,6 +193,7 @@ pub fn run(call: Call) -> Result<(), Failure> {
                 out.json_pretty(&status)
             }
             Call::Member(a) => crate::membercli::run(a, &mut out).await,
+            Call::Leader(a) => crate::membercli::run_leader(a, &mut out).await,
         }
     })
 }

@@ -67,6 +67,8 @@ enum Command {
     Status(kvcli::StatusArgs),
     /// List, add, promote or remove members of the group.
     Member(membercli::MemberArgs),
+    /// Hand leadership to another voter.
+    Leader(membercli::LeaderArgs),
 }
 
 #[derive(clap::Args)]
@@ -249,6 +251,7 @@ fn main() -> ExitCode {
         Command::Watch(a) => return client_exit(kvcli::Call::Watch(a)),
         Command::Status(a) => return client_exit(kvcli::Call::Status(a)),
         Command::Member(a) => return client_exit(kvcli::Call::Member(a)),
+        Command::Leader(a) => return client_exit(kvcli::Call::Leader(a)),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,

@@ -1,5 +1,6 @@
-//! `tessera member list|add|promote|remove`: the group's membership from the outside
-//! (etcdctl's `member` commands, over `/v1/members`).
+//! `tessera member list|add|promote|remove` and `tessera leader transfer`: the group's
+//! membership and leadership from the outside (etcdctl's `member` and `move-leader`,
+//! over `/v1/members` and `/v1/leader/transfer`).
 
 use crate::kvcli::{connect, fail, ClientArgs, Failure, Format, Out};
 use clap::{Args, Subcommand};
@@ -65,6 +66,53 @@ enum MemberCommand {
         #[command(flatten)]
         client: ClientArgs,
     },
+}
+
+/// `tessera leader`.
+#[derive(Args, Debug)]
+pub struct LeaderArgs {
+    #[command(subcommand)]
+    command: LeaderCommand,
+}
+
+#[derive(Subcommand, Debug)]
+enum LeaderCommand {
+    /// Hand leadership to another voter (before maintenance of the leader's machine);
+    /// prints the new leader once it is elected.
+    ///
+    /// Example: tessera leader transfer --to 3f2a
+    Transfer {
+        /// The voter to hand it to (an id or a unique prefix of at least 4 hex digits).
+        /// Default: the most caught-up voter.
+        #[arg(long)]
+        to: Option<String>,
+        #[arg(long, value_enum, default_value_t)]
+        format: Format,
+        #[command(flatten)]
+        client: ClientArgs,
+    },
+}
+
+/// Runs one `leader` command.
+pub async fn run_leader(args: LeaderArgs, out: &mut Out) -> Result<(), Failure> {
+    let LeaderCommand::Transfer { to, format, client } = args.command;
+    let answer = connect(&client)?
+        .transfer_leader(to.as_deref())
+        .await
+        .map_err(fail)?;
+    match format {
+        Format::Json => out.json_pretty(&answer),
+        Format::Text => out.line(&format!(
+            "leader {} -> {}{}",
+            short(&answer.previous),
+            short(&answer.leader),
+            answer
+                .leader_http
+                .as_deref()
+                .map(|h| format!(" ({h})"))
+                .unwrap_or_default()
+        )),
+    }
 }
 
 /// Runs one `member` command.

@@ -380,6 +380,7 @@ fn spawn<M: StateMachine, S: Storage>(
         machine,
         tick,
         hello_ticks: u64::from(raft.heartbeat_ticks),
+        election_ticks: u64::from(raft.election_ticks),
         expect: consensus.bootstrap_expect,
         requests,
         status: status_tx,

@@ -40,6 +40,14 @@ pub enum GroupError {
         #[source]
         cause: StopCause,
     },
+    /// A leadership transfer did not complete.
+    #[error("leadership transfer to {to} failed: {reason}")]
+    TransferFailed {
+        /// The target.
+        to: PeerId,
+        /// Why, in words.
+        reason: String,
+    },
     /// The command or query could not be encoded.
     #[error("cannot encode {what}: {reason}")]
     Encode {
@@ -134,6 +142,12 @@ pub(crate) enum Request<M: StateMachine> {
         change: MembershipChange,
         reply: oneshot::Sender<Result<Index, GroupError>>,
     },
+    /// Hand leadership to `target` (or the most caught-up voter); the reply carries the
+    /// new leader.
+    Transfer {
+        target: Option<PeerId>,
+        reply: super::worker::TransferReply,
+    },
     /// The members as this node sees them.
     Roster {
         reply: oneshot::Sender<Result<Roster, GroupError>>,
@@ -141,6 +155,10 @@ pub(crate) enum Request<M: StateMachine> {
     /// Stop the worker.
     Shutdown { done: oneshot::Sender<()> },
 }
+
+/// How long a command refused during a leadership transfer waits before it is proposed
+/// again.
+const TRANSFER_RETRY: Duration = Duration::from_millis(10);
 
 /// Capacity of a group's request channel: calls beyond it wait.
 pub const REQUEST_QUEUE: usize = 1024;
@@ -259,9 +277,24 @@ impl<M: StateMachine> Group<M> {
         commands: impl IntoIterator<Item = M::Command>,
     ) -> Result<Vec<Index>, GroupError> {
         let commands = encode_all(commands)?;
-        let (reply, rx) = oneshot::channel();
-        self.call("execute", Request::Execute { commands, reply }, rx)
-            .await
+        // Refused during a leadership transfer, a batch was not appended anywhere: it is
+        // proposed again (to the new leader, once there is one) until the call's deadline.
+        let deadline = tokio::time::Instant::now() + self.shared.deadline;
+        loop {
+            let (reply, rx) = oneshot::channel();
+            let request = Request::Execute {
+                commands: commands.clone(),
+                reply,
+            };
+            match self.call("execute", request, rx).await {
+                Err(GroupError::Client(ClientError::TransferInProgress { .. }))
+                    if tokio::time::Instant::now() + TRANSFER_RETRY < deadline =>
+                {
+                    tokio::time::sleep(TRANSFER_RETRY).await;
+                }
+                other => return other,
+            }
+        }
     }
 
     /// Proposes a command without waiting for it to commit (returns once the worker took
@@ -320,6 +353,23 @@ impl<M: StateMachine> Group<M> {
     /// durable voter set, never whoever is reachable.
     pub async fn remove_member(&self, peer: PeerId) -> Result<Index, GroupError> {
         self.change(MembershipChange::Remove(peer)).await
+    }
+
+    /// Hands leadership to `target`, or with `None` to the most caught-up active voter;
+    /// leader only. The leader catches the target up, tells it to campaign at once, and
+    /// takes no new commands meanwhile (calls of [`execute`](Self::execute) wait and are
+    /// proposed to the new leader). Resolves with the new leader once it is heard from;
+    /// fails when the target did not take over within an election timeout (this node
+    /// then still leads), or at once when refused (not the leader, the target a learner
+    /// or no member, another transfer running).
+    pub async fn transfer_leadership(&self, target: Option<PeerId>) -> Result<PeerId, GroupError> {
+        let (reply, rx) = oneshot::channel();
+        self.call(
+            "leadership transfer",
+            Request::Transfer { target, reply },
+            rx,
+        )
+        .await
     }
 
     /// The members as this node sees them: role, address, announced contact, link, when

@@ -218,6 +218,8 @@ pub struct Server {
     stop_http: tokio::sync::oneshot::Sender<()>,
     /// Ends watches and blocking reads, and the feed's relay.
     stop_streams: CancellationToken,
+    /// Bound on handing leadership over before a clean stop.
+    handover_bound: Duration,
 }
 
 impl std::fmt::Debug for Server {
@@ -308,6 +310,7 @@ impl Server {
             server,
             stop_http,
             stop_streams,
+            handover_bound: config.election_timeout * 3,
         })
     }
 
@@ -353,7 +356,10 @@ impl Server {
             }
         };
         let outcome = tokio::select! {
-            () = shutdown => Ok(()),
+            () = shutdown => {
+                self.hand_over_leadership().await;
+                Ok(())
+            }
             err = group_stopped => Err(match err {
                 crate::groups::GroupError::Stopped { cause } => ServerError::GroupStopped { cause },
                 other => ServerError::GroupWait(other),
@@ -366,6 +372,32 @@ impl Server {
         };
         self.stop().await;
         outcome
+    }
+
+    /// When this node leads a group with other voters, hands leadership to the most
+    /// caught-up one and waits until it is elected (bounded by three election timeouts),
+    /// so a clean stop (SIGTERM) costs clients no failover: writes arriving meanwhile wait
+    /// and go to the new leader. A failure is logged; the stop goes on either way.
+    pub async fn hand_over_leadership(&self) {
+        let status = self.group.status();
+        let others = status.members.voters().iter().any(|v| *v != status.id);
+        if status.role != crate::groups::raft::Role::Leader || !others {
+            return;
+        }
+        let started = std::time::Instant::now();
+        match tokio::time::timeout(self.handover_bound, self.group.transfer_leadership(None)).await
+        {
+            Ok(Ok(leader)) => tracing::info!(
+                to = %leader,
+                ms = started.elapsed().as_millis() as u64,
+                "leadership handed over before stopping"
+            ),
+            Ok(Err(err)) => tracing::warn!(%err, "leadership not handed over; stopping anyway"),
+            Err(_) => tracing::warn!(
+                bound = ?self.handover_bound,
+                "leadership not handed over in time; stopping anyway"
+            ),
+        }
     }
 
     /// Stops serving HTTP (in-flight requests get up to 5 s), then the group and the

@@ -9,6 +9,7 @@ use super::{Worker, WorkerError};
 use crate::groups::machine::{ApplyContext, StateMachine, StateSync, StateSyncProvider};
 use crate::groups::raft::{
     CatchUp, Effects, Entry, LogReader, Message, Node, ProposalOutcome, ReadOutcome,
+    TransferOutcome,
 };
 use crate::groups::sync_context::Side;
 use crate::groups::{Cursor, Index, Storage, Term};
@@ -89,6 +90,11 @@ impl<M: StateMachine, S: Storage> Effects for Worker<M, S> {
 
     fn catch_up(&mut self, catch_up: CatchUp) -> Result<(), WorkerError> {
         self.start_session(catch_up)
+    }
+
+    fn transfer_ended(&mut self, outcome: TransferOutcome) -> Result<(), WorkerError> {
+        Worker::transfer_ended(self, outcome);
+        Ok(())
     }
 }
 

@@ -26,6 +26,9 @@ mod peers;
 mod requests;
 mod roster;
 mod state_sync;
+mod transfer;
+
+pub(crate) use transfer::TransferReply;
 #[cfg(test)]
 mod tests;
 
@@ -80,6 +83,8 @@ pub(crate) struct WorkerSetup<M: StateMachine, S: Storage> {
     pub(crate) machine: M,
     pub(crate) tick: Duration,
     pub(crate) hello_ticks: u64,
+    /// Ticks of an election timeout (a transfer's deadline is two of them).
+    pub(crate) election_ticks: u64,
     pub(crate) expect: usize,
     pub(crate) requests: mpsc::Receiver<Request<M>>,
     pub(crate) status: watch::Sender<GroupStatus>,
@@ -127,7 +132,10 @@ pub(crate) struct Worker<M: StateMachine, S: Storage> {
     status: watch::Sender<GroupStatus>,
     tick: Duration,
     hello_ticks: u64,
+    election_ticks: u64,
     ticks: u64,
+    /// The leadership transfer a caller waits for.
+    transfer: Option<transfer::PendingTransfer>,
     /// Client calls in flight.
     ledger: Ledger<M::Query, M::QueryResult>,
     /// The one Ready driver (messages waiting for a sync).
@@ -177,6 +185,7 @@ impl<M: StateMachine, S: Storage> Worker<M, S> {
             mut machine,
             tick,
             hello_ticks,
+            election_ticks,
             expect,
             requests,
             status,
@@ -242,7 +251,9 @@ impl<M: StateMachine, S: Storage> Worker<M, S> {
             status,
             tick,
             hello_ticks: hello_ticks.max(1),
+            election_ticks,
             ticks: 0,
+            transfer: None,
             ledger: Ledger::new(first_proposal_id()),
             driver: ReadyDriver::new(),
             applied,
@@ -318,6 +329,7 @@ impl<M: StateMachine, S: Storage> Worker<M, S> {
                 }
             }
             self.drive()?;
+            self.settle_transfer();
             if self.shutdown.is_some() {
                 return Ok(());
             }

@@ -38,6 +38,7 @@ impl<M: StateMachine, S: Storage> Worker<M, S> {
                 }
             },
             Request::Change { change, reply } => self.propose_change(change, reply)?,
+            Request::Transfer { target, reply } => self.start_transfer(target, reply)?,
             Request::Roster { reply } => {
                 let _ = reply.send(Ok(self.roster()));
             }

@@ -98,6 +98,7 @@ async fn single_voter(name: &str) -> Fixture {
         machine,
         tick,
         hello_ticks: 10,
+        election_ticks: 100,
         expect: 1,
         requests,
         status: status_tx,

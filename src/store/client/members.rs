@@ -1,7 +1,7 @@
 //! Membership calls: list, add, promote, remove (`/v1/members`), and leadership transfer.
 
 use super::{Client, ClientError, Failover};
-use crate::store::http::{AddMember, MembersAnswer};
+use crate::store::http::{AddMember, MembersAnswer, TransferAnswer, TransferRequest};
 use axum::body::Bytes;
 use hyper::Method;
 
@@ -51,6 +51,25 @@ impl Client {
     pub async fn remove_member(&self, id: &str) -> Result<MembersAnswer, ClientError> {
         let path = format!("/v1/members/{}", super::encode_param(id));
         self.change(Method::DELETE, &path, Bytes::new()).await
+    }
+
+    /// Hands leadership to `to` (an id or a unique prefix), or to the most caught-up
+    /// voter; answers with the new leader once it is known.
+    pub async fn transfer_leader(&self, to: Option<&str>) -> Result<TransferAnswer, ClientError> {
+        let body = serde_json::to_vec(&TransferRequest {
+            to: to.map(str::to_owned),
+        })
+        .map_err(|e| self.bad_response(self.current_index(), format!("request: {e}")))?;
+        let answer = self
+            .call(
+                Method::POST,
+                "/v1/leader/transfer",
+                body.into(),
+                Failover::NotApplied,
+                self.timeout(),
+            )
+            .await?;
+        self.json(&answer, "transfer answer")
     }
 
     async fn change(

@@ -61,6 +61,8 @@ pub enum ErrorKind {
     Busy,
     /// 409: a membership change conflicts with the current configuration.
     Conflict,
+    /// 503: a leadership transfer's target did not take over in time.
+    TransferFailed,
     /// 500: the group stopped (shutdown or a fatal storage error).
     Stopped,
     /// 500: anything else.
@@ -135,10 +137,24 @@ impl ApiError {
                 ClientError::SyncedPast { .. } | ClientError::LeaderLost { .. } => {
                     Self::new(unavailable, ErrorKind::Unknown, msg)
                 }
-                ClientError::ChangePending { .. } | ClientError::Membership(_) => {
+                ClientError::ChangePending { .. }
+                | ClientError::Membership(_)
+                | ClientError::TransferToLearner { .. }
+                | ClientError::NoTransferTarget => {
                     Self::new(StatusCode::CONFLICT, ErrorKind::Conflict, msg)
                 }
+                // A write waits out a transfer (the group retries it); what reaches here
+                // outlived the call's deadline.
+                ClientError::TransferInProgress { .. } => {
+                    Self::new(unavailable, ErrorKind::NoLeader, msg)
+                }
+                ClientError::TransferToUnknown { .. } => {
+                    Self::new(StatusCode::NOT_FOUND, ErrorKind::NotMember, msg)
+                }
             },
+            GroupError::TransferFailed { .. } => {
+                Self::new(unavailable, ErrorKind::TransferFailed, msg)
+            }
             GroupError::Timeout { .. } if !leader_known => Self::new(
                 unavailable,
                 ErrorKind::NoLeader,

@@ -10,6 +10,7 @@
 //! | `GET /v1/status` | [`status`] |
 //! | `GET /healthz`, `GET /readyz` (probes: 200 or 503) | [`health`] |
 //! | `GET /v1/members`, `POST /v1/members`, `POST /v1/members/{id}/promote`, `DELETE /v1/members/{id}` | [`members`] |
+//! | `POST /v1/leader/transfer` | [`leader`] |
 //!
 //! Any node serves every call. A write sent to a follower is forwarded to the leader
 //! through raft, so clients need not find the leader. Reads are served from the state the
@@ -21,6 +22,7 @@
 
 mod error;
 pub mod health;
+pub mod leader;
 pub mod members;
 pub mod params;
 pub mod read;
@@ -31,6 +33,7 @@ pub mod watch;
 pub mod write;
 
 pub use error::{ApiError, ErrorBody, ErrorKind};
+pub use leader::{TransferAnswer, TransferRequest};
 pub use members::{AddMember, MemberJson, MembersAnswer, FORWARDED_HEADER};
 pub use shapes::{
     CompareJson, KeysAnswer, KvJson, OpAnswer, OpJson, RangeAnswer, TxnAnswer, TxnJson, WatchLine,
@@ -132,6 +135,7 @@ pub fn router(served: Served) -> Router {
         .route("/v1/members", get(members::list).post(members::add))
         .route("/v1/members/{id}", axum::routing::delete(members::remove))
         .route("/v1/members/{id}/promote", post(members::promote))
+        .route("/v1/leader/transfer", post(leader::transfer))
         .route(
             "/v1/kv/{*key}",
             get(read::get).put(write::put).delete(write::delete),
