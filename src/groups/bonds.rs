@@ -31,6 +31,8 @@ pub(crate) struct Bonds {
     pub(crate) dropped_full: u64,
     /// The last append encoded, reused for the next follower it goes to.
     appends: AppendFrames,
+    /// Frames and bytes sent per peer.
+    pub(crate) metrics: super::metrics::GroupMetrics,
 }
 
 /// The bytes of the last `AppendEntries` frame encoded, kept so the same append sent to
@@ -121,7 +123,8 @@ impl Bonds {
                 return false;
             }
         };
-        self.send_bytes(peer, bond.sender.clone(), bytes)
+        let kind = super::metrics::frame_kind(frame);
+        self.send_bytes(peer, bond.sender.clone(), bytes, kind)
     }
 
     /// Logs (debug) what was encoded, reused and dropped, when the group's worker ends.
@@ -141,8 +144,9 @@ impl Bonds {
         let Some(sender) = self.links.get(&peer).map(|b| b.sender.clone()) else {
             return false;
         };
+        let kind = super::metrics::message_kind(&message);
         match self.appends.frame(message) {
-            Ok(bytes) => self.send_bytes(peer, sender, bytes),
+            Ok(bytes) => self.send_bytes(peer, sender, bytes, kind),
             Err(err) => {
                 tracing::error!(%err, "cannot encode a consensus message; dropped");
                 false
@@ -151,9 +155,19 @@ impl Bonds {
     }
 
     /// Sends already encoded bytes.
-    fn send_bytes(&mut self, peer: PeerId, sender: LinkSender, bytes: Vec<u8>) -> bool {
+    fn send_bytes(
+        &mut self,
+        peer: PeerId,
+        sender: LinkSender,
+        bytes: Vec<u8>,
+        kind: &'static str,
+    ) -> bool {
+        let len = bytes.len();
         match sender.try_send(bytes) {
-            Ok(()) => true,
+            Ok(()) => {
+                self.metrics.sent(&peer, kind, len);
+                true
+            }
             Err(TrySendError::Full(_)) => {
                 self.dropped_full += 1;
                 tracing::debug!(peer = %crate::primitives::Short(&peer), "link full, frame dropped");
@@ -172,6 +186,7 @@ impl Bonds {
                 return Vec::new();
             }
         };
+        let kind = super::metrics::frame_kind(frame);
         let targets: Vec<(PeerId, LinkSender)> = self
             .links
             .iter()
@@ -179,7 +194,7 @@ impl Bonds {
             .collect();
         targets
             .into_iter()
-            .filter(|(p, s)| self.send_bytes(*p, s.clone(), bytes.clone()))
+            .filter(|(p, s)| self.send_bytes(*p, s.clone(), bytes.clone(), kind))
             .map(|(p, _)| p)
             .collect()
     }

@@ -370,6 +370,7 @@ fn spawn<M: StateMachine, S: Storage>(
     let (status_tx, status) = watch::channel(GroupStatus::initial(me, group));
     let deadline =
         consensus.election_timeout * 3 + consensus.forward_timeout + consensus.query_timeout;
+    let metrics = super::metrics::GroupMetrics::default();
     let worker = Worker::new(WorkerSetup {
         me,
         group,
@@ -389,6 +390,7 @@ fn spawn<M: StateMachine, S: Storage>(
         applied_membership,
         restoring: repairing,
         contact,
+        metrics: metrics.clone(),
     });
     tokio::spawn(worker.run());
     Ok(Group::new(
@@ -397,5 +399,6 @@ fn spawn<M: StateMachine, S: Storage>(
         group,
         deadline,
         network.downgrade(),
+        metrics,
     ))
 }

@@ -8,6 +8,7 @@
 //! handle never stops the group for the others.
 
 use super::machine::{Consistency, StateMachine};
+use super::metrics::GroupMetrics;
 use super::raft::{ClientError, ClusterId, Membership, MembershipChange, Role};
 use super::roster::Roster;
 use super::{Cursor, Index, StopCause, Term};
@@ -171,6 +172,8 @@ struct Shared<M: StateMachine> {
     /// The node's network, for the group's tickets (weak: a handle does not keep a shut
     /// down node's socket).
     network: WeakNetwork,
+    /// What the worker measures.
+    metrics: GroupMetrics,
 }
 
 /// A handle on one joined group.
@@ -201,6 +204,7 @@ impl<M: StateMachine> Group<M> {
         group: GroupId,
         deadline: Duration,
         network: WeakNetwork,
+        metrics: GroupMetrics,
     ) -> Self {
         Group {
             shared: Arc::new(Shared {
@@ -209,6 +213,7 @@ impl<M: StateMachine> Group<M> {
                 group,
                 deadline,
                 network,
+                metrics,
             }),
         }
     }
@@ -216,6 +221,12 @@ impl<M: StateMachine> Group<M> {
     /// The group's id.
     pub fn id(&self) -> GroupId {
         self.shared.group
+    }
+
+    /// What the worker measures (sync and apply durations, proposals, leader changes,
+    /// traffic per peer), for a Prometheus registry.
+    pub fn metrics(&self) -> &GroupMetrics {
+        &self.shared.metrics
     }
 
     /// The latest status the worker published.

@@ -10,6 +10,7 @@ mod group;
 mod key;
 mod local_storage;
 pub mod machine;
+pub mod metrics;
 /// The consensus core (the `tessera-raft` crate).
 pub use tessera_raft as raft;
 mod recovery;
@@ -28,6 +29,7 @@ pub use group::{Group, GroupError, GroupStatus, When, MAX_COMMAND_BYTES, REQUEST
 pub use key::{GroupIdInputs, GroupKey};
 pub use local_storage::LocalStorage;
 pub use machine::{Consistency, NoOp};
+pub use metrics::GroupMetrics;
 pub use recovery::RecoveryError;
 pub use replay::LogReplaySync;
 pub use roster::{MemberRole, Roster, RosterEntry};

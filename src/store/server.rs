@@ -284,7 +284,13 @@ impl Server {
         };
         let stop_streams = CancellationToken::new();
         let (feed, _relay) = Feed::start(published, stop_streams.clone());
+        let metrics = Arc::new(http::metrics::NodeMetrics::new(
+            &group,
+            snapshots.clone(),
+            feed.clone(),
+        ));
         let app = http::router(http::Served {
+            metrics,
             group: group.clone(),
             addr: network.local_addr(),
             network: network.clone(),

@@ -8,7 +8,7 @@ use super::batches::{self, ApplyStep};
 use super::{Worker, WorkerError};
 use crate::groups::machine::{ApplyContext, StateMachine, StateSync, StateSyncProvider};
 use crate::groups::raft::{
-    CatchUp, Effects, Entry, LogReader, Message, Node, ProposalOutcome, ReadOutcome,
+    CatchUp, Effects, Entry, LogReader, Message, Node, ProposalOutcome, ReadOutcome, SyncReport,
     TransferOutcome,
 };
 use crate::groups::sync_context::Side;
@@ -58,6 +58,13 @@ impl<M: StateMachine, S: Storage> Effects for Worker<M, S> {
         self.bonds.send_raft(to, message);
     }
 
+    fn sync(&mut self) -> Result<Option<SyncReport>, WorkerError> {
+        let started = std::time::Instant::now();
+        let report = self.store.sync()?;
+        self.metrics.synced(started.elapsed());
+        Ok(Some(report))
+    }
+
     fn apply(&mut self, committed: Vec<Entry>) -> Result<(), WorkerError> {
         self.apply_entries(committed)
     }
@@ -73,6 +80,10 @@ impl<M: StateMachine, S: Storage> Effects for Worker<M, S> {
             self.publish();
         }
         for outcome in outcomes {
+            match &outcome.result {
+                Ok(_) => self.metrics.proposals_committed.inc(),
+                Err(_) => self.metrics.proposals_failed.inc(),
+            };
             self.ledger
                 .resolve_proposal(outcome.id, outcome.result.map(|c| c.index()));
         }
@@ -171,7 +182,11 @@ impl<M: StateMachine, S: Storage> Worker<M, S> {
             network: self.network_id,
             me: self.me,
         };
+        let started = std::time::Instant::now();
         self.machine.apply_batch(commands, &ctx);
+        self.metrics
+            .apply_seconds
+            .observe(started.elapsed().as_secs_f64());
         self.applied = end.index();
     }
 }

@@ -37,6 +37,7 @@ use super::bonds::Bonds;
 use super::formation::Formation;
 use super::group::{GroupStatus, Request};
 use super::machine::{Provider, Session, StateMachine, StateSync};
+use super::metrics::GroupMetrics;
 use super::raft::{ClusterId, Membership, Node, RaftError, ReadyDriver};
 use super::sync_context::{Cx, Side, SyncOutputs};
 use super::wire::GroupFrame;
@@ -98,6 +99,8 @@ pub(crate) struct WorkerSetup<M: StateMachine, S: Storage> {
     pub(crate) restoring: Option<Cursor>,
     /// What this node announces for clients (see [`Hello::contact`](super::wire::Hello)).
     pub(crate) contact: Option<String>,
+    /// Where the worker records what it measures (shared with the handle).
+    pub(crate) metrics: GroupMetrics,
 }
 
 pub(crate) struct Worker<M: StateMachine, S: Storage> {
@@ -152,6 +155,8 @@ pub(crate) struct Worker<M: StateMachine, S: Storage> {
     contact: Option<String>,
     /// When each peer was heard from last, and what it announced.
     heard: roster::Heard,
+    /// What the worker measures.
+    metrics: GroupMetrics,
     /// Declared last so it drops last: the network holds the node's `DataDir`, whose lock
     /// must outlive this worker's store handles (fields drop in declaration order).
     network: Network,
@@ -194,6 +199,7 @@ impl<M: StateMachine, S: Storage> Worker<M, S> {
             applied_membership,
             restoring,
             contact,
+            metrics,
         } = setup;
         let observer =
             machine.leadership_preference() == super::machine::LeadershipPreference::Observer;
@@ -202,6 +208,7 @@ impl<M: StateMachine, S: Storage> Worker<M, S> {
         let formation = fresh.then(|| Formation::new(me, expect, observer, nonce));
         let network_id = network.network_id().0;
         let mut bonds = Bonds::default();
+        bonds.metrics = metrics.clone();
         let committed = Cursor::zero();
         let mut out = SyncOutputs::default();
         let provider = {
@@ -264,6 +271,7 @@ impl<M: StateMachine, S: Storage> Worker<M, S> {
             shutdown: None,
             contact,
             heard: roster::Heard::default(),
+            metrics,
         }
     }
 
@@ -403,11 +411,12 @@ impl<M: StateMachine, S: Storage> Worker<M, S> {
 
 /// Reads one link: decodes frames and hands them to the worker. A frame that does not
 /// decode closes the link (logged); the worker hears of the close either way.
-async fn read_link(mut link: Link, link_id: u64, tx: mpsc::Sender<Inbound>) {
+async fn read_link(mut link: Link, link_id: u64, tx: mpsc::Sender<Inbound>, metrics: GroupMetrics) {
     let peer = link.peer();
     while let Some(bytes) = link.recv().await {
         match codec::decode::<GroupFrame>(&bytes) {
             Ok(frame) => {
+                metrics.received(&peer, super::metrics::frame_kind(&frame), bytes.len());
                 if tx.send(Inbound::Frame { peer, frame }).await.is_err() {
                     return;
                 }

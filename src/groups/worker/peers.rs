@@ -66,7 +66,7 @@ impl<M: StateMachine, S: Storage> Worker<M, S> {
         self.bonds.insert(peer, link_id, link.sender());
         tracing::debug!(peer = %Short(&peer), group = %Short(&self.group), "bonded");
         let tx = self.inbound_tx.clone();
-        tokio::spawn(read_link(link, link_id, tx));
+        tokio::spawn(read_link(link, link_id, tx, self.metrics.clone()));
         let hello = GroupFrame::Hello(self.hello());
         self.bonds.send(peer, &hello);
         self.network.save_peers();

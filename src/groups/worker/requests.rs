@@ -90,7 +90,14 @@ impl<M: StateMachine, S: Storage> Worker<M, S> {
             cluster: Some(node.membership().cluster()).filter(|c| c.is_known()),
             conflicts: self.conflicts.iter().map(|(p, c)| (*p, *c)).collect(),
         };
+        self.metrics
+            .proposals_pending
+            .set(self.node.pending_proposals() as i64);
+        let metrics = &self.metrics;
         self.status.send_if_modified(|s| {
+            if s.leader != status.leader && status.leader.is_some() {
+                metrics.leader_changes.inc();
+            }
             if *s != status {
                 *s = status;
                 true

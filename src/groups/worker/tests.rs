@@ -107,6 +107,7 @@ async fn single_voter(name: &str) -> Fixture {
         applied_membership: Membership::default(),
         restoring: None,
         contact: None,
+        metrics: Default::default(),
     });
     Fixture {
         worker,

@@ -11,6 +11,7 @@
 //! | `GET /healthz`, `GET /readyz` (probes: 200 or 503) | [`health`] |
 //! | `GET /v1/members`, `POST /v1/members`, `POST /v1/members/{id}/promote`, `DELETE /v1/members/{id}` | [`members`] |
 //! | `POST /v1/leader/transfer` | [`leader`] |
+//! | `GET /metrics` (Prometheus text) | [`metrics`] |
 //!
 //! Any node serves every call. A write sent to a follower is forwarded to the leader
 //! through raft, so clients need not find the leader. Reads are served from the state the
@@ -24,6 +25,7 @@ mod error;
 pub mod health;
 pub mod leader;
 pub mod members;
+pub mod metrics;
 pub mod params;
 pub mod read;
 pub mod shapes;
@@ -86,6 +88,8 @@ pub struct Served {
     pub addr: PeerAddr,
     /// Its network (members added through the API are dialled from it).
     pub network: Network,
+    /// Its `/metrics` registry and the HTTP measurements.
+    pub metrics: Arc<metrics::NodeMetrics>,
     /// Its snapshot counters.
     pub snapshots: Arc<SnapshotStats>,
     /// The states its machine publishes.
@@ -136,6 +140,7 @@ pub fn router(served: Served) -> Router {
         .route("/v1/members/{id}", axum::routing::delete(members::remove))
         .route("/v1/members/{id}/promote", post(members::promote))
         .route("/v1/leader/transfer", post(leader::transfer))
+        .route("/metrics", get(metrics::get))
         .route(
             "/v1/kv/{*key}",
             get(read::get).put(write::put).delete(write::delete),
@@ -151,6 +156,10 @@ pub fn router(served: Served) -> Router {
         .fallback(no_route)
         .method_not_allowed_fallback(no_method)
         .layer(DefaultBodyLimit::max(MAX_BODY_BYTES))
+        .route_layer(axum::middleware::from_fn_with_state(
+            served.clone(),
+            metrics::track,
+        ))
         .with_state(served)
 }
 
