@@ -97,16 +97,16 @@ pub enum MembershipChange {
 #[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
 pub enum MembershipError {
     /// The peer is already a member.
-    #[error("peer {0:?} is already a member")]
+    #[error("peer {0} is already a member")]
     AlreadyMember(PeerId),
     /// The peer is not a learner that may be promoted.
-    #[error("peer {0:?} is not a catching-up learner")]
+    #[error("peer {0} is not a catching-up learner")]
     NotPromotable(PeerId),
     /// The peer is not a member.
-    #[error("peer {0:?} is not a member")]
+    #[error("peer {0} is not a member")]
     NotMember(PeerId),
     /// Removing the last voter would leave no quorum at all.
-    #[error("cannot remove {0:?}: it is the last voter")]
+    #[error("cannot remove {0}: it is the last voter")]
     LastVoter(PeerId),
 }
 

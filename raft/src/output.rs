@@ -15,13 +15,13 @@ pub struct ProposalId(pub u64);
 #[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
 pub enum ClientError {
     /// This node cannot do that: it is not the leader.
-    #[error("not the leader (leader: {leader:?})")]
+    #[error("not the leader ({})", leader_words(leader))]
     NotLeader {
         /// The leader this node knows of, if any.
         leader: Option<PeerId>,
     },
     /// No leader acknowledged the forwarded command in time. It may still commit.
-    #[error("no leader acknowledged the command within {ticks} ticks (leader: {leader:?}); it may or may not be applied")]
+    #[error("no leader acknowledged the command within {ticks} ticks ({}); it may or may not be applied", leader_words(leader))]
     ForwardTimeout {
         /// How long it waited.
         ticks: u32,
@@ -171,4 +171,12 @@ pub struct CatchUp {
     pub leader_commit: Index,
     /// The entries that revealed the gap.
     pub entries: Vec<Entry>,
+}
+
+/// "the leader is ID" or "no leader is known", for error messages people read.
+fn leader_words(leader: &Option<PeerId>) -> String {
+    match leader {
+        Some(id) => format!("the leader is {id}"),
+        None => "no leader is known".to_string(),
+    }
 }

@@ -122,15 +122,25 @@ impl ApiError {
                 ClientError::NotLeader { .. } | ClientError::LeaderNotReady { .. } => {
                     Self::new(unavailable, ErrorKind::NoLeader, msg)
                 }
-                ClientError::ForwardTimeout { leader: None, .. } => {
-                    Self::new(unavailable, ErrorKind::NoLeader, msg)
-                }
+                ClientError::ForwardTimeout { leader: None, .. } => Self::new(
+                    unavailable,
+                    ErrorKind::NoLeader,
+                    "no leader took the write within the forward timeout; it may or may not be applied",
+                ),
+                // The core counts in ticks; people read words.
                 ClientError::ForwardTimeout {
-                    leader: Some(_), ..
-                }
-                | ClientError::ReadTimeout { .. } => {
-                    Self::new(unavailable, ErrorKind::Timeout, msg)
-                }
+                    leader: Some(leader),
+                    ..
+                } => Self::new(
+                    unavailable,
+                    ErrorKind::Timeout,
+                    format!("the leader {leader} did not acknowledge the write within the forward timeout; it may or may not be applied"),
+                ),
+                ClientError::ReadTimeout { .. } => Self::new(
+                    unavailable,
+                    ErrorKind::Timeout,
+                    "no leader confirmed the read index within the query timeout; retry",
+                ),
                 ClientError::Overwritten { .. } => {
                     Self::new(unavailable, ErrorKind::Overwritten, msg)
                 }
