@@ -25,7 +25,14 @@ mod membercli;
 mod kit;
 
 #[derive(Parser)]
-#[command(name = "tessera", version, about = "A durable replication engine")]
+#[command(
+    name = "tessera",
+    version,
+    about = "A durable replication engine: a replicated key-value store whose state survives restarts",
+    after_help = "Start three nodes with `tessera node --data-dir DIR --peer ID@IP:PORT` (see the README), then \
+`tessera put KEY VALUE` and `tessera get KEY`. Logs go to stderr; set RUST_LOG (e.g. \
+RUST_LOG=tessera=debug) to see more."
+)]
 struct Cli {
     #[command(subcommand)]
     command: Command,
@@ -33,20 +40,6 @@ struct Cli {
 
 #[derive(Subcommand)]
 enum Command {
-    /// Print a JSON summary of a data directory: groups, log range, hard state, snapshots,
-    /// bytes per column family. Read-only; safe beside a running node.
-    Inspect {
-        /// The node's data directory.
-        data_dir: PathBuf,
-    },
-    /// Append entries in synced batches to a group's log, printing `durable INDEX TERM`
-    /// after each sync returns. Runs until killed or `--entries` are written. A developer
-    /// tool (the crash test and the storage demo kill it), hidden from `--help`.
-    #[command(hide = true)]
-    WriteLog(WriteLogArgs),
-    /// Run the cluster demo: three nodes, kill -9 the leader, a new leader, restart, catch
-    /// up. `--storage`: the storage demo (kill -9 a writer, show nothing synced was lost).
-    Demo(demo::Args),
     /// Run a node of the replicated key-value store and serve its HTTP API. Prints its
     /// `ID@IP:PORT` as the first line and its HTTP URL as the second; stops on SIGTERM or
     /// SIGINT.
@@ -69,6 +62,20 @@ enum Command {
     Member(membercli::MemberArgs),
     /// Hand leadership to another voter.
     Leader(membercli::LeaderArgs),
+    /// Print a JSON summary of a data directory: groups, log range, hard state, snapshots,
+    /// bytes per column family. Read-only; safe beside a running node.
+    Inspect {
+        /// The node's data directory.
+        data_dir: PathBuf,
+    },
+    /// Append entries in synced batches to a group's log, printing `durable INDEX TERM`
+    /// after each sync returns. Runs until killed or `--entries` are written. A developer
+    /// tool (the crash test and the storage demo kill it), hidden from `--help`.
+    #[command(hide = true)]
+    WriteLog(WriteLogArgs),
+    /// Run the cluster demo: three nodes, kill -9 the leader, a new leader, restart, catch
+    /// up. `--storage`: the storage demo (kill -9 a writer, show nothing synced was lost).
+    Demo(demo::Args),
 }
 
 #[derive(clap::Args)]

@@ -37,6 +37,11 @@ pub const DEFAULT_HEARTBEAT: Duration = Duration::from_millis(100);
 /// The node's default election timeout (see [`ServerConfig::new`] for why).
 pub const DEFAULT_ELECTION_TIMEOUT: Duration = Duration::from_millis(1000);
 
+/// How long a clean stop (SIGTERM) keeps serving with `Connection: close` on every
+/// answer before it stops accepting, so active clients move off their kept-alive
+/// connections first.
+pub const HTTP_DRAIN: Duration = Duration::from_millis(500);
+
 /// How long [`Server::stop`] waits for each part to stop.
 const STOP_BOUND: Duration = Duration::from_secs(5);
 
@@ -220,6 +225,8 @@ pub struct Server {
     stop_streams: CancellationToken,
     /// Bound on handing leadership over before a clean stop.
     handover_bound: Duration,
+    /// Cancelled when a clean stop begins draining HTTP connections.
+    draining: CancellationToken,
 }
 
 impl std::fmt::Debug for Server {
@@ -284,6 +291,7 @@ impl Server {
         };
         let stop_streams = CancellationToken::new();
         let (feed, _relay) = Feed::start(published, stop_streams.clone());
+        let draining = CancellationToken::new();
         let metrics = Arc::new(http::metrics::NodeMetrics::new(
             &group,
             snapshots.clone(),
@@ -298,6 +306,7 @@ impl Server {
             feed,
             outcomes,
             stop: stop_streams.clone(),
+            draining: draining.clone(),
         });
         let (stop_http, stopped) = tokio::sync::oneshot::channel::<()>();
         let server = tokio::spawn(async move {
@@ -317,6 +326,7 @@ impl Server {
             stop_http,
             stop_streams,
             handover_bound: config.election_timeout * 3,
+            draining,
         })
     }
 
@@ -364,6 +374,7 @@ impl Server {
         let outcome = tokio::select! {
             () = shutdown => {
                 self.hand_over_leadership().await;
+                self.drain_http().await;
                 Ok(())
             }
             err = group_stopped => Err(match err {
@@ -404,6 +415,14 @@ impl Server {
                 "leadership not handed over in time; stopping anyway"
             ),
         }
+    }
+
+    /// Before a clean stop: for [`HTTP_DRAIN`] every answer closes its connection, so
+    /// active clients leave their kept-alive connections before the server stops (a
+    /// request sent on one just as it closes could not be retried safely).
+    pub async fn drain_http(&self) {
+        self.draining.cancel();
+        tokio::time::sleep(HTTP_DRAIN).await;
     }
 
     /// Stops serving HTTP (in-flight requests get up to 5 s), then the group and the

@@ -98,6 +98,9 @@ pub struct Served {
     pub outcomes: Outcomes,
     /// Cancelled when the node stops: watches and blocking reads end.
     pub stop: CancellationToken,
+    /// Cancelled when the node starts draining before a clean stop: every answer from
+    /// then on closes its connection (see [`close_when_draining`]).
+    pub draining: CancellationToken,
 }
 
 impl Served {
@@ -160,7 +163,31 @@ pub fn router(served: Served) -> Router {
             served.clone(),
             metrics::track,
         ))
+        .layer(axum::middleware::from_fn_with_state(
+            served.clone(),
+            close_when_draining,
+        ))
         .with_state(served)
+}
+
+/// While the node drains before a clean stop, every answer carries `Connection: close`,
+/// so clients stop reusing their kept-alive connections and open new ones (to this node,
+/// still serving, or another). When the server then stops, no active client has a pooled
+/// connection left to send a request on just as it closes: HTTP/1 cannot tell such a
+/// client whether its write was read, and it could not safely retry.
+async fn close_when_draining(
+    State(api): State<Served>,
+    request: axum::extract::Request,
+    next: axum::middleware::Next,
+) -> axum::response::Response {
+    let mut response = next.run(request).await;
+    if api.draining.is_cancelled() {
+        response.headers_mut().insert(
+            axum::http::header::CONNECTION,
+            axum::http::HeaderValue::from_static("close"),
+        );
+    }
+    response
 }
 
 async fn no_route() -> ApiError {
