@@ -27,6 +27,9 @@ pub(crate) struct ClientArgs {
         value_delimiter = ','
     )]
     endpoints: Vec<String>,
+    /// A bearer token, for nodes started with token files (a read-write one for writes).
+    #[arg(long, env = "TESSERA_TOKEN", hide_env_values = true)]
+    token: Option<String>,
     /// Give up on one request after this many seconds.
     #[arg(long, default_value_t = 15, value_parser = clap::value_parser!(u64).range(1..=3600))]
     timeout: u64,
@@ -171,7 +174,9 @@ pub(crate) fn connect(args: &ClientArgs) -> Result<Client, Failure> {
             .map(|v| v.split(',').map(str::to_string).collect())
             .unwrap_or_else(|_| vec![client::DEFAULT_ENDPOINT.to_string()]);
     }
-    Client::with_endpoints(&endpoints, Duration::from_secs(args.timeout)).map_err(fail)
+    Client::with_endpoints(&endpoints, Duration::from_secs(args.timeout))
+        .map(|c| c.with_token(args.token.as_deref()))
+        .map_err(fail)
 }
 
 /// Runs `call`, printing to standard output.

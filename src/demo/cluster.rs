@@ -284,7 +284,7 @@ async fn join_by_snapshot(
     let joined_at = Instant::now();
     cluster.start(3, &founders)?;
     println!(
-        "13. Started a fourth node, {}, given the three nodes' addresses. The entries it needs are pruned from every log, so it fetches the snapshot's chunks from the nodes holding it, mostly from followers:",
+        "13. Started a fourth node, {}, given the three nodes' addresses. The entries it needs are pruned from every log, so it fetches the snapshot's chunks from the nodes holding it, spread over every node that serves them (the count per node, leader marked, follows):",
         cluster.node(3).name
     );
     let bar = indicatif::ProgressBar::new(snap.stored_bytes.max(1));
@@ -324,9 +324,10 @@ async fn join_by_snapshot(
         .enumerate()
         .take(3)
         .filter_map(|(i, s)| {
-            s.as_ref()
-                .filter(|s| s.chunks_served > 0)
-                .map(|s| format!("{} {}", cluster.node(i).name, s.chunks_served))
+            s.as_ref().filter(|s| s.chunks_served > 0).map(|s| {
+                let leader = if s.is_leader() { " (leader)" } else { "" };
+                format!("{}{leader} {}", cluster.node(i).name, s.chunks_served)
+            })
         })
         .collect();
     let seconds = joined_at.elapsed().as_secs_f64();

@@ -87,6 +87,8 @@ pub struct ServerConfig {
     /// How much change history the store keeps for watches and blocking reads (part of
     /// the group id: every member must use the same).
     pub watch_history: Retention,
+    /// The bearer tokens the HTTP API takes (default: none, the API is open).
+    pub tokens: http::auth::Tokens,
 }
 
 impl ServerConfig {
@@ -119,6 +121,7 @@ impl ServerConfig {
             quic_idle_timeout: Duration::from_secs(10),
             snapshot: SnapshotConfig::default(),
             watch_history: Retention::default(),
+            tokens: http::auth::Tokens::open(),
         }
     }
 
@@ -299,6 +302,7 @@ impl Server {
         ));
         let app = http::router(http::Served {
             metrics,
+            tokens: Arc::new(config.tokens.clone()),
             group: group.clone(),
             addr: network.local_addr(),
             network: network.clone(),

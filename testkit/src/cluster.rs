@@ -72,6 +72,8 @@ pub struct LocalCluster {
     exe: PathBuf,
     args: Vec<String>,
     nodes: Vec<LocalNode>,
+    /// The bearer token the harness's own calls carry (nodes with token files).
+    token: Option<String>,
 }
 
 /// A harness failure, in words (with the node's log tail where it helps).
@@ -108,6 +110,7 @@ impl LocalCluster {
             exe: exe.into(),
             args,
             nodes,
+            token: None,
         })
     }
 
@@ -185,10 +188,18 @@ impl LocalCluster {
         self.nodes[i].is_running()
     }
 
+    /// The harness's own calls (status, leader) carry `token`: for nodes started with
+    /// token files.
+    pub fn with_token(mut self, token: impl Into<String>) -> Self {
+        self.token = Some(token.into());
+        self
+    }
+
     /// A client of node `i` whose requests give up after `timeout`.
     pub fn client(&self, i: usize, timeout: Duration) -> Client {
         Client::with_timeout(&self.nodes[i].endpoint(), timeout)
             .expect("a local http://IP:PORT endpoint is valid")
+            .with_token(self.token.as_deref())
     }
 
     /// The index of the node with peer id `id` (hex).

@@ -220,6 +220,8 @@ pub struct Client {
     /// Marks every request as relayed by a node to its leader (see
     /// [`super::http::FORWARDED_HEADER`]), so the leader does not relay it again.
     relayed: bool,
+    /// Sent as `Authorization: Bearer TOKEN` on every request.
+    token: Option<Arc<str>>,
 }
 
 /// An answer: status, headers and whole body.
@@ -288,7 +290,15 @@ impl Client {
             current: Arc::default(),
             timeout,
             relayed: false,
+            token: None,
         })
+    }
+
+    /// This client with a bearer token sent on every request (a node with token files
+    /// refuses calls without one).
+    pub fn with_token(mut self, token: Option<&str>) -> Self {
+        self.token = token.filter(|t| !t.is_empty()).map(Arc::from);
+        self
     }
 
     /// This client as a node's relay to its leader: requests carry
@@ -380,6 +390,9 @@ impl Client {
         let mut request = Request::builder().method(method).uri(uri);
         if self.relayed {
             request = request.header(super::http::FORWARDED_HEADER, "1");
+        }
+        if let Some(token) = &self.token {
+            request = request.header(hyper::header::AUTHORIZATION, format!("Bearer {token}"));
         }
         let request = request
             .body(Full::new(body))

@@ -36,6 +36,10 @@ pub enum ErrorKind {
     NoRoute,
     /// 404: no member has that id.
     NotMember,
+    /// 401: the node requires a token and none, or an unknown one, was given.
+    Unauthorized,
+    /// 403: the token may not do this (a read-only token on a write).
+    Forbidden,
     /// 400: bad key, parameter or body.
     BadRequest,
     /// 413: the value or the transaction is too large.

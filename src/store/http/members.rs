@@ -131,7 +131,8 @@ pub async fn list(
     let relayed = headers.contains_key(FORWARDED_HEADER);
     if !local && !relayed && roster.leader != Some(roster.me) {
         if let Some(leader) = roster.leader_contact() {
-            match relay(leader, Method::GET, "/v1/members", Bytes::new()).await {
+            let token = bearer(&headers);
+            match relay(leader, Method::GET, "/v1/members", Bytes::new(), token).await {
                 Ok(answer) if answer.status().is_success() => return Ok(answer),
                 Ok(_) | Err(_) => {
                     tracing::debug!(leader, "member list: leader unreachable; answering locally")
@@ -280,7 +281,17 @@ pub(super) async fn leader_or_relay(
             "the leader {leader} has not announced its HTTP address to this node yet; retry, or call it directly"
         )));
     };
-    relay(contact, method, path, body).await.map(Some)
+    relay(contact, method, path, body, bearer(headers))
+        .await
+        .map(Some)
+}
+
+/// The caller's bearer token, passed on when a call is relayed to the leader.
+fn bearer(headers: &HeaderMap) -> Option<&str> {
+    headers
+        .get(axum::http::header::AUTHORIZATION)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.strip_prefix("Bearer "))
 }
 
 /// Sends the call to `leader` (an `http://HOST:PORT`) and returns its answer as it is.
@@ -289,6 +300,7 @@ async fn relay(
     method: Method,
     path: &str,
     body: Bytes,
+    token: Option<&str>,
 ) -> Result<Response, ApiError> {
     let unreachable = |why: String| {
         ApiError::new(
@@ -299,7 +311,8 @@ async fn relay(
     };
     let client = Client::with_timeout(leader, RELAY_TIMEOUT)
         .map_err(|e| unreachable(e.to_string()))?
-        .relaying();
+        .relaying()
+        .with_token(token);
     let answer = client
         .relay(method, path, body)
         .await

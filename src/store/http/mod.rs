@@ -21,6 +21,7 @@
 //! was read at in [`REVISION_HEADER`] (and in its JSON when it has a body of JSON).
 //! Errors are one line of JSON ([`ErrorBody`]).
 
+pub mod auth;
 mod error;
 pub mod health;
 pub mod leader;
@@ -42,7 +43,8 @@ pub use shapes::{
     Written,
 };
 pub use status::{
-    ClusterConflict, LogPosition, Members, NodeStatus, SnapshotView, StoreView, TransferView,
+    ClusterConflict, LogPosition, MemberAddrs, Members, NodeStatus, SnapshotView, StoreView,
+    TransferView,
 };
 
 use super::feed::Feed;
@@ -90,6 +92,8 @@ pub struct Served {
     pub network: Network,
     /// Its `/metrics` registry and the HTTP measurements.
     pub metrics: Arc<metrics::NodeMetrics>,
+    /// The bearer tokens it takes (none: the API is open).
+    pub tokens: Arc<auth::Tokens>,
     /// Its snapshot counters.
     pub snapshots: Arc<SnapshotStats>,
     /// The states its machine publishes.
@@ -161,6 +165,10 @@ pub fn router(served: Served) -> Router {
         .layer(DefaultBodyLimit::max(MAX_BODY_BYTES))
         .route_layer(axum::middleware::from_fn_with_state(
             served.clone(),
+            auth::check,
+        ))
+        .route_layer(axum::middleware::from_fn_with_state(
+            served.clone(),
             metrics::track,
         ))
         .layer(axum::middleware::from_fn_with_state(
@@ -203,11 +211,16 @@ async fn no_method(method: axum::http::Method) -> ApiError {
 }
 
 async fn status(State(api): State<Served>) -> Json<NodeStatus> {
-    Json(
-        NodeStatus::new(&api.group.status(), &api.addr)
-            .with_snapshots(&api.snapshots)
-            .with_store(&api.feed.latest(), api.feed.watchers()),
-    )
+    let mut status = NodeStatus::new(&api.group.status(), &api.addr)
+        .with_snapshots(&api.snapshots)
+        .with_store(&api.feed.latest(), api.feed.watchers());
+    // The status must answer even when the worker is busy or stopped: the addresses come
+    // from the worker, so they are left out when it does not answer at once.
+    let roster = tokio::time::timeout(std::time::Duration::from_millis(500), api.group.roster());
+    if let Ok(Ok(roster)) = roster.await {
+        status = status.with_roster(&roster);
+    }
+    Json(status)
 }
 
 /// The key of a `{*key}` route, checked (`prefix`: may be empty).

@@ -65,6 +65,22 @@ pub struct NodeStatus {
     /// The store on this node (absent from nodes that predate it).
     #[serde(default)]
     pub store: Option<StoreView>,
+    /// The leader's HTTP API, as it announced it, when known.
+    #[serde(default)]
+    pub leader_http: Option<String>,
+    /// Where each member is reached, by id: its peers' address and HTTP API as this node
+    /// knows them (`GET /v1/members` has the rest).
+    #[serde(default)]
+    pub member_addrs: std::collections::BTreeMap<String, MemberAddrs>,
+}
+
+/// A member's addresses in [`NodeStatus`].
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct MemberAddrs {
+    /// The peers' (QUIC) address this node dials it at.
+    pub addr: Option<String>,
+    /// Its HTTP API, as it announced it.
+    pub http: Option<String>,
 }
 
 /// A peer of another founding, in [`NodeStatus`].
@@ -193,7 +209,26 @@ impl NodeStatus {
                 })
                 .collect(),
             store: None,
+            leader_http: None,
+            member_addrs: Default::default(),
         }
+    }
+
+    /// Adds the leader's HTTP API and every member's addresses.
+    pub fn with_roster(mut self, roster: &crate::groups::Roster) -> Self {
+        self.leader_http = roster.leader_contact().map(str::to_owned);
+        self.member_addrs = roster
+            .members
+            .iter()
+            .map(|m| {
+                let addrs = MemberAddrs {
+                    addr: m.addr.map(|a| a.to_string()),
+                    http: m.contact.clone(),
+                };
+                (m.peer.to_string(), addrs)
+            })
+            .collect();
+        self
     }
 
     /// Adds the store's figures.

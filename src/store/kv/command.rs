@@ -185,6 +185,22 @@ pub fn check_key(key: &str, prefix: bool) -> Result<(), String> {
             key.len()
         ));
     }
+    // Proxies, curl and URL libraries rewrite such paths (`a/../b` becomes `b`), so a key
+    // holding them would not be the key the client meant: refused, not stored.
+    if let Some((at, c)) = key.char_indices().find(|(_, c)| c.is_control()) {
+        return Err(format!(
+            "key holds the control character U+{:04X} at byte {at}",
+            u32::from(c)
+        ));
+    }
+    if key
+        .split('/')
+        .any(|segment| segment == "." || segment == "..")
+    {
+        return Err(
+            "key has a \".\" or \"..\" path segment, which proxies and clients rewrite".into(),
+        );
+    }
     Ok(())
 }
 
@@ -307,6 +323,22 @@ mod tests {
             key: key.into(),
             value: b"v".to_vec(),
         }
+    }
+
+    #[test]
+    fn keys_that_paths_would_rewrite_are_refused() {
+        for bad in ["a/../b", "..", "a/.", "./a", "a\0b", "tab\there"] {
+            assert!(check_key(bad, false).is_err(), "{bad:?} accepted");
+            assert!(
+                check_key(bad, true).is_err(),
+                "{bad:?} accepted as a prefix"
+            );
+        }
+        for good in ["a/b", "a..b", ".hidden", "a/.b/c", "app/", "x.y/z..w"] {
+            assert_eq!(check_key(good, false), Ok(()), "{good:?}");
+        }
+        assert_eq!(check_key("", true), Ok(()));
+        assert!(check_key("", false).is_err());
     }
 
     #[test]
