@@ -34,10 +34,7 @@ impl Heard {
         let kept = contact
             .filter(|c| c.len() <= MAX_CONTACT_BYTES)
             .map(str::to_owned);
-        let entry = self.peers.entry(peer).or_default();
-        if entry.contact != kept {
-            entry.contact = kept;
-        }
+        self.peers.entry(peer).or_default().contact = kept;
     }
 
     fn since(&self, peer: &PeerId, now: Instant) -> Option<Duration> {

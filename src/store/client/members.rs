@@ -38,19 +38,37 @@ impl Client {
             observer,
         })
         .map_err(|e| self.bad_response(self.current_index(), format!("request: {e}")))?;
-        self.change(Method::POST, "/v1/members", body.into()).await
+        self.change(
+            Method::POST,
+            "/v1/members",
+            body.into(),
+            "membership change answer",
+        )
+        .await
     }
 
     /// Promotes the learner `id` (an id or a unique prefix) to voter.
     pub async fn promote_member(&self, id: &str) -> Result<MembersAnswer, ClientError> {
         let path = format!("/v1/members/{}/promote", super::encode_param(id));
-        self.change(Method::POST, &path, Bytes::new()).await
+        self.change(
+            Method::POST,
+            &path,
+            Bytes::new(),
+            "membership change answer",
+        )
+        .await
     }
 
     /// Removes the member `id` (an id or a unique prefix).
     pub async fn remove_member(&self, id: &str) -> Result<MembersAnswer, ClientError> {
         let path = format!("/v1/members/{}", super::encode_param(id));
-        self.change(Method::DELETE, &path, Bytes::new()).await
+        self.change(
+            Method::DELETE,
+            &path,
+            Bytes::new(),
+            "membership change answer",
+        )
+        .await
     }
 
     /// Hands leadership to `to` (an id or a unique prefix), or to the most caught-up
@@ -60,27 +78,27 @@ impl Client {
             to: to.map(str::to_owned),
         })
         .map_err(|e| self.bad_response(self.current_index(), format!("request: {e}")))?;
-        let answer = self
-            .call(
-                Method::POST,
-                "/v1/leader/transfer",
-                body.into(),
-                Failover::NotApplied,
-                self.timeout(),
-            )
-            .await?;
-        self.json(&answer, "transfer answer")
+        self.change(
+            Method::POST,
+            "/v1/leader/transfer",
+            body.into(),
+            "transfer answer",
+        )
+        .await
     }
 
-    async fn change(
+    /// A call that changes something (not sent again unless it certainly did not apply),
+    /// answered with JSON.
+    async fn change<T: serde::de::DeserializeOwned>(
         &self,
         method: Method,
         path: &str,
         body: Bytes,
-    ) -> Result<MembersAnswer, ClientError> {
+        what: &str,
+    ) -> Result<T, ClientError> {
         let answer = self
             .call(method, path, body, Failover::NotApplied, self.timeout())
             .await?;
-        self.json(&answer, "membership change answer")
+        self.json(&answer, what)
     }
 }

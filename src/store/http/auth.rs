@@ -111,13 +111,7 @@ pub async fn check(State(api): State<Served>, request: Request, next: Next) -> R
     if !tokens.enabled() || (!tokens.guard_probes && PROBES.contains(&request.uri().path())) {
         return next.run(request).await;
     }
-    let given = request
-        .headers()
-        .get(header::AUTHORIZATION)
-        .and_then(|v| v.to_str().ok())
-        .and_then(|v| v.strip_prefix("Bearer "))
-        .map(str::trim);
-    let Some(given) = given else {
+    let Some(given) = bearer(request.headers()) else {
         return unauthorized("this node requires a token: Authorization: Bearer TOKEN");
     };
     match tokens.access(given.as_bytes()) {
@@ -136,6 +130,15 @@ pub async fn check(State(api): State<Served>, request: Request, next: Next) -> R
         }
         Some(_) => next.run(request).await,
     }
+}
+
+/// The token of an `Authorization: Bearer TOKEN` header, if any.
+pub fn bearer(headers: &axum::http::HeaderMap) -> Option<&str> {
+    headers
+        .get(header::AUTHORIZATION)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.strip_prefix("Bearer "))
+        .map(str::trim)
 }
 
 fn unauthorized(why: &str) -> Response {

@@ -6,7 +6,7 @@
 //! timeout (the leader then still leads).
 
 use super::error::{ApiError, ErrorKind};
-use super::members::{leader_or_relay, resolve};
+use super::members::{leader_or_relay, resolve, Route};
 use super::params::Params;
 use super::Served;
 use crate::groups::raft::ClientError;
@@ -57,10 +57,10 @@ pub async fn transfer(
         })?
     };
     let path = "/v1/leader/transfer";
-    if let Some(answer) = leader_or_relay(&api, &headers, Method::POST, path, body).await? {
-        return Ok(answer);
-    }
-    let roster = api.group.roster().await.map_err(|e| api.fail(e))?;
+    let roster = match leader_or_relay(&api, &headers, Method::POST, path, body).await? {
+        Route::Lead(roster) => roster,
+        Route::Relayed(answer) => return Ok(answer),
+    };
     let target = match &request.to {
         Some(id) => Some(resolve(&roster, id)?),
         None => None,

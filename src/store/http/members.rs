@@ -13,6 +13,7 @@
 //! or 400, a change that conflicts with the configuration (a duplicate, promoting a voter,
 //! removing the last voter, a change while another is in flight) is 409.
 
+use super::auth::bearer;
 use super::error::{ApiError, ErrorKind};
 use super::params::Params;
 use super::Served;
@@ -161,12 +162,11 @@ pub async fn add(
         .peer
         .parse()
         .map_err(|e| ApiError::bad(format!("{e}")))?;
-    if let Some(answer) =
-        leader_or_relay(&api, &headers, Method::POST, "/v1/members", body.clone()).await?
-    {
-        return Ok(answer);
-    }
-    let roster = api.group.roster().await.map_err(|e| api.fail(e))?;
+    let roster =
+        match leader_or_relay(&api, &headers, Method::POST, "/v1/members", body.clone()).await? {
+            Route::Lead(roster) => roster,
+            Route::Relayed(answer) => return Ok(answer),
+        };
     if let Some(m) = roster.get(&peer.id) {
         return Err(conflict(format!(
             "peer {} is already a member ({})",
@@ -193,11 +193,10 @@ pub async fn promote(
 ) -> Result<Response, ApiError> {
     Params::parse(query, &[])?;
     let path = format!("/v1/members/{id}/promote");
-    if let Some(answer) = leader_or_relay(&api, &headers, Method::POST, &path, Bytes::new()).await?
-    {
-        return Ok(answer);
-    }
-    let roster = api.group.roster().await.map_err(|e| api.fail(e))?;
+    let roster = match leader_or_relay(&api, &headers, Method::POST, &path, Bytes::new()).await? {
+        Route::Lead(roster) => roster,
+        Route::Relayed(answer) => return Ok(answer),
+    };
     let peer = resolve(&roster, &id)?;
     match roster.get(&peer).map(|m| m.role) {
         Some(MemberRole::Voter) => {
@@ -227,12 +226,10 @@ pub async fn remove(
 ) -> Result<Response, ApiError> {
     Params::parse(query, &[])?;
     let path = format!("/v1/members/{id}");
-    if let Some(answer) =
-        leader_or_relay(&api, &headers, Method::DELETE, &path, Bytes::new()).await?
-    {
-        return Ok(answer);
-    }
-    let roster = api.group.roster().await.map_err(|e| api.fail(e))?;
+    let roster = match leader_or_relay(&api, &headers, Method::DELETE, &path, Bytes::new()).await? {
+        Route::Lead(roster) => roster,
+        Route::Relayed(answer) => return Ok(answer),
+    };
     let peer = resolve(&roster, &id)?;
     let index = api
         .group
@@ -250,19 +247,27 @@ async fn changed(api: &Served, index: u64) -> Result<Response, ApiError> {
     Ok(Json(answer).into_response())
 }
 
-/// `None` when this node leads (the caller makes the change); else the leader's answer
-/// to the same call, relayed. 503 when no leader is known, or when this call was already
-/// relayed once and this node does not lead either (leadership moved meanwhile).
+/// Where a membership or leadership call is made.
+pub(super) enum Route {
+    /// This node leads: the caller makes the change, with the roster read to decide.
+    Lead(Roster),
+    /// The leader's answer to the same call, relayed.
+    Relayed(Response),
+}
+
+/// [`Route::Lead`] when this node leads; else the call relayed to the leader. 503 when
+/// no leader is known, or when this call was already relayed once and this node does
+/// not lead either (leadership moved meanwhile).
 pub(super) async fn leader_or_relay(
     api: &Served,
     headers: &HeaderMap,
     method: Method,
     path: &str,
     body: Bytes,
-) -> Result<Option<Response>, ApiError> {
+) -> Result<Route, ApiError> {
     let roster = api.group.roster().await.map_err(|e| api.fail(e))?;
     if roster.leader == Some(roster.me) {
-        return Ok(None);
+        return Ok(Route::Lead(roster));
     }
     let no_leader =
         |why: String| ApiError::new(StatusCode::SERVICE_UNAVAILABLE, ErrorKind::NoLeader, why);
@@ -283,15 +288,7 @@ pub(super) async fn leader_or_relay(
     };
     relay(contact, method, path, body, bearer(headers))
         .await
-        .map(Some)
-}
-
-/// The caller's bearer token, passed on when a call is relayed to the leader.
-fn bearer(headers: &HeaderMap) -> Option<&str> {
-    headers
-        .get(axum::http::header::AUTHORIZATION)
-        .and_then(|v| v.to_str().ok())
-        .and_then(|v| v.strip_prefix("Bearer "))
+        .map(Route::Relayed)
 }
 
 /// Sends the call to `leader` (an `http://HOST:PORT`) and returns its answer as it is.
