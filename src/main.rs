@@ -5,6 +5,7 @@
 //!   and restarted), or the storage demo (write, SIGKILL, reopen, verify).
 //! - `tessera node ...`: run a node of the replicated key-value store with its HTTP API.
 //! - `tessera get|put|del|txn|watch|status`: clients of the nodes' HTTP API ([`kvcli`]).
+//! - `tessera snapshot save|status|restore`: backups ([`snapshotcli`]).
 //! - `tessera write-log --data-dir DIR` (hidden, a developer tool): append synced batches,
 //!   printing each durable position (the writer the crash test and the storage demo kill).
 
@@ -17,6 +18,7 @@ mod kvcli;
 mod membercli;
 mod node_config;
 mod nodecli;
+mod snapshotcli;
 
 #[allow(dead_code)] // the binary uses part of the test kit; the tests use the rest
 mod kit;
@@ -59,6 +61,9 @@ enum Command {
     Member(membercli::MemberArgs),
     /// Hand leadership to another voter.
     Leader(membercli::LeaderArgs),
+    /// Back up the store into a file, check a backup, or restore one into a new data
+    /// directory.
+    Snapshot(snapshotcli::SnapshotArgs),
     /// Print a JSON summary of a data directory: groups, log range, hard state, snapshots,
     /// bytes per column family. Read-only; safe beside a running node.
     Inspect {
@@ -138,6 +143,7 @@ fn main() -> ExitCode {
         Command::Status(a) => return client_exit(kvcli::Call::Status(a)),
         Command::Member(a) => return client_exit(kvcli::Call::Member(a)),
         Command::Leader(a) => return client_exit(kvcli::Call::Leader(a)),
+        Command::Snapshot(a) => return exit_with(snapshotcli::run(a)),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,
@@ -150,7 +156,12 @@ fn main() -> ExitCode {
 
 /// Runs a client command; a failure prints its one line and exits with its code.
 fn client_exit(call: kvcli::Call) -> ExitCode {
-    match kvcli::run(call) {
+    exit_with(kvcli::run(call))
+}
+
+/// The exit of a command that failed with a code and one line.
+fn exit_with(result: Result<(), kvcli::Failure>) -> ExitCode {
+    match result {
         Ok(()) => ExitCode::SUCCESS,
         Err((code, reason)) => {
             eprintln!("tessera: {reason}");

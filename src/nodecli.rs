@@ -120,6 +120,11 @@ pub struct NodeArgs {
     /// a dead peer sooner through --max-missed-heartbeats).
     #[arg(long, default_value_t = 10_000, value_parser = clap::value_parser!(u64).range(100..=3_600_000))]
     quic_idle_timeout_ms: u64,
+    /// Quorum loss: start as the only voter of a new cluster holding this node's data
+    /// (every entry it holds counts as committed), then add fresh members. Only once:
+    /// a restart with the flag still set is refused. See the README's operations guide.
+    #[arg(long)]
+    force_new_cluster: bool,
     /// Cut a snapshot every this many committed entries (every member must use the same).
     #[arg(long, default_value_t = 100_000, value_parser = clap::value_parser!(u64).range(1..))]
     snapshot_every_entries: u64,
@@ -162,6 +167,7 @@ Set --group-key (or TESSERA_GROUP_KEY) to a secret shared by the members, outsid
     }
     let config = ServerConfig {
         tokens,
+        force_new_cluster: args.force_new_cluster,
         data_dir: args.data_dir,
         listen: args.listen,
         advertise: args.advertise,

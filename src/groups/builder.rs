@@ -23,6 +23,7 @@ use super::key::{GroupIdInputs, GroupKey};
 use super::machine::{NoOp, StateMachine, StateSync};
 use super::raft::{Membership, Node, RaftError};
 use super::recovery::{self, Recovered, RecoveryError};
+use super::restore::{self, RestoreError, StartFrom};
 use super::worker::{Worker, WorkerSetup};
 use super::{ConsensusConfig, InMemoryLogStore, LocalStorage, Storage, StorageError};
 use crate::network::{
@@ -30,6 +31,7 @@ use crate::network::{
     DEFAULT_TICKET_RECHECK,
 };
 use crate::{GroupId, PeerId, UniqueId};
+use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Duration;
 use tokio::sync::{mpsc, watch};
@@ -56,6 +58,9 @@ pub enum JoinError {
     /// disagrees with it).
     #[error(transparent)]
     Recovery(#[from] RecoveryError),
+    /// A forced new cluster or a backup restore could not be done.
+    #[error(transparent)]
+    Restore(#[from] RestoreError),
 }
 
 /// Marker: durable when the network has a data directory, in memory otherwise.
@@ -77,6 +82,7 @@ pub struct GroupBuilder<'n, M = NoOp, S = AutoStorage> {
     ticket: Vec<u8>,
     ticket_recheck: Duration,
     contact: Option<String>,
+    start: StartFrom,
 }
 
 impl<'n> GroupBuilder<'n, NoOp, AutoStorage> {
@@ -92,6 +98,7 @@ impl<'n> GroupBuilder<'n, NoOp, AutoStorage> {
             ticket: Vec::new(),
             ticket_recheck: DEFAULT_TICKET_RECHECK,
             contact: None,
+            start: StartFrom::Log,
         }
     }
 }
@@ -134,6 +141,7 @@ impl<'n, M, S> GroupBuilder<'n, M, S> {
             ticket: self.ticket,
             ticket_recheck: self.ticket_recheck,
             contact: self.contact,
+            start: self.start,
         }
     }
 
@@ -149,6 +157,7 @@ impl<'n, M, S> GroupBuilder<'n, M, S> {
             ticket: self.ticket,
             ticket_recheck: self.ticket_recheck,
             contact: self.contact,
+            start: self.start,
         }
     }
 
@@ -164,6 +173,7 @@ impl<'n, M, S> GroupBuilder<'n, M, S> {
             ticket: self.ticket,
             ticket_recheck: self.ticket_recheck,
             contact: self.contact,
+            start: self.start,
         }
     }
 
@@ -184,6 +194,24 @@ impl<'n, M, S> GroupBuilder<'n, M, S> {
     /// [`Group::renew_ticket`]).
     pub fn with_ticket(mut self, ticket: impl Into<Vec<u8>>) -> Self {
         self.ticket = ticket.into();
+        self
+    }
+
+    /// Start as the only voter of a new cluster holding everything this node has of the
+    /// group (quorum loss: the other members are gone for good). See
+    /// [`restore`](super::restore). Not part of the id.
+    pub fn force_new_cluster(mut self) -> Self {
+        if self.start == StartFrom::Log {
+            self.start = StartFrom::ForceNewCluster;
+        }
+        self
+    }
+
+    /// Import the backup at `path` (a `tessera snapshot save` file) into this node's empty
+    /// group and start as the only voter of a new cluster holding it; the file is deleted
+    /// once imported. Not part of the id.
+    pub fn restore_from(mut self, path: impl Into<PathBuf>) -> Self {
+        self.start = StartFrom::Backup(path.into());
         self
     }
 
@@ -223,6 +251,7 @@ pub struct Parts<'n, M> {
     ticket: Vec<u8>,
     ticket_recheck: Duration,
     contact: Option<String>,
+    start: StartFrom,
 }
 
 impl<M: StateMachine> StorageChoice<M> for AutoStorage {
@@ -282,6 +311,7 @@ impl<M: StateMachine, S: StorageChoice<M>> GroupBuilder<'_, M, S> {
             ticket: self.ticket,
             ticket_recheck: self.ticket_recheck,
             contact: self.contact,
+            start: self.start,
         })
     }
 }
@@ -321,7 +351,12 @@ fn spawn<M: StateMachine, S: Storage>(
         ticket,
         ticket_recheck,
         contact,
+        start,
     } = parts;
+    let me = network.peer_id();
+    if let StartFrom::Backup(path) = &start {
+        restore::import_backup(path, &local, &mut store, group)?;
+    }
     // The state sync the worker runs: given its storage first, then asked to restore.
     let mut sync = machine.state_sync();
     sync.attach(&local);
@@ -330,12 +365,11 @@ fn spawn<M: StateMachine, S: Storage>(
         base,
         repairing,
     } = recovery::recover(&mut machine, &sync, &mut store, group)?;
-    let me = network.peer_id();
     let tick = tick_for(&consensus);
     let raft = consensus.raft_config(tick, machine.leadership_preference());
     let mut seed = [0u8; 8];
     getrandom::fill(&mut seed).map_err(|e| JoinError::Random(e.to_string()))?;
-    let node = Node::restart_from(
+    let mut node = Node::restart_from(
         me,
         raft.clone(),
         u64::from_le_bytes(seed),
@@ -343,6 +377,25 @@ fn spawn<M: StateMachine, S: Storage>(
         applied,
         base.clone(),
     )?;
+    // After recovery (it may reset the log to a snapshot's anchor, which would drop an
+    // entry appended before it), in the cluster in force: the snapshots this node serves
+    // name it in their headers, so members that join from them agree with the new
+    // configuration (etcd's --force-new-cluster keeps its cluster id too).
+    if start != StartFrom::Log {
+        let cluster = node.membership().cluster();
+        restore::force_new_cluster(&mut store, group, me, cluster)?;
+        node = Node::restart_from(
+            me,
+            raft.clone(),
+            u64::from_le_bytes(seed),
+            &store,
+            applied,
+            base.clone(),
+        )?;
+        if let StartFrom::Backup(path) = &start {
+            restore::remove(path);
+        }
+    }
     // The membership in force at `applied`, which the next snapshot records: the
     // snapshot header's (at its anchor, which is `applied` now). Configuration entries
     // after the anchor are applied again, in order, by the worker. The core's

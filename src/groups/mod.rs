@@ -15,6 +15,7 @@ pub mod metrics;
 pub use tessera_raft as raft;
 mod recovery;
 pub mod replay;
+pub mod restore;
 pub mod roster;
 pub mod snapshot;
 mod stop;
@@ -32,6 +33,7 @@ pub use machine::{Consistency, NoOp};
 pub use metrics::GroupMetrics;
 pub use recovery::RecoveryError;
 pub use replay::LogReplaySync;
+pub use restore::{RestoreError, StartFrom};
 pub use roster::{MemberRole, Roster, RosterEntry};
 pub use stop::StopCause;
 pub use tessera_raft::{

@@ -3,6 +3,7 @@
 //! reads and waits on ([`feed`]), the HTTP API ([`http`]) and that API's client
 //! ([`client`]).
 
+pub mod backup;
 pub mod client;
 pub mod feed;
 pub mod http;

@@ -89,6 +89,10 @@ pub struct ServerConfig {
     pub watch_history: Retention,
     /// The bearer tokens the HTTP API takes (default: none, the API is open).
     pub tokens: http::auth::Tokens,
+    /// Start as the only voter of a new cluster holding this node's data (quorum loss:
+    /// the other members are gone for good). Refused on a directory already forced once
+    /// (see [`FORCED_MARKER_FILE`]).
+    pub force_new_cluster: bool,
 }
 
 impl ServerConfig {
@@ -122,6 +126,7 @@ impl ServerConfig {
             snapshot: SnapshotConfig::default(),
             watch_history: Retention::default(),
             tokens: http::auth::Tokens::open(),
+            force_new_cluster: false,
         }
     }
 
@@ -203,6 +208,18 @@ pub enum ServerError {
     /// The HTTP server failed.
     #[error("HTTP server: {0}")]
     Http(std::io::Error),
+    /// `--force-new-cluster` on a data directory forced before: a second forcing would
+    /// drop the members added since.
+    #[error(
+        "{marker}: this data directory was already forced into a new cluster ({when}); start it without --force-new-cluster \
+         (delete the file only to force it again, which drops every member added since)"
+    )]
+    AlreadyForced {
+        /// The marker file.
+        marker: PathBuf,
+        /// What it says.
+        when: String,
+    },
     /// The group's worker stopped on its own (a fatal storage error).
     #[error("the group stopped: {cause}")]
     GroupStopped {
@@ -215,6 +232,10 @@ pub enum ServerError {
     #[error("watching the group failed: {0}")]
     GroupWait(#[source] crate::groups::GroupError),
 }
+
+/// The file a data directory forced into a new cluster keeps (when, and as which node), so
+/// a restart that still carries `--force-new-cluster` is refused instead of forcing again.
+pub const FORCED_MARKER_FILE: &str = "forced-new-cluster";
 
 /// A running node.
 pub struct Server {
@@ -245,6 +266,15 @@ impl Server {
     /// Opens the network, joins the group and serves HTTP (needs a tokio runtime).
     pub async fn start(config: ServerConfig) -> Result<Server, ServerError> {
         let consensus = config.consensus()?;
+        let marker = config.data_dir.join(FORCED_MARKER_FILE);
+        if config.force_new_cluster {
+            if let Ok(when) = std::fs::read_to_string(&marker) {
+                return Err(ServerError::AlreadyForced {
+                    marker,
+                    when: when.trim().to_string(),
+                });
+            }
+        }
         let lock = DirLock::acquire(&config.data_dir)?;
         let listener = tokio::net::TcpListener::bind(config.http)
             .await
@@ -279,12 +309,23 @@ impl Server {
         let published = machine.subscribe();
         let outcomes = machine.outcomes();
         let http_addr = listener.local_addr().map_err(ServerError::Http)?;
-        let joined = GroupBuilder::new(&network)
+        let mut builder = GroupBuilder::new(&network)
             .with_contact(config.http_contact(http_addr))
             .with_key(GroupKey::from_secret(config.group_key.as_bytes()))
             .with_state_machine(machine)
-            .with_consensus_config(consensus)
-            .join();
+            .with_consensus_config(consensus);
+        let restore = config.data_dir.join(super::backup::RESTORE_FILE_NAME);
+        let forcing = if restore.exists() {
+            tracing::info!(backup = %restore.display(), "importing the restored backup");
+            builder = builder.restore_from(restore);
+            false
+        } else if config.force_new_cluster {
+            builder = builder.force_new_cluster();
+            true
+        } else {
+            false
+        };
+        let joined = builder.join();
         let group = match joined {
             Ok(group) => group,
             Err(err) => {
@@ -292,6 +333,15 @@ impl Server {
                 return Err(err.into());
             }
         };
+        if forcing {
+            let when = std::time::SystemTime::now()
+                .duration_since(std::time::UNIX_EPOCH)
+                .map_or(0, |d| d.as_secs());
+            let text = format!("forced at unix time {when}, as {}\n", network.local_addr());
+            if let Err(err) = std::fs::write(&marker, text) {
+                tracing::warn!(%err, marker = %marker.display(), "could not record the forced new cluster: a restart with --force-new-cluster would force it again");
+            }
+        }
         let stop_streams = CancellationToken::new();
         let (feed, _relay) = Feed::start(published, stop_streams.clone());
         let draining = CancellationToken::new();

@@ -226,8 +226,20 @@ impl LocalCluster {
     /// Starts node `i` (from its data directory, which may hold state) with these
     /// bootstrap peers; returns its `ID@IP:PORT` once printed.
     pub fn start(&mut self, i: usize, peers: &[PeerAddr]) -> Result<PeerAddr, HarnessError> {
+        self.start_with(i, peers, &[])
+    }
+
+    /// [`LocalCluster::start`] with `extra` flags for this start only (after the
+    /// cluster's own), e.g. `--force-new-cluster`.
+    pub fn start_with(
+        &mut self,
+        i: usize,
+        peers: &[PeerAddr],
+        extra: &[&str],
+    ) -> Result<PeerAddr, HarnessError> {
         let exe = self.exe.clone();
-        let args = self.args.clone();
+        let mut args = self.args.clone();
+        args.extend(extra.iter().map(|s| s.to_string()));
         let node = &mut self.nodes[i];
         if node.is_running() {
             return Err(format!("{} is already running", node.name));

@@ -15,8 +15,8 @@ use crate::GroupId;
 use serde::{Deserialize, Serialize};
 use std::sync::atomic::{AtomicBool, Ordering};
 use tessera_snapshots::{
-    ChunkSource, ChunkStore, Manifest, SnapshotError, SnapshotKey, SnapshotReader, SnapshotWriter,
-    StoreSink, StoreSource, WriterConfig,
+    ChunkSink, ChunkSource, ChunkStore, Manifest, SnapshotError, SnapshotKey, SnapshotReader,
+    SnapshotWriter, StoreSink, StoreSource, WriterConfig,
 };
 
 /// Version of [`Header`]'s encoding.
@@ -149,6 +149,31 @@ fn write<S: Snapshot>(
     config: WriterConfig,
     cancel: &AtomicBool,
 ) -> Result<Manifest, ImageError> {
+    let manifest = encode(
+        key.group,
+        anchor,
+        membership,
+        snapshot,
+        config,
+        StoreSink::new(&mut *store, key),
+        cancel,
+    )?;
+    store.put_manifest(key, &manifest.encode())?;
+    Ok(manifest)
+}
+
+/// Encodes `snapshot` behind its header as the snapshot of `group` at `anchor`, handing
+/// each compressed chunk to `sink` in order, and returns the manifest (stored nowhere: a
+/// store keeps it, a backup streams it after the chunks).
+pub fn encode<S: Snapshot, K: ChunkSink>(
+    group: tessera_snapshots::GroupId,
+    anchor: Cursor,
+    membership: Membership,
+    snapshot: &S,
+    config: WriterConfig,
+    sink: K,
+    cancel: &AtomicBool,
+) -> Result<Manifest, ImageError> {
     let items = snapshot.len();
     let header = Header {
         version: HEADER_VERSION,
@@ -162,40 +187,36 @@ fn write<S: Snapshot>(
         item,
         reason: e.to_string(),
     };
-    let manifest = {
-        let mut writer = SnapshotWriter::new(
-            key.group,
-            tessera_snapshots::Cursor {
-                term: anchor.term().0,
-                index,
-            },
-            config,
-            StoreSink::new(&mut *store, key),
-        )?;
-        writer.push(&codec::encode(&header).map_err(|e| item_error(0, e))?)?;
-        if let Some(iter) = snapshot.iter_range(0..items) {
-            let mut bytes = Vec::new();
-            for (n, item) in iter.enumerate() {
-                if n % 1024 == 0 && cancel.load(Ordering::Relaxed) {
-                    return Err(ImageError::Cancelled { anchor: index });
-                }
-                codec::encode_into(&item, &mut bytes).map_err(|e| item_error(n as u64 + 1, e))?;
-                writer.push(&bytes)?;
+    let mut writer = SnapshotWriter::new(
+        group,
+        tessera_snapshots::Cursor {
+            term: anchor.term().0,
+            index,
+        },
+        config,
+        sink,
+    )?;
+    writer.push(&codec::encode(&header).map_err(|e| item_error(0, e))?)?;
+    if let Some(iter) = snapshot.iter_range(0..items) {
+        let mut bytes = Vec::new();
+        for (n, item) in iter.enumerate() {
+            if n % 1024 == 0 && cancel.load(Ordering::Relaxed) {
+                return Err(ImageError::Cancelled { anchor: index });
             }
+            codec::encode_into(&item, &mut bytes).map_err(|e| item_error(n as u64 + 1, e))?;
+            writer.push(&bytes)?;
         }
-        if writer.item_count() != items + 1 {
-            return Err(ImageError::Header {
-                anchor: index,
-                reason: format!(
-                    "the snapshot claims {items} items but iterated {}",
-                    writer.item_count().saturating_sub(1)
-                ),
-            });
-        }
-        writer.finish()?.0
-    };
-    store.put_manifest(key, &manifest.encode())?;
-    Ok(manifest)
+    }
+    if writer.item_count() != items + 1 {
+        return Err(ImageError::Header {
+            anchor: index,
+            reason: format!(
+                "the snapshot claims {items} items but iterated {}",
+                writer.item_count().saturating_sub(1)
+            ),
+        });
+    }
+    Ok(writer.finish()?.0)
 }
 
 /// Why [`load`] or [`read`] failed, with the header if it was read before the failure.

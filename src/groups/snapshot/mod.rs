@@ -14,6 +14,7 @@
 //! - at start, [`crate::groups::machine::StateSync::restore`] loads the newest local
 //!   snapshot, so only the log after it is replayed.
 
+pub mod backup;
 mod chunk_store;
 mod config;
 pub mod image;

@@ -17,10 +17,12 @@
 //! the node's 503 arrives before the client gives up). Failures say which kind they are,
 //! and [`ClientError::exit_code`] gives the command line's exit code for each.
 
+mod backup;
 mod calls;
 mod members;
 mod watch;
 
+pub use backup::{SaveError, SaveProgress};
 pub use calls::{Entry, ReadOptions};
 pub use watch::{Watch, WatchOptions};
 

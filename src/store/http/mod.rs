@@ -12,6 +12,7 @@
 //! | `GET /v1/members`, `POST /v1/members`, `POST /v1/members/{id}/promote`, `DELETE /v1/members/{id}` | [`members`] |
 //! | `POST /v1/leader/transfer` | [`leader`] |
 //! | `GET /metrics` (Prometheus text) | [`metrics`] |
+//! | `GET /v1/snapshot` (a consistent backup, streamed) | [`backup`] |
 //!
 //! Any node serves every call. A write sent to a follower is forwarded to the leader
 //! through raft, so clients need not find the leader. Reads are served from the state the
@@ -22,6 +23,7 @@
 //! Errors are one line of JSON ([`ErrorBody`]).
 
 pub mod auth;
+pub mod backup;
 mod error;
 pub mod health;
 pub mod leader;
@@ -148,6 +150,7 @@ pub fn router(served: Served) -> Router {
         .route("/v1/members/{id}/promote", post(members::promote))
         .route("/v1/leader/transfer", post(leader::transfer))
         .route("/metrics", get(metrics::get))
+        .route("/v1/snapshot", get(backup::get))
         .route(
             "/v1/kv/{*key}",
             get(read::get).put(write::put).delete(write::delete),
