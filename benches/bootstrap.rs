@@ -222,7 +222,7 @@ async fn run(root: &Path, s: Settings) -> Report {
     providers.push(first);
     for i in 1..3 {
         let mut c = s.node_config(root.join(format!("p{i}")));
-        c.peers = vec![seed];
+        c.peers = vec![seed.into()];
         providers.push(Server::start(c).await.expect("starting a provider"));
     }
     let li = leader(&providers).await;

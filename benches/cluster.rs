@@ -157,7 +157,7 @@ async fn cluster(root: &Path) -> Vec<Server> {
     let mut nodes = vec![first];
     for i in 1..3 {
         let mut c = config(i);
-        c.peers = vec![seed];
+        c.peers = vec![seed.into()];
         nodes.push(Server::start(c).await.expect("start node"));
     }
     nodes

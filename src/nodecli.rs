@@ -6,7 +6,7 @@ use std::io::{IsTerminal, Write};
 use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::time::Duration;
-use tessera::network::PeerAddr;
+use tessera::network::{HostPort, PeerSpec};
 use tessera::store::server::{self, Server, ServerConfig};
 
 /// How log lines are written.
@@ -71,9 +71,10 @@ pub struct NodeArgs {
     /// UDP address for peers (QUIC).
     #[arg(long, default_value = "127.0.0.1:7000")]
     listen: SocketAddr,
-    /// Address peers should dial, when --listen is not reachable as is (0.0.0.0).
-    #[arg(long)]
-    advertise: Option<SocketAddr>,
+    /// Address peers should dial, HOST:PORT or IP:PORT, when --listen is not reachable
+    /// as is (0.0.0.0, a container). A host name is looked up at each start.
+    #[arg(long, value_name = "HOST:PORT")]
+    advertise: Option<HostPort>,
     /// TCP address of the HTTP API.
     #[arg(long, default_value = "127.0.0.1:7070")]
     http: SocketAddr,
@@ -82,10 +83,12 @@ pub struct NodeArgs {
     /// IP of --advertise (or --listen) when --http's is 0.0.0.0.
     #[arg(long, value_name = "URL")]
     advertise_http: Option<String>,
-    /// A peer to contact first, `ID@IP:PORT` (repeatable). Not needed after the first
-    /// start: known peers are kept in the data directory.
-    #[arg(long = "peer", value_name = "ID@IP:PORT", value_delimiter = ',')]
-    peers: Vec<PeerAddr>,
+    /// A peer to contact first (repeatable): `HOST:PORT`, or `ID@HOST:PORT` to pin its
+    /// id. HOST is an IP or a name (looked up again before every dial). Without an id,
+    /// the peer's id is asked on TCP at the same port (the peer port takes UDP and TCP).
+    /// Not needed after the first start: known peers are kept in the data directory.
+    #[arg(long = "peer", value_name = "[ID@]HOST:PORT", value_delimiter = ',')]
+    peers: Vec<PeerSpec>,
     /// How many fresh nodes must see each other before a new group forms.
     #[arg(long, default_value_t = 3, value_parser = clap::value_parser!(u64).range(1..=99))]
     bootstrap_expect: u64,

@@ -30,7 +30,7 @@ pub use key::{IdentityError, KEY_FILE_NAME};
 pub use lock::{DirLock, LOCK_FILE_NAME};
 
 use crate::network::identity::peer_id;
-use crate::network::PeerAddr;
+use crate::network::PeerSpec;
 use crate::primitives::PeerId;
 use iroh::SecretKey;
 use std::fs::File;
@@ -103,7 +103,7 @@ struct Inner {
     store: tessera_storage::Store,
     /// What the peers file holds (as read at open or written last), so an unchanged
     /// table is not rewritten.
-    peers: Mutex<Vec<PeerAddr>>,
+    peers: Mutex<Vec<PeerSpec>>,
     /// The locked lock file; closing it releases the lock.
     _lock: File,
 }
@@ -128,7 +128,7 @@ impl DataDir {
         path: PathBuf,
         key: SecretKey,
         store: tessera_storage::Store,
-        peers: Vec<PeerAddr>,
+        peers: Vec<PeerSpec>,
         lock: File,
     ) -> DataDir {
         DataDir {
@@ -163,15 +163,15 @@ impl DataDir {
     }
 
     /// The peers in the peers file (as read at open or written last).
-    pub fn peers(&self) -> Vec<PeerAddr> {
+    pub fn peers(&self) -> Vec<PeerSpec> {
         guard(&self.inner.peers).clone()
     }
 
     /// Replaces the peers file with `peers` when they differ from what it holds, so a
     /// restarted node finds its group without `--peer`. A failed write is logged and
     /// tried again on the next call: the file is a hint.
-    pub fn save_peers(&self, mut peers: Vec<PeerAddr>) {
-        peers.sort_by_key(|p| p.id);
+    pub fn save_peers(&self, mut peers: Vec<PeerSpec>) {
+        peers.sort();
         let mut saved = guard(&self.inner.peers);
         if *saved == peers {
             return;

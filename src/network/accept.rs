@@ -90,8 +90,20 @@ async fn accept_link(inner: &Arc<Inner>, conn: Connection) {
     let (send, recv, access, remote, ours) = match result {
         Ok(parts) => parts,
         Err(err) => {
-            tracing::warn!(peer = %Short(&peer), reason = %err, "refused incoming link");
-            close(&conn, refusal_code(&err), &err.to_string());
+            let code = refusal_code(&err);
+            if guard(&inner.refusals).due(peer, code) {
+                if let HandshakeError::UnknownGroup { group } = &err {
+                    tracing::warn!(peer = %Short(&peer), group = %Short(group),
+                        "refused incoming link: peer {} asked for group {}, which this node does \
+                         not host. If it should be a member of this node's group, its settings \
+                         differ. {}", Short(&peer), Short(group), inner.mismatch_hint);
+                } else {
+                    tracing::warn!(peer = %Short(&peer), reason = %err, "refused incoming link");
+                }
+            } else {
+                tracing::debug!(peer = %Short(&peer), reason = %err, "refused incoming link (again)");
+            }
+            close(&conn, code, &err.to_string());
             return;
         }
     };

@@ -5,7 +5,14 @@
 //! The endpoint is built from iroh's `Minimal` preset: no relays, no address lookup (no DNS,
 //! no pkarr), IP transports cleared and replaced by the one configured bind address (default
 //! `127.0.0.1:0`). Nothing is tried on the internet and nothing waits for a relay. Peers are
-//! reached only at addresses given (`PEER_ID@IP:PORT`) or learned from bonded peers.
+//! reached only at addresses given (`[PEER_ID@]HOST:PORT`, names looked up with the
+//! system resolver) or learned from bonded peers.
+//!
+//! # The id probe
+//! Beside the QUIC (UDP) socket, the node answers "who are you" probes on TCP at the same
+//! IP and port number (`whoami.rs`), so a peer given as `HOST:PORT` without an id can be
+//! dialed. When that TCP port cannot be bound the node still runs (a warning says so):
+//! only id-less `--peer`s naming this node fail, each saying why on its own side.
 //!
 //! # Identity
 //! A node built from a [`DataDir`] takes its key (so its peer id survives restarts) and the
@@ -16,11 +23,15 @@ use super::accept::accept_loop;
 use super::error::NetworkError;
 use super::frame::DEFAULT_MAX_FRAME_LEN;
 use super::identity;
+use super::names::{NameBook, RESOLVE_TIMEOUT};
 use super::network::{Inner, Network, ALPN};
 use super::network_id::NetworkId;
 use super::peer_addr::PeerAddr;
+use super::peer_spec::{HostPort, PeerSpec};
 use super::peers::{PeerTable, Source};
+use super::refusals::RefusalLog;
 use super::registry::LinkRegistry;
+use super::whoami;
 use crate::data_dir::DataDir;
 use crate::primitives::Short;
 use iroh::endpoint::{presets, QuicTransportConfig};
@@ -31,6 +42,41 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
+
+/// The default of [`NetworkBuilder::group_mismatch_hint`].
+pub const DEFAULT_MISMATCH_HINT: &str = "Every member must use the same group key and the same \
+consensus and state machine settings: together they make the group id, and a node whose id \
+differs is refused.";
+
+/// How long a start waits for an advertised host name to resolve (a container's own DNS
+/// record may appear a little after it starts).
+const ADVERTISE_WAIT: Duration = Duration::from_secs(15);
+
+/// The address `host` resolves to (of `bound`'s family first), retried for up to
+/// [`ADVERTISE_WAIT`].
+async fn advertised(host: &HostPort, bound: SocketAddr) -> Result<SocketAddr, NetworkError> {
+    let started = std::time::Instant::now();
+    loop {
+        match host.resolve(bound.is_ipv4(), RESOLVE_TIMEOUT).await {
+            Ok(addrs) => {
+                if host.is_name() {
+                    tracing::info!(advertise = %host, resolved = %addrs[0], "advertising the address the name resolves to");
+                }
+                return Ok(addrs[0]);
+            }
+            Err(err) if started.elapsed() >= ADVERTISE_WAIT => {
+                return Err(NetworkError::InvalidConfig {
+                    setting: "advertise",
+                    reason: format!("{err} (tried for {ADVERTISE_WAIT:?})"),
+                })
+            }
+            Err(err) => {
+                tracing::warn!(%err, "the advertised name does not resolve yet; retrying");
+                tokio::time::sleep(Duration::from_secs(1)).await;
+            }
+        }
+    }
+}
 
 /// Where the node's secret key comes from.
 #[derive(Debug)]
@@ -47,8 +93,9 @@ pub struct NetworkBuilder {
     network: NetworkId,
     key: KeySource,
     bind: SocketAddr,
-    advertise: Option<SocketAddr>,
-    bootstrap: Vec<PeerAddr>,
+    advertise: Option<HostPort>,
+    bootstrap: Vec<PeerSpec>,
+    mismatch_hint: String,
     max_frame_len: u32,
     connect_timeout: Duration,
     handshake_timeout: Duration,
@@ -65,6 +112,7 @@ impl NetworkBuilder {
             bind: SocketAddr::from(([127, 0, 0, 1], 0)),
             advertise: None,
             bootstrap: Vec::new(),
+            mismatch_hint: DEFAULT_MISMATCH_HINT.to_string(),
             max_frame_len: DEFAULT_MAX_FRAME_LEN,
             connect_timeout: Duration::from_secs(5),
             handshake_timeout: Duration::from_secs(5),
@@ -104,13 +152,37 @@ impl NetworkBuilder {
     /// The address to tell peers, when the bound one is not reachable as is (bound to
     /// `0.0.0.0`, behind a port mapping). Default: the bound address.
     pub fn advertise_addr(mut self, addr: SocketAddr) -> Self {
-        self.advertise = Some(addr);
+        self.advertise = Some(HostPort::from_socket(addr));
+        self
+    }
+
+    /// As [`advertise_addr`](Self::advertise_addr), with a host name: looked up when the
+    /// network binds (each start, so a node rescheduled under the same name announces its
+    /// new address); peers are told the address it resolved to.
+    pub fn advertise_host(mut self, host: HostPort) -> Self {
+        self.advertise = Some(host);
         self
     }
 
     /// Peers to know from the start (pinned in the peer table).
     pub fn bootstrap(mut self, peers: impl IntoIterator<Item = PeerAddr>) -> Self {
+        self.bootstrap.extend(peers.into_iter().map(PeerSpec::from));
+        self
+    }
+
+    /// Peers to know from the start, as configured: `ID@IP:PORT` is pinned in the peer
+    /// table; a host name is resolved again before every dial; a peer without an id is
+    /// asked for it (the id probe) once a group is joined.
+    pub fn bootstrap_specs(mut self, peers: impl IntoIterator<Item = PeerSpec>) -> Self {
         self.bootstrap.extend(peers);
+        self
+    }
+
+    /// What to tell an operator when a peer refuses a link because it does not host the
+    /// group (logged on both sides): which settings make the group id. The default names
+    /// the group key and the consensus settings; `tessera node` names its flags.
+    pub fn group_mismatch_hint(mut self, hint: impl Into<String>) -> Self {
+        self.mismatch_hint = hint.into();
         self
     }
 
@@ -198,14 +270,36 @@ impl NetworkBuilder {
             .into_iter()
             .find(|a| a.is_ipv4() == self.bind.is_ipv4())
             .unwrap_or(self.bind);
-        let local = PeerAddr::new(me, self.advertise.unwrap_or(bound));
+        let advertised = match &self.advertise {
+            Some(host) => Some(advertised(host, bound).await?),
+            None => None,
+        };
+        let local = PeerAddr::new(me, advertised.unwrap_or(bound));
         let mut peers = PeerTable::new(me, self.max_learned_peers);
-        for peer in self.bootstrap {
-            peers.insert(peer, Source::Bootstrap);
+        let mut names = NameBook::default();
+        for spec in self.bootstrap {
+            match spec.to_peer_addr() {
+                Some(peer) => {
+                    peers.insert(peer, Source::Bootstrap);
+                }
+                None => names.add(spec),
+            }
         }
-        for peer in data_dir.iter().flat_map(DataDir::peers) {
-            peers.insert(peer, Source::Exchange);
+        for spec in data_dir.iter().flat_map(DataDir::peers) {
+            match spec.to_peer_addr() {
+                Some(peer) => {
+                    peers.insert(peer, Source::Exchange);
+                }
+                None => names.add(spec),
+            }
         }
+        let probe = match whoami::bind(bound).await {
+            Ok(listener) => Some(listener),
+            Err(err) => {
+                tracing::warn!(addr = %bound, %err, "cannot bind the id probe's TCP port (same number as the peer port): peers given this node's address without its id cannot reach it; open TCP and UDP on the peer port");
+                None
+            }
+        };
         let inner = Arc::new(Inner {
             endpoint,
             network: self.network,
@@ -216,6 +310,9 @@ impl NetworkBuilder {
             handshake_timeout: self.handshake_timeout,
             backoff: self.backoff,
             peers: Mutex::new(peers),
+            names: Mutex::new(names),
+            mismatch_hint: self.mismatch_hint,
+            refusals: Mutex::new(RefusalLog::default()),
             data_dir,
             groups: Mutex::new(HashMap::new()),
             links: LinkRegistry::default(),
@@ -223,6 +320,9 @@ impl NetworkBuilder {
             tasks: TaskTracker::new(),
         });
         inner.tasks.spawn(accept_loop(inner.clone()));
+        if let Some(listener) = probe {
+            inner.tasks.spawn(whoami::serve(inner.clone(), listener));
+        }
         tracing::info!(peer = %local, network = %Short(&self.network), "network up");
         Ok(Network::from_inner(inner))
     }

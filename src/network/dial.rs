@@ -16,6 +16,7 @@ use super::group_links::GroupAccess;
 use super::handshake::{self, HandshakeError};
 use super::link::Link;
 use super::link_setup::{binding, close, our_ticket, refusal_code, side};
+use super::names::{self, Every};
 use super::network::{guard, Inner, ALPN};
 use super::peer_addr::PeerAddr;
 use super::peers::Source;
@@ -123,9 +124,38 @@ fn refused_or(conn: &Connection, peer: PeerId, err: HandshakeError) -> BondError
     BondError::Handshake { peer, source: err }
 }
 
+/// Says, on this node's side, that `peer` refused it and why (the first refusal, then
+/// every [`WARN_EVERY`](super::names::WARN_EVERY) while they go on): a node with the wrong
+/// group key or settings would otherwise wait for ever in silence.
+fn warn_refused(
+    inner: &Inner,
+    group: GroupId,
+    peer: PeerId,
+    addr: Option<PeerAddr>,
+    code: u64,
+    reason: &str,
+) {
+    let at = addr.map(|a| a.addr.to_string()).unwrap_or_default();
+    if code == u64::from(CODE_UNKNOWN_GROUP) {
+        tracing::warn!(
+            peer = %Short(&peer), %at, group = %Short(&group), %reason,
+            "peer {} refused this node: it does not host this node's group {}. If it is a \
+             member of the group this node should join, this node's settings differ from \
+             the group's. {}",
+            Short(&peer), Short(&group), inner.mismatch_hint
+        );
+    } else if code == u64::from(CODE_REFUSED) {
+        tracing::warn!(
+            peer = %Short(&peer), %at, group = %Short(&group), %reason,
+            "peer {} refused this node: {reason}", Short(&peer)
+        );
+    }
+}
+
 /// Keeps a link to `peer` for `group` up until the group is left (see the module docs).
 pub(super) async fn maintain(inner: Arc<Inner>, group: GroupId, peer: PeerId) {
     let mut backoff = Backoff::new(inner.backoff.0, inner.backoff.1);
+    let mut refused = Every::default();
     loop {
         if let Some(control) = inner.links.control(group, peer) {
             control.closed().await;
@@ -135,7 +165,10 @@ pub(super) async fn maintain(inner: Arc<Inner>, group: GroupId, peer: PeerId) {
         let Some(access) = guard(&inner.groups).get(&group).map(|g| g.access.clone()) else {
             return;
         };
-        let addr = guard(&inner.peers).get(&peer);
+        let addr = match names::resolve_for_dial(&inner, peer).await {
+            Some(addr) => Some(addr),
+            None => guard(&inner.peers).get(&peer),
+        };
         let result = match addr {
             Some(addr) => dial(&inner, &access, addr).await,
             None => Err(BondError::UnknownPeer { peer }),
@@ -152,9 +185,15 @@ pub(super) async fn maintain(inner: Arc<Inner>, group: GroupId, peer: PeerId) {
                 set.remove(&peer);
             }
         }
+        if let Err(BondError::Refused { code, reason, .. }) = &result {
+            if refused.due() {
+                warn_refused(&inner, group, peer, addr, *code, reason);
+            }
+        }
         match result {
             Ok(link) => {
                 backoff.reset();
+                refused.reset();
                 let control = inner.links.control(group, peer);
                 let tx = guard(&inner.groups).get(&group).map(|g| g.links.clone());
                 let Some(tx) = tx else { return };

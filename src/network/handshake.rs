@@ -54,6 +54,11 @@ impl LinkKey {
     pub fn derive(group_key: &[u8]) -> Self {
         LinkKey(blake3::derive_key(KEY_CONTEXT, group_key))
     }
+
+    /// The key's bytes, for keys derived from it (the id probe's answer key).
+    pub(crate) fn as_bytes(&self) -> &[u8; 32] {
+        &self.0
+    }
 }
 
 impl fmt::Debug for LinkKey {

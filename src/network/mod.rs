@@ -3,7 +3,10 @@
 //!
 //! - [`identity`] — `PeerId` ⇄ iroh `EndpointId` (the key itself lives in the
 //!   [`DataDir`](crate::data_dir::DataDir)).
-//! - [`peer_addr`] — `PEER_ID@IP:PORT`.
+//! - [`peer_addr`] — `PEER_ID@IP:PORT`, the form dialed and exchanged.
+//! - [`peer_spec`] — `[PEER_ID@]HOST:PORT`, the form configured: host names are resolved
+//!   again before every dial (`names`), and a missing id is learned with a probe
+//!   (`whoami`) on the peer port number over TCP.
 //! - [`frame`] — length-prefixed, versioned, capped frames.
 //! - [`handshake`] — the mutual proof of the group key, bound to one link.
 //! - [`link`] — an established link: data, heartbeats, peer exchange, ticket re-checks.
@@ -31,13 +34,17 @@ pub mod identity;
 pub mod link;
 mod link_setup;
 mod message;
+mod names;
 #[allow(clippy::module_inception)]
 mod network;
 mod network_id;
 pub mod peer_addr;
+pub mod peer_spec;
 mod peers;
+mod refusals;
 mod registry;
 mod ticket;
+mod whoami;
 
 pub use backoff::Backoff;
 pub use builder::NetworkBuilder;
@@ -50,9 +57,11 @@ pub use group_links::{GroupAccess, GroupLinks};
 pub use handshake::{HandshakeError, LinkKey};
 pub use identity::{endpoint_id, peer_id, InvalidPeerId};
 pub use link::{Link, LinkClosed, LinkConfig, LinkSender, TrySendError};
+pub use names::WARN_EVERY;
 pub(crate) use network::WeakNetwork;
 pub use network::{Network, ALPN, GROUP_LINK_QUEUE};
 pub use network_id::NetworkId;
 pub use peer_addr::{PeerAddr, PeerAddrError};
+pub use peer_spec::{HostPort, PeerSpec, PeerSpecError, ResolveError};
 pub use peers::{PeerTable, Source as PeerSource};
 pub use ticket::{Revalidation, TicketError, TicketValidator, DEFAULT_TICKET_RECHECK};

@@ -20,9 +20,12 @@
 use super::error::NetworkError;
 use super::group_links::{GroupAccess, GroupEntry, GroupLinks};
 use super::link::PeerExchange;
+use super::names::{self, NameBook};
 use super::network_id::NetworkId;
 use super::peer_addr::PeerAddr;
+use super::peer_spec::PeerSpec;
 use super::peers::{PeerTable, Source};
+use super::refusals::RefusalLog;
 use super::registry::LinkRegistry;
 use super::ticket::Revalidation;
 use super::NetworkBuilder;
@@ -55,6 +58,13 @@ pub(super) struct Inner {
     pub(super) handshake_timeout: Duration,
     pub(super) backoff: (Duration, Duration),
     pub(super) peers: Mutex<PeerTable>,
+    /// Peers given by host name or without an id (see `names.rs`).
+    pub(super) names: Mutex<NameBook>,
+    /// Said with every "refused: unknown group" line, on both sides: which settings make
+    /// the group id (see [`NetworkBuilder::group_mismatch_hint`]).
+    pub(super) mismatch_hint: String,
+    /// When each refused peer was last logged by the accepting side (rate limit).
+    pub(super) refusals: Mutex<RefusalLog>,
     /// The node's data directory (key, store, peers file), for a durable node.
     pub(super) data_dir: Option<DataDir>,
     pub(super) groups: Mutex<HashMap<GroupId, GroupEntry>>,
@@ -169,12 +179,36 @@ impl Network {
         self.inner.data_dir.as_ref()
     }
 
+    /// Ids of the peers given by host name (with an id, or with one learned since): each
+    /// is dialled at its name resolved anew, whether or not the name resolves now.
+    pub fn named_peers(&self) -> Vec<PeerId> {
+        guard(&self.inner.names).ids()
+    }
+
+    /// Peers given without an id whose id is not learned yet (`HOST:PORT`).
+    pub fn unresolved_peers(&self) -> Vec<String> {
+        guard(&self.inner.names)
+            .unresolved()
+            .iter()
+            .map(ToString::to_string)
+            .collect()
+    }
+
     /// Writes the known peers to the data directory's peers file when they changed, so a
     /// restarted node finds its group without `--peer` (see [`DataDir::save_peers`]).
-    /// Does nothing without a data directory.
+    /// A peer given by name is kept by name (`ID@NAME:PORT`), and one whose id is not
+    /// learned yet as `HOST:PORT`. Does nothing without a data directory.
     pub fn save_peers(&self) {
         if let Some(dir) = &self.inner.data_dir {
-            dir.save_peers(self.known_peers());
+            let named = guard(&self.inner.names).specs();
+            let mut specs: Vec<PeerSpec> = self
+                .known_peers()
+                .into_iter()
+                .filter(|p| !named.iter().any(|n| n.id == Some(p.id)))
+                .map(PeerSpec::from)
+                .collect();
+            specs.extend(named);
+            dir.save_peers(specs);
         }
     }
 
@@ -199,6 +233,12 @@ impl Network {
                 ticket,
             },
         );
+        drop(groups);
+        let learn = names::learn_ids(self.inner.clone(), group);
+        let stop = cancel.clone();
+        self.inner.tasks.spawn(async move {
+            stop.run_until_cancelled(learn).await;
+        });
         Ok(GroupLinks {
             inner: self.inner.clone(),
             group,

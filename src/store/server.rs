@@ -15,7 +15,7 @@ use super::kv::{KvMachine, Retention};
 use crate::data_dir::{DataDirError, DirLock};
 use crate::groups::snapshot::{SnapshotConfig, SnapshotStats};
 use crate::groups::{ConfigError, ConsensusConfig, Group, GroupBuilder, GroupKey, JoinError};
-use crate::network::{Network, NetworkError, NetworkId, PeerAddr};
+use crate::network::{HostPort, Network, NetworkError, NetworkId, PeerAddr, PeerSpec};
 use std::future::Future;
 use std::net::SocketAddr;
 use std::path::PathBuf;
@@ -42,6 +42,14 @@ pub const DEFAULT_ELECTION_TIMEOUT: Duration = Duration::from_millis(1000);
 /// connections first.
 pub const HTTP_DRAIN: Duration = Duration::from_millis(500);
 
+/// What a node refused for an unknown group is told on both sides: the settings that make
+/// `tessera node`'s group id (the group key, the consensus digest's heartbeat and missed
+/// heartbeats, the snapshot sync's signature and the store's history retention).
+pub const GROUP_ID_SETTINGS: &str = "Every member must use the same --group-key, \
+--heartbeat-ms, --max-missed-heartbeats, --snapshot-every-entries, --snapshot-every-mib, \
+--snapshot-chunk-kib, --watch-history-events and --watch-history-mib: together they make \
+the group id, and a node whose group id differs is refused.";
+
 /// How long [`Server::stop`] waits for each part to stop.
 const STOP_BOUND: Duration = Duration::from_secs(5);
 
@@ -52,16 +60,17 @@ pub struct ServerConfig {
     pub data_dir: PathBuf,
     /// UDP address for QUIC (peers).
     pub listen: SocketAddr,
-    /// Address peers should dial when `listen` is not reachable as is (`0.0.0.0`).
-    pub advertise: Option<SocketAddr>,
+    /// Address peers should dial when `listen` is not reachable as is (`0.0.0.0`); a
+    /// host name is looked up at start.
+    pub advertise: Option<HostPort>,
     /// TCP address of the HTTP API.
     pub http: SocketAddr,
     /// The HTTP URL other members and clients should use for this node, when `http` is
     /// not reachable as is (`0.0.0.0`, a proxy); `None`: derived (see
     /// [`ServerConfig::http_contact`]).
     pub advertise_http: Option<String>,
-    /// Bootstrap peers (`ID@IP:PORT`); not needed after the first start.
-    pub peers: Vec<PeerAddr>,
+    /// Bootstrap peers (`[ID@]HOST:PORT`); not needed after the first start.
+    pub peers: Vec<PeerSpec>,
     /// The group key's secret; members must share it.
     pub group_key: String,
     /// Fresh nodes that must see each other before a new group forms.
@@ -138,14 +147,25 @@ impl ServerConfig {
         if let Some(url) = &self.advertise_http {
             return url.clone();
         }
-        let mut addr = bound;
-        if addr.ip().is_unspecified() {
-            let peers_ip = self.advertise.unwrap_or(self.listen).ip();
-            if !peers_ip.is_unspecified() {
-                addr.set_ip(peers_ip);
+        if bound.ip().is_unspecified() {
+            // The host peers dial (the advertised one as given: a name stays a name),
+            // with the HTTP port.
+            let peers_host = match &self.advertise {
+                Some(host) => host.clone(),
+                None => HostPort::from_socket(self.listen),
+            };
+            let unspecified = peers_host
+                .literal()
+                .is_some_and(|a| a.ip().is_unspecified());
+            if !unspecified {
+                let mut url = peers_host.to_string();
+                if let Some((host, _)) = url.rsplit_once(':') {
+                    url = host.to_string();
+                }
+                return format!("http://{url}:{}", bound.port());
             }
         }
-        format!("http://{addr}")
+        format!("http://{bound}")
     }
 
     /// The consensus settings derived from the two timings: jitters in the seed's
@@ -299,9 +319,10 @@ impl Server {
             .data_dir(dir)
             .bind_addr(config.listen)
             .idle_timeout(config.quic_idle_timeout)
-            .bootstrap(config.peers.iter().copied());
-        if let Some(advertise) = config.advertise {
-            builder = builder.advertise_addr(advertise);
+            .bootstrap_specs(config.peers.iter().cloned())
+            .group_mismatch_hint(GROUP_ID_SETTINGS);
+        if let Some(advertise) = &config.advertise {
+            builder = builder.advertise_host(advertise.clone());
         }
         let network = builder.bind().await?;
         let machine = KvMachine::with_retention(config.snapshot, config.watch_history);

@@ -81,8 +81,9 @@ pub type HarnessError = String;
 
 impl LocalCluster {
     /// Plans one node per address in `ips`, data in `root/nN`; `args` are added to every
-    /// node's command line (timings, group key). Each node gets one port, free for UDP
-    /// (QUIC) and TCP (HTTP) now and outside the ephemeral range ([`super::ports`]).
+    /// node's command line (timings, group key). Each node gets two ports, free for UDP
+    /// and TCP now and outside the ephemeral range ([`super::ports`]): its peer port (QUIC
+    /// over UDP, the id probe over TCP), and its HTTP port.
     pub fn new(
         exe: impl Into<PathBuf>,
         root: &Path,
@@ -92,10 +93,9 @@ impl LocalCluster {
         std::fs::create_dir_all(root).map_err(|e| format!("{}: {e}", root.display()))?;
         let mut nodes = Vec::new();
         for (i, ip) in ips.iter().enumerate() {
-            // One port serves both: QUIC over UDP and HTTP over TCP.
-            let port = super::ports::free_port(*ip)?;
-            let listen = SocketAddr::new(*ip, port);
-            let http = SocketAddr::new(*ip, port);
+            // The peer port takes QUIC over UDP and the id probe over TCP; HTTP has its own.
+            let listen = SocketAddr::new(*ip, super::ports::free_port(*ip)?);
+            let http = SocketAddr::new(*ip, super::ports::free_port(*ip)?);
             nodes.push(LocalNode {
                 name: format!("n{i}"),
                 dir: root.join(format!("n{i}")),
@@ -134,12 +134,11 @@ impl LocalCluster {
             .and_then(|n| n.dir.parent())
             .map(Path::to_path_buf)
             .ok_or("a cluster planned with no nodes has no root")?;
-        let port = super::ports::free_port(ip)?;
         self.nodes.push(LocalNode {
             name: format!("n{i}"),
             dir: root.join(format!("n{i}")),
-            listen: SocketAddr::new(ip, port),
-            http: SocketAddr::new(ip, port),
+            listen: SocketAddr::new(ip, super::ports::free_port(ip)?),
+            http: SocketAddr::new(ip, super::ports::free_port(ip)?),
             addr: None,
             log: root.join(format!("n{i}.log")),
             child: None,
@@ -237,6 +236,26 @@ impl LocalCluster {
         peers: &[PeerAddr],
         extra: &[&str],
     ) -> Result<PeerAddr, HarnessError> {
+        let peers: Vec<String> = peers.iter().map(ToString::to_string).collect();
+        self.start_with_peers_and(i, &peers, extra)
+    }
+
+    /// As [`start`](Self::start), with `--peer` values as written: `HOST:PORT` without
+    /// an id, `ID@NAME:PORT`.
+    pub fn start_with_peers(
+        &mut self,
+        i: usize,
+        peers: &[String],
+    ) -> Result<PeerAddr, HarnessError> {
+        self.start_with_peers_and(i, peers, &[])
+    }
+
+    fn start_with_peers_and(
+        &mut self,
+        i: usize,
+        peers: &[String],
+        extra: &[&str],
+    ) -> Result<PeerAddr, HarnessError> {
         let exe = self.exe.clone();
         let mut args = self.args.clone();
         args.extend(extra.iter().map(|s| s.to_string()));
@@ -258,7 +277,7 @@ impl LocalCluster {
             .arg("--http")
             .arg(node.http.to_string());
         for p in peers {
-            cmd.arg("--peer").arg(p.to_string());
+            cmd.arg("--peer").arg(p);
         }
         cmd.args(&args)
             .stdin(Stdio::null())
@@ -332,10 +351,11 @@ impl LocalCluster {
             return Err(format!("{} is running", self.nodes[i].name));
         }
         let ip = self.nodes[i].listen.ip();
-        let port = super::ports::free_port(ip)?;
+        let listen = SocketAddr::new(ip, super::ports::free_port(ip)?);
+        let http = SocketAddr::new(ip, super::ports::free_port(ip)?);
         let node = &mut self.nodes[i];
-        node.listen = SocketAddr::new(ip, port);
-        node.http = SocketAddr::new(ip, port);
+        node.listen = listen;
+        node.http = http;
         Ok(())
     }
 

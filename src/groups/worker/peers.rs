@@ -111,13 +111,34 @@ impl<M: StateMachine, S: Storage> Worker<M, S> {
         // Every peer this node knows of must have answered first: it announced itself on
         // a link of this group, or said it does not host the group.
         let absent = self.links.absent();
-        let unanswered: Vec<PeerId> = self
+        let mut unanswered: Vec<PeerId> = self
             .network
             .known_peers()
             .into_iter()
             .map(|a| a.id)
+            .chain(self.network.named_peers())
             .filter(|p| *p != self.me && !formation.heard(p) && !absent.contains(p))
             .collect();
+        unanswered.sort();
+        unanswered.dedup();
+        // A peer given without an id may hold the group too: learn who it is first.
+        let nameless = self.network.unresolved_peers();
+        if !nameless.is_empty() && !matches!(formation.decide(&unanswered), Decision::JoinExisting)
+        {
+            let every = (10_000 / self.tick.as_millis().max(1)) as u64;
+            if self
+                .asked_logged
+                .is_none_or(|t| self.ticks.saturating_sub(t) >= every)
+            {
+                self.asked_logged = Some(self.ticks);
+                tracing::info!(
+                    group = %Short(&self.group),
+                    waiting_for = %nameless.join(", "),
+                    "not founding the group yet: the ids of peers given without one are not learned yet"
+                );
+            }
+            return Ok(());
+        }
         match formation.decide(&unanswered) {
             Decision::Found(proposal) => {
                 tracing::info!(
@@ -190,6 +211,7 @@ impl<M: StateMachine, S: Storage> Worker<M, S> {
             .into_iter()
             .map(|a| a.id)
             .collect();
+        want.extend(self.network.named_peers());
         want.extend(self.node.membership().members().copied());
         want.remove(&self.me);
         for peer in want {
