@@ -99,7 +99,7 @@ pub enum ClientError {
         before_sending: bool,
     },
     /// The TLS handshake failed: the node's certificate is not trusted, the node refused
-    /// the client's certificate, or the node does not speak TLS. Nothing was sent.
+    /// the client's certificate, or the node does not speak TLS. The node read no request.
     #[error("TLS with node {endpoint}: {reason}")]
     Tls {
         /// The endpoint.
@@ -461,10 +461,8 @@ impl Client {
         let request = request
             .body(Full::new(body))
             .map_err(|e| self.bad_response(i, format!("request: {e}")))?;
-        self.http
-            .request(request)
-            .await
-            .map_err(|e| match tls::failure(&e, self.tls.flags()) {
+        self.http.request(request).await.map_err(|e| {
+            match tls::failure(&e, self.tls.flags(), e.is_connect()) {
                 Some(reason) => ClientError::Tls {
                     endpoint: base.clone(),
                     reason,
@@ -474,7 +472,8 @@ impl Client {
                     reason: error_chain(&e),
                     before_sending: e.is_connect(),
                 },
-            })
+            }
+        })
     }
 
     /// Sends one request to node `i` and reads the whole answer, within `timeout`.

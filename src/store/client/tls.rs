@@ -170,13 +170,22 @@ fn config_with(roots: RootCertStore) -> Arc<ClientConfig> {
     Arc::new(builder.with_root_certificates(roots).with_no_client_auth())
 }
 
-/// The TLS failure behind a transport error `e`, in words with the flag that fixes it;
-/// `None` when `e` is not a TLS failure.
-pub(crate) fn failure(e: &(dyn std::error::Error + 'static), flags: TlsFlags) -> Option<String> {
+/// The handshake failure behind a transport error `e`, in words with the flag that fixes
+/// it; `None` when `e` is not one. `connecting`: `e` arose while the connection was being
+/// made. Only failures that certainly happened during the handshake count (a certificate
+/// refused by either side, or a node that does not answer in TLS while connecting): the
+/// node read no request then, so the caller may treat the call as not applied. Any other
+/// TLS error (a broken record mid-stream) stays a transport failure whose outcome is
+/// unknown.
+pub(crate) fn failure(
+    e: &(dyn std::error::Error + 'static),
+    flags: TlsFlags,
+    connecting: bool,
+) -> Option<String> {
     let mut next = Some(e);
     while let Some(err) = next {
         if let Some(tls) = err.downcast_ref::<rustls::Error>() {
-            return Some(describe(tls, flags));
+            return describe(tls, flags, connecting);
         }
         // io::Error's `source` skips the error it wraps (which may be another io::Error
         // wrapping the rustls error, as hyper-rustls's is): look inside instead.
@@ -191,10 +200,10 @@ pub(crate) fn failure(e: &(dyn std::error::Error + 'static), flags: TlsFlags) ->
     None
 }
 
-/// A rustls error in words.
-fn describe(e: &rustls::Error, flags: TlsFlags) -> String {
+/// A handshake failure in words; `None` for other errors.
+fn describe(e: &rustls::Error, flags: TlsFlags, connecting: bool) -> Option<String> {
     use rustls::{AlertDescription as Alert, CertificateError as Cert, Error};
-    match e {
+    let words = match e {
         Error::InvalidCertificate(Cert::UnknownIssuer) => format!(
             "certificate not trusted: the node's certificate is not signed by a CA this client trusts (pass {} with the CA that signed it)",
             flags.trust
@@ -225,10 +234,54 @@ fn describe(e: &rustls::Error, flags: TlsFlags) -> String {
             "the node refused this client's certificate: not signed by a CA the node trusts (its --http-client-ca), or expired (pass {} with one it trusts)",
             flags.identity
         ),
-        Error::InvalidMessage(_) | Error::InappropriateMessage { .. } => {
+        Error::AlertReceived(Alert::HandshakeFailure | Alert::ProtocolVersion) => {
+            format!("the node refused the TLS handshake: {e}")
+        }
+        Error::InvalidMessage(_) | Error::InappropriateMessage { .. } if connecting => {
             "the node did not answer in TLS: it may serve plain HTTP at this address (try http://)"
                 .into()
         }
-        other => format!("TLS failed: {other}"),
+        _ => return None,
+    };
+    Some(words)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use rustls::{CertificateError, Error};
+    use std::io;
+
+    /// As hyper-rustls reports a handshake error: an io::Error around tokio-rustls's.
+    fn wrapped(e: Error) -> io::Error {
+        io::Error::other(io::Error::new(io::ErrorKind::InvalidData, e))
+    }
+
+    #[test]
+    fn handshake_failures_are_found_inside_io_errors_and_said_in_words() {
+        let untrusted = wrapped(Error::InvalidCertificate(CertificateError::UnknownIssuer));
+        let words = failure(&untrusted, CLI_FLAGS, true).expect("a handshake failure");
+        assert!(words.starts_with("certificate not trusted"), "{words}");
+        assert!(words.contains("(pass --cacert"), "{words}");
+
+        let required = wrapped(Error::AlertReceived(
+            rustls::AlertDescription::CertificateRequired,
+        ));
+        let words = failure(&required, CLI_FLAGS, false).expect("a handshake failure");
+        assert!(words.contains("pass --cert and --key"), "{words}");
+
+        let plain = wrapped(Error::InvalidMessage(
+            rustls::InvalidMessage::InvalidContentType,
+        ));
+        assert!(failure(&plain, CLI_FLAGS, true)
+            .expect("while connecting")
+            .contains("try http://"));
+        // Past the handshake, a broken record is a transport failure: outcome unknown.
+        assert_eq!(failure(&plain, CLI_FLAGS, false), None);
+        assert_eq!(
+            failure(&wrapped(Error::DecryptError), CLI_FLAGS, false),
+            None
+        );
+        assert_eq!(failure(&io::Error::other("refused"), CLI_FLAGS, true), None);
     }
 }
