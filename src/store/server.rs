@@ -6,9 +6,9 @@
 //! first, so a second process on the same directory fails before it binds anything; the
 //! ports come before the directory is created or written, so a busy port leaves nothing
 //! behind. TLS settings ([`ServerConfig::tls`]) arrive loaded and checked, so a bad
-//! certificate file is refused before any of this. A node restarted with the same data directory needs no bootstrap peers: the
-//! network saves the peers it knows in `DATA_DIR/peers` and the group resumes from its
-//! log.
+//! certificate file is refused before any of this. A node restarted with the same data
+//! directory needs no bootstrap peers: the network saves the peers it knows in
+//! `DATA_DIR/peers` and the group resumes from its log.
 
 use super::feed::Feed;
 use super::http;
