@@ -8,9 +8,11 @@
 use base64::Engine;
 use clap::{Args, ValueEnum};
 use std::io::{IsTerminal, Read, Write};
+use std::path::PathBuf;
 use std::time::Duration;
 use tessera::store::client::{
-    self, Client, ClientError, ReadOptions, WatchOptions, EXIT_COMPARE_FAILED, EXIT_FAILURE,
+    self, Client, ClientError, ClientTls, ReadOptions, WatchOptions, EXIT_COMPARE_FAILED,
+    EXIT_FAILURE, EXIT_USAGE,
 };
 use tessera::store::http::{KvJson, WatchLine};
 
@@ -30,6 +32,27 @@ pub(crate) struct ClientArgs {
     /// A bearer token, for nodes started with token files (a read-write one for writes).
     #[arg(long, env = "TESSERA_TOKEN", hide_env_values = true)]
     token: Option<String>,
+    /// CA certificates (PEM) to trust for https:// endpoints, instead of the system's
+    /// roots.
+    #[arg(long, value_name = "FILE", env = "TESSERA_CACERT")]
+    cacert: Option<PathBuf>,
+    /// A client certificate (PEM, leaf first) for nodes that require one
+    /// (--http-client-ca). Needs --key.
+    #[arg(
+        long = "cert",
+        id = "client_cert",
+        value_name = "FILE",
+        env = "TESSERA_CERT"
+    )]
+    client_cert: Option<PathBuf>,
+    /// The private key of --cert (PEM).
+    #[arg(
+        long = "key",
+        id = "client_key",
+        value_name = "FILE",
+        env = "TESSERA_KEY"
+    )]
+    client_key: Option<PathBuf>,
     /// Give up on one request after this many seconds.
     #[arg(long, default_value_t = 15, value_parser = clap::value_parser!(u64).range(1..=3600))]
     timeout: u64,
@@ -174,7 +197,13 @@ pub(crate) fn connect(args: &ClientArgs) -> Result<Client, Failure> {
             .map(|v| v.split(',').map(str::to_string).collect())
             .unwrap_or_else(|_| vec![client::DEFAULT_ENDPOINT.to_string()]);
     }
-    Client::with_endpoints(&endpoints, Duration::from_secs(args.timeout))
+    let tls = ClientTls::from_files(
+        args.cacert.as_deref(),
+        args.client_cert.as_deref(),
+        args.client_key.as_deref(),
+    )
+    .map_err(|e| (EXIT_USAGE, e.to_string()))?;
+    Client::with_endpoints_and_tls(&endpoints, Duration::from_secs(args.timeout), &tls)
         .map(|c| c.with_token(args.token.as_deref()))
         .map_err(fail)
 }

@@ -58,6 +58,22 @@ pub struct NodeArgs {
     /// stay open for load balancers and Prometheus).
     #[arg(long)]
     auth_probes: bool,
+    /// Serve the API over HTTPS with this certificate chain (PEM, leaf first; its SANs
+    /// must name the host or IP clients and members call). Needs --http-key.
+    #[arg(long, value_name = "FILE")]
+    http_cert: Option<PathBuf>,
+    /// The private key of --http-cert (PEM).
+    #[arg(long, value_name = "FILE")]
+    http_key: Option<PathBuf>,
+    /// Require client certificates signed by one of these CAs (PEM): mutual TLS. Members
+    /// then present their own --http-cert when they relay a call to the leader, so it
+    /// must allow client authentication too.
+    #[arg(long, value_name = "FILE")]
+    http_client_ca: Option<PathBuf>,
+    /// The CAs (PEM) this node trusts for other members' HTTPS APIs, when it relays a
+    /// call to the leader. Default: --http-client-ca if given, else the system's roots.
+    #[arg(long, value_name = "FILE")]
+    http_trusted_ca: Option<PathBuf>,
     /// Log lines as `text` (for people) or `json` (one object per line, for collectors).
     #[arg(long, value_enum, default_value_t = LogFormat::Text)]
     log_format: LogFormat,
@@ -79,8 +95,9 @@ pub struct NodeArgs {
     #[arg(long, default_value = "127.0.0.1:7070")]
     http: SocketAddr,
     /// The HTTP URL members and clients should use for this node, when --http is not
-    /// reachable as is (0.0.0.0, a proxy). Default: http://IP:PORT of --http, with the
-    /// IP of --advertise (or --listen) when --http's is 0.0.0.0.
+    /// reachable as is (0.0.0.0, a proxy). Default: http://IP:PORT of --http (https://
+    /// with --http-cert), with the IP of --advertise (or --listen) when --http's is
+    /// 0.0.0.0.
     #[arg(long, value_name = "URL")]
     advertise_http: Option<String>,
     /// A peer to contact first (repeatable): `HOST:PORT`, or `ID@HOST:PORT` to pin its
@@ -168,9 +185,19 @@ Set --group-key (or TESSERA_GROUP_KEY) to a secret shared by the members, outsid
     if !tokens.enabled() {
         tracing::warn!("no token files: anyone who reaches the HTTP port can read and write");
     }
+    // Every TLS file is read and checked here, before the data directory is touched.
+    let tls = tessera::store::tls::HttpTlsFiles {
+        cert: args.http_cert,
+        key: args.http_key,
+        client_ca: args.http_client_ca,
+        trusted_ca: args.http_trusted_ca,
+    }
+    .load()
+    .map_err(|e| e.to_string())?;
     let config = ServerConfig {
         tokens,
         force_new_cluster: args.force_new_cluster,
+        tls,
         data_dir: args.data_dir,
         listen: args.listen,
         advertise: args.advertise,
@@ -203,7 +230,7 @@ Set --group-key (or TESSERA_GROUP_KEY) to a secret shared by the members, outsid
         let node = Server::start(config).await.map_err(|e| e.to_string())?;
         let mut out = std::io::stdout().lock();
         writeln!(out, "{}", node.addr())
-            .and_then(|()| writeln!(out, "http://{}", node.http_addr()))
+            .and_then(|()| writeln!(out, "{}", node.http_url()))
             .and_then(|()| out.flush())
             .map_err(|e| format!("stdout: {e}"))?;
         drop(out);

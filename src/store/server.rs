@@ -5,13 +5,15 @@
 //! [`KvMachine`] group with a durable log, and serves [`super::http`]. The lock comes
 //! first, so a second process on the same directory fails before it binds anything; the
 //! ports come before the directory is created or written, so a busy port leaves nothing
-//! behind. A node restarted with the same data directory needs no bootstrap peers: the
-//! network saves the peers it knows in `DATA_DIR/peers` and the group resumes from its
-//! log.
+//! behind. TLS settings ([`ServerConfig::tls`]) arrive loaded and checked, so a bad
+//! certificate file is refused before any of this. A node restarted with the same data
+//! directory needs no bootstrap peers: the network saves the peers it knows in
+//! `DATA_DIR/peers` and the group resumes from its log.
 
 use super::feed::Feed;
 use super::http;
 use super::kv::{KvMachine, Retention};
+use super::tls::{HttpTls, TlsListener};
 use crate::data_dir::{DataDirError, DirLock};
 use crate::groups::snapshot::{SnapshotConfig, SnapshotStats};
 use crate::groups::{ConfigError, ConsensusConfig, Group, GroupBuilder, GroupKey, JoinError};
@@ -102,6 +104,10 @@ pub struct ServerConfig {
     /// the other members are gone for good). Refused on a directory already forced once
     /// (see [`FORCED_MARKER_FILE`]).
     pub force_new_cluster: bool,
+    /// HTTPS for the API (default: none, plain HTTP): load it with
+    /// [`HttpTlsFiles::load`](super::tls::HttpTlsFiles::load) before starting, so a bad
+    /// file is refused before the data directory is touched.
+    pub tls: Option<HttpTls>,
 }
 
 impl ServerConfig {
@@ -136,13 +142,14 @@ impl ServerConfig {
             watch_history: Retention::default(),
             tokens: http::auth::Tokens::open(),
             force_new_cluster: false,
+            tls: None,
         }
     }
 
     /// The HTTP URL this node announces to its members (shown in member lists, and where
     /// they relay membership calls): `advertise_http` if set, else `http://IP:PORT` of the
-    /// bound HTTP address, with the IP of `advertise` (or `listen`) when the HTTP address
-    /// is unspecified (`0.0.0.0`).
+    /// bound HTTP address (`https://` with [`tls`](Self::tls)), with the IP of `advertise`
+    /// (or `listen`) when the HTTP address is unspecified (`0.0.0.0`).
     pub fn http_contact(&self, bound: SocketAddr) -> String {
         if let Some(url) = &self.advertise_http {
             return url.clone();
@@ -162,10 +169,18 @@ impl ServerConfig {
                 if let Some((host, _)) = url.rsplit_once(':') {
                     url = host.to_string();
                 }
-                return format!("http://{url}:{}", bound.port());
+                return format!("{}://{url}:{}", self.http_scheme(), bound.port());
             }
         }
-        format!("http://{bound}")
+        format!("{}://{bound}", self.http_scheme())
+    }
+
+    /// `https` with TLS, else `http`.
+    pub fn http_scheme(&self) -> &'static str {
+        match self.tls {
+            Some(_) => "https",
+            None => "http",
+        }
     }
 
     /// The consensus settings derived from the two timings: jitters in the seed's
@@ -263,6 +278,8 @@ pub struct Server {
     group: Group<KvMachine>,
     snapshots: Arc<SnapshotStats>,
     http_addr: SocketAddr,
+    /// `http` or `https`.
+    http_scheme: &'static str,
     server: JoinHandle<std::io::Result<()>>,
     stop_http: tokio::sync::oneshot::Sender<()>,
     /// Ends watches and blocking reads, and the feed's relay.
@@ -371,9 +388,15 @@ impl Server {
             snapshots.clone(),
             feed.clone(),
         ));
+        let relay_tls = config
+            .tls
+            .as_ref()
+            .map(|tls| tls.relay.clone())
+            .unwrap_or_default();
         let app = http::router(http::Served {
             metrics,
             tokens: Arc::new(config.tokens.clone()),
+            relay_tls,
             group: group.clone(),
             addr: network.local_addr(),
             network: network.clone(),
@@ -384,19 +407,35 @@ impl Server {
             draining: draining.clone(),
         });
         let (stop_http, stopped) = tokio::sync::oneshot::channel::<()>();
-        let server = tokio::spawn(async move {
-            axum::serve(listener, app)
-                .with_graceful_shutdown(async {
-                    let _ = stopped.await;
-                })
-                .await
-        });
-        tracing::info!(peer = %network.local_addr(), http = %http_addr, group = %group.id(), "node up");
+        let server = match &config.tls {
+            Some(tls) => {
+                let listener = match TlsListener::new(listener, tls.server.clone()) {
+                    Ok(listener) => listener,
+                    Err(e) => {
+                        stop_streams.cancel();
+                        group.shutdown().await;
+                        network.shutdown().await;
+                        return Err(ServerError::Http(e));
+                    }
+                };
+                serve(listener, app, stopped)
+            }
+            None => serve(listener, app, stopped),
+        };
+        let http_scheme = config.http_scheme();
+        tracing::info!(
+            peer = %network.local_addr(),
+            http = %format!("{http_scheme}://{http_addr}"),
+            client_certificates = config.tls.as_ref().is_some_and(|t| t.client_auth),
+            group = %group.id(),
+            "node up"
+        );
         Ok(Server {
             network,
             group,
             snapshots,
             http_addr,
+            http_scheme,
             server,
             stop_http,
             stop_streams,
@@ -413,6 +452,11 @@ impl Server {
     /// Where the HTTP API listens.
     pub fn http_addr(&self) -> SocketAddr {
         self.http_addr
+    }
+
+    /// The HTTP API's URL as bound: `http://IP:PORT`, or `https://IP:PORT` with TLS.
+    pub fn http_url(&self) -> String {
+        format!("{}://{}", self.http_scheme, self.http_addr)
     }
 
     /// The key-value group.
@@ -534,6 +578,26 @@ impl Server {
         }
         tracing::info!("node stopped");
     }
+}
+
+/// Serves `app` on `listener` (plain or TLS) until `stopped` fires, then lets in-flight
+/// requests finish (graceful shutdown).
+fn serve<L>(
+    listener: L,
+    app: axum::Router,
+    stopped: tokio::sync::oneshot::Receiver<()>,
+) -> JoinHandle<std::io::Result<()>>
+where
+    L: axum::serve::Listener,
+    L::Addr: std::fmt::Debug,
+{
+    tokio::spawn(async move {
+        axum::serve(listener, app)
+            .with_graceful_shutdown(async {
+                let _ = stopped.await;
+            })
+            .await
+    })
 }
 
 /// Resolves on the first SIGTERM or SIGINT (Ctrl-C).

@@ -17,7 +17,7 @@ use std::process::{Child, Command, ExitStatus, Stdio};
 use std::sync::mpsc;
 use std::time::{Duration, Instant};
 use tessera::network::PeerAddr;
-use tessera::store::client::Client;
+use tessera::store::client::{Client, ClientTls};
 use tessera::store::http::NodeStatus;
 
 /// How long a starting node may take to print its address.
@@ -38,13 +38,16 @@ pub struct LocalNode {
     pub addr: Option<PeerAddr>,
     /// Where its stderr goes.
     pub log: PathBuf,
+    /// `http`, or `https` for nodes started with a certificate
+    /// ([`LocalCluster::with_tls`]).
+    pub scheme: &'static str,
     child: Option<Child>,
 }
 
 impl LocalNode {
-    /// Its HTTP endpoint, `http://IP:PORT`.
+    /// Its HTTP endpoint, `http://IP:PORT` (`https://` with TLS).
     pub fn endpoint(&self) -> String {
-        format!("http://{}", self.http)
+        format!("{}://{}", self.scheme, self.http)
     }
 
     /// Whether its process is running (started and not yet seen to exit).
@@ -74,6 +77,8 @@ pub struct LocalCluster {
     nodes: Vec<LocalNode>,
     /// The bearer token the harness's own calls carry (nodes with token files).
     token: Option<String>,
+    /// How the harness's own calls make TLS connections (nodes serving HTTPS).
+    tls: Option<ClientTls>,
 }
 
 /// A harness failure, in words (with the node's log tail where it helps).
@@ -103,6 +108,7 @@ impl LocalCluster {
                 http,
                 addr: None,
                 log: root.join(format!("n{i}.log")),
+                scheme: "http",
                 child: None,
             });
         }
@@ -111,6 +117,7 @@ impl LocalCluster {
             args,
             nodes,
             token: None,
+            tls: None,
         })
     }
 
@@ -141,6 +148,7 @@ impl LocalCluster {
             http: SocketAddr::new(ip, super::ports::free_port(ip)?),
             addr: None,
             log: root.join(format!("n{i}.log")),
+            scheme: self.scheme(),
             child: None,
         });
         Ok(i)
@@ -194,10 +202,30 @@ impl LocalCluster {
         self
     }
 
+    /// The nodes serve HTTPS (the node arguments given to [`new`](Self::new) carry
+    /// `--http-cert` and `--http-key`): endpoints are `https://`, and the harness's own
+    /// calls connect with `tls` (trusting the nodes' CA, with a client certificate for
+    /// nodes that require one).
+    pub fn with_tls(mut self, tls: ClientTls) -> Self {
+        self.tls = Some(tls);
+        for node in &mut self.nodes {
+            node.scheme = "https";
+        }
+        self
+    }
+
+    fn scheme(&self) -> &'static str {
+        match self.tls {
+            Some(_) => "https",
+            None => "http",
+        }
+    }
+
     /// A client of node `i` whose requests give up after `timeout`.
     pub fn client(&self, i: usize, timeout: Duration) -> Client {
-        Client::with_timeout(&self.nodes[i].endpoint(), timeout)
-            .expect("a local http://IP:PORT endpoint is valid")
+        let tls = self.tls.clone().unwrap_or_default();
+        Client::with_endpoints_and_tls(&[self.nodes[i].endpoint()], timeout, &tls)
+            .expect("a local http(s)://IP:PORT endpoint is valid")
             .with_token(self.token.as_deref())
     }
 

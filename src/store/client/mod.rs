@@ -12,6 +12,11 @@
 //!   second compare-and-swap would then report a failure for a success): the error says
 //!   so and the caller decides.
 //!
+//! **HTTPS.** Endpoints may be `https://HOST:PORT`; [`Client::with_tls`] sets the CAs
+//! trusted and the client certificate ([`ClientTls`]; default: the system's roots, no
+//! certificate). A TLS failure is [`ClientError::Tls`], in words: "certificate not
+//! trusted: ... (pass --cacert ...)".
+//!
 //! With one endpoint nothing is retried. Every request has a timeout (default
 //! [`DEFAULT_TIMEOUT`], above the group's own call deadline with the default timings, so
 //! the node's 503 arrives before the client gives up). Failures say which kind they are,
@@ -20,10 +25,12 @@
 mod backup;
 mod calls;
 mod members;
+mod tls;
 mod watch;
 
 pub use backup::{SaveError, SaveProgress};
 pub use calls::{Entry, ReadOptions};
+pub use tls::{ClientTls, TlsFlags, CLI_FLAGS};
 pub use watch::{Watch, WatchOptions};
 
 use super::http::{ErrorBody, ErrorKind};
@@ -31,6 +38,7 @@ use axum::body::Bytes;
 use http_body_util::{BodyExt, Full};
 use hyper::body::Incoming;
 use hyper::{HeaderMap, Method, Request, Response, StatusCode, Uri};
+use hyper_rustls::HttpsConnector;
 use hyper_util::client::legacy::connect::HttpConnector;
 use hyper_util::rt::TokioExecutor;
 use std::sync::atomic::{AtomicUsize, Ordering};
@@ -65,7 +73,7 @@ pub const EXIT_COMPACTED: u8 = 7;
 /// Why a call failed.
 #[derive(Debug, thiserror::Error)]
 pub enum ClientError {
-    /// The endpoint is not an `http://HOST:PORT` URL.
+    /// The endpoint is not an `http://HOST:PORT` or `https://HOST:PORT` URL.
     #[error("bad endpoint {endpoint:?}: {reason}")]
     BadEndpoint {
         /// What was given.
@@ -91,6 +99,15 @@ pub enum ClientError {
         /// Whether the connection failed before the request was sent (so a write
         /// certainly did not apply).
         before_sending: bool,
+    },
+    /// The TLS handshake failed: the node's certificate is not trusted, the node refused
+    /// the client's certificate, or the node does not speak TLS. The node read no request.
+    #[error("TLS with node {endpoint}: {reason}")]
+    Tls {
+        /// The endpoint.
+        endpoint: String,
+        /// What failed, in words, with the flag that fixes it.
+        reason: String,
     },
     /// Connected, but no answer in time.
     #[error("node {endpoint} did not answer within {after:?}")]
@@ -160,12 +177,15 @@ impl ClientError {
             ClientError::BadEndpoint { .. } | ClientError::BadKey { .. } => EXIT_USAGE,
             ClientError::CompareFailed { .. } => EXIT_COMPARE_FAILED,
             ClientError::Compacted { .. } => EXIT_COMPACTED,
-            ClientError::Refused { .. } | ClientError::BadResponse { .. } => EXIT_FAILURE,
+            ClientError::Refused { .. }
+            | ClientError::BadResponse { .. }
+            | ClientError::Tls { .. } => EXIT_FAILURE,
         }
     }
 
     /// Whether retrying (on this or another node) may succeed: unreachable, no answer, or
-    /// unavailable. A write that failed this way may still have been applied (see
+    /// unavailable, or a TLS failure (another node may have a certificate this client
+    /// trusts). A write that failed this way may still have been applied (see
     /// [`certainly_not_applied`](Self::certainly_not_applied)).
     pub fn is_retryable(&self) -> bool {
         matches!(
@@ -173,11 +193,13 @@ impl ClientError {
             ClientError::Unreachable { .. }
                 | ClientError::NoAnswer { .. }
                 | ClientError::Unavailable { .. }
+                | ClientError::Tls { .. }
         )
     }
 
     /// Whether a write that failed so certainly did not apply: the request never left,
-    /// or the node says its entry lost its log slot.
+    /// or the node says its entry lost its log slot. A TLS failure counts: a node that
+    /// refuses the handshake (or whose certificate this client refuses) reads no request.
     pub fn certainly_not_applied(&self) -> bool {
         matches!(
             self,
@@ -187,7 +209,7 @@ impl ClientError {
             } | ClientError::Unavailable {
                 kind: ErrorKind::Overwritten,
                 ..
-            }
+            } | ClientError::Tls { .. }
         )
     }
 }
@@ -213,8 +235,10 @@ impl Failover {
 /// A client of one or more nodes.
 #[derive(Clone, Debug)]
 pub struct Client {
-    http: hyper_util::client::legacy::Client<HttpConnector, Full<Bytes>>,
-    /// `http://HOST:PORT`, no trailing slash, one per node.
+    http: hyper_util::client::legacy::Client<HttpsConnector<HttpConnector>, Full<Bytes>>,
+    /// How TLS connections are made (for `https://` endpoints).
+    tls: ClientTls,
+    /// `http://HOST:PORT` or `https://HOST:PORT`, no trailing slash, one per node.
     bases: Arc<[String]>,
     /// The node that answered last.
     current: Arc<AtomicUsize>,
@@ -233,7 +257,8 @@ pub(crate) struct Answer {
     pub(crate) body: Bytes,
 }
 
-/// Checks one endpoint; `http://HOST:PORT` without a trailing slash.
+/// Checks one endpoint; `http://HOST:PORT` or `https://HOST:PORT` without a trailing
+/// slash.
 fn base_of(endpoint: &str) -> Result<String, ClientError> {
     let bad = |reason: &str| ClientError::BadEndpoint {
         endpoint: endpoint.to_string(),
@@ -242,16 +267,36 @@ fn base_of(endpoint: &str) -> Result<String, ClientError> {
     let uri: Uri = endpoint
         .parse()
         .map_err(|e: hyper::http::uri::InvalidUri| bad(&e.to_string()))?;
-    match uri.scheme_str() {
-        Some("http") => {}
-        Some(_) => return Err(bad("only http:// is supported")),
-        None => return Err(bad("expected http://HOST:PORT")),
-    }
+    let scheme = match uri.scheme_str() {
+        Some(s @ ("http" | "https")) => s,
+        Some(_) => return Err(bad("only http:// and https:// are supported")),
+        None => return Err(bad("expected http://HOST:PORT or https://HOST:PORT")),
+    };
     let authority = uri.authority().ok_or_else(|| bad("no host"))?;
     if !matches!(uri.path(), "" | "/") || uri.query().is_some() {
-        return Err(bad("expected http://HOST:PORT with no path"));
+        return Err(bad("expected http(s)://HOST:PORT with no path"));
     }
-    Ok(format!("http://{authority}"))
+    Ok(format!("{scheme}://{authority}"))
+}
+
+/// The connection pool, plain HTTP and HTTPS alike, with `tls` for `https://`.
+fn pool(
+    tls: &ClientTls,
+    timeout: Duration,
+) -> hyper_util::client::legacy::Client<HttpsConnector<HttpConnector>, Full<Bytes>> {
+    let mut connector = HttpConnector::new();
+    connector.set_connect_timeout(Some(CONNECT_TIMEOUT.min(timeout)));
+    connector.set_nodelay(true);
+    // The TLS layer above takes the https:// URIs.
+    connector.enforce_http(false);
+    let connector = hyper_rustls::HttpsConnectorBuilder::new()
+        .with_tls_config((*tls.config()).clone())
+        .https_or_http()
+        .enable_http1()
+        .wrap_connector(connector);
+    hyper_util::client::legacy::Client::builder(TokioExecutor::new())
+        .pool_idle_timeout(Duration::from_secs(30))
+        .build(connector)
 }
 
 impl Client {
@@ -270,6 +315,15 @@ impl Client {
         endpoints: &[S],
         timeout: Duration,
     ) -> Result<Self, ClientError> {
+        Self::with_endpoints_and_tls(endpoints, timeout, &ClientTls::default())
+    }
+
+    /// A client of several nodes that makes its TLS connections with `tls`.
+    pub fn with_endpoints_and_tls<S: AsRef<str>>(
+        endpoints: &[S],
+        timeout: Duration,
+        tls: &ClientTls,
+    ) -> Result<Self, ClientError> {
         let bases = endpoints
             .iter()
             .map(|e| base_of(e.as_ref()))
@@ -280,14 +334,16 @@ impl Client {
                 reason: "no endpoint given".into(),
             });
         }
-        let mut connector = HttpConnector::new();
-        connector.set_connect_timeout(Some(CONNECT_TIMEOUT.min(timeout)));
-        connector.set_nodelay(true);
-        let http = hyper_util::client::legacy::Client::builder(TokioExecutor::new())
-            .pool_idle_timeout(Duration::from_secs(30))
-            .build(connector);
+        // Without an https:// endpoint no TLS connection is made: the system's roots
+        // are not read for nothing.
+        let http = if tls.is_system() && !bases.iter().any(|b| b.starts_with("https:")) {
+            pool(&ClientTls::plain(), timeout)
+        } else {
+            pool(tls, timeout)
+        };
         Ok(Client {
             http,
+            tls: tls.clone(),
             bases: bases.into(),
             current: Arc::default(),
             timeout,
@@ -300,6 +356,14 @@ impl Client {
     /// refuses calls without one).
     pub fn with_token(mut self, token: Option<&str>) -> Self {
         self.token = token.filter(|t| !t.is_empty()).map(Arc::from);
+        self
+    }
+
+    /// This client with these TLS settings for `https://` endpoints (trusted CAs, client
+    /// certificate) instead of the system's roots.
+    pub fn with_tls(mut self, tls: &ClientTls) -> Self {
+        self.http = pool(tls, self.timeout);
+        self.tls = tls.clone();
         self
     }
 
@@ -323,7 +387,7 @@ impl Client {
             .await
     }
 
-    /// The endpoint calls go to first (the one that answered last), `http://HOST:PORT`.
+    /// The endpoint calls go to first (the one that answered last), `http(s)://HOST:PORT`.
     pub fn endpoint(&self) -> &str {
         &self.bases[self.current.load(Ordering::Relaxed) % self.bases.len()]
     }
@@ -399,14 +463,19 @@ impl Client {
         let request = request
             .body(Full::new(body))
             .map_err(|e| self.bad_response(i, format!("request: {e}")))?;
-        self.http
-            .request(request)
-            .await
-            .map_err(|e| ClientError::Unreachable {
-                endpoint: base.clone(),
-                reason: error_chain(&e),
-                before_sending: e.is_connect(),
-            })
+        self.http.request(request).await.map_err(|e| {
+            match tls::failure(&e, self.tls.flags(), e.is_connect()) {
+                Some(reason) => ClientError::Tls {
+                    endpoint: base.clone(),
+                    reason,
+                },
+                None => ClientError::Unreachable {
+                    endpoint: base.clone(),
+                    reason: error_chain(&e),
+                    before_sending: e.is_connect(),
+                },
+            }
+        })
     }
 
     /// Sends one request to node `i` and reads the whole answer, within `timeout`.
@@ -559,9 +628,15 @@ mod tests {
     fn endpoints_are_checked() {
         assert!(Client::new("http://127.0.0.1:7070").is_ok());
         assert!(Client::new("http://127.0.0.1:7070/").is_ok());
+        assert_eq!(
+            Client::new("https://127.0.0.1:7070/")
+                .expect("https")
+                .endpoint(),
+            "https://127.0.0.1:7070"
+        );
         for bad in [
             "127.0.0.1:7070",
-            "https://127.0.0.1:7070",
+            "ftp://127.0.0.1:7070",
             "http://h:1/x",
             "foo",
         ] {

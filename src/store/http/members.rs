@@ -20,7 +20,7 @@ use super::Served;
 use crate::groups::raft::{ClientError, MembershipError};
 use crate::groups::{GroupError, MemberRole, Roster};
 use crate::network::PeerAddr;
-use crate::store::client::Client;
+use crate::store::client::{Client, ClientTls};
 use crate::PeerId;
 use axum::body::Bytes;
 use axum::extract::rejection::{BytesRejection, QueryRejection};
@@ -133,7 +133,15 @@ pub async fn list(
     if !local && !relayed && roster.leader != Some(roster.me) {
         if let Some(leader) = roster.leader_contact() {
             let token = bearer(&headers);
-            match relay(leader, Method::GET, "/v1/members", Bytes::new(), token).await {
+            let relayed = relay(
+                &api.relay_tls,
+                leader,
+                Method::GET,
+                "/v1/members",
+                Bytes::new(),
+                token,
+            );
+            match relayed.await {
                 Ok(answer) if answer.status().is_success() => return Ok(answer),
                 Ok(_) | Err(_) => {
                     tracing::debug!(leader, "member list: leader unreachable; answering locally")
@@ -286,13 +294,15 @@ pub(super) async fn leader_or_relay(
             "the leader {leader} has not announced its HTTP address to this node yet; retry, or call it directly"
         )));
     };
-    relay(contact, method, path, body, bearer(headers))
+    relay(&api.relay_tls, contact, method, path, body, bearer(headers))
         .await
         .map(Route::Relayed)
 }
 
-/// Sends the call to `leader` (an `http://HOST:PORT`) and returns its answer as it is.
+/// Sends the call to `leader` (an `http://HOST:PORT` or `https://HOST:PORT`, connecting
+/// with `tls`) and returns its answer as it is.
 async fn relay(
+    tls: &ClientTls,
     leader: &str,
     method: Method,
     path: &str,
@@ -306,7 +316,7 @@ async fn relay(
             format!("relaying the call to the leader at {leader}: {why} (if the leader died, retry once the next one is elected)"),
         )
     };
-    let client = Client::with_timeout(leader, RELAY_TIMEOUT)
+    let client = Client::with_endpoints_and_tls(&[leader], RELAY_TIMEOUT, tls)
         .map_err(|e| unreachable(e.to_string()))?
         .relaying()
         .with_token(token);

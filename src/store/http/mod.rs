@@ -96,6 +96,9 @@ pub struct Served {
     pub metrics: Arc<metrics::NodeMetrics>,
     /// The bearer tokens it takes (none: the API is open).
     pub tokens: Arc<auth::Tokens>,
+    /// How it connects to the leader's API when it relays a call there (trusted CAs, its
+    /// own certificate; see [`crate::store::tls`]).
+    pub relay_tls: crate::store::client::ClientTls,
     /// Its snapshot counters.
     pub snapshots: Arc<SnapshotStats>,
     /// The states its machine publishes.
