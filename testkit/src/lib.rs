@@ -3,6 +3,7 @@
 //!
 //! - [`cluster`]: [`LocalCluster`](cluster::LocalCluster), `tessera node` processes on
 //!   local addresses (started, killed, paused, restarted, asked who leads).
+//! - [`partition`]: a node cut off from its peers by iptables rules on `lo`.
 //! - [`ports`]: free ports below the ephemeral range, for nodes started later.
 //! - [`write_log`]: the storage exerciser behind the hidden `tessera write-log`.
 //! - [`conformance`]: the checks every snapshot `ChunkStore` must pass.
@@ -15,5 +16,6 @@
 
 pub mod cluster;
 pub mod conformance;
+pub mod partition;
 pub mod ports;
 pub mod write_log;
