@@ -1,6 +1,6 @@
 //! The `tessera` command line.
 //!
-//! - `tessera inspect DATA_DIR`: JSON summary of a data directory (read-only).
+//! - `tessera inspect DATA_DIR [--format text]`: what a data directory holds (read-only).
 //! - `tessera demo [--storage]`: the cluster demo (three node processes, the leader killed
 //!   and restarted), or the storage demo (write, SIGKILL, reopen, verify).
 //! - `tessera node ...`: run a node of the replicated key-value store with its HTTP API.
@@ -64,12 +64,13 @@ enum Command {
     /// Back up the store into a file, check a backup, or restore one into a new data
     /// directory.
     Snapshot(snapshotcli::SnapshotArgs),
-    /// Print a JSON summary of a data directory: groups, log range, hard state, snapshots,
-    /// bytes per column family. Read-only; safe beside a running node.
-    Inspect {
-        /// The node's data directory.
-        data_dir: PathBuf,
-    },
+    /// Print what a data directory holds: the node's id and saved peers, and per group
+    /// the log range, hard state, snapshots, transfers and the key-value store's keys,
+    /// revision and largest values. JSON by default. Read-only; safe beside a running
+    /// node.
+    ///
+    /// Example: tessera inspect /var/lib/tessera --format text
+    Inspect(InspectArgs),
     /// Append entries in synced batches to a group's log, printing `durable INDEX TERM`
     /// after each sync returns. Runs until killed or `--entries` are written. A developer
     /// tool (the crash test and the storage demo kill it), hidden from `--help`.
@@ -78,6 +79,15 @@ enum Command {
     /// Run the cluster demo: three nodes, kill -9 the leader, a new leader, restart, catch
     /// up. `--storage`: the storage demo (kill -9 a writer, show nothing synced was lost).
     Demo(demo::Args),
+}
+
+#[derive(clap::Args)]
+struct InspectArgs {
+    /// The node's data directory.
+    data_dir: PathBuf,
+    /// `json` (the default, for scripts) or `text` (a short summary for people).
+    #[arg(long, value_enum, default_value_t = kvcli::Format::Json)]
+    format: kvcli::Format,
 }
 
 #[derive(clap::Args)]
@@ -129,8 +139,11 @@ fn main() -> ExitCode {
         Err(err) => err.exit(),
     };
     let result = match cli.command {
-        Command::Inspect { data_dir } => tessera::inspect::inspect(&data_dir)
-            .map(|json| println!("{json}"))
+        Command::Inspect(args) => tessera::inspect::report(&args.data_dir)
+            .map(|report| match args.format {
+                kvcli::Format::Json => println!("{}", report.to_json()),
+                kvcli::Format::Text => print!("{}", report.to_text()),
+            })
             .map_err(|e| e.to_string()),
         Command::WriteLog(args) => write_log(args),
         Command::Demo(args) => demo::run(args),

@@ -131,9 +131,23 @@ fn an_entry_moved_under_another_key_fails_its_crc() {
 fn inspect_refuses_what_is_not_a_data_dir() {
     let missing =
         tessera::inspect::inspect(std::path::Path::new("/nonexistent/tessera")).unwrap_err();
-    assert!(matches!(missing, Error::NotADataDir { .. }), "{missing}");
+    assert!(
+        matches!(missing, Error::NoSuchDirectory { .. }),
+        "{missing}"
+    );
+    assert_eq!(
+        missing.to_string(),
+        "/nonexistent/tessera: no such directory"
+    );
     let empty = tempfile::tempdir().unwrap();
-    std::fs::write(empty.path().join("notes.txt"), b"hello").unwrap();
+    let file = empty.path().join("notes.txt");
+    std::fs::write(&file, b"hello").unwrap();
+    let err = tessera::inspect::inspect(&file).unwrap_err();
+    assert!(matches!(err, Error::NotADirectory { .. }), "{err}");
+    assert!(
+        err.to_string().ends_with("is a file, not a data directory"),
+        "{err}"
+    );
     let err = tessera::inspect::inspect(empty.path()).unwrap_err();
     assert!(
         err.to_string().contains("not a tessera data directory"),
@@ -159,4 +173,14 @@ fn inspect_reports_groups_and_bytes() {
         .unwrap();
     assert_eq!(log_cf["keys"], 10);
     assert!(log_cf["bytes"].as_u64().unwrap() > 640);
+    // Written by hand, not by a node: no key file (said, not an error), and no commit
+    // recorded, so the key-level summary applies none of the entries.
+    assert_eq!(json["node"]["id"], serde_json::Value::Null);
+    assert!(json["node"]["reason"]
+        .as_str()
+        .unwrap()
+        .contains("no node.key"));
+    assert_eq!(g["kv"]["computed_at"], 0, "{}", g["kv"]);
+    assert_eq!(g["kv"]["entries_after_commit"], 10, "{}", g["kv"]);
+    assert_eq!(g["kv"]["keys"], 0, "{}", g["kv"]);
 }

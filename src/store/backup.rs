@@ -17,7 +17,7 @@ use std::path::{Path, PathBuf};
 pub const RESTORE_FILE_NAME: &str = "restore.tsbackup";
 
 /// How many of the largest values a summary lists.
-const LARGEST: usize = 5;
+pub const LARGEST: usize = 5;
 
 /// What a backup holds, every check passed.
 #[derive(Clone, Debug, Serialize)]
@@ -63,18 +63,6 @@ pub fn summarize(path: &Path) -> Result<BackupSummary, BackupError> {
     let file = BackupFile::open(path)?;
     let loaded = file.load::<KvSnapshot>()?;
     let state = &loaded.snapshot.state;
-    let mut largest: Vec<(String, u64)> = state
-        .keys
-        .iter()
-        .map(|(k, e)| (k.to_string(), e.value.len() as u64))
-        .collect();
-    largest.sort_by(|a, b| b.1.cmp(&a.1).then_with(|| a.0.cmp(&b.0)));
-    largest.truncate(LARGEST);
-    let data_bytes = state
-        .keys
-        .iter()
-        .map(|(k, e)| (k.len() + e.value.len()) as u64)
-        .sum();
     let manifest = &file.manifest;
     let info = file.info.clone().unwrap_or_default();
     let group: String = manifest.group().0[..8]
@@ -91,8 +79,8 @@ pub fn summarize(path: &Path) -> Result<BackupSummary, BackupError> {
         term: manifest.anchor().term,
         keys: state.keys.len() as u64,
         history_events: state.history.len() as u64,
-        data_bytes,
-        largest_values: largest,
+        data_bytes: state.data_bytes(),
+        largest_values: state.largest_values(LARGEST),
         raw_bytes: manifest.raw_bytes(),
         stored_bytes: manifest.compressed_bytes(),
         chunks: manifest.chunk_count(),

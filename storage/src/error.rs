@@ -88,7 +88,19 @@ pub enum Error {
         /// What is wrong.
         kind: Corruption,
     },
-    /// The path is missing or is not a tessera data directory.
+    /// The path given as a data directory does not exist.
+    #[error("{path}: no such directory")]
+    NoSuchDirectory {
+        /// The path given.
+        path: PathBuf,
+    },
+    /// The path given as a data directory is a file (or anything else but a directory).
+    #[error("{path} is a file, not a data directory")]
+    NotADirectory {
+        /// The path given.
+        path: PathBuf,
+    },
+    /// The path is a directory, but not a tessera data directory.
     #[error("{path}: not a tessera data directory: {reason}")]
     NotADataDir {
         /// The path given.

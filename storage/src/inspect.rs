@@ -1,7 +1,11 @@
 //! A read-only summary of a data directory, for `tessera inspect`: groups, log ranges,
-//! hard state, snapshots and transfers, and the bytes in each column family.
+//! hard state, the snapshot chunks stored per anchor, and the bytes in each column
+//! family. Manifests and transfer records are the snapshot format's (`tessera-snapshots`),
+//! which this crate does not decode: the caller reads them and tells complete snapshots,
+//! transfers and leftovers apart.
 
 use crate::error::{hex, Error};
+use crate::record::RECORD_OVERHEAD;
 use crate::store::{ColumnFamily, Store};
 use crate::GroupId;
 use serde::Serialize;
@@ -23,6 +27,9 @@ pub struct StoreSummary {
 /// Summary of one group.
 #[derive(Debug, Serialize)]
 pub struct GroupSummary {
+    /// Group id.
+    #[serde(skip)]
+    pub id: GroupId,
     /// Group id, hex.
     pub group: String,
     /// Anchor and last position of the log.
@@ -31,10 +38,10 @@ pub struct GroupSummary {
     pub entries: u64,
     /// Term, vote, commit.
     pub hard_state: HardStateSummary,
-    /// Stored snapshots: anchor index → chunk count and bytes.
-    pub snapshots: Vec<SnapshotSummary>,
-    /// Transfers in progress: anchor indices with resume state.
-    pub transfers: Vec<u64>,
+    /// The chunks in `snapshots`, per anchor, whether a manifest completes them or not:
+    /// the caller tells complete snapshots, transfers and leftovers apart (it reads the
+    /// manifests, which this crate does not decode).
+    pub stored_chunks: Vec<StoredChunks>,
 }
 
 /// A (term, index) position, in raw numbers for the report.
@@ -75,16 +82,15 @@ impl From<tessera_raft::Cursor> for CursorSummary {
     }
 }
 
-/// One stored snapshot's chunks.
-#[derive(Debug, Serialize)]
-pub struct SnapshotSummary {
+/// The chunks stored for one snapshot anchor of a group.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+pub struct StoredChunks {
     /// Anchor index the snapshot was cut at.
     pub anchor: u64,
-    /// Whether its manifest is stored (complete snapshot) or only chunks (in transfer).
-    pub manifest: bool,
     /// Chunks stored.
     pub chunks: u64,
-    /// Bytes of stored (compressed) chunks.
+    /// Bytes of the stored (compressed) chunks, the record envelope excluded: the
+    /// measure a manifest's stored size uses, so the two compare.
     pub bytes: u64,
 }
 
@@ -105,8 +111,6 @@ impl Store {
     pub fn summary(&self) -> Result<StoreSummary, Error> {
         let mut column_families = Vec::new();
         let mut chunks: BTreeMap<(GroupId, u64), (u64, u64)> = BTreeMap::new();
-        let mut manifests: BTreeMap<GroupId, Vec<u64>> = BTreeMap::new();
-        let mut transfers: BTreeMap<GroupId, Vec<u64>> = BTreeMap::new();
         for cf in ColumnFamily::ALL {
             let (mut keys, mut bytes) = (0u64, 0u64);
             for item in self
@@ -120,30 +124,18 @@ impl Store {
                 })?;
                 keys += 1;
                 bytes += (key.len() + value.len()) as u64;
-                let group_anchor = || -> Option<(GroupId, u64)> {
-                    let group: GroupId = key.get(..32)?.try_into().ok()?;
-                    let anchor = u64::from_be_bytes(key.get(32..40)?.try_into().ok()?);
-                    Some((group, anchor))
-                };
-                match cf {
-                    ColumnFamily::Snapshots => {
-                        if let Some(ga) = group_anchor() {
-                            let e = chunks.entry(ga).or_default();
-                            e.0 += 1;
-                            e.1 += value.len() as u64;
-                        }
+                if cf == ColumnFamily::Snapshots {
+                    // Chunk keys are group (32 bytes) ‖ anchor (8, big endian) ‖ chunk.
+                    let group: Option<GroupId> = key.get(..32).and_then(|g| g.try_into().ok());
+                    let anchor = key
+                        .get(32..40)
+                        .and_then(|a| a.try_into().ok())
+                        .map(u64::from_be_bytes);
+                    if let (Some(group), Some(anchor)) = (group, anchor) {
+                        let e = chunks.entry((group, anchor)).or_default();
+                        e.0 += 1;
+                        e.1 += value.len().saturating_sub(RECORD_OVERHEAD) as u64;
                     }
-                    ColumnFamily::SnapshotMeta => {
-                        if let Some((g, a)) = group_anchor() {
-                            manifests.entry(g).or_default().push(a);
-                        }
-                    }
-                    ColumnFamily::Transfers if key.len() == 40 => {
-                        if let Some((g, a)) = group_anchor() {
-                            transfers.entry(g).or_default().push(a);
-                        }
-                    }
-                    _ => {}
                 }
             }
             column_families.push(ColumnFamilySummary {
@@ -156,41 +148,33 @@ impl Store {
         for group in self.groups()? {
             let log = self.group_log(group)?;
             let bounds = log.bounds();
-            let mut anchors: Vec<u64> = manifests.get(&group).cloned().unwrap_or_default();
-            anchors.extend(
-                chunks
-                    .range((group, 0)..=(group, u64::MAX))
-                    .map(|((_, a), _)| *a),
-            );
-            anchors.sort_unstable();
-            anchors.dedup();
-            let snapshots = anchors
-                .into_iter()
-                .map(|anchor| {
-                    let (n, b) = chunks.get(&(group, anchor)).copied().unwrap_or_default();
-                    SnapshotSummary {
-                        anchor,
-                        manifest: manifests.get(&group).is_some_and(|m| m.contains(&anchor)),
-                        chunks: n,
-                        bytes: b,
-                    }
+            let stored_chunks = chunks
+                .range((group, 0)..=(group, u64::MAX))
+                .map(|((_, anchor), (n, b))| StoredChunks {
+                    anchor: *anchor,
+                    chunks: *n,
+                    bytes: *b,
                 })
                 .collect();
             let hard_state = log.hard_state();
             groups.push(GroupSummary {
+                id: group,
                 group: hex(&group),
                 log: LogSummary {
                     anchor: bounds.anchor.into(),
                     last: bounds.last.into(),
                 },
-                entries: bounds.last.index().0 - bounds.anchor.index().0,
+                entries: bounds
+                    .last
+                    .index()
+                    .0
+                    .saturating_sub(bounds.anchor.index().0),
                 hard_state: HardStateSummary {
                     term: hard_state.term.0,
                     vote: hard_state.vote.map(|v| hex(&v.0)),
                     commit: hard_state.commit.0,
                 },
-                snapshots,
-                transfers: transfers.remove(&group).unwrap_or_default(),
+                stored_chunks,
             });
         }
         Ok(StoreSummary {

@@ -49,6 +49,7 @@ pub use group_log::{GroupLog, TAIL_BYTES, TAIL_ENTRIES};
 pub use hard_state::LogBounds;
 pub use inspect::{
     ColumnFamilySummary, CursorSummary, GroupSummary, HardStateSummary, LogSummary, StoreSummary,
+    StoredChunks,
 };
 pub use snapshot_store::SnapshotStore;
 pub use store::{ColumnFamily, Store, DATA_FORMAT};

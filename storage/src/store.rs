@@ -126,15 +126,28 @@ impl Store {
 
     /// Opens an existing data directory read-only, for inspection. Works while a node holds
     /// the directory open (RocksDB takes no lock in this mode) and replays the write-ahead
-    /// log, so it sees every synced write. A missing path or a directory that is not a
-    /// tessera data directory is refused with the reason.
+    /// log, so it sees every synced write. A missing path, a file, or a directory that is
+    /// not a tessera data directory is refused, each with its own error.
     pub fn open_read_only(path: &Path) -> Result<Store, Error> {
         let refuse = |reason: String| Error::NotADataDir {
             path: path.to_path_buf(),
             reason,
         };
-        if !path.is_dir() {
-            return Err(refuse("no such directory".into()));
+        // Said apart, so a typo, a file given by mistake and a wrong directory each read
+        // as what they are.
+        match std::fs::metadata(path) {
+            Ok(meta) if meta.is_dir() => {}
+            Ok(_) => {
+                return Err(Error::NotADirectory {
+                    path: path.to_path_buf(),
+                })
+            }
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+                return Err(Error::NoSuchDirectory {
+                    path: path.to_path_buf(),
+                })
+            }
+            Err(e) => return Err(refuse(format!("cannot read it: {e}"))),
         }
         if !path.join("CURRENT").is_file() {
             return Err(refuse("no RocksDB database in it (no CURRENT file)".into()));

@@ -157,6 +157,28 @@ pub struct KvState {
 }
 
 impl KvState {
+    /// Bytes of every live key and value: what the store holds, without indices or
+    /// history (`tessera snapshot status` and `tessera inspect` report it).
+    pub fn data_bytes(&self) -> u64 {
+        self.keys
+            .iter()
+            .map(|(k, e)| (k.len() + e.value.len()) as u64)
+            .sum()
+    }
+
+    /// The `n` largest values, largest first (ties by key): key and bytes. What an
+    /// operator looks for when a store grows.
+    pub fn largest_values(&self, n: usize) -> Vec<(String, u64)> {
+        let mut largest: Vec<(String, u64)> = self
+            .keys
+            .iter()
+            .map(|(k, e)| (k.to_string(), e.value.len() as u64))
+            .collect();
+        largest.sort_by(|a, b| b.1.cmp(&a.1).then_with(|| a.0.cmp(&b.0)));
+        largest.truncate(n);
+        largest
+    }
+
     /// The entry of `key`, if live.
     pub fn get(&self, key: &str) -> Option<&KeyEntry> {
         self.keys.get(key)
