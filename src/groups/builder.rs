@@ -383,7 +383,7 @@ fn spawn<M: StateMachine, S: Storage>(
     // configuration (etcd's --force-new-cluster keeps its cluster id too).
     if start != StartFrom::Log {
         let cluster = node.membership().cluster();
-        restore::force_new_cluster(&mut store, group, me, cluster)?;
+        restore::force_new_cluster(&mut store, group, me, cluster, &start)?;
         node = Node::restart_from(
             me,
             raft.clone(),

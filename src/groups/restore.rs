@@ -87,12 +87,13 @@ pub enum RestoreError {
 
 /// Makes `me` the only voter of `cluster` (the one in force: see the module docs) holding
 /// everything in `store`; returns the index of the configuration entry written. Synced
-/// before it returns.
+/// before it returns. `start` says why, for the log line.
 pub(crate) fn force_new_cluster<S: Storage>(
     store: &mut S,
     group: GroupId,
     me: PeerId,
     cluster: ClusterId,
+    start: &StartFrom,
 ) -> Result<Index, RestoreError> {
     let last = store.last();
     if last.is_zero() {
@@ -108,14 +109,23 @@ pub(crate) fn force_new_cluster<S: Storage>(
         commit: at,
     })?;
     store.sync()?;
-    tracing::warn!(
-        group = %Short(&group),
-        previous_commit = hard.commit.0,
-        log_end = last.index().0,
-        config_index = at.0,
-        %cluster,
-        "FORCED A NEW CLUSTER: this node is the only voter; every entry it held is committed. Add the other members anew; never start the old members' data directories again"
-    );
+    if let StartFrom::Backup(_) = start {
+        // A backup just imported: nothing of a live quorum is overruled here.
+        tracing::info!(
+            group = %Short(&group),
+            config_index = at.0,
+            "restored: this node is the only voter of the group holding the backup; add the other members"
+        );
+    } else {
+        tracing::warn!(
+            group = %Short(&group),
+            previous_commit = hard.commit.0,
+            log_end = last.index().0,
+            config_index = at.0,
+            %cluster,
+            "FORCED A NEW CLUSTER: this node is the only voter; every entry it held is committed. Add the other members anew; never start the old members' data directories again"
+        );
+    }
     Ok(at)
 }
 
