@@ -8,7 +8,7 @@ export CARGO_TARGET_DIR ?= $(HOME)/.cache/tessera-target
 CARGO ?= cargo
 SEEDS ?= 100000
 
-.PHONY: all deps test demo bench lint fmt sim
+.PHONY: all deps test demo bench lint fmt sim chaos
 
 all: test
 
@@ -28,6 +28,15 @@ demo: deps
 # More simulator seeds than `make test` runs (2,000): `make sim SEEDS=100000`.
 sim: deps
 	SIM_SEEDS=$(SEEDS) $(CARGO) test --workspace --locked --lib sim::runs::seeds -- --nocapture
+
+# The nemesis suite, longer than the run inside `make test` (README, "Nemesis suite"):
+# `make chaos CHAOS_SECS=600 CHAOS_NEMESES=kill,partition CHAOS_SEED=42`. Needs root for
+# the network nemeses (iptables, tc on lo); without it they are left out, said so.
+CHAOS_SECS ?= 300
+CHAOS_NEMESES ?= all
+chaos: deps
+	CHAOS_SECS=$(CHAOS_SECS) CHAOS_NEMESES=$(CHAOS_NEMESES) $(CARGO) test --workspace --locked \
+		--test chaos nemesis_run -- --nocapture
 
 bench: deps
 	$(CARGO) bench --workspace --locked

@@ -66,6 +66,9 @@ pub struct GroupLog {
     deletes: Vec<(u64, u64)>,
     /// Staged calls since the last sync, for the report.
     operations: usize,
+    /// When the deliberate lazy-fsync bug last wrote for real (see `faults`).
+    #[cfg(feature = "fault-injection")]
+    lazy_written: Option<std::time::Instant>,
 }
 
 /// The term of a stored entry record's payload, and the rest (the core's payload bytes).
@@ -128,6 +131,8 @@ impl GroupLog {
             dirty_from: u64::MAX,
             deletes: Vec::new(),
             operations: 0,
+            #[cfg(feature = "fault-injection")]
+            lazy_written: None,
         };
         log.check_tail()?;
         Ok(log)
@@ -410,6 +415,23 @@ impl GroupLog {
     pub fn sync(&mut self) -> Result<SyncReport, Error> {
         if self.operations == 0 {
             return Ok(self.report(0));
+        }
+        #[cfg(feature = "fault-injection")]
+        {
+            if let Some(source) = crate::faults::sync_fault(self.store.path()) {
+                return Err(Error::Io {
+                    path: self.store.path().to_path_buf(),
+                    source,
+                });
+            }
+            if crate::faults::pretend_sync(&mut self.lazy_written) {
+                // The deliberate bug: everything staged reported durable, nothing written.
+                return Ok(SyncReport {
+                    last: self.bounds.last,
+                    hard_state: self.hard_state,
+                    operations: self.operations,
+                });
+            }
         }
         let log_cf = self.store.cf(ColumnFamily::Log);
         let meta_cf = self.store.cf(ColumnFamily::Meta);

@@ -36,6 +36,8 @@
 
 mod core_storage;
 mod error;
+#[cfg(feature = "fault-injection")]
+pub mod faults;
 mod group_log;
 mod hard_state;
 mod inspect;

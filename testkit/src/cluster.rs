@@ -77,6 +77,8 @@ pub struct LocalCluster {
     nodes: Vec<LocalNode>,
     /// The bearer token the harness's own calls carry (nodes with token files).
     token: Option<String>,
+    /// Environment variables every node process gets.
+    env: Vec<(String, String)>,
     /// How the harness's own calls make TLS connections (nodes serving HTTPS).
     tls: Option<ClientTls>,
 }
@@ -117,6 +119,7 @@ impl LocalCluster {
             args,
             nodes,
             token: None,
+            env: Vec::new(),
             tls: None,
         })
     }
@@ -193,6 +196,12 @@ impl LocalCluster {
     /// Whether node `i` runs.
     pub fn is_running(&mut self, i: usize) -> bool {
         self.nodes[i].is_running()
+    }
+
+    /// Every node process started from now on gets the environment variable `key`.
+    pub fn with_env(mut self, key: impl Into<String>, value: impl Into<String>) -> Self {
+        self.env.push((key.into(), value.into()));
+        self
     }
 
     /// The harness's own calls (status, leader) carry `token`: for nodes started with
@@ -307,7 +316,8 @@ impl LocalCluster {
         for p in peers {
             cmd.arg("--peer").arg(p);
         }
-        cmd.args(&args)
+        cmd.envs(self.env.iter().map(|(k, v)| (k.as_str(), v.as_str())))
+            .args(&args)
             .stdin(Stdio::null())
             .stdout(Stdio::piped())
             .stderr(Stdio::from(log));

@@ -3,7 +3,10 @@
 //!
 //! - [`cluster`]: [`LocalCluster`](cluster::LocalCluster), `tessera node` processes on
 //!   local addresses (started, killed, paused, restarted, asked who leads).
-//! - [`partition`]: a node cut off from its peers by iptables rules on `lo`.
+//! - [`chaos`]: the nemesis suite (faults, clients, the linearizability checker).
+//! - [`partition`]: a node cut off from its peers, or single links cut, by iptables rules
+//!   on `lo`.
+//! - [`slow_link`]: a node's peer traffic rate-limited by `tc` on `lo`.
 //! - [`ports`]: free ports below the ephemeral range, for nodes started later.
 //! - [`write_log`]: the storage exerciser behind the hidden `tessera write-log`.
 //! - [`conformance`]: the checks every snapshot `ChunkStore` must pass.
@@ -14,8 +17,10 @@
 //! only as `tessera::...` and each other only as `super::...`.
 #![deny(missing_docs)]
 
+pub mod chaos;
 pub mod cluster;
 pub mod conformance;
 pub mod partition;
 pub mod ports;
+pub mod slow_link;
 pub mod write_log;

@@ -4,6 +4,9 @@
 //! what it thinks. Needs root (or CAP_NET_ADMIN) and the `iptables` command: [`available`]
 //! says why not when it is missing, and a test skips, saying so.
 //!
+//! [`Partition::drop_links`] cuts single links, one way or both (a node's QUIC socket
+//! sends from the port it listens on, so a link is a pair of ports).
+//!
 //! Every rule carries a comment naming this process, and is deleted when its [`Partition`]
 //! is dropped (a failing test too); [`Partition::heal`] deletes them earlier.
 
@@ -62,6 +65,38 @@ impl Partition {
                 "udp",
                 direction,
                 &port.to_string(),
+                "-m",
+                "comment",
+                "--comment",
+                &comment,
+                "-j",
+                "DROP",
+            ]
+            .iter()
+            .map(|s| s.to_string())
+            .collect();
+            iptables("-I", &rule)?;
+            partition.rules.push(rule);
+        }
+        Ok(partition)
+    }
+
+    /// Drops every UDP packet on `lo` from the first port of each pair to the second (one
+    /// node's QUIC port to another's): a link cut one way. Give both directions for a
+    /// two-way cut; pairs between two groups of nodes split the cluster.
+    pub fn drop_links(links: &[(u16, u16)]) -> Result<Partition, String> {
+        let comment = format!("tessera-test-{}", std::process::id());
+        let mut partition = Partition { rules: Vec::new() };
+        for (from, to) in links {
+            let rule: Vec<String> = [
+                "-i",
+                "lo",
+                "-p",
+                "udp",
+                "--sport",
+                &from.to_string(),
+                "--dport",
+                &to.to_string(),
                 "-m",
                 "comment",
                 "--comment",

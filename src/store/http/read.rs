@@ -158,7 +158,7 @@ async fn serve(api: Served, key: String, query: Pairs) -> Result<Response, ApiEr
 
 /// The state to read and its revision: after a read index unless `stale`.
 pub(super) async fn read_state(api: &Served, stale: bool) -> Result<(Arc<KvState>, u64), ApiError> {
-    let at = if stale {
+    let at = if stale || local_read_bug() {
         api.group.status().applied.0
     } else {
         let (_, at) = api
@@ -174,6 +174,26 @@ pub(super) async fn read_state(api: &Served, stale: bool) -> Result<(Arc<KvState
     let state = api.feed.latest();
     let revision = at.max(state.revision);
     Ok((state, revision))
+}
+
+/// The deliberate bug `TESSERA_DELIBERATE_BUG=local-read` (test builds only, see
+/// `tessera_storage::faults`): every read served from this node's copy as if it were
+/// linearizable, so the nemesis suite can prove it catches a stale read.
+#[cfg(feature = "fault-injection")]
+fn local_read_bug() -> bool {
+    static ON: std::sync::OnceLock<bool> = std::sync::OnceLock::new();
+    *ON.get_or_init(|| {
+        let on = std::env::var(tessera_storage::faults::BUG_VAR).is_ok_and(|v| v == "local-read");
+        if on {
+            tracing::warn!("DELIBERATE BUG local-read: reads skip the read index");
+        }
+        on
+    })
+}
+
+#[cfg(not(feature = "fault-injection"))]
+fn local_read_bug() -> bool {
+    false
 }
 
 /// `wait` plus up to a sixteenth of it, at random (Consul's spread).

@@ -1,0 +1,74 @@
+//! Storage faults for tests: compiled only with the `fault-injection` feature, which the
+//! test harness (`tessera-testkit`) turns on and a `cargo build` of the binary does not.
+//!
+//! **Disk faults** are switched on and off while a node runs, by a file named
+//! [`FAULT_FILE`] in its data directory; every sync with something to write reads it
+//! first (one failed `stat` when there is none). Its first word says what fails:
+//! - `sync-eio`: the sync fails as an fsync returning EIO would: nothing of the batch is
+//!   written, the caller gets an error naming the data directory and the fault;
+//! - `sync-enospc`: the same with ENOSPC (a full disk).
+//!
+//! **The deliberate bug** `TESSERA_DELIBERATE_BUG=lazy-fsync` (read once, at the first
+//! sync) makes a sync report everything staged as durable but write it only once a second:
+//! the lazy fsync that lost acknowledged writes in NATS. It exists so the nemesis suite
+//! can prove it catches an acknowledgement given before the data was durable.
+
+use std::path::Path;
+use std::sync::OnceLock;
+use std::time::{Duration, Instant};
+
+/// The file in a data directory that switches a disk fault on (see the module docs).
+pub const FAULT_FILE: &str = "fault-injection";
+
+/// The environment variable naming a deliberate bug.
+pub const BUG_VAR: &str = "TESSERA_DELIBERATE_BUG";
+
+/// How long a lazy sync lets staged writes wait before it writes them for real.
+const LAZY_PERIOD: Duration = Duration::from_secs(1);
+
+/// The error the fault in `dir`'s [`FAULT_FILE`] makes a sync return, if any.
+pub(crate) fn sync_fault(dir: &Path) -> Option<std::io::Error> {
+    let path = dir.join(FAULT_FILE);
+    let text = std::fs::read_to_string(&path).ok()?;
+    let (code, name) = match text.split_whitespace().next()? {
+        "sync-eio" => (5, "EIO"),
+        "sync-enospc" => (28, "ENOSPC"),
+        _ => return None,
+    };
+    let os = std::io::Error::from_raw_os_error(code);
+    Some(std::io::Error::new(
+        os.kind(),
+        format!(
+            "fsync failed with {name} ({os}), a fault injected by {}",
+            path.display()
+        ),
+    ))
+}
+
+/// Whether the lazy-fsync bug is on.
+fn lazy_fsync() -> bool {
+    static LAZY: OnceLock<bool> = OnceLock::new();
+    *LAZY.get_or_init(|| {
+        let on = std::env::var(BUG_VAR).is_ok_and(|v| v == "lazy-fsync");
+        if on {
+            eprintln!("DELIBERATE BUG lazy-fsync: syncs are acknowledged before they are written");
+        }
+        on
+    })
+}
+
+/// With the lazy-fsync bug on, whether this sync should only pretend (the last real write
+/// was less than a second ago); records the real ones in `last_real`.
+pub(crate) fn pretend_sync(last_real: &mut Option<Instant>) -> bool {
+    if !lazy_fsync() {
+        return false;
+    }
+    let now = Instant::now();
+    match last_real {
+        Some(at) if now.duration_since(*at) < LAZY_PERIOD => true,
+        _ => {
+            *last_real = Some(now);
+            false
+        }
+    }
+}
