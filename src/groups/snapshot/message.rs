@@ -6,6 +6,13 @@
 //! for ranges of its chunks ([`SnapshotMessage::Fetch`]); each chunk comes back on its own
 //! ([`SnapshotMessage::Chunk`]) as stored, compressed, never recompressed — or as
 //! [`SnapshotMessage::Missing`] when the provider no longer has it.
+//!
+//! A member catching up also tells every bonded peer's provider what it needs kept
+//! ([`SnapshotMessage::Keep`], refreshed about every second, [`SnapshotMessage::Release`]
+//! once caught up) and, after an install, how long the transfer took
+//! ([`SnapshotMessage::Shipped`]); see `retention.rs`. These three came last, so the
+//! variants before them keep their encoding; a node that predates them drops them as
+//! undecodable (it then keeps no log for others, as before).
 
 use crate::groups::Cursor;
 use crate::primitives::Bytes;
@@ -50,5 +57,28 @@ pub enum SnapshotMessage {
         anchor: u64,
         /// Chunk number.
         chunk: u32,
+    },
+    /// Catching-up member → every bonded provider: keep the log after `after`, and the
+    /// snapshot anchored at `after` if you hold one, while I refresh this (replaces my
+    /// earlier `Keep`).
+    Keep {
+        /// The index after which the member needs the log: the anchor of the snapshot
+        /// it fetches, or its commit index while it streams the entries after it.
+        after: u64,
+    },
+    /// Catching-up member → every bonded provider: caught up (or gave up); keep nothing
+    /// for me.
+    Release,
+    /// Member that installed a snapshot → every bonded provider: how long it took, to
+    /// size the log tail kept for the next one.
+    Shipped {
+        /// Anchor index of the installed snapshot.
+        anchor: u64,
+        /// Compressed bytes fetched for it.
+        bytes: u64,
+        /// Milliseconds from choosing it to its last chunk stored.
+        ship_ms: u64,
+        /// Milliseconds from the last chunk to the state swapped in.
+        install_ms: u64,
     },
 }
