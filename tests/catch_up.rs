@@ -11,7 +11,8 @@
 //! serve every acknowledged write, byte for byte, and nothing that was never written.
 //!
 //! Asserted: the node converges within a generous bound, the leader held a pin for it
-//! while it fetched, every acknowledged write reads back from it unchanged, a write whose
+//! while it fetched and dropped it once it caught up, every acknowledged write reads back
+//! from it unchanged, a write whose
 //! outcome was unknown reads back unchanged or not at all, and no key appears that was
 //! never written. Printed (not asserted): the figures of `/v1/status` `retention`.
 //!
@@ -231,8 +232,28 @@ fn a_node_behind_a_slow_link_converges_while_the_group_keeps_writing() {
         }
 
         // Everything acknowledged, from the new node itself.
-        let (_, leader) = cluster.wait_leader(BOUND).await?;
+        let (leader_index, leader) = cluster.wait_leader(BOUND).await?;
         cluster.wait_caught_up(new, leader.commit, BOUND).await?;
+
+        // Caught up, it keeps nothing pinned on the leader any more.
+        let released = Instant::now();
+        loop {
+            let status = cluster
+                .client(leader_index, Duration::from_secs(2))
+                .status()
+                .await
+                .map_err(|e| format!("leader status: {e}"))?;
+            let pins = status.retention.map(|r| r.pins).unwrap_or_default();
+            if !pins.contains_key(&new_id) {
+                break;
+            }
+            if released.elapsed() > BOUND {
+                return Err(format!(
+                    "the caught-up node still pins {pins:?} on the leader"
+                ));
+            }
+            tokio::time::sleep(Duration::from_millis(200)).await;
+        }
         let reader = cluster.client(new, Duration::from_secs(10));
         let mut held = read_all(&reader, "preload/").await?;
         held.extend(read_all(&reader, "steady/").await?);

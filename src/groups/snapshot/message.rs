@@ -82,3 +82,33 @@ pub enum SnapshotMessage {
         install_ms: u64,
     },
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::primitives::codec;
+
+    #[test]
+    fn the_retention_messages_come_last_and_round_trip() {
+        // The variants that existed before keep their index (the first byte).
+        let missing = SnapshotMessage::Missing {
+            anchor: 7,
+            chunk: 1,
+        };
+        assert_eq!(codec::encode(&missing).unwrap()[0], 4);
+        let keep = SnapshotMessage::Keep { after: 300 };
+        let release = SnapshotMessage::Release;
+        let shipped = SnapshotMessage::Shipped {
+            anchor: 300,
+            bytes: 1 << 20,
+            ship_ms: 39_350,
+            install_ms: 2,
+        };
+        for (message, index) in [(keep, 5u8), (release, 6), (shipped, 7)] {
+            let bytes = codec::encode(&message).unwrap();
+            assert_eq!(bytes[0], index);
+            let back: SnapshotMessage = codec::decode(&bytes).unwrap();
+            assert_eq!(back, message);
+        }
+    }
+}
