@@ -276,6 +276,12 @@ impl Node {
         self.syncing
     }
 
+    /// The highest commit index a leader announced to this node, or its own commit index
+    /// if higher (a leader's): how far a follower still has to go.
+    pub fn leader_commit(&self) -> Index {
+        self.known_commit.max(self.log.committed)
+    }
+
     /// The applied index the driver reported.
     pub fn applied_index(&self) -> Index {
         self.log.applied

@@ -201,6 +201,7 @@ mod failover;
 mod lost_state;
 mod membership;
 mod replay;
+mod snapshot_catch_up;
 mod transfer;
 
 #[test]

@@ -366,7 +366,11 @@ fn spawn<M: StateMachine, S: Storage>(
         repairing,
     } = recovery::recover(&mut machine, &sync, &mut store, group)?;
     let tick = tick_for(&consensus);
-    let raft = consensus.raft_config(tick, machine.leadership_preference());
+    let mut raft = consensus.raft_config(tick, machine.leadership_preference());
+    if !sync.sessions_while_log_holds() {
+        // Catch-up sessions only for what no log holds (see `StateSync`'s method).
+        raft.replay_threshold = 0;
+    }
     let mut seed = [0u8; 8];
     getrandom::fill(&mut seed).map_err(|e| JoinError::Random(e.to_string()))?;
     let mut node = Node::restart_from(

@@ -42,6 +42,8 @@ pub(crate) struct Cx<'a, M: StateMachine, S: Storage> {
     pub(crate) store: &'a S,
     pub(crate) bonds: &'a mut Bonds,
     pub(crate) committed: Cursor,
+    /// The highest commit index a leader announced to this node (its own on a leader).
+    pub(crate) leader_commit: Index,
     pub(crate) me: PeerId,
     pub(crate) group: GroupId,
     pub(crate) network: UniqueId,
@@ -164,5 +166,17 @@ impl<M: StateMachine, S: Storage> SyncProviderContext<M::StateSync> for Cx<'_, M
             }
             Err(_) => Err(command),
         }
+    }
+
+    fn leader_commit(&self) -> Index {
+        self.leader_commit.max(self.committed.index())
+    }
+
+    fn broadcast_to_providers(
+        &mut self,
+        message: <M::StateSync as StateSync>::Message,
+    ) -> Result<Vec<PeerId>, EncodeError> {
+        let frame = GroupFrame::ToProvider(Bytes(codec::encode(&message)?));
+        Ok(self.bonds.broadcast(&frame))
     }
 }

@@ -177,6 +177,17 @@ pub trait StateSync: Send + 'static {
         false
     }
 
+    /// Whether the leader sends a follower far behind (more than the core's
+    /// `replay_threshold` entries) to a catch-up session even while its log still holds
+    /// what the follower lacks (tessera addition). Yes for log replay, which spreads that
+    /// load over the peers. Snapshot sync says no: its session installs a snapshot, and a
+    /// follower whose transfer took long enough for the writes to put it that far behind
+    /// again would be sent for another snapshot after each install, without end; it is
+    /// streamed the log kept for it instead (see the snapshot module's `retention.rs`).
+    fn sessions_while_log_holds(&self) -> bool {
+        true
+    }
+
     /// Called once when the group is built, before anything else: where the group keeps
     /// what it stores besides its log (tessera addition). Providers and sessions are
     /// created from this instance, so they see it. The default keeps nothing.
@@ -332,4 +343,13 @@ pub trait SyncProviderContext<S: StateSync>: SyncContext<S> {
     }
     /// Proposes a command (leader only, best effort; e.g. snapshot markers).
     fn feed_command(&mut self, command: Command<S>) -> Result<(), Command<S>>;
+    /// The highest commit index a leader announced to this node (tessera addition: a
+    /// provider on a member that installed state tells how far behind it still is).
+    fn leader_commit(&self) -> Index {
+        self.committed().index()
+    }
+    /// Sends a message to every bonded peer's *provider* (tessera addition: `send_to` and
+    /// `broadcast` from a provider reach sessions; a member streaming the log after an
+    /// install asks its peers' providers to keep it, see `SnapshotMessage::Keep`).
+    fn broadcast_to_providers(&mut self, message: S::Message) -> Result<Vec<PeerId>, EncodeError>;
 }

@@ -30,6 +30,14 @@ pub struct SnapshotConfig {
     pub transfer: TransferConfig,
     /// How long a session waits for providers to say what they hold (default 1 s).
     pub discovery_timeout: Duration,
+    /// A catching-up member's pin (the log after the snapshot it fetches, see
+    /// `retention.rs`) is dropped when not refreshed for this long (default 30 s): a
+    /// member that died keeps nothing for long.
+    pub pin_ttl: Duration,
+    /// Most entries kept behind the newest snapshot for catching-up members, by pins and
+    /// by the measured tail together (default 1,000,000): a member whose link cannot
+    /// carry the write stream does not grow every log without end (it starts over).
+    pub max_retained: u64,
 }
 
 impl Default for SnapshotConfig {
@@ -42,6 +50,8 @@ impl Default for SnapshotConfig {
             writer: WriterConfig::default(),
             transfer: TransferConfig::default(),
             discovery_timeout: Duration::from_secs(1),
+            pin_ttl: Duration::from_secs(30),
+            max_retained: 1_000_000,
         }
     }
 }
@@ -63,6 +73,27 @@ impl SnapshotConfig {
     pub fn keep_tail(mut self, n: u64) -> Self {
         self.keep_tail = n;
         self
+    }
+
+    /// Sets `pin_ttl`.
+    pub fn pin_ttl(mut self, ttl: Duration) -> Self {
+        self.pin_ttl = ttl;
+        self
+    }
+
+    /// Sets `max_retained`.
+    pub fn max_retained(mut self, entries: u64) -> Self {
+        self.max_retained = entries;
+        self
+    }
+
+    /// The limits of the retention rules (`retention.rs`).
+    pub(crate) fn retention_limits(&self) -> super::retention::RetentionLimits {
+        super::retention::RetentionLimits {
+            keep_tail: self.keep_tail,
+            pin_ttl: self.pin_ttl,
+            max_retained: self.max_retained,
+        }
     }
 
     /// Sets the raw chunk size.

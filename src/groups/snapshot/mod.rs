@@ -7,8 +7,9 @@
 //!   applies each marker last in its batch ([`crate::groups::machine::StateSync::is_barrier`])
 //!   and tells the provider, which cuts the snapshot from a frozen copy on a background
 //!   thread ([`image::cut`]) into the node's RocksDB;
-//! - the provider reports `safe_to_prune_prefix` (newest snapshot's anchor minus
-//!   `keep_tail`) and the worker prunes the log to it;
+//! - the provider reports `safe_to_prune_prefix` (newest snapshot's anchor minus the tail
+//!   kept, never past what a catching-up member pinned: `retention.rs`) and the worker
+//!   prunes the log to it;
 //! - a member the leader can no longer serve from its log runs a session that pulls the
 //!   chunks from every peer holding the snapshot and installs it;
 //! - at start, [`crate::groups::machine::StateSync::restore`] loads the newest local
@@ -21,6 +22,7 @@ pub mod image;
 mod machine;
 mod message;
 mod provider;
+mod retention;
 mod session;
 mod stats;
 mod store;
@@ -31,6 +33,7 @@ pub use config::SnapshotConfig;
 pub use machine::{Snapshot, SnapshotRequest, SnapshotStateMachine};
 pub use message::{Held, SnapshotMessage};
 pub use provider::SnapshotProvider;
+pub use retention::{RetentionFigures, Shipped};
 pub use session::SnapshotSession;
 pub use stats::{HeldSnapshot, SnapshotStats, TransferStatus};
 pub use store::{key_group, SnapshotStore};

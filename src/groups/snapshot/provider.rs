@@ -6,11 +6,15 @@
 //!   and heartbeats never wait for it;
 //! - answers which snapshots it holds and serves their chunks straight from the store;
 //! - keeps `retain` snapshots and reports `safe_to_prune_prefix` = newest anchor minus
-//!   `keep_tail`.
+//!   the tail kept, both never touching what a catching-up member pinned
+//!   (`retention.rs`: the rule that keeps a slow catch-up from livelocking);
+//! - after a session installed a snapshot here, pins the log after this node's commit
+//!   index on every peer until it is within half `keep_tail` of the leader's commit.
 
 use super::image::{self, snapshot_key};
 use super::machine::{SnapshotRequest, SnapshotStateMachine};
 use super::message::{Held, SnapshotMessage};
+use super::retention::{self, Retention, Shipped, PIN_REFRESH};
 use super::stats::{HeldSnapshot, SnapshotStats};
 use super::store::SnapshotStore;
 use super::sync::SnapshotSync;
@@ -22,11 +26,20 @@ use std::collections::BTreeMap;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{mpsc, Arc};
 use std::task::{Context, Poll};
-use std::time::Instant;
+use std::time::{Duration, Instant};
 use tessera_snapshots::{ChunkStore, Manifest};
 
 /// Most chunks one `Fetch` is answered with (more are ignored: the session asks again).
 const MAX_CHUNKS_PER_FETCH: u32 = 16;
+
+/// How often the retention figures are published to the stats.
+const PUBLISH_EVERY: Duration = Duration::from_millis(500);
+
+/// This node installed a snapshot and streams the log after it: it pins its commit index
+/// on every peer until it is close to the leader's commit.
+struct Streaming {
+    pinned_at: Instant,
+}
 
 /// A cut running on its background thread.
 struct Cutting {
@@ -69,12 +82,17 @@ pub struct SnapshotProvider<M: SnapshotStateMachine> {
     /// Commit index when this leader last proposed a marker not yet applied.
     proposed_at: Option<Index>,
     seq: u64,
+    /// What this node keeps for members catching up (see `retention.rs`).
+    retention: Retention,
+    streaming: Option<Streaming>,
+    published_at: Option<Instant>,
 }
 
 impl<M: SnapshotStateMachine> SnapshotProvider<M> {
     pub(crate) fn new(sync: SnapshotSync<M>, cx: &dyn SyncContext<SnapshotSync<M>>) -> Self {
         let group = cx.group_id();
         let store = sync.store().clone();
+        let retention = Retention::new(sync.config.retention_limits());
         let mut provider = SnapshotProvider {
             sync,
             group,
@@ -85,6 +103,9 @@ impl<M: SnapshotStateMachine> SnapshotProvider<M> {
             bytes_at_marker: cx.applied_bytes(),
             proposed_at: None,
             seq: 0,
+            retention,
+            streaming: None,
+            published_at: None,
         };
         provider.load_held();
         provider.last_marker = provider
@@ -156,17 +177,67 @@ impl<M: SnapshotStateMachine> SnapshotProvider<M> {
         self.publish_held();
     }
 
-    /// Deletes all but the newest `retain` snapshots.
+    /// Deletes all but the newest `retain` snapshots, sparing those a catching-up member
+    /// fetches (pinned).
     fn apply_retention(&mut self) {
-        let retain = self.sync.config.retain.max(1);
-        while self.held.len() > retain {
-            let Some((index, _)) = self.held.pop_first() else {
-                break;
-            };
+        let pinned = self.retention.pinned();
+        let doomed =
+            retention::to_delete(self.held.keys().copied(), self.sync.config.retain, &pinned);
+        for index in doomed {
+            self.held.remove(&index);
             if let Err(err) = self.store.delete_snapshot(snapshot_key(self.group, index)) {
                 tracing::warn!(group = %Short(&self.group), index, %err, "could not delete an old snapshot");
             }
         }
+    }
+
+    fn newest(&self) -> Option<Index> {
+        self.held.keys().next_back().map(|&i| Index(i))
+    }
+
+    /// Pins expired: snapshots they spared may go now.
+    fn expire_pins(&mut self, now: Instant) {
+        if self.retention.expire(now) {
+            tracing::info!(group = %Short(&self.group), "a catching-up member went silent; its pin is dropped");
+            self.apply_retention();
+            self.publish_held();
+        }
+    }
+
+    /// After an install here: pins this node's commit index on every peer while it is
+    /// more than half `keep_tail` behind the leader's commit, then releases the pin.
+    fn stream_pin(&mut self, cx: &mut dyn SyncProviderContext<SnapshotSync<M>>, now: Instant) {
+        let Some(streaming) = &mut self.streaming else {
+            return;
+        };
+        let committed = cx.committed().index();
+        let lag = cx.leader_commit().0.saturating_sub(committed.0);
+        let message = if lag <= self.sync.config.keep_tail / 2 {
+            tracing::info!(group = %Short(&self.group), at = committed.0, "caught up with the leader; peers keep no log for this node any more");
+            self.streaming = None;
+            SnapshotMessage::Release
+        } else if now.saturating_duration_since(streaming.pinned_at) >= PIN_REFRESH {
+            streaming.pinned_at = now;
+            SnapshotMessage::Keep { after: committed.0 }
+        } else {
+            return;
+        };
+        if let Err(err) = cx.broadcast_to_providers(message) {
+            tracing::warn!(%err, "cannot encode a pin");
+        }
+    }
+
+    /// Publishes the retention figures (at most every `PUBLISH_EVERY`).
+    fn publish_retention(&mut self, now: Instant) {
+        if self
+            .published_at
+            .is_some_and(|at| now.saturating_duration_since(at) < PUBLISH_EVERY)
+        {
+            return;
+        }
+        self.published_at = Some(now);
+        self.stats()
+            .set_retention(self.retention.figures(self.newest()));
     }
 
     /// Starts cutting the snapshot at `anchor` from the state the machine holds now.
@@ -305,9 +376,13 @@ impl<M: SnapshotStateMachine> StateSyncProvider for SnapshotProvider<M> {
     fn poll(
         &mut self,
         _: &mut Context<'_>,
-        _: &mut dyn SyncProviderContext<SnapshotSync<M>>,
+        cx: &mut dyn SyncProviderContext<SnapshotSync<M>>,
     ) -> Poll<()> {
         self.check_cut();
+        let now = Instant::now();
+        self.expire_pins(now);
+        self.stream_pin(cx, now);
+        self.publish_retention(now);
         Poll::Pending
     }
 
@@ -336,6 +411,33 @@ impl<M: SnapshotStateMachine> StateSyncProvider for SnapshotProvider<M> {
                 self.serve(anchor, chunks, sender, cx);
                 Ok(())
             }
+            SnapshotMessage::Keep { after } => {
+                if !self.retention.pinned().contains(&after) {
+                    tracing::debug!(peer = %Short(&sender), after, "a catching-up member pins the log after this index");
+                }
+                self.retention.pin(sender, Index(after), Instant::now());
+                Ok(())
+            }
+            SnapshotMessage::Release => {
+                if self.retention.release(&sender) {
+                    self.apply_retention();
+                    self.publish_held();
+                }
+                Ok(())
+            }
+            SnapshotMessage::Shipped {
+                anchor,
+                bytes,
+                ship_ms,
+                install_ms,
+            } => {
+                tracing::info!(peer = %Short(&sender), anchor, bytes, ship_ms, install_ms, "a member reports how long its snapshot took");
+                self.retention.shipped(Shipped {
+                    ship_ms,
+                    install_ms,
+                });
+                Ok(())
+            }
             other => Err(other),
         }
     }
@@ -344,14 +446,13 @@ impl<M: SnapshotStateMachine> StateSyncProvider for SnapshotProvider<M> {
         &self,
         cx: &mut dyn SyncProviderContext<SnapshotSync<M>>,
     ) -> Option<Index> {
-        let newest = *self.held.keys().next_back()?;
-        let prune = newest
-            .saturating_sub(self.sync.config.keep_tail)
-            .min(cx.committed().index().0);
-        (prune > 0).then_some(Index(prune))
+        self.retention
+            .prune_point(self.newest(), cx.committed().index())
     }
 
     fn committed(&mut self, position: Cursor, cx: &mut dyn SyncProviderContext<SnapshotSync<M>>) {
+        self.retention
+            .observe_commit(position.index(), Instant::now());
         if !cx.is_leader() {
             self.proposed_at = None;
             return;
@@ -390,10 +491,23 @@ impl<M: SnapshotStateMachine> StateSyncProvider for SnapshotProvider<M> {
         self.start_cut(position, cx);
     }
 
-    fn installed(&mut self, position: Cursor, _: &mut dyn SyncProviderContext<SnapshotSync<M>>) {
-        // A session installed the snapshot at `position`: serve it, and count the next
-        // marker from it.
+    fn installed(&mut self, position: Cursor, cx: &mut dyn SyncProviderContext<SnapshotSync<M>>) {
+        // A session installed the snapshot at `position`: serve it, count the next marker
+        // from it, size the tail by how long it took, and keep the log after it pinned
+        // while this node streams it.
         let index = position.index().0;
+        let stats = self.stats();
+        let shipped = Shipped {
+            ship_ms: SnapshotStats::get(&stats.last_ship_ms),
+            install_ms: SnapshotStats::get(&stats.last_install_ms),
+        };
+        self.retention.shipped(shipped);
+        self.streaming = Some(Streaming {
+            pinned_at: Instant::now(),
+        });
+        if let Err(err) = cx.broadcast_to_providers(SnapshotMessage::Keep { after: index }) {
+            tracing::warn!(%err, "cannot encode a pin");
+        }
         match self.store.load_manifest(snapshot_key(self.group, index)) {
             Ok(Some(manifest)) => {
                 self.last_marker = self.last_marker.max(position.index());

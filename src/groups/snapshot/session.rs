@@ -10,6 +10,12 @@
 //!    restart from here finishes the install), then on the worker swap the state in and
 //!    fast-forward the core to the anchor.
 //!
+//! From the moment it picks a snapshot until it installed it, the session pins it on every
+//! bonded peer ([`SnapshotMessage::Keep`], refreshed every second): they keep that
+//! snapshot and the log after it (`retention.rs`), so the transfer cannot be outrun by
+//! newer snapshots and pruning. After the install it reports how long the transfer took
+//! ([`SnapshotMessage::Shipped`]); a session that gives up releases its pin.
+//!
 //! Normal catch-up installs at most the leader commit index the catch-up came with: a
 //! snapshot is committed state, but only positions a leader of this node's term announced
 //! are safe to claim committed here.
@@ -17,6 +23,7 @@
 use super::image::{self, Loaded};
 use super::machine::{Snapshot, SnapshotStateMachine};
 use super::message::{Held, SnapshotMessage};
+use super::retention::PIN_REFRESH;
 use super::stats::{SnapshotStats, TransferStatus};
 use super::store::SnapshotStore;
 use super::sync::SnapshotSync;
@@ -200,6 +207,12 @@ pub struct SnapshotSession<M: SnapshotStateMachine> {
     phase: Phase<M>,
     /// Providers that answered "missing" per chunk of the current transfer.
     missing: BTreeMap<u32, BTreeSet<PeerId>>,
+    /// The pin sent last: (anchor, when).
+    pinned: Option<(u64, Instant)>,
+    /// The snapshot chosen and when (its ship time is measured from there).
+    chosen: Option<(u64, Instant)>,
+    /// When its last chunk was stored (its install time is measured from there).
+    fetched_at: Option<Instant>,
 }
 
 impl<M: SnapshotStateMachine> SnapshotSession<M> {
@@ -225,6 +238,9 @@ impl<M: SnapshotStateMachine> SnapshotSession<M> {
             started: Instant::now(),
             phase: Phase::Done(Cursor::zero()),
             missing: BTreeMap::new(),
+            pinned: None,
+            chosen: None,
+            fetched_at: None,
         };
         if session.ceiling.is_some_and(|c| c <= session.floor) {
             // A catch-up request from before this node installed or replayed past the
@@ -270,9 +286,28 @@ impl<M: SnapshotStateMachine> SnapshotSession<M> {
         }));
     }
 
+    /// Asks every bonded peer to keep the snapshot at `anchor` and the log after it, at
+    /// once for a new anchor, else every `PIN_REFRESH`.
+    fn keep(&mut self, cx: &mut dyn SyncSessionContext<SnapshotSync<M>>, anchor: u64) {
+        let due = self
+            .pinned
+            .is_none_or(|(at, sent)| at != anchor || sent.elapsed() >= PIN_REFRESH);
+        if due {
+            self.pinned = Some((anchor, Instant::now()));
+            if let Err(err) = cx.broadcast(SnapshotMessage::Keep { after: anchor }) {
+                tracing::warn!(%err, "cannot encode a pin");
+            }
+        }
+    }
+
     /// Ends the session without installing anything.
     fn give_up(&mut self, cx: &mut dyn SyncSessionContext<SnapshotSync<M>>, why: &str) {
         tracing::info!(group = %Short(&self.group), why, "snapshot session ends without installing");
+        if self.pinned.take().is_some() {
+            if let Err(err) = cx.broadcast(SnapshotMessage::Release) {
+                tracing::warn!(%err, "cannot encode a release");
+            }
+        }
         self.stats().set_transfer(None);
         self.phase = Phase::Done(cx.committed());
     }
@@ -413,6 +448,11 @@ impl<M: SnapshotStateMachine> SnapshotSession<M> {
             providers = peers.len(),
             "fetching a snapshot"
         );
+        let index = anchor.index().0;
+        if self.chosen.is_none_or(|(at, _)| at != index) {
+            self.chosen = Some((index, Instant::now()));
+        }
+        self.keep(cx, index);
         self.phase = Phase::Fetch {
             fingerprint: manifest.fingerprint(),
             transfer: Box::new(transfer),
@@ -427,6 +467,10 @@ impl<M: SnapshotStateMachine> SnapshotSession<M> {
     /// Sends the requests the planner wants now; starts the install once complete.
     fn pump(&mut self, cx: &mut dyn SyncSessionContext<SnapshotSync<M>>) {
         let now = self.now_ms();
+        if let Phase::Fetch { anchor, .. } = &self.phase {
+            let index = anchor.index().0;
+            self.keep(cx, index);
+        }
         let Phase::Fetch {
             transfer,
             anchor,
@@ -484,6 +528,7 @@ impl<M: SnapshotStateMachine> SnapshotSession<M> {
 
     /// Every chunk is stored: wait for the reading thread to finish the decode.
     fn start_install(&mut self) {
+        self.fetched_at = Some(Instant::now());
         let phase = std::mem::replace(&mut self.phase, Phase::Done(Cursor::zero()));
         match phase {
             Phase::Fetch {
@@ -494,10 +539,14 @@ impl<M: SnapshotStateMachine> SnapshotSession<M> {
     }
 
     fn check_install(&mut self, cx: &mut dyn SyncSessionContext<SnapshotSync<M>>) {
-        let Phase::Install { anchor, reading } = &self.phase else {
+        let Phase::Install { anchor, .. } = &self.phase else {
             return;
         };
         let anchor = *anchor;
+        self.keep(cx, anchor.index().0);
+        let Phase::Install { reading, .. } = &self.phase else {
+            return;
+        };
         let result = match reading.done.try_recv() {
             Ok(finished) => finished,
             Err(mpsc::TryRecvError::Empty) => return,
@@ -509,6 +558,7 @@ impl<M: SnapshotStateMachine> SnapshotSession<M> {
         match result {
             Ok(loaded) => {
                 let took = self.started.elapsed();
+                self.report_shipped(cx, &loaded.manifest);
                 cx.state_machine_mut().install_snapshot(loaded.snapshot);
                 cx.set_synced_membership(loaded.header.membership);
                 cx.set_committed(loaded.header.anchor);
@@ -530,6 +580,43 @@ impl<M: SnapshotStateMachine> SnapshotSession<M> {
                     .delete_snapshot(image::snapshot_key(self.group, anchor.index().0));
                 self.discover(cx, 0);
             }
+        }
+    }
+}
+
+impl<M: SnapshotStateMachine> SnapshotSession<M> {
+    /// Records how long the transfer and the install took and tells every bonded peer,
+    /// which sizes the log tail they keep by it (`retention.rs`). The pin stays: the
+    /// provider here takes over (it pins this node's commit while it streams the log).
+    fn report_shipped(
+        &mut self,
+        cx: &mut dyn SyncSessionContext<SnapshotSync<M>>,
+        manifest: &Manifest,
+    ) {
+        let (Some((_, chosen)), Some(fetched)) = (self.chosen, self.fetched_at) else {
+            return;
+        };
+        let ship_ms = fetched.saturating_duration_since(chosen).as_millis() as u64;
+        let install_ms = fetched.elapsed().as_millis() as u64;
+        let stats = self.stats();
+        stats.last_ship_ms.store(ship_ms, Ordering::Relaxed);
+        stats.last_install_ms.store(install_ms, Ordering::Relaxed);
+        tracing::info!(
+            group = %Short(&self.group),
+            anchor = manifest.anchor().index,
+            compressed_bytes = manifest.compressed_bytes(),
+            ship_ms,
+            install_ms,
+            "snapshot shipped"
+        );
+        let message = SnapshotMessage::Shipped {
+            anchor: manifest.anchor().index,
+            bytes: manifest.compressed_bytes(),
+            ship_ms,
+            install_ms,
+        };
+        if let Err(err) = cx.broadcast(message) {
+            tracing::warn!(%err, "cannot encode a transfer report");
         }
     }
 }

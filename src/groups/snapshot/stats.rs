@@ -3,6 +3,7 @@
 //! `tessera inspect`, tests).
 
 use super::lock;
+use super::retention::RetentionFigures;
 use crate::groups::Cursor;
 use crate::PeerId;
 use std::collections::BTreeMap;
@@ -76,6 +77,13 @@ pub struct SnapshotStats {
     pub restores: AtomicU64,
     /// Damaged local chunks found at start (fetched again from peers).
     pub damaged_chunks: AtomicU64,
+    /// Milliseconds this node's last install took to ship (choosing the snapshot to its
+    /// last chunk stored); 0 before the first.
+    pub last_ship_ms: AtomicU64,
+    /// Milliseconds this node's last install took after the last chunk (decode finished,
+    /// state swapped in); 0 before the first.
+    pub last_install_ms: AtomicU64,
+    retention: Mutex<RetentionFigures>,
     fetched_from: Mutex<BTreeMap<PeerId, u64>>,
     held: Mutex<Vec<HeldSnapshot>>,
     transfer: Mutex<Option<TransferStatus>>,
@@ -95,6 +103,15 @@ impl SnapshotStats {
     /// The transfer in progress, if any.
     pub fn transfer(&self) -> Option<TransferStatus> {
         lock(&self.transfer).clone()
+    }
+
+    /// How much log this node keeps for members catching up, and why (`retention.rs`).
+    pub fn retention(&self) -> RetentionFigures {
+        lock(&self.retention).clone()
+    }
+
+    pub(crate) fn set_retention(&self, figures: RetentionFigures) {
+        *lock(&self.retention) = figures;
     }
 
     /// Reads a counter.

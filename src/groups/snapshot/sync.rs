@@ -123,6 +123,10 @@ impl<M: SnapshotStateMachine> StateSync for SnapshotSync<M> {
         SnapshotSession::new(self.clone(), cx, position, leader_commit)
     }
 
+    fn sessions_while_log_holds(&self) -> bool {
+        false
+    }
+
     fn is_barrier(&self, command: &Command<Self>) -> bool {
         (self.is_marker)(command)
     }

@@ -218,6 +218,7 @@ impl<M: StateMachine, S: Storage> Worker<M, S> {
                 store: &store,
                 bonds: &mut bonds,
                 committed,
+                leader_commit: Index(0),
                 me,
                 group,
                 network: network_id,

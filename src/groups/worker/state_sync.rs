@@ -41,6 +41,7 @@ impl<M: StateMachine, S: Storage> Worker<M, S> {
             store: &self.store,
             bonds: &mut self.bonds,
             committed: Cursor(term, commit),
+            leader_commit: self.node.leader_commit(),
             me: self.me,
             group: self.group,
             network: self.network_id,

@@ -290,6 +290,43 @@ impl Collector for StateCollector {
             "Snapshots installed from other nodes",
             &snaps.installs,
         )?;
+        let r = snaps.retention();
+        Self::gauge(
+            e,
+            "snapshot_ship_milliseconds",
+            "How long the latest snapshot transfer a member reported took to ship",
+            int(r.shipped.map_or(0, |s| s.ship_ms)),
+        )?;
+        Self::gauge(
+            e,
+            "snapshot_install_milliseconds",
+            "How long that transfer took from its last chunk to the state installed",
+            int(r.shipped.map_or(0, |s| s.install_ms)),
+        )?;
+        Self::gauge(
+            e,
+            "log_write_rate",
+            "Entries committed per second, over about the last 30 seconds",
+            int(r.write_rate),
+        )?;
+        Self::gauge(
+            e,
+            "log_tail_kept",
+            "Entries kept behind the newest snapshot (keep_tail, or as measured transfers need)",
+            int(r.tail_kept),
+        )?;
+        Self::gauge(
+            e,
+            "log_pins",
+            "Catching-up members whose log this node keeps (pins)",
+            int(r.pins.len() as u64),
+        )?;
+        Self::gauge(
+            e,
+            "log_pinned_from",
+            "The lowest index a catching-up member pinned (0: none)",
+            int(r.pinned_from.unwrap_or(0)),
+        )?;
         let state = self.feed.latest();
         Self::gauge(
             e,

@@ -45,8 +45,8 @@ pub use shapes::{
     Written,
 };
 pub use status::{
-    ClusterConflict, LogPosition, MemberAddrs, Members, NodeStatus, SnapshotView, StoreView,
-    TransferView,
+    ClusterConflict, LogPosition, MemberAddrs, Members, NodeStatus, RetentionView, SnapshotView,
+    StoreView, TransferView,
 };
 
 use super::feed::Feed;

@@ -55,6 +55,10 @@ pub struct NodeStatus {
     /// Snapshot chunks this node fetched from others.
     #[serde(default)]
     pub chunks_fetched: u64,
+    /// How much log this node keeps for members catching up, and the figures it is sized
+    /// by (absent from nodes that predate it).
+    #[serde(default)]
+    pub retention: Option<RetentionView>,
     /// The founding this node belongs to (cluster id, hex), once it has one.
     #[serde(default)]
     pub cluster: Option<String>,
@@ -123,6 +127,32 @@ pub struct SnapshotView {
     pub stored_bytes: u64,
     /// Chunks.
     pub chunks: u32,
+}
+
+/// Log retention for catching-up members in [`NodeStatus`] (see the README's "SnapshotSync
+/// and log compaction").
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct RetentionView {
+    /// Milliseconds the latest snapshot transfer a member reported took to ship (choosing
+    /// the snapshot to its last chunk stored); absent before any.
+    pub ship_ms: Option<u64>,
+    /// Milliseconds that transfer took from its last chunk to the state swapped in.
+    pub install_ms: Option<u64>,
+    /// Entries committed per second, over about the last 30 seconds.
+    pub write_rate: u64,
+    /// Entries kept behind the newest snapshot: `keep_tail`, or `write_rate × (ship_ms +
+    /// install_ms) × 2` when that is more (at most the `max_retained` setting).
+    pub tail_kept: u64,
+    /// The lowest index a catching-up member pinned: no entry after it is pruned here.
+    pub pinned_from: Option<u64>,
+    /// Live pins: member (peer id, hex) and the index it needs the log after.
+    pub pins: std::collections::BTreeMap<String, u64>,
+    /// Live pins ignored: they reach more than `max_retained` entries back.
+    pub pins_ignored: u64,
+    /// This node's own last install: milliseconds to ship and to install (0 before one).
+    pub own_ship_ms: u64,
+    /// See `own_ship_ms`.
+    pub own_install_ms: u64,
 }
 
 /// A transfer in [`NodeStatus`].
@@ -199,6 +229,7 @@ impl NodeStatus {
             transfer: None,
             chunks_served: 0,
             chunks_fetched: 0,
+            retention: None,
             cluster: s.cluster.map(|c| c.to_string()),
             conflicts: s
                 .conflicts
@@ -269,6 +300,18 @@ impl NodeStatus {
             raw_bytes: t.raw_bytes,
             rate_bytes_per_sec: t.rate_bytes_per_sec,
             providers: t.providers,
+        });
+        let r = stats.retention();
+        self.retention = Some(RetentionView {
+            ship_ms: r.shipped.map(|s| s.ship_ms),
+            install_ms: r.shipped.map(|s| s.install_ms),
+            write_rate: r.write_rate,
+            tail_kept: r.tail_kept,
+            pinned_from: r.pinned_from,
+            pins: r.pins.iter().map(|(p, a)| (p.to_string(), *a)).collect(),
+            pins_ignored: r.pins_ignored,
+            own_ship_ms: SnapshotStats::get(&stats.last_ship_ms),
+            own_install_ms: SnapshotStats::get(&stats.last_install_ms),
         });
         self
     }
