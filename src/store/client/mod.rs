@@ -17,6 +17,10 @@
 //! certificate). A TLS failure is [`ClientError::Tls`], in words: "certificate not
 //! trusted: ... (pass --cacert ...)".
 //!
+//! A node that is draining before a clean stop says so on every answer
+//! ([`super::http::DRAINING_HEADER`]); the client's next call then goes to the next node,
+//! so a rolling restart does not catch it mid-request on a node that stops.
+//!
 //! With one endpoint nothing is retried. Every request has a timeout (default
 //! [`DEFAULT_TIMEOUT`], above the group's own call deadline with the default timings, so
 //! the node's 503 arrives before the client gives up). Failures say which kind they are,
@@ -424,7 +428,13 @@ impl Client {
                 .and_then(|a| self.check(i, a));
             match result {
                 Ok(answer) => {
-                    self.current.store(i, Ordering::Relaxed);
+                    // A draining node is about to stop: the next call goes elsewhere.
+                    let next = if answer.headers.contains_key(super::http::DRAINING_HEADER) {
+                        (i + 1) % n
+                    } else {
+                        i
+                    };
+                    self.current.store(next, Ordering::Relaxed);
                     return Ok(answer);
                 }
                 Err(e) if failover.moves_on(&e) && attempt + 1 < n => last = Some(e),
@@ -672,6 +682,51 @@ mod tests {
             client.current_index(),
             0,
             "a failed call does not move the current endpoint"
+        );
+    }
+
+    #[tokio::test]
+    async fn an_answer_from_a_draining_node_moves_the_next_call_to_another() {
+        async fn node(draining: bool) -> String {
+            let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+                .await
+                .expect("bind 127.0.0.1:0");
+            let url = format!("http://{}", listener.local_addr().expect("address"));
+            let app = axum::Router::new().route(
+                "/x",
+                axum::routing::get(move || async move {
+                    let mut answer = axum::response::Response::new(axum::body::Body::from("{}"));
+                    if draining {
+                        answer.headers_mut().insert(
+                            super::super::http::DRAINING_HEADER,
+                            axum::http::HeaderValue::from_static("1"),
+                        );
+                    }
+                    answer
+                }),
+            );
+            tokio::spawn(async move { axum::serve(listener, app).await });
+            url
+        }
+        let (stopping, staying) = (node(true).await, node(false).await);
+        let client =
+            Client::with_endpoints(&[stopping, staying], Duration::from_secs(5)).expect("two");
+        let call = || {
+            client.call(
+                Method::GET,
+                "/x",
+                Bytes::new(),
+                Failover::Retryable,
+                client.timeout(),
+            )
+        };
+        call().await.expect("the draining node still answers");
+        assert_eq!(client.current_index(), 1, "moved off the draining node");
+        call().await.expect("the other node answers");
+        assert_eq!(
+            client.current_index(),
+            1,
+            "stays on a node that is not draining"
         );
     }
 }

@@ -83,6 +83,11 @@ pub const CREATE_INDEX_HEADER: &str = "x-tessera-create-index";
 /// The response header carrying a key's version.
 pub const VERSION_HEADER: &str = "x-tessera-version";
 
+/// Set on every answer while the node drains before a clean stop: a client that knows
+/// other nodes sends its next call to one of them, so it is not mid-request on this node
+/// when the server stops (see [`close_when_draining`]).
+pub const DRAINING_HEADER: &str = "x-tessera-draining";
+
 /// What the API serves.
 #[derive(Clone)]
 pub struct Served {
@@ -188,7 +193,9 @@ pub fn router(served: Served) -> Router {
 /// so clients stop reusing their kept-alive connections and open new ones (to this node,
 /// still serving, or another). When the server then stops, no active client has a pooled
 /// connection left to send a request on just as it closes: HTTP/1 cannot tell such a
-/// client whether its write was read, and it could not safely retry.
+/// client whether its write was read, and it could not safely retry. The answer also
+/// carries [`DRAINING_HEADER`], so a client with other endpoints moves to one of them
+/// instead of opening a new connection here that the stop could cut mid-request.
 async fn close_when_draining(
     State(api): State<Served>,
     request: axum::extract::Request,
@@ -199,6 +206,10 @@ async fn close_when_draining(
         response.headers_mut().insert(
             axum::http::header::CONNECTION,
             axum::http::HeaderValue::from_static("close"),
+        );
+        response.headers_mut().insert(
+            axum::http::HeaderName::from_static(DRAINING_HEADER),
+            axum::http::HeaderValue::from_static("1"),
         );
     }
     response
