@@ -151,6 +151,11 @@ pub struct NodeArgs {
     /// ... or every this many MiB of applied commands (every member must use the same).
     #[arg(long, default_value_t = 256, value_parser = clap::value_parser!(u64).range(1..=1_048_576))]
     snapshot_every_mib: u64,
+    /// Free space (MiB) kept on the data directory's disk: below it the node takes no new
+    /// writes or log entries (507 `no_space`; reads go on, leadership moves to another
+    /// voter) until space is back above it by a quarter. 0 turns the alarm off.
+    #[arg(long, default_value_t = 256, value_parser = clap::value_parser!(u64).range(0..=1 << 30))]
+    min_free_mib: u64,
     /// Log entries kept behind the newest snapshot, for cheap catch-up from the log.
     #[arg(long, default_value_t = 10_000)]
     keep_log_tail: u64,
@@ -199,6 +204,7 @@ Set --group-key (or TESSERA_GROUP_KEY) to a secret shared by the members, outsid
         force_new_cluster: args.force_new_cluster,
         tls,
         data_dir: args.data_dir,
+        min_free_bytes: args.min_free_mib << 20,
         listen: args.listen,
         advertise: args.advertise,
         http: args.http,

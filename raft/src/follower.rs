@@ -256,6 +256,22 @@ impl Node {
                     }
                     return Ok(());
                 }
+                // A leader low on disk space appends nothing; a definite refusal, so the
+                // follower's client learns it at once.
+                if self.low_space {
+                    if let Some(request_id) = request_id {
+                        let reply = Forward::NoSpace { request_id };
+                        self.forward_dedup.record(
+                            from,
+                            request_id,
+                            digest,
+                            reply.clone(),
+                            self.now,
+                        );
+                        self.send(from, Message::Forward(reply));
+                    }
+                    return Ok(());
+                }
                 let mut first = None;
                 let mut last = Index(0);
                 for c in commands {
@@ -308,6 +324,14 @@ impl Node {
                     self.outcomes.push(crate::ProposalOutcome {
                         id,
                         result: Err(crate::ClientError::TransferInProgress { to: transfer_to }),
+                    });
+                }
+            }
+            Forward::NoSpace { request_id } => {
+                if let Some(id) = self.clients.acked(request_id) {
+                    self.outcomes.push(crate::ProposalOutcome {
+                        id,
+                        result: Err(crate::ClientError::NoSpace { leader: from }),
                     });
                 }
             }

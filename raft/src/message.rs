@@ -288,6 +288,12 @@ pub enum Forward {
         /// The target of the leadership transfer.
         transfer_to: PeerId,
     },
+    /// The leader's refusal: it is low on disk space and appended none of the commands.
+    /// (Added after `Refused`: a node without it cannot decode this answer.)
+    NoSpace {
+        /// The id from the request.
+        request_id: u64,
+    },
 }
 
 /// Every message of the protocol.
@@ -439,6 +445,8 @@ mod tests {
             transfer_to: PeerId([2; 32]),
         });
         assert_eq!(encode(&refused)[..2], [8, 2]);
+        let no_space = Message::Forward(Forward::NoSpace { request_id: 7 });
+        assert_eq!(encode(&no_space), [8, 3, 7], "after Refused");
         let timeout_now = Message::TimeoutNow(TimeoutNow { term: Term(4) });
         assert_eq!(encode(&timeout_now), [9, 4]);
         assert_eq!(timeout_now.term(), Some(Term(4)));
@@ -449,7 +457,7 @@ mod tests {
             log_position: Cursor(Term(4), Index(9)),
             transfer: true,
         });
-        for m in [refused, timeout_now, vote] {
+        for m in [refused, no_space, timeout_now, vote] {
             let (back, _): (Message, usize) =
                 bincode::serde::decode_from_slice(&encode(&m), config).unwrap();
             assert_eq!(back, m);

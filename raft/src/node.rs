@@ -123,6 +123,9 @@ pub struct Node {
     /// of the first leader it hears from (`Some(Index(0))` until it hears one), so it never
     /// helps elect a candidate that lacks what it once counted toward. Founding clears it.
     pub(crate) lost_state: Option<Index>,
+    /// The driver says the disk is low on space ([`Node::set_low_space`]): as leader this
+    /// node appends no client command (its own or forwarded) and says so at once.
+    pub(crate) low_space: bool,
 }
 
 impl Node {
@@ -193,6 +196,7 @@ impl Node {
             forward_dedup: ForwardDedup::default(),
             follower_reads: FollowerReads::default(),
             lost_state: last.is_zero().then_some(Index(0)),
+            low_space: false,
         };
         node.reset_election_timer();
         Ok(node)
@@ -412,6 +416,9 @@ impl Node {
         if let Some(to) = self.transfer_target() {
             let result = Err(ClientError::TransferInProgress { to });
             self.outcomes.push(ProposalOutcome { id, result });
+        } else if self.is_leader() && self.low_space {
+            let result = Err(ClientError::NoSpace { leader: self.id });
+            self.outcomes.push(ProposalOutcome { id, result });
         } else if self.is_leader() {
             let at = self.append_local(Payload::Command(payload), store)?;
             self.clients.track(id, at);
@@ -420,6 +427,21 @@ impl Node {
             self.flush_to_leader();
         }
         Ok(())
+    }
+
+    /// The driver's disk is low on space (or no longer is). While it is, this node as
+    /// leader refuses client commands, its own and forwarded ones, with
+    /// [`ClientError::NoSpace`] (nothing appended: a definite failure). Membership changes
+    /// and leadership transfers still go through, so an operator can move the group off
+    /// the node. Entries from a leader are the driver's to hold back (it drops appends
+    /// that carry entries; heartbeats keep the node following).
+    pub fn set_low_space(&mut self, low: bool) {
+        self.low_space = low;
+    }
+
+    /// Whether the driver said the disk is low on space.
+    pub fn low_space(&self) -> bool {
+        self.low_space
     }
 
     /// Asks for a read index (§6.4) under `ctx`; the outcome (the index, or why not)

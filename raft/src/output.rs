@@ -99,6 +99,13 @@ pub enum ClientError {
         /// The peer asked for.
         peer: PeerId,
     },
+    /// The leader is low on disk space and takes no command until space is freed
+    /// (see [`Node::set_low_space`](crate::Node::set_low_space)). Nothing was appended.
+    #[error("the leader {leader} is low on disk space and takes no writes until space is freed: nothing was appended")]
+    NoSpace {
+        /// The leader that refused.
+        leader: PeerId,
+    },
     /// A leadership transfer to "any voter" found none: no other voter was heard from in
     /// the last election timeout.
     #[error("cannot transfer leadership: no other voter is active")]

@@ -199,6 +199,7 @@ impl Harness {
 
 mod failover;
 mod lost_state;
+mod low_space;
 mod membership;
 mod replay;
 mod snapshot_catch_up;

@@ -1,6 +1,7 @@
 //! [`DataDir`]: a node's data directory and what lives in it — the lock that keeps it to
 //! one process ([`lock`]), the node's secret key ([`key`]), the RocksDB store every durable
-//! group of the node shares, and the peers file ([`peers_file`]).
+//! group of the node shares, the peers file ([`peers_file`]), and the watch on the free
+//! space of its disk ([`space`]).
 //!
 //! ```no_run
 //! # async fn demo() -> Result<(), Box<dyn std::error::Error>> {
@@ -25,6 +26,7 @@
 pub mod key;
 pub mod lock;
 pub mod peers_file;
+pub mod space;
 
 pub use key::{IdentityError, KEY_FILE_NAME};
 pub use lock::{DirLock, LOCK_FILE_NAME};
@@ -104,6 +106,8 @@ struct Inner {
     /// What the peers file holds (as read at open or written last), so an unchanged
     /// table is not rewritten.
     peers: Mutex<Vec<PeerSpec>>,
+    /// The free space under the directory, and its alarm.
+    space: space::DiskSpace,
     /// The locked lock file; closing it releases the lock.
     _lock: File,
 }
@@ -133,6 +137,7 @@ impl DataDir {
     ) -> DataDir {
         DataDir {
             inner: Arc::new(Inner {
+                space: space::DiskSpace::new(&path),
                 path,
                 key,
                 store,
@@ -160,6 +165,11 @@ impl DataDir {
     /// The node's RocksDB store, shared by every durable group of the node.
     pub fn store(&self) -> &tessera_storage::Store {
         &self.inner.store
+    }
+
+    /// The free space under the directory and its alarm (see [`space`]).
+    pub fn space(&self) -> &space::DiskSpace {
+        &self.inner.space
     }
 
     /// The peers in the peers file (as read at open or written last).

@@ -97,6 +97,9 @@ pub struct GroupStatus {
     /// Bonded peers of another founding of this group id (founded apart: they cannot
     /// merge), with their cluster ids. Their traffic is refused.
     pub conflicts: Vec<(PeerId, ClusterId)>,
+    /// The node's disk is below its free-space reserve: it takes no new entries, and as
+    /// leader no writes (see [`crate::data_dir::space`]).
+    pub disk_low: bool,
 }
 
 impl GroupStatus {
@@ -119,6 +122,7 @@ impl GroupStatus {
             stopped: None,
             cluster: None,
             conflicts: Vec::new(),
+            disk_low: false,
         }
     }
 }

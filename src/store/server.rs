@@ -60,6 +60,9 @@ const STOP_BOUND: Duration = Duration::from_secs(5);
 pub struct ServerConfig {
     /// Data directory: node key, peers file, RocksDB (created if missing).
     pub data_dir: PathBuf,
+    /// Free space kept on the data directory's disk: below it the node takes no writes
+    /// or log entries until space is freed (see [`crate::data_dir::space`]; 0: no alarm).
+    pub min_free_bytes: u64,
     /// UDP address for QUIC (peers).
     pub listen: SocketAddr,
     /// Address peers should dial when `listen` is not reachable as is (`0.0.0.0`); a
@@ -125,6 +128,7 @@ impl ServerConfig {
     pub fn new(data_dir: impl Into<PathBuf>, listen: SocketAddr, http: SocketAddr) -> Self {
         ServerConfig {
             data_dir: data_dir.into(),
+            min_free_bytes: crate::data_dir::space::DEFAULT_RESERVE_BYTES,
             listen,
             advertise: None,
             http,
@@ -331,6 +335,7 @@ impl Server {
             })?),
         };
         let dir = lock.open()?;
+        dir.space().set_reserve(config.min_free_bytes);
         drop(udp);
         let mut builder = Network::builder(NetworkId::named(NETWORK_NAME))
             .data_dir(dir)
@@ -387,6 +392,7 @@ impl Server {
             &group,
             snapshots.clone(),
             feed.clone(),
+            network.data_dir().cloned(),
         ));
         let relay_tls = config
             .tls

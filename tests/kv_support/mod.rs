@@ -54,6 +54,11 @@ pub async fn bounded<F: Future>(what: &str, bound: Duration, fut: F) -> Result<F
 /// A one-node group in this process, serving HTTP on a free loopback port, with
 /// `retention` of history; returns once it leads.
 pub async fn single_node(dir: &Path, retention: Retention) -> Result<Server, String> {
+    start_single(single_node_config(dir, retention)?).await
+}
+
+/// The configuration [`single_node`] starts with (free loopback ports, one member).
+pub fn single_node_config(dir: &Path, retention: Retention) -> Result<ServerConfig, String> {
     let mut config = ServerConfig::new(
         dir,
         "127.0.0.1:0".parse().map_err(|e| format!("{e}"))?,
@@ -61,6 +66,11 @@ pub async fn single_node(dir: &Path, retention: Retention) -> Result<Server, Str
     );
     config.bootstrap_expect = 1;
     config.watch_history = retention;
+    Ok(config)
+}
+
+/// Starts a one-member node from `config`; returns once it leads.
+pub async fn start_single(config: ServerConfig) -> Result<Server, String> {
     let node = Server::start(config).await.map_err(|e| e.to_string())?;
     bounded(
         "the single node leads",

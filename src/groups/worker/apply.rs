@@ -100,6 +100,12 @@ impl<M: StateMachine, S: Storage> Effects for Worker<M, S> {
     }
 
     fn catch_up(&mut self, catch_up: CatchUp) -> Result<(), WorkerError> {
+        // A catch-up writes a snapshot or entries: not while the disk is low (the leader
+        // asks again; see `disk.rs`). One already running goes on.
+        if self.node.low_space() && self.session.is_none() {
+            tracing::debug!(group = %crate::primitives::Short(&self.group), "disk space low: catch-up deferred");
+            return Ok(());
+        }
         self.start_session(catch_up)
     }
 

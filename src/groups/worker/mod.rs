@@ -21,6 +21,7 @@
 
 mod apply;
 mod batches;
+mod disk;
 mod ledger;
 mod peers;
 mod requests;
@@ -157,6 +158,9 @@ pub(crate) struct Worker<M: StateMachine, S: Storage> {
     heard: roster::Heard,
     /// What the worker measures.
     metrics: GroupMetrics,
+    /// The tick from which a leader low on disk space tries to hand leadership over
+    /// (again); see `disk.rs`.
+    space_transfer_at: u64,
     /// Declared last so it drops last: the network holds the node's `DataDir`, whose lock
     /// must outlive this worker's store handles (fields drop in declaration order).
     network: Network,
@@ -273,6 +277,7 @@ impl<M: StateMachine, S: Storage> Worker<M, S> {
             contact,
             heard: roster::Heard::default(),
             metrics,
+            space_transfer_at: 0,
         }
     }
 
@@ -350,6 +355,7 @@ impl<M: StateMachine, S: Storage> Worker<M, S> {
 
     fn on_tick(&mut self) -> Result<(), WorkerError> {
         self.ticks += 1;
+        self.check_disk()?;
         self.node.tick(&self.store)?;
         if self.ticks % self.hello_ticks == 1 || self.hello_ticks == 1 {
             self.announce();
@@ -389,6 +395,9 @@ impl<M: StateMachine, S: Storage> Worker<M, S> {
             Inbound::Frame { peer, frame } => {
                 self.heard.frame(peer, std::time::Instant::now());
                 match frame {
+                    GroupFrame::Raft(message) if self.held_back(&message) => {
+                        tracing::trace!(peer = %Short(&peer), "disk space low: entries held back");
+                    }
                     GroupFrame::Raft(message) => self.node.step(peer, message, &self.store)?,
                     GroupFrame::Hello(_) => {}
                     GroupFrame::ToProvider(bytes) => self.for_provider(peer, &bytes.0)?,

@@ -89,6 +89,7 @@ impl<M: StateMachine, S: Storage> Worker<M, S> {
             stopped: None,
             cluster: Some(node.membership().cluster()).filter(|c| c.is_known()),
             conflicts: self.conflicts.iter().map(|(p, c)| (*p, *c)).collect(),
+            disk_low: node.low_space(),
         };
         self.metrics
             .proposals_pending

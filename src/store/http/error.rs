@@ -67,6 +67,9 @@ pub enum ErrorKind {
     Conflict,
     /// 503: a leadership transfer's target did not take over in time.
     TransferFailed,
+    /// 507: the leader's disk is below its free-space reserve (`--min-free-mib`): it takes
+    /// no writes until space is freed. Nothing was applied; reads still work.
+    NoSpace,
     /// 500: the group stopped (shutdown or a fatal storage error).
     Stopped,
     /// 500: anything else.
@@ -162,6 +165,11 @@ impl ApiError {
                 ClientError::TransferInProgress { .. } => {
                     Self::new(unavailable, ErrorKind::NoLeader, msg)
                 }
+                ClientError::NoSpace { .. } => Self::new(
+                    StatusCode::INSUFFICIENT_STORAGE,
+                    ErrorKind::NoSpace,
+                    format!("{msg} (its data directory is below --min-free-mib; reads still work)"),
+                ),
                 ClientError::TransferToUnknown { .. } => {
                     Self::new(StatusCode::NOT_FOUND, ErrorKind::NotMember, msg)
                 }

@@ -61,7 +61,12 @@ pub struct NodeMetrics {
 
 impl NodeMetrics {
     /// A registry of the group's, the state's and the API's measurements.
-    pub fn new(group: &Group<KvMachine>, snapshots: Arc<SnapshotStats>, feed: Feed) -> Self {
+    pub fn new(
+        group: &Group<KvMachine>,
+        snapshots: Arc<SnapshotStats>,
+        feed: Feed,
+        dir: Option<crate::data_dir::DataDir>,
+    ) -> Self {
         let mut registry = Registry::with_prefix("tessera");
         group.metrics().register(&mut registry);
         let requests = Family::<RouteLabels, Counter>::default();
@@ -82,6 +87,7 @@ impl NodeMetrics {
             group: group.clone(),
             snapshots,
             feed,
+            dir,
         }));
         NodeMetrics {
             registry,
@@ -148,6 +154,8 @@ struct StateCollector {
     group: Group<KvMachine>,
     snapshots: Arc<SnapshotStats>,
     feed: Feed,
+    /// The node's data directory, for its free space.
+    dir: Option<crate::data_dir::DataDir>,
 }
 
 impl StateCollector {
@@ -193,6 +201,27 @@ impl Collector for StateCollector {
             flag(s.role == crate::groups::raft::Role::Leader),
         )?;
         Self::gauge(e, "server_term", "The current term", int(s.term.0))?;
+        if let Some(dir) = &self.dir {
+            let space = dir.space().check();
+            Self::gauge(
+                e,
+                "disk_free_bytes",
+                "Bytes free on the data directory's file system",
+                int(space.free),
+            )?;
+            Self::gauge(
+                e,
+                "disk_reserve_bytes",
+                "Free space kept (--min-free-mib): below it the node takes no writes",
+                int(space.reserve),
+            )?;
+        }
+        Self::gauge(
+            e,
+            "disk_space_alarm",
+            "1 while the data directory's disk is below its reserve: no writes or new entries taken",
+            flag(s.disk_low),
+        )?;
         Self::gauge(
             e,
             "server_commit_index",

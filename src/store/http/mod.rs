@@ -228,9 +228,13 @@ async fn no_method(method: axum::http::Method) -> ApiError {
 }
 
 async fn status(State(api): State<Served>) -> Json<NodeStatus> {
-    let mut status = NodeStatus::new(&api.group.status(), &api.addr)
+    let group = api.group.status();
+    let mut status = NodeStatus::new(&group, &api.addr)
         .with_snapshots(&api.snapshots)
         .with_store(&api.feed.latest(), api.feed.watchers());
+    if let Some(dir) = api.network.data_dir() {
+        status = status.with_disk(dir.space().check(), group.disk_low);
+    }
     // The status must answer even when the worker is busy or stopped: the addresses come
     // from the worker, so they are left out when it does not answer at once.
     let roster = tokio::time::timeout(std::time::Duration::from_millis(500), api.group.roster());

@@ -76,6 +76,23 @@ pub struct NodeStatus {
     /// knows them (`GET /v1/members` has the rest).
     #[serde(default)]
     pub member_addrs: std::collections::BTreeMap<String, MemberAddrs>,
+    /// The data directory's disk (absent from nodes that predate it or keep no data
+    /// directory).
+    #[serde(default)]
+    pub disk: Option<DiskView>,
+}
+
+/// The data directory's disk in [`NodeStatus`]: what the free-space alarm acts on.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct DiskView {
+    /// Bytes free on its file system.
+    pub free_bytes: u64,
+    /// The file system's size.
+    pub total_bytes: u64,
+    /// The reserve (`--min-free-mib`).
+    pub reserve_bytes: u64,
+    /// The alarm as the group acts on it: no writes or new entries taken while true.
+    pub low: bool,
 }
 
 /// A member's addresses in [`NodeStatus`].
@@ -242,7 +259,19 @@ impl NodeStatus {
             store: None,
             leader_http: None,
             member_addrs: Default::default(),
+            disk: None,
         }
+    }
+
+    /// Adds the data directory's disk; `low` is the alarm as the group acts on it.
+    pub fn with_disk(mut self, space: crate::data_dir::space::SpaceState, low: bool) -> Self {
+        self.disk = Some(DiskView {
+            free_bytes: space.free,
+            total_bytes: space.total,
+            reserve_bytes: space.reserve,
+            low,
+        });
+        self
     }
 
     /// Adds the leader's HTTP API and every member's addresses.
