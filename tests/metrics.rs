@@ -80,6 +80,8 @@ const LISTED: &[(&str, bool)] = &[
     ("tessera_snapshot_bytes_served_total", false),
     ("tessera_snapshot_chunks_fetched_total", false),
     ("tessera_snapshot_bytes_fetched_total", false),
+    ("tessera_snapshot_chunks_damaged_total", false),
+    ("tessera_snapshot_chunks_damaged_not_served_total", false),
     ("tessera_log_entries", false),
     ("tessera_log_first_index", false),
     ("tessera_log_write_rate", false),

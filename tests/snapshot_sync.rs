@@ -528,3 +528,127 @@ async fn damaged_chunk_is_fetched_again(damaged: u64) {
         stop(m).await;
     }
 }
+
+/// A bit flips in stored chunks while their nodes run: every chunk of the newest snapshot
+/// on two of the three nodes. A new node then bootstraps from the three: the damaged
+/// copies are detected when asked for and never sent (the new node rejects nothing), it
+/// gets every chunk from the one intact copy and holds every key. One damaged node is
+/// then restarted: it finds its damage and repairs it from a peer.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn chunks_damaged_while_their_nodes_run_are_never_served_and_repaired_from_a_peer() {
+    init_logs();
+    let root = tempfile::tempdir().unwrap();
+    let sync = SnapshotConfig::default()
+        .every_entries(2_000)
+        .keep_tail(100);
+    let mut members = cluster(root.path(), sync).await;
+    let leader = leader_of(&members).await;
+    let li = members.iter().position(|m| m.addr.id == leader).unwrap();
+    // 2,500 keys of 2 KiB: a snapshot of about 5 MB, five 1 MiB chunks.
+    let commit = write(&members[li].group, "r-", 2_500, 2 << 10, 250).await;
+    all_hold_a_snapshot(&members, 4_000_000).await;
+    for m in &members {
+        bounded("every member applied everything", 60, async {
+            m.group.when().applied_reaches(commit).await
+        })
+        .await
+        .expect("applied");
+    }
+    let group = members[0].group.id();
+    let anchors: Vec<_> = members
+        .iter()
+        .map(|m| m.stats.held().last().map(|h| (h.anchor, h.chunks)))
+        .collect();
+    let Some((anchor, chunks)) = anchors[0] else {
+        panic!("no snapshot held: {anchors:?}")
+    };
+    assert!(
+        anchors.iter().all(|a| *a == Some((anchor, chunks))),
+        "every member holds the same newest snapshot: {anchors:?}"
+    );
+
+    // One bit of every chunk flips on two running nodes (their RocksDB, under them).
+    let damaged = [li, (li + 1) % 3];
+    for &d in &damaged {
+        let dir = members[d].network.data_dir().expect("a data directory");
+        let store = dir.store().snapshot_store(key_group(group).0);
+        for chunk in 0..u64::from(chunks) {
+            let mut bytes = store
+                .chunk(anchor.index().0, chunk)
+                .expect("read a chunk")
+                .expect("the chunk is there");
+            let at = bytes.len() / 2;
+            bytes[at] ^= 0x10;
+            store
+                .put_chunk(anchor.index().0, chunk, &bytes)
+                .expect("damage a chunk");
+        }
+    }
+
+    // A new node bootstraps from all three, one chunk per request, one per peer at a time
+    // (so each provider is asked).
+    let mut spread = sync;
+    spread.transfer.max_in_flight_per_peer = 1;
+    spread.transfer.max_chunks_per_request = 1;
+    let seed: Vec<PeerAddr> = members.iter().map(|m| m.addr).collect();
+    let fresh = start(&root.path().join("n3"), 0, &seed, spread).await;
+    bounded("the new node catches up", 120, async {
+        fresh.group.when().applied_reaches(commit).await
+    })
+    .await
+    .expect("catch up");
+    assert_eq!(len(&fresh.group, Consistency::Weak).await, 2_500);
+    assert_eq!(
+        count(&fresh.stats.chunks_rejected),
+        0,
+        "no damaged chunk reached the new node"
+    );
+    assert_eq!(count(&fresh.stats.installs), 1);
+    let not_served: Vec<u64> = damaged
+        .iter()
+        .map(|&d| count(&members[d].stats.damaged_not_served))
+        .collect();
+    assert!(
+        not_served.iter().sum::<u64>() >= 1,
+        "the damaged nodes were asked and refused: {not_served:?}"
+    );
+    for &d in &damaged {
+        assert_eq!(
+            count(&members[d].stats.chunks_served),
+            0,
+            "a damaged node served nothing"
+        );
+    }
+
+    // The damaged follower restarts: it finds its damage and repairs it from a peer.
+    let di = damaged[1];
+    let follower = members.remove(di);
+    let (dir, _, _) = stop(follower).await;
+    let others: Vec<PeerAddr> = members.iter().map(|m| m.addr).collect();
+    let back = start(&dir, 0, &others, sync).await;
+    bounded("the repaired follower applied everything", 60, async {
+        back.group.when().applied_reaches(commit).await
+    })
+    .await
+    .expect("applied");
+    assert_eq!(
+        count(&back.stats.damaged_chunks),
+        u64::from(chunks),
+        "every damaged chunk found at restart"
+    );
+    assert!(count(&back.stats.chunks_fetched) >= u64::from(chunks));
+    assert_eq!(count(&back.stats.chunks_rejected), 0);
+    assert_eq!(len(&back.group, Consistency::Weak).await, 2_500);
+    eprintln!(
+        "{chunks} chunks damaged on 2 of 3 running nodes: {not_served:?} requests refused as damaged, \
+         the new node fetched {} chunks, rejected 0; the restarted node found {} damaged and fetched {}",
+        count(&fresh.stats.chunks_fetched),
+        count(&back.stats.damaged_chunks),
+        count(&back.stats.chunks_fetched),
+    );
+    members.push(back);
+    members.push(fresh);
+    for m in members {
+        stop(m).await;
+    }
+}

@@ -341,7 +341,8 @@ impl<M: SnapshotStateMachine> SnapshotProvider<M> {
                     Ok(true) => match stored.manifest.verify_chunk(chunk, &buf) {
                         Ok(_) => true,
                         Err(err) => {
-                            tracing::warn!(group = %Short(&self.group), anchor, chunk, %err, "a stored chunk is damaged; not served");
+                            tracing::warn!(group = %Short(&self.group), anchor, chunk, %err, "a stored chunk is damaged; not served (repaired from peers at the next restart)");
+                            SnapshotStats::add(&self.stats().damaged_not_served, 1);
                             false
                         }
                     },

@@ -77,6 +77,9 @@ pub struct SnapshotStats {
     pub restores: AtomicU64,
     /// Damaged local chunks found at start (fetched again from peers).
     pub damaged_chunks: AtomicU64,
+    /// Chunks this node's provider found damaged when asked for them, and did not serve
+    /// (answered "missing": the asker fetches them elsewhere).
+    pub damaged_not_served: AtomicU64,
     /// Milliseconds this node's last install took to ship (choosing the snapshot to its
     /// last chunk stored); 0 before the first.
     pub last_ship_ms: AtomicU64,

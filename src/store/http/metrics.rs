@@ -315,6 +315,18 @@ impl Collector for StateCollector {
         )?;
         Self::counter(
             e,
+            "snapshot_chunks_damaged",
+            "Stored snapshot chunks found damaged at start, fetched again from peers",
+            &snaps.damaged_chunks,
+        )?;
+        Self::counter(
+            e,
+            "snapshot_chunks_damaged_not_served",
+            "Stored snapshot chunks found damaged when a peer asked for them, and not served",
+            &snaps.damaged_not_served,
+        )?;
+        Self::counter(
+            e,
             "snapshot_installs",
             "Snapshots installed from other nodes",
             &snaps.installs,
