@@ -123,6 +123,17 @@ pub struct Node {
     /// of the first leader it hears from (`Some(Index(0))` until it hears one), so it never
     /// helps elect a candidate that lacks what it once counted toward. Founding clears it.
     pub(crate) lost_state: Option<Index>,
+    /// The store's vote-withheld marker (see [`crate::Storage::vote_withheld`]): this
+    /// node's log was truncated at a damaged record, so it may have acknowledged entries
+    /// it no longer holds. Until its log reaches this index again it grants no vote or
+    /// pre-vote (it abstains) and neither campaigns nor takes a leadership transfer: a
+    /// candidate lacking an entry this node once counted toward could otherwise win with
+    /// its help. The log only grows through a leader's appends, log replay of committed
+    /// entries or a snapshot of committed state, so once it reaches the marker it holds
+    /// every entry committed up to it (log matching, §5.3) and may vote again.
+    pub(crate) vote_withheld: Option<Index>,
+    /// The marker was lifted here and the store has not been told yet (next `Ready`).
+    clear_vote_withheld: bool,
 }
 
 impl Node {
@@ -193,7 +204,10 @@ impl Node {
             forward_dedup: ForwardDedup::default(),
             follower_reads: FollowerReads::default(),
             lost_state: last.is_zero().then_some(Index(0)),
+            vote_withheld: store.vote_withheld(),
+            clear_vote_withheld: false,
         };
+        node.settle_vote_withheld();
         node.reset_election_timer();
         Ok(node)
     }
@@ -328,6 +342,7 @@ impl Node {
         }
         // Also after a catch-up by log replay, which commits outside `step`.
         self.settle_lost_state();
+        self.settle_vote_withheld();
         self.check_invariants();
         Ok(())
     }
@@ -380,14 +395,31 @@ impl Node {
             Message::TimeoutNow(m) => self.handle_timeout_now(from, m, store)?,
         }
         self.settle_lost_state();
+        self.settle_vote_withheld();
         self.check_invariants();
         Ok(())
     }
 
     /// Whether this node abstains from votes because it may have lost state (see
-    /// `lost_state`).
+    /// `lost_state` and `vote_withheld`).
     pub(crate) fn may_have_lost_state(&self) -> bool {
-        self.lost_state.is_some()
+        self.lost_state.is_some() || self.vote_withheld.is_some()
+    }
+
+    /// The vote-withheld marker still in force, if any (see `vote_withheld`).
+    pub fn vote_withheld(&self) -> Option<Index> {
+        self.vote_withheld
+    }
+
+    /// Lifts the vote-withheld marker once the log reached it; the next `Ready` clears
+    /// it in the store.
+    pub(crate) fn settle_vote_withheld(&mut self) {
+        if let Some(until) = self.vote_withheld {
+            if self.log.last().index() >= until {
+                self.vote_withheld = None;
+                self.clear_vote_withheld = true;
+            }
+        }
     }
 
     /// Ends the lost-state abstention once the log is committed up to its target.
@@ -482,6 +514,7 @@ impl Node {
         self.replayed_to = Index(0);
         self.pending_ack = None;
         self.settle_lost_state();
+        self.settle_vote_withheld();
         self.clients.settle_below(
             position.index(),
             |i| (i == position.index()).then_some(position.term()),
@@ -504,6 +537,7 @@ impl Node {
             || self.catch_up.is_some()
             || !self.transfer_outcomes.is_empty()
             || self.pending_broadcast
+            || self.clear_vote_withheld
             || self.current_hard_state() != self.emitted
     }
 
@@ -541,7 +575,7 @@ impl Node {
         let entries = self.log.take_unstable();
         self.clients.committed(&committed, &mut self.outcomes);
         let must_sync = term_or_vote_changed || !entries.is_empty() || reset_to.is_some();
-        Ok(Ready::new(
+        let ready = Ready::new(
             self.ready_number,
             hard_state,
             reset_to,
@@ -554,7 +588,12 @@ impl Node {
             self.catch_up.take(),
             std::mem::take(&mut self.transfer_outcomes),
             must_sync,
-        ))
+        );
+        Ok(if std::mem::take(&mut self.clear_vote_withheld) {
+            ready.clearing_vote_withheld()
+        } else {
+            ready
+        })
     }
 
     // ---- shared machinery --------------------------------------------------------------
@@ -643,7 +682,8 @@ impl Node {
     }
 
     fn may_campaign(&self) -> bool {
-        self.members.current().is_voter(&self.id)
+        self.vote_withheld.is_none()
+            && self.members.current().is_voter(&self.id)
             && self.config.campaign != CampaignPolicy::Never
             && (!self.term.is_zero() || self.now >= u64::from(self.config.bootstrap_ticks))
     }

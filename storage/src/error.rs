@@ -56,6 +56,14 @@ pub enum Corruption {
     /// bug, or a record written by another program).
     #[error("entry payload does not decode: {0}")]
     Payload(tessera_raft::PayloadBytesError),
+    /// A read while the node ran found this entry damaged (recorded under the group's
+    /// `LogDamage` meta key); the next open discards it and what follows, whether or not
+    /// the record reads intact again (a disk that returned bad bytes once is not trusted).
+    #[error("entry {index} was found damaged by a read while the node ran")]
+    FoundWhileRunning {
+        /// The index the read found damaged.
+        index: u64,
+    },
     /// A key whose length or layout does not fit its column family.
     #[error("malformed key of {len} bytes")]
     Key {
