@@ -290,7 +290,7 @@ async fn flipped_on_disk(root: std::path::PathBuf) -> Result<String, String> {
     // snapshot, so the restart reads it) flips on its disk.
     cluster.kill(victim)?;
     let dir = cluster.node(victim).dir.clone();
-    let (group, last, index) = {
+    let (last, index) = {
         let store = Store::open(&dir).map_err(|e| e.to_string())?;
         let (group, last) = busiest_group(&store)?;
         let index = last.saturating_sub(20).max(1);
@@ -304,9 +304,8 @@ async fn flipped_on_disk(root: std::path::PathBuf) -> Result<String, String> {
         store
             .put_raw(ColumnFamily::Log, &key, &value, true)
             .map_err(|e| e.to_string())?;
-        (group, last, index)
+        (last, index)
     };
-    let _ = group;
     let started = Instant::now();
     cluster.start(victim, &[])?;
     let line = log_line(
@@ -320,6 +319,7 @@ async fn flipped_on_disk(root: std::path::PathBuf) -> Result<String, String> {
             "the repair names another record than {index}: {line}"
         ));
     }
+    println!("n{victim} restarted: {line}");
     let acknowledged = acked.lock().map(|a| a.clone()).unwrap_or_default();
     let keys = all_agree(&mut cluster, &acknowledged).await?;
     let repaired_in = started.elapsed();
@@ -404,7 +404,7 @@ async fn flipped_while_running(root: std::path::PathBuf) -> Result<String, Strin
     }
     let refetched = field(&line, "withheld_until").map_or(0, |l| l + 1 - target);
     let keys = all_agree(&mut cluster, &acknowledged).await?;
-    let _ = stopped;
+    println!("n{leader} stopped: {stopped}\nn{leader} restarted: {line}");
     Ok(format!(
         "bit flipped in the leader n{leader}'s read of log record {target} while replicating to n{behind}: the group stopped naming the record, nothing of it sent; restarted, n{leader} cut its log at {target}, re-fetched {refetched} entries and caught up in {:.1} s; {} acknowledged writes, {keys} keys identical on the three nodes",
         restarted.elapsed().as_secs_f64(),
