@@ -496,6 +496,8 @@ impl World {
             return;
         }
         sn.store.crash();
+        self.maybe_damage(i);
+        let sn = &mut self.nodes[i];
         sn.node = None;
         sn.down = true;
         sn.epoch += 1;
@@ -510,6 +512,55 @@ impl World {
         }
         self.stats.crashes += 1;
         self.note(format!("crash node {i}"));
+    }
+
+    /// A crash that also damaged node `i`'s disk (see `Scenario::damage_on_crash`): its
+    /// log loses the entries from a random index on, and its vote is withheld until the
+    /// log reaches its old end again, as a restart's repair leaves it.
+    fn maybe_damage(&mut self, i: usize) {
+        let repairing = self
+            .nodes
+            .iter()
+            .any(|n| Storage::vote_withheld(&n.store).is_some());
+        // An even voter set needs every other voter to elect a leader while this one
+        // abstains; one of them may refuse for good (a longer log on a node that removed
+        // itself): a liveness limit of withholding the vote, kept out of the liveness check.
+        let odd = self.nodes[i]
+            .node
+            .as_ref()
+            .is_some_and(|n| n.membership().voters().len() % 2 == 1);
+        if !odd {
+            return;
+        }
+        if self.sc.damage_on_crash <= 0.0
+            || !self.faults_on
+            || repairing
+            || !self.rng.random_bool(self.sc.damage_on_crash)
+        {
+            return;
+        }
+        let store = &mut self.nodes[i].store;
+        let first = store.available().start().0 + 1;
+        let last = Storage::last(store).index().0;
+        if first > last {
+            return;
+        }
+        let at = self.rng.random_range(first..=last);
+        if let Err(e) = store.lose_from(Index(at)) {
+            self.note(format!("damage node {i}: {e}"));
+            return;
+        }
+        // Its messages still in flight die with it: acknowledgements of entries it no
+        // longer holds, arriving after its restart was announced, would make a leader
+        // believe it still holds them and never send them again (a liveness matter only:
+        // safety never rests on them, and a real link's frames do not outlive the
+        // restart's hello).
+        self.events
+            .retain(|Reverse(ev)| !matches!(ev.kind, EventKind::Deliver { from, .. } if from == i));
+        self.stats.log_repairs += 1;
+        self.note(format!(
+            "damage node {i}: log cut at {at}, vote withheld until {last}"
+        ));
     }
 
     fn restart(&mut self, i: usize) -> Result<(), String> {
@@ -530,7 +581,24 @@ impl World {
             Err(e) => return Err(self.fail(e)),
         }
         self.note(format!("restart node {i}"));
-        self.drive(i)
+        self.drive(i)?;
+        // A repaired node's hello tells leaders it restarted with less than they knew (the
+        // worker passes the peer's new state incarnation on; `Node::on_peer_restarted`),
+        // so they probe it from what it holds now.
+        if Storage::vote_withheld(&self.nodes[i].store).is_some() {
+            let (id, durable) = (self.nodes[i].id, Storage::durable(&self.nodes[i].store));
+            for j in 0..self.nodes.len() {
+                let sn = &mut self.nodes[j];
+                let Some(node) = sn.node.as_mut().filter(|n| j != i && n.is_leader()) else {
+                    continue;
+                };
+                node.on_peer_restarted(id, durable.index(), &sn.store)
+                    .map_err(|e| format!("node {j} on_peer_restarted: {e}"))
+                    .map_err(|e| self.fail(e))?;
+                self.drive(j)?;
+            }
+        }
+        Ok(())
     }
 
     fn faults(&mut self) -> Result<(), String> {
