@@ -71,6 +71,10 @@ fn flipped_byte_in_an_entry_is_named() {
         message.contains(&key),
         "the message names the key: {message}"
     );
+    assert!(
+        message.contains("(entry 5)"),
+        "and the entry's index: {message}"
+    );
     // A range read over the damage fails too rather than skipping the entry.
     assert!(log.get_range(&(Index(1)..=Index(10))).is_err());
 }

@@ -402,10 +402,24 @@ async fn flipped_while_running(root: std::path::PathBuf) -> Result<String, Strin
         }
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
+    match cluster.exit_status(leader) {
+        Some(status) if !status.success() => {}
+        other => {
+            return Err(format!(
+                "n{leader} should exit with an error, got {other:?}"
+            ))
+        }
+    }
+    let entry = format!("(entry {target})");
     let stopped = log_line(
         &cluster,
         leader,
-        &["group stopped", "corrupt record in log", "crc mismatch"],
+        &[
+            "group stopped",
+            "corrupt record in log",
+            &entry,
+            "crc mismatch",
+        ],
     )
     .await?;
     // The two others go on: a new leader, writes acknowledged, the follower caught up.

@@ -86,8 +86,9 @@ pub enum Error {
         #[source]
         source: rocksdb::Error,
     },
-    /// A stored record is damaged; the key is printed in hex.
-    #[error("corrupt record in {cf} at key {key}: {kind}")]
+    /// A stored record is damaged; the key is printed in hex (and, for a log entry, its
+    /// index in decimal, so an operator need not decode the key).
+    #[error("corrupt record in {cf} at key {key}{}: {kind}", entry_note(.cf, .key))]
     Corruption {
         /// Column family holding the record.
         cf: &'static str,
@@ -156,6 +157,14 @@ impl Error {
     pub fn is_corruption(&self) -> bool {
         matches!(self, Error::Corruption { .. })
     }
+}
+
+/// " (entry N)" for a `log` key (group ‖ index, in hex), else nothing.
+fn entry_note(cf: &str, key: &str) -> String {
+    let index = (cf == "log" && key.len() == 2 * crate::keys::LOG_KEY_LEN)
+        .then(|| u64::from_str_radix(&key[64..], 16).ok())
+        .flatten();
+    index.map_or_else(String::new, |i| format!(" (entry {i})"))
 }
 
 /// Lower-case hex, for keys in error messages.
