@@ -149,6 +149,11 @@ impl InMemoryLogStore {
         Ok(())
     }
 
+    /// The vote-withheld marker as of the last sync (what a crash keeps).
+    pub fn durable_vote_withheld(&self) -> Option<Index> {
+        self.durable.withheld
+    }
+
     /// Staged operations not yet synced.
     pub fn pending_operations(&self) -> usize {
         self.pending.len()

@@ -518,10 +518,12 @@ impl World {
     /// log loses the entries from a random index on, and its vote is withheld until the
     /// log reaches its old end again, as a restart's repair leaves it.
     fn maybe_damage(&mut self, i: usize) {
-        let repairing = self
-            .nodes
-            .iter()
-            .any(|n| Storage::vote_withheld(&n.store).is_some());
+        // One repair at a time, counting a marker lifted but not yet durable (a crash
+        // brings it back): with two of three voters withholding their votes, no leader
+        // can be elected and neither can catch up (a liveness limit of the design).
+        let repairing = self.nodes.iter().any(|n| {
+            Storage::vote_withheld(&n.store).is_some() || n.store.durable_vote_withheld().is_some()
+        });
         // An even voter set needs every other voter to elect a leader while this one
         // abstains; one of them may refuse for good (a longer log on a node that removed
         // itself): a liveness limit of withholding the vote, kept out of the liveness check.
