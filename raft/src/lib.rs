@@ -49,6 +49,7 @@
 
 #![deny(missing_docs)]
 
+mod abstention;
 mod byte_strings;
 mod candidate;
 mod client;

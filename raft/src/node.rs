@@ -133,7 +133,7 @@ pub struct Node {
     /// every entry committed up to it (log matching, §5.3) and may vote again.
     pub(crate) vote_withheld: Option<Index>,
     /// The marker was lifted here and the store has not been told yet (next `Ready`).
-    clear_vote_withheld: bool,
+    pub(crate) clear_vote_withheld: bool,
 }
 
 impl Node {
@@ -398,37 +398,6 @@ impl Node {
         self.settle_vote_withheld();
         self.check_invariants();
         Ok(())
-    }
-
-    /// Whether this node abstains from votes because it may have lost state (see
-    /// `lost_state` and `vote_withheld`).
-    pub(crate) fn may_have_lost_state(&self) -> bool {
-        self.lost_state.is_some() || self.vote_withheld.is_some()
-    }
-
-    /// The vote-withheld marker still in force, if any (see `vote_withheld`).
-    pub fn vote_withheld(&self) -> Option<Index> {
-        self.vote_withheld
-    }
-
-    /// Lifts the vote-withheld marker once the log reached it; the next `Ready` clears
-    /// it in the store.
-    pub(crate) fn settle_vote_withheld(&mut self) {
-        if let Some(until) = self.vote_withheld {
-            if self.log.last().index() >= until {
-                self.vote_withheld = None;
-                self.clear_vote_withheld = true;
-            }
-        }
-    }
-
-    /// Ends the lost-state abstention once the log is committed up to its target.
-    pub(crate) fn settle_lost_state(&mut self) {
-        if let Some(target) = self.lost_state {
-            if !target.is_zero() && self.log.committed >= target {
-                self.lost_state = None;
-            }
-        }
     }
 
     /// Proposes a command. On the leader it is appended at once (or refused while it hands
