@@ -1,8 +1,12 @@
 //! Damaged records are reported as corruption naming the column family and key, never a
-//! panic and never a silent skip.
+//! panic and never a silent skip. A damaged log record is repaired at open by truncating
+//! the log there (never by skipping it), capping the commit index and withholding the
+//! vote until the log reaches its old last index again; the marker and the truncation are
+//! durable together. A record a read found damaged while the node ran is repaired at the
+//! next open even when it lies before where recovery starts reading.
 
 use tessera::groups::raft::Payload;
-use tessera::groups::{GroupLog, Index, Storage, StorageError, Term};
+use tessera::groups::{GroupLog, HardState, Index, Storage, StorageError, Term};
 use tessera::{Digest, GroupId};
 use tessera_storage::{ColumnFamily, Corruption, Error, Store};
 
@@ -66,6 +70,10 @@ fn flipped_byte_in_an_entry_is_named() {
     assert!(
         message.contains(&key),
         "the message names the key: {message}"
+    );
+    assert!(
+        message.contains("(entry 5)"),
+        "and the entry's index: {message}"
     );
     // A range read over the damage fails too rather than skipping the entry.
     assert!(log.get_range(&(Index(1)..=Index(10))).is_err());
@@ -183,4 +191,135 @@ fn inspect_reports_groups_and_bytes() {
     assert_eq!(g["kv"]["computed_at"], 0, "{}", g["kv"]);
     assert_eq!(g["kv"]["entries_after_commit"], 10, "{}", g["kv"]);
     assert_eq!(g["kv"]["keys"], 0, "{}", g["kv"]);
+}
+
+// ---- repair ------------------------------------------------------------------------
+
+fn open_core(store: &Store) -> GroupLog {
+    store.open_core_log(*group().as_bytes()).expect("open")
+}
+
+/// `n` entries at term 1, all committed.
+fn write_committed(dir: &std::path::Path, n: u64) {
+    let store = Store::open(dir).unwrap();
+    let mut log = open_core(&store);
+    for i in 1..=n {
+        log.append(Payload::Command(vec![i as u8; 64]), Term(1))
+            .unwrap();
+    }
+    log.set_hard_state(HardState {
+        term: Term(1),
+        vote: None,
+        commit: Index(n),
+    });
+    log.sync().unwrap();
+}
+
+/// Flips one bit of entry `index`'s stored record.
+fn flip_bit(dir: &std::path::Path, index: u64) {
+    let store = Store::open(dir).unwrap();
+    let key = Store::log_key(group().as_bytes(), index);
+    let mut value = store.get_raw(ColumnFamily::Log, &key).unwrap().unwrap();
+    value[20] ^= 0x08;
+    store
+        .put_raw(ColumnFamily::Log, &key, &value, true)
+        .unwrap();
+}
+
+#[test]
+fn a_flipped_bit_is_repaired_by_truncation_with_the_vote_withheld() {
+    let dir = tempfile::tempdir().unwrap();
+    write_committed(dir.path(), 10);
+    flip_bit(dir.path(), 6);
+    let store = Store::open(dir.path()).unwrap();
+    let mut log = open_core(&store);
+    let repair = Storage::repair_from(&mut log, Index(3))
+        .unwrap()
+        .expect("damage found");
+    assert_eq!(repair.index, Index(6));
+    assert_eq!(repair.withheld_until, Index(10));
+    assert!(repair.what.contains("crc mismatch"), "{}", repair.what);
+    assert!(repair.what.contains("log"), "names the column family");
+    assert_eq!(Storage::last(&log).index(), Index(5));
+    assert_eq!(Storage::hard_state(&log).commit, Index(5), "commit capped");
+    assert_eq!(Storage::vote_withheld(&log), Some(Index(10)));
+    assert_eq!(Storage::durable(&log).index(), Index(5), "durable at once");
+    drop(log);
+    // After a restart: the same, and nothing left to repair.
+    let mut log = open_core(&store);
+    assert_eq!(Storage::last(&log).index(), Index(5));
+    assert_eq!(Storage::vote_withheld(&log), Some(Index(10)));
+    assert_eq!(Storage::repair_from(&mut log, Index(0)).unwrap(), None);
+    assert_eq!(
+        Storage::get(&log, Index(5)).unwrap().map(|e| e.payload),
+        Some(Payload::Command(vec![5; 64]))
+    );
+    // The entries come back (from a leader), and the marker is cleared with them.
+    for i in 6..=10u64 {
+        Storage::append(&mut log, Payload::Command(vec![i as u8; 64]), Term(2)).unwrap();
+    }
+    Storage::set_vote_withheld(&mut log, None).unwrap();
+    Storage::sync(&mut log).unwrap();
+    drop(log);
+    let log = open_core(&store);
+    assert_eq!(Storage::vote_withheld(&log), None);
+    assert_eq!(Storage::last(&log).index(), Index(10));
+}
+
+#[test]
+fn a_damaged_tail_opens_for_repair_and_is_cut() {
+    let dir = tempfile::tempdir().unwrap();
+    write_committed(dir.path(), 10);
+    flip_bit(dir.path(), 10);
+    let store = Store::open(dir.path()).unwrap();
+    assert!(
+        store.group_log(*group().as_bytes()).is_err(),
+        "a tool's open still refuses it"
+    );
+    let mut log = open_core(&store);
+    let repair = Storage::repair_from(&mut log, Index(9)).unwrap().unwrap();
+    assert_eq!(repair.index, Index(10));
+    assert_eq!(Storage::last(&log).index(), Index(9));
+    drop(log);
+    assert!(store.group_log(*group().as_bytes()).is_ok());
+}
+
+#[test]
+fn damage_found_while_running_is_repaired_at_the_next_open_even_before_the_start() {
+    let dir = tempfile::tempdir().unwrap();
+    write_committed(dir.path(), 10);
+    flip_bit(dir.path(), 2);
+    let store = Store::open(dir.path()).unwrap();
+    let log = open_core(&store);
+    // A running read (replicating to a lagging follower, say) hits it: an error, never
+    // the damaged bytes.
+    assert!(Storage::get(&log, Index(2)).is_err());
+    assert!(Storage::get_range(&log, &(Index(1)..=Index(4))).is_err());
+    drop(log);
+    // Recovery would read from 7 only (a snapshot at 7, say): the recorded damage at 2
+    // is repaired anyway.
+    let mut log = open_core(&store);
+    let repair = Storage::repair_from(&mut log, Index(7)).unwrap().unwrap();
+    assert_eq!(repair.index, Index(2));
+    assert_eq!(Storage::last(&log).index(), Index(1));
+    assert_eq!(Storage::vote_withheld(&log), Some(Index(10)));
+    drop(log);
+    let mut log = open_core(&store);
+    assert_eq!(
+        Storage::repair_from(&mut log, Index(7)).unwrap(),
+        None,
+        "the damage record was cleared with the repair"
+    );
+}
+
+#[test]
+fn an_intact_log_is_left_alone() {
+    let dir = tempfile::tempdir().unwrap();
+    write_committed(dir.path(), 10);
+    let store = Store::open(dir.path()).unwrap();
+    let mut log = open_core(&store);
+    assert_eq!(Storage::repair_from(&mut log, Index(0)).unwrap(), None);
+    assert_eq!(Storage::last(&log).index(), Index(10));
+    assert_eq!(Storage::hard_state(&log).commit, Index(10));
+    assert_eq!(Storage::vote_withheld(&log), None);
 }

@@ -120,6 +120,8 @@ impl Node {
     /// - a node that started with an empty log answers `Abstained` until it caught up with
     ///   the first leader it heard (it may have lost state it once acknowledged; see
     ///   `Node::lost_state`);
+    /// - a node whose log was repaired by truncation answers `Abstained` until its log
+    ///   reaches the store's vote-withheld marker again (see `Node::vote_withheld`);
     /// - every other node, a catching-up learner in its own latest configuration included,
     ///   answers `Granted` or `Denied` by the rules above. A candidate asks only the voters
     ///   of *its* configuration, so a learner that is asked was promoted in an entry it has

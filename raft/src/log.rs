@@ -29,6 +29,8 @@ pub trait LogReader {
     fn entries(&self, from: Index, to: Index) -> Result<Vec<Entry>, StorageError>;
     /// The hard state (staged or durable).
     fn hard_state(&self) -> HardState;
+    /// The vote-withheld marker ([`Storage::vote_withheld`]).
+    fn vote_withheld(&self) -> Option<Index>;
 }
 
 impl<S: Storage + ?Sized> LogReader for S {
@@ -55,6 +57,10 @@ impl<S: Storage + ?Sized> LogReader for S {
 
     fn hard_state(&self) -> HardState {
         Storage::hard_state(self)
+    }
+
+    fn vote_withheld(&self) -> Option<Index> {
+        Storage::vote_withheld(self)
     }
 }
 

@@ -18,6 +18,8 @@ struct LogState {
     /// Entry `i` is at index `anchor.index() + 1 + i`.
     entries: VecDeque<(Payload, Term)>,
     hard_state: HardState,
+    /// The vote-withheld marker ([`Storage::vote_withheld`]).
+    withheld: Option<Index>,
 }
 
 impl Default for LogState {
@@ -26,6 +28,7 @@ impl Default for LogState {
             anchor: Cursor::zero(),
             entries: VecDeque::new(),
             hard_state: HardState::default(),
+            withheld: None,
         }
     }
 }
@@ -38,6 +41,7 @@ enum Op {
     Prune(Index),
     Reset(Cursor),
     HardState(HardState),
+    Withhold(Option<Index>),
 }
 
 impl LogState {
@@ -89,6 +93,7 @@ impl LogState {
                 self.anchor = anchor;
             }
             Op::HardState(state) => self.hard_state = state,
+            Op::Withhold(until) => self.withheld = until,
         }
     }
 }
@@ -123,6 +128,30 @@ impl InMemoryLogStore {
     pub fn crash(&mut self) {
         self.current = self.durable.clone();
         self.pending.clear();
+    }
+
+    /// Models what [`Storage::repair_from`] does on a damaged disk, for tests and the
+    /// simulator: the entries from `at` on are discarded, the commit index capped, and the
+    /// vote withheld until the old last index, durably (everything staged is synced first).
+    pub fn lose_from(&mut self, at: Index) -> Result<(), StorageError> {
+        self.sync()?;
+        let last = self.current.last().index();
+        if at > last {
+            return Ok(());
+        }
+        self.truncate(at)?;
+        let mut hs = self.current.hard_state;
+        hs.commit = hs.commit.min(self.current.last().index());
+        self.set_hard_state(hs)?;
+        let until = self.current.withheld.map_or(last, |w| w.max(last));
+        self.set_vote_withheld(Some(until))?;
+        self.sync()?;
+        Ok(())
+    }
+
+    /// The vote-withheld marker as of the last sync (what a crash keeps).
+    pub fn durable_vote_withheld(&self) -> Option<Index> {
+        self.durable.withheld
     }
 
     /// Staged operations not yet synced.
@@ -225,5 +254,16 @@ impl Storage for InMemoryLogStore {
 
     fn durable(&self) -> Cursor {
         self.durable.last()
+    }
+
+    fn vote_withheld(&self) -> Option<Index> {
+        self.current.withheld
+    }
+
+    fn set_vote_withheld(&mut self, until: Option<Index>) -> Result<(), StorageError> {
+        if until != self.current.withheld {
+            self.stage(Op::Withhold(until));
+        }
+        Ok(())
     }
 }

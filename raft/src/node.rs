@@ -126,6 +126,17 @@ pub struct Node {
     /// The driver says the disk is low on space ([`Node::set_low_space`]): as leader this
     /// node appends no client command (its own or forwarded) and says so at once.
     pub(crate) low_space: bool,
+    /// The store's vote-withheld marker (see [`crate::Storage::vote_withheld`]): this
+    /// node's log was truncated at a damaged record, so it may have acknowledged entries
+    /// it no longer holds. Until its log reaches this index again it grants no vote or
+    /// pre-vote (it abstains) and neither campaigns nor takes a leadership transfer: a
+    /// candidate lacking an entry this node once counted toward could otherwise win with
+    /// its help. The log only grows through a leader's appends, log replay of committed
+    /// entries or a snapshot of committed state, so once it reaches the marker it holds
+    /// every entry committed up to it (log matching, §5.3) and may vote again.
+    pub(crate) vote_withheld: Option<Index>,
+    /// The marker was lifted here and the store has not been told yet (next `Ready`).
+    pub(crate) clear_vote_withheld: bool,
 }
 
 impl Node {
@@ -197,7 +208,10 @@ impl Node {
             follower_reads: FollowerReads::default(),
             lost_state: last.is_zero().then_some(Index(0)),
             low_space: false,
+            vote_withheld: store.vote_withheld(),
+            clear_vote_withheld: false,
         };
+        node.settle_vote_withheld();
         node.reset_election_timer();
         Ok(node)
     }
@@ -332,6 +346,7 @@ impl Node {
         }
         // Also after a catch-up by log replay, which commits outside `step`.
         self.settle_lost_state();
+        self.settle_vote_withheld();
         self.check_invariants();
         Ok(())
     }
@@ -384,23 +399,9 @@ impl Node {
             Message::TimeoutNow(m) => self.handle_timeout_now(from, m, store)?,
         }
         self.settle_lost_state();
+        self.settle_vote_withheld();
         self.check_invariants();
         Ok(())
-    }
-
-    /// Whether this node abstains from votes because it may have lost state (see
-    /// `lost_state`).
-    pub(crate) fn may_have_lost_state(&self) -> bool {
-        self.lost_state.is_some()
-    }
-
-    /// Ends the lost-state abstention once the log is committed up to its target.
-    pub(crate) fn settle_lost_state(&mut self) {
-        if let Some(target) = self.lost_state {
-            if !target.is_zero() && self.log.committed >= target {
-                self.lost_state = None;
-            }
-        }
     }
 
     /// Proposes a command. On the leader it is appended at once (or refused while it hands
@@ -504,6 +505,7 @@ impl Node {
         self.replayed_to = Index(0);
         self.pending_ack = None;
         self.settle_lost_state();
+        self.settle_vote_withheld();
         self.clients.settle_below(
             position.index(),
             |i| (i == position.index()).then_some(position.term()),
@@ -526,6 +528,7 @@ impl Node {
             || self.catch_up.is_some()
             || !self.transfer_outcomes.is_empty()
             || self.pending_broadcast
+            || self.clear_vote_withheld
             || self.current_hard_state() != self.emitted
     }
 
@@ -563,7 +566,7 @@ impl Node {
         let entries = self.log.take_unstable();
         self.clients.committed(&committed, &mut self.outcomes);
         let must_sync = term_or_vote_changed || !entries.is_empty() || reset_to.is_some();
-        Ok(Ready::new(
+        let ready = Ready::new(
             self.ready_number,
             hard_state,
             reset_to,
@@ -576,7 +579,12 @@ impl Node {
             self.catch_up.take(),
             std::mem::take(&mut self.transfer_outcomes),
             must_sync,
-        ))
+        );
+        Ok(if std::mem::take(&mut self.clear_vote_withheld) {
+            ready.clearing_vote_withheld()
+        } else {
+            ready
+        })
     }
 
     // ---- shared machinery --------------------------------------------------------------
@@ -665,7 +673,8 @@ impl Node {
     }
 
     fn may_campaign(&self) -> bool {
-        self.members.current().is_voter(&self.id)
+        self.vote_withheld.is_none()
+            && self.members.current().is_voter(&self.id)
             && self.config.campaign != CampaignPolicy::Never
             && (!self.term.is_zero() || self.now >= u64::from(self.config.bootstrap_ticks))
     }

@@ -5,7 +5,8 @@
 //! 1. `let mut rd = node.ready(&store)?;`
 //! 2. write: [`Ready::reset_to`] (log reset), then [`Ready::take_entries`] (truncate the
 //!    store at the first entry's index if it holds that index, then append), then
-//!    [`Ready::hard_state`] — all staged, then **one** `sync()` if [`Ready::must_sync`]
+//!    [`Ready::hard_state`], then the vote-withheld marker's clearing
+//!    ([`Ready::clears_vote_withheld`]) — all staged, then **one** `sync()` if [`Ready::must_sync`]
 //!    ([`Ready::persist`] does exactly this for any `Storage`);
 //! 3. send [`Ready::take_messages`] (they may go before the sync completes);
 //! 4. after the sync: send [`Ready::take_after_sync`], call `node.on_persisted(..)` with
@@ -42,6 +43,8 @@ pub struct Ready {
     catch_up: Option<CatchUp>,
     transfers: Vec<TransferOutcome>,
     must_sync: bool,
+    /// The node's log reached its vote-withheld marker: clear the marker in the store.
+    clear_vote_withheld: bool,
 }
 
 #[allow(clippy::too_many_arguments)]
@@ -73,7 +76,20 @@ impl Ready {
             catch_up,
             transfers,
             must_sync,
+            clear_vote_withheld: false,
         }
+    }
+
+    /// Marks this `Ready` as clearing the store's vote-withheld marker.
+    pub(crate) fn clearing_vote_withheld(mut self) -> Self {
+        self.clear_vote_withheld = true;
+        self
+    }
+
+    /// Whether the store's vote-withheld marker is to be cleared (staged after the
+    /// entries, so it is never durable without the entries that earned it).
+    pub fn clears_vote_withheld(&self) -> bool {
+        self.clear_vote_withheld
     }
 
     /// The sequence number of this `Ready` (1, 2, ...).
@@ -177,6 +193,9 @@ impl Ready {
         }
         if let Some(hs) = self.hard_state {
             store.set_hard_state(hs)?;
+        }
+        if self.clear_vote_withheld {
+            store.set_vote_withheld(None)?;
         }
         Ok(self.must_sync)
     }

@@ -45,6 +45,20 @@ pub struct SyncReport {
     pub operations: usize,
 }
 
+/// A damaged log record found by [`Storage::repair_from`], and what was done about it: the
+/// log was truncated at `index` (everything from it on discarded, to be fetched again from
+/// the leader) and votes are withheld until the log reaches `withheld_until` again.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct LogRepair {
+    /// The first damaged entry: the log now ends just before it.
+    pub index: Index,
+    /// The last index the log had before the repair (the vote-withheld marker).
+    pub withheld_until: Index,
+    /// Where and what: column family, key and the damage, for the log line (not for
+    /// matching on; the store's own error type names them precisely).
+    pub what: String,
+}
+
 /// The log store of one consensus group. It stores the core's own [`Entry`] (a command
 /// stays the bytes the typed layer encoded; a store writes them as they are, see
 /// [`Payload::header`]).
@@ -102,4 +116,32 @@ pub trait Storage: Send + 'static {
 
     /// The last entry known durable (as of the last successful `sync` or open).
     fn durable(&self) -> Cursor;
+
+    /// The vote-withheld marker: this node lost log entries it may have acknowledged (a
+    /// damaged record was repaired by truncating the log), so it neither votes, pre-votes
+    /// nor campaigns until its log reaches this index again through a leader (see
+    /// `Node::vote_withheld`). Durable across restarts; `None` for a store that never
+    /// repairs (the default).
+    fn vote_withheld(&self) -> Option<Index> {
+        None
+    }
+
+    /// Stages setting or clearing the vote-withheld marker; durable with the next `sync`.
+    /// The default ignores it: a store whose [`Storage::repair_from`] never repairs never
+    /// has a marker to set or clear.
+    fn set_vote_withheld(&mut self, _until: Option<Index>) -> Result<(), StorageError> {
+        Ok(())
+    }
+
+    /// Restart recovery: verifies every stored entry from `from` (clamped to the first one
+    /// stored) to the last, plus any record a read found damaged while the node ran. At
+    /// the first damaged one (bad crc, undecodable payload, missing inside the bounds) the
+    /// log is truncated there, the commit index capped at the new last entry and the
+    /// vote-withheld marker set to the old last index, all made durable before this
+    /// returns. Damage is repaired by discarding, never by skipping: the entries come back
+    /// from the leader. The default verifies nothing (the in-memory store cannot be
+    /// damaged).
+    fn repair_from(&mut self, _from: Index) -> Result<Option<LogRepair>, StorageError> {
+        Ok(None)
+    }
 }

@@ -204,6 +204,7 @@ mod membership;
 mod replay;
 mod snapshot_catch_up;
 mod transfer;
+mod vote_withheld;
 
 #[test]
 fn single_voter_elects_itself_and_commits_its_noop_once_synced() {

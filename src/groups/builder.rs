@@ -360,10 +360,14 @@ fn spawn<M: StateMachine, S: Storage>(
     // The state sync the worker runs: given its storage first, then asked to restore.
     let mut sync = machine.state_sync();
     sync.attach(&local);
+    // Recovery verifies the log it is about to replay and repairs a damaged record (it
+    // logs a warning naming it; the core learns of the repair through the store's
+    // vote-withheld marker).
     let Recovered {
         applied,
         base,
         repairing,
+        log_repair: _,
     } = recovery::recover(&mut machine, &sync, &mut store, group)?;
     let tick = tick_for(&consensus);
     let mut raft = consensus.raft_config(tick, machine.leadership_preference());

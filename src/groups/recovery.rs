@@ -3,10 +3,17 @@
 //! restart cost proportional to the state), the log is made to agree with it, and the
 //! positions the core and the worker restart from are worked out. Only the log after the
 //! restored state is replayed.
+//!
+//! Before anything reads it, that part of the log is verified ([`Storage::repair_from`]):
+//! a damaged record (bad crc, undecodable payload, missing inside the bounds, or one a read
+//! found damaged while the node last ran) is repaired by truncating the log there and
+//! withholding this node's vote until its log reaches the old last index again; the
+//! discarded entries come back from the leader (or a snapshot, if it pruned them).
 
 use super::machine::{RestoreError, Restored, StateMachine, StateSync};
-use super::raft::{LogReader, Membership, RaftError};
+use super::raft::{LogReader, LogRepair, Membership, RaftError};
 use super::{Cursor, Index, Storage, StorageError};
+use crate::primitives::Short;
 use crate::GroupId;
 
 /// Why a group's local state could not be recovered. Nothing is deleted: a later start
@@ -46,6 +53,8 @@ pub(crate) struct Recovered {
     pub(crate) base: Option<(Index, Membership)>,
     /// Local state found damaged, to fetch again from peers before anything is applied.
     pub(crate) repairing: Option<Cursor>,
+    /// A damaged log record found and repaired by truncation.
+    pub(crate) log_repair: Option<LogRepair>,
 }
 
 /// Restores `machine` through `sync` (already attached to its storage) and settles the
@@ -62,24 +71,52 @@ pub(crate) fn recover<M: StateMachine, S: Storage>(
             applied: Index(0),
             base: None,
             repairing: None,
+            log_repair: repair_log(store, group, Index(0))?,
         },
         Restored::State { at, membership } => {
+            let log_repair = repair_log(store, group, at.index())?;
             settle_log(store, group, at)?;
             Recovered {
                 applied: at.index(),
                 base: Some((at.index(), membership)),
                 repairing: None,
+                log_repair,
             }
         }
         Restored::Damaged { at, membership } => {
+            let log_repair = repair_log(store, group, at.index())?;
             settle_log(store, group, at)?;
             Recovered {
                 applied: at.index(),
                 base: membership.map(|m| (at.index(), m)),
                 repairing: Some(at),
+                log_repair,
             }
         }
     })
+}
+
+/// Verifies the log from `from` (the restored state's anchor, whose term `settle_log`
+/// reads; 0 when the whole log is replayed) and repairs the first damaged record by
+/// truncation (see the module docs). Logs the repair as a warning naming the record.
+fn repair_log<S: Storage>(
+    store: &mut S,
+    group: GroupId,
+    from: Index,
+) -> Result<Option<LogRepair>, RecoveryError> {
+    let repair = store.repair_from(from)?;
+    if let Some(r) = &repair {
+        tracing::warn!(
+            group = %Short(&group),
+            index = r.index.0,
+            withheld_until = r.withheld_until.0,
+            damage = %r.what,
+            "damaged log record: log truncated at {}, repairing from peers; votes withheld until the log reaches {} again",
+            r.index,
+            r.withheld_until,
+        );
+    }
+    Ok(repair)
 }
 
 /// Makes the log agree with restored state at `anchor`. A snapshot's manifest is stored
@@ -148,7 +185,8 @@ mod tests {
             Recovered {
                 applied: Index(0),
                 base: None,
-                repairing: None
+                repairing: None,
+                log_repair: None,
             }
         );
         assert_eq!(Storage::last(&store), Cursor(Term(1), Index(3)));

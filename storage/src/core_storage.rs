@@ -6,7 +6,7 @@ use crate::error::hex;
 use crate::{Error, GroupId, GroupLog, Store};
 use std::ops::RangeInclusive;
 use tessera_raft::{
-    Cursor, Entry, HardState, Index, Payload, Storage, StorageError, SyncReport, Term,
+    Cursor, Entry, HardState, Index, LogRepair, Payload, Storage, StorageError, SyncReport, Term,
 };
 
 /// A storage error as the core reports it, naming the group.
@@ -19,8 +19,11 @@ fn backend(group: &GroupId, source: Error) -> StorageError {
 
 impl Store {
     /// Opens `group`'s log for the core: [`Store::group_log`] with the core's error.
+    ///
+    /// A damaged or missing tail does not fail the open: the node repairs it at once
+    /// through [`Storage::repair_from`] (restart recovery does).
     pub fn open_core_log(&self, group: GroupId) -> Result<GroupLog, StorageError> {
-        self.group_log(group).map_err(|e| backend(&group, e))
+        GroupLog::open_for_repair(self.clone(), group).map_err(|e| backend(&group, e))
     }
 }
 
@@ -84,5 +87,23 @@ impl Storage for GroupLog {
 
     fn durable(&self) -> Cursor {
         self.durable_last()
+    }
+
+    fn vote_withheld(&self) -> Option<Index> {
+        GroupLog::vote_withheld(self)
+    }
+
+    fn set_vote_withheld(&mut self, until: Option<Index>) -> Result<(), StorageError> {
+        GroupLog::set_vote_withheld(self, until);
+        Ok(())
+    }
+
+    fn repair_from(&mut self, from: Index) -> Result<Option<LogRepair>, StorageError> {
+        let repair = GroupLog::repair_from(self, from).map_err(|e| self.backend(e))?;
+        Ok(repair.map(|r| LogRepair {
+            index: Index(r.index),
+            withheld_until: Index(r.withheld_until),
+            what: r.cause.to_string(),
+        }))
     }
 }

@@ -56,6 +56,14 @@ pub enum Corruption {
     /// bug, or a record written by another program).
     #[error("entry payload does not decode: {0}")]
     Payload(tessera_raft::PayloadBytesError),
+    /// A read while the node ran found this entry damaged (recorded under the group's
+    /// `LogDamage` meta key); the next open discards it and what follows, whether or not
+    /// the record reads intact again (a disk that returned bad bytes once is not trusted).
+    #[error("entry {index} was found damaged by a read while the node ran")]
+    FoundWhileRunning {
+        /// The index the read found damaged.
+        index: u64,
+    },
     /// A key whose length or layout does not fit its column family.
     #[error("malformed key of {len} bytes")]
     Key {
@@ -78,8 +86,9 @@ pub enum Error {
         #[source]
         source: rocksdb::Error,
     },
-    /// A stored record is damaged; the key is printed in hex.
-    #[error("corrupt record in {cf} at key {key}: {kind}")]
+    /// A stored record is damaged; the key is printed in hex (and, for a log entry, its
+    /// index in decimal, so an operator need not decode the key).
+    #[error("corrupt record in {cf} at key {key}{}: {kind}", entry_note(.cf, .key))]
     Corruption {
         /// Column family holding the record.
         cf: &'static str,
@@ -148,6 +157,14 @@ impl Error {
     pub fn is_corruption(&self) -> bool {
         matches!(self, Error::Corruption { .. })
     }
+}
+
+/// " (entry N)" for a `log` key (group ‖ index, in hex), else nothing.
+fn entry_note(cf: &str, key: &str) -> String {
+    let index = (cf == "log" && key.len() == 2 * crate::keys::LOG_KEY_LEN)
+        .then(|| u64::from_str_radix(&key[64..], 16).ok())
+        .flatten();
+    index.map_or_else(String::new, |i| format!(" (entry {i})"))
 }
 
 /// Lower-case hex, for keys in error messages.

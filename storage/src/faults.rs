@@ -6,7 +6,12 @@
 //! first (one failed `stat` when there is none). Its first word says what fails:
 //! - `sync-eio`: the sync fails as an fsync returning EIO would: nothing of the batch is
 //!   written, the caller gets an error naming the data directory and the fault;
-//! - `sync-enospc`: the same with ENOSPC (a full disk).
+//! - `sync-enospc`: the same with ENOSPC (a full disk);
+//! - `flip-log-record INDEX`: the next read of log entry `INDEX` from RocksDB (not from the
+//!   in-memory tail) in this process sees one bit of the stored record flipped, as a bad
+//!   sector or a flaky controller would return it; the record's crc must catch it. It
+//!   fires once per data directory, index and process; the record on disk stays intact.
+//!   Log reads check the file once per call (a range read once, not per entry).
 //!
 //! **The deliberate bug** `TESSERA_DELIBERATE_BUG=lazy-fsync` (read once, at the first
 //! sync) makes a sync report everything staged as durable but write it only once a second:
@@ -44,6 +49,50 @@ pub(crate) fn sync_fault(dir: &Path) -> Option<std::io::Error> {
         ),
     ))
 }
+
+/// The log index the fault file in `dir` says to flip on its next read, if it has not
+/// fired yet in this process.
+pub(crate) fn flip_target(dir: &Path) -> Option<u64> {
+    let text = std::fs::read_to_string(dir.join(FAULT_FILE)).ok()?;
+    let mut words = text.split_whitespace();
+    if words.next()? != "flip-log-record" {
+        return None;
+    }
+    let index = words.next()?.parse::<u64>().ok()?;
+    let fired = FIRED.get_or_init(|| std::sync::Mutex::new(Vec::new()));
+    let fired = fired.lock().ok()?;
+    (!fired.iter().any(|(d, i)| d == dir && *i == index)).then_some(index)
+}
+
+/// Flips one bit of `record`, the stored value of log entry `index` in `dir`, when it is
+/// the fault's target; marks the fault fired. Returns whether it flipped.
+pub(crate) fn flip_record(dir: &Path, index: u64, record: &mut [u8]) -> bool {
+    if record.is_empty() {
+        return false;
+    }
+    let Some(fired) = FIRED.get() else {
+        return false;
+    };
+    let Ok(mut fired) = fired.lock() else {
+        return false;
+    };
+    if fired.iter().any(|(d, i)| d == dir && *i == index) {
+        return false;
+    }
+    fired.push((dir.to_path_buf(), index));
+    // The first payload byte (the low byte of the entry's term), or the version byte of
+    // a record too short to have one: either way the crc (or the version check) fails.
+    let at = usize::from(record.len() > 1);
+    record[at] ^= 0x01;
+    eprintln!(
+        "fault injection: flipped a bit of log entry {index} read from {}",
+        dir.display()
+    );
+    true
+}
+
+/// Flip faults already fired in this process: data directory and index.
+static FIRED: OnceLock<std::sync::Mutex<Vec<(std::path::PathBuf, u64)>>> = OnceLock::new();
 
 /// Whether the lazy-fsync bug is on.
 fn lazy_fsync() -> bool {

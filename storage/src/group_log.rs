@@ -29,6 +29,10 @@
 //! and [`HardState`] and reports its [`SyncReport`], so nothing converts between two
 //! versions of them; `core_storage.rs` implements the core's `Storage` trait on top.
 
+mod repair;
+
+pub use repair::Repair;
+
 use crate::error::{hex, Corruption, Error};
 use crate::hard_state::{hard_state_record, LogBounds};
 use crate::keys::{log_key, meta_key, MetaTag};
@@ -66,6 +70,16 @@ pub struct GroupLog {
     deletes: Vec<(u64, u64)>,
     /// Staged calls since the last sync, for the report.
     operations: usize,
+    /// The vote-withheld marker as staged, and as of the last sync (`MetaTag::VoteWithheld`).
+    vote_withheld: Option<Index>,
+    durable_vote_withheld: Option<Index>,
+    /// The lowest index a read found damaged in an earlier run (`MetaTag::LogDamage`), as
+    /// found at open; `repair_from` starts there and clears it.
+    damage_marker: Option<u64>,
+    /// The next sync deletes the `LogDamage` record (a repair dealt with it).
+    clear_damage_marker: bool,
+    /// Opened for repair with a damaged or missing tail: verification starts here.
+    suspect_from: Option<u64>,
     /// When the deliberate lazy-fsync bug last wrote for real (see `faults`).
     #[cfg(feature = "fault-injection")]
     lazy_written: Option<std::time::Instant>,
@@ -103,8 +117,37 @@ fn decode_entry(key: &[u8], index: u64, payload: &[u8]) -> Result<Entry, Error> 
     })
 }
 
+/// A small `meta` record holding one u64 (LE), if present.
+fn read_index_record(store: &Store, key: &[u8]) -> Result<Option<u64>, Error> {
+    let Some(raw) = store.get_raw(ColumnFamily::Meta, key)? else {
+        return Ok(None);
+    };
+    let payload = record::decode("meta", key, &raw)?;
+    let bytes: [u8; 8] = payload.try_into().map_err(|_| Error::Corruption {
+        cf: "meta",
+        key: hex(key),
+        kind: Corruption::PayloadLength {
+            len: payload.len(),
+            expected: "8 (index)",
+        },
+    })?;
+    Ok(Some(u64::from_le_bytes(bytes)))
+}
+
 impl GroupLog {
+    /// Opens `group`'s log, refusing a damaged tail (bounds that disagree with the newest
+    /// entry, or a damaged newest entry): for tools that read and must not repair.
     pub(crate) fn open(store: Store, group: GroupId) -> Result<Self, Error> {
+        Self::open_with(store, group, false)
+    }
+
+    /// Opens `group`'s log for a node that repairs at once ([`GroupLog::repair_from`]):
+    /// a damaged or missing tail is noted, not refused (reads of it still fail).
+    pub(crate) fn open_for_repair(store: Store, group: GroupId) -> Result<Self, Error> {
+        Self::open_with(store, group, true)
+    }
+
+    fn open_with(store: Store, group: GroupId, repairable: bool) -> Result<Self, Error> {
         let bounds_key = meta_key(&group, MetaTag::LogBounds);
         let bounds = match store.get_raw(ColumnFamily::Meta, &bounds_key)? {
             Some(raw) => {
@@ -119,7 +162,10 @@ impl GroupLog {
             }
             None => HardState::default(),
         };
-        let log = GroupLog {
+        let vote_withheld =
+            read_index_record(&store, &meta_key(&group, MetaTag::VoteWithheld))?.map(Index);
+        let damage_marker = read_index_record(&store, &meta_key(&group, MetaTag::LogDamage))?;
+        let mut log = GroupLog {
             store,
             group,
             bounds,
@@ -131,10 +177,28 @@ impl GroupLog {
             dirty_from: u64::MAX,
             deletes: Vec::new(),
             operations: 0,
+            vote_withheld,
+            durable_vote_withheld: vote_withheld,
+            damage_marker,
+            clear_damage_marker: false,
+            suspect_from: None,
             #[cfg(feature = "fault-injection")]
             lazy_written: None,
         };
-        log.check_tail()?;
+        match log.check_tail() {
+            Ok(()) => {}
+            Err(Error::Corruption {
+                kind: Corruption::Bounds { recorded, found },
+                ..
+            }) if repairable && found < recorded => log.suspect_from = Some(found + 1),
+            Err(Error::Corruption { kind, .. })
+                if repairable
+                    && !matches!(kind, Corruption::Key { .. } | Corruption::Bounds { .. }) =>
+            {
+                log.suspect_from = Some(log.bounds.last.index().0)
+            }
+            Err(err) => return Err(err),
+        }
         Ok(log)
     }
 
@@ -255,15 +319,47 @@ impl GroupLog {
             }));
         }
         let key = log_key(&self.group, index);
-        let raw = self
-            .store
-            .get_raw(ColumnFamily::Log, &key)?
-            .ok_or_else(|| Error::Corruption {
+        let Some(raw) = self.store.get_raw(ColumnFamily::Log, &key)? else {
+            let missing = Error::Corruption {
                 cf: "log",
                 key: hex(&key),
                 kind: Corruption::Missing { index },
-            })?;
-        decode_entry(&key, index, record::decode("log", &key, &raw)?).map(Some)
+            };
+            return Err(self.damaged(index, missing));
+        };
+        #[cfg(feature = "fault-injection")]
+        let raw = {
+            let mut raw = raw;
+            if crate::faults::flip_target(self.store.path()) == Some(index) {
+                crate::faults::flip_record(self.store.path(), index, &mut raw);
+            }
+            raw
+        };
+        record::decode("log", &key, &raw)
+            .and_then(|payload| decode_entry(&key, index, payload))
+            .map(Some)
+            .map_err(|err| self.damaged(index, err))
+    }
+
+    /// A read found entry `index` damaged: records that durably (`MetaTag::LogDamage`,
+    /// the lowest such index) so the next open repairs from there even when recovery
+    /// would not read it, and returns `err`. Best effort: if the record cannot be written,
+    /// `err` still stops whoever read, and the next open repairs what it verifies.
+    fn damaged(&self, index: u64, err: Error) -> Error {
+        if err.is_corruption() {
+            let key = meta_key(&self.group, MetaTag::LogDamage);
+            let lowest = match read_index_record(&self.store, &key) {
+                Ok(Some(known)) => known.min(index),
+                _ => index,
+            };
+            let _ = self.store.put_raw(
+                ColumnFamily::Meta,
+                &key,
+                &record::encode(&key, &lowest.to_le_bytes()),
+                true,
+            );
+        }
+        err
     }
 
     /// The entries in `start..=end` that exist, in order.
@@ -277,51 +373,8 @@ impl GroupLog {
         let first_in_memory = self.tail.keys().next().copied().unwrap_or(u64::MAX);
         let disk_end = end.min(first_in_memory.saturating_sub(1));
         if start <= disk_end {
-            let mut opts = ReadOptions::default();
-            opts.set_iterate_upper_bound(log_key(&self.group, disk_end + 1).to_vec());
-            let from = log_key(&self.group, start);
-            let iter = self.store.db().iterator_cf_opt(
-                self.store.cf(ColumnFamily::Log),
-                opts,
-                IteratorMode::From(&from, Direction::Forward),
-            );
-            let mut expected = start;
-            for item in iter {
-                let (key, value) = item.map_err(|source| Error::Db {
-                    op: "iterate",
-                    cf: "log",
-                    source,
-                })?;
-                let index = match crate::keys::parse_log_key(&key) {
-                    Some((group, index)) if group == self.group => index,
-                    _ => {
-                        return Err(Error::Corruption {
-                            cf: "log",
-                            key: hex(&key),
-                            kind: Corruption::Key { len: key.len() },
-                        })
-                    }
-                };
-                if index != expected {
-                    return Err(Error::Corruption {
-                        cf: "log",
-                        key: hex(&log_key(&self.group, expected)),
-                        kind: Corruption::Missing { index: expected },
-                    });
-                }
-                out.push(decode_entry(
-                    &key,
-                    index,
-                    record::decode("log", &key, &value)?,
-                )?);
-                expected += 1;
-            }
-            if expected != disk_end + 1 {
-                return Err(Error::Corruption {
-                    cf: "log",
-                    key: hex(&log_key(&self.group, expected)),
-                    kind: Corruption::Missing { index: expected },
-                });
+            if let Err((index, err)) = self.scan_disk(start, disk_end, &mut |e| out.push(e))? {
+                return Err(self.damaged(index, err));
             }
         }
         let memory_start = start.max(first_in_memory);
@@ -335,6 +388,79 @@ impl GroupLog {
             }
         }
         Ok(out)
+    }
+
+    /// Reads and checks the stored entries `start..=end` from RocksDB, in order, handing
+    /// each to `visit`. The inner error is the first damaged entry (bad record, payload
+    /// that does not decode, or missing inside the range) and its index; the outer one a
+    /// failed read.
+    pub(crate) fn scan_disk(
+        &self,
+        start: u64,
+        end: u64,
+        visit: &mut dyn FnMut(Entry),
+    ) -> Result<Result<(), (u64, Error)>, Error> {
+        let missing = |index: u64| {
+            (
+                index,
+                Error::Corruption {
+                    cf: "log",
+                    key: hex(&log_key(&self.group, index)),
+                    kind: Corruption::Missing { index },
+                },
+            )
+        };
+        #[cfg(feature = "fault-injection")]
+        let flip = crate::faults::flip_target(self.store.path());
+        let mut opts = ReadOptions::default();
+        opts.set_iterate_upper_bound(log_key(&self.group, end.saturating_add(1)).to_vec());
+        let from = log_key(&self.group, start);
+        let iter = self.store.db().iterator_cf_opt(
+            self.store.cf(ColumnFamily::Log),
+            opts,
+            IteratorMode::From(&from, Direction::Forward),
+        );
+        let mut expected = start;
+        for item in iter {
+            let (key, value) = item.map_err(|source| Error::Db {
+                op: "iterate",
+                cf: "log",
+                source,
+            })?;
+            let index = match crate::keys::parse_log_key(&key) {
+                Some((group, index)) if group == self.group => index,
+                _ => {
+                    let err = Error::Corruption {
+                        cf: "log",
+                        key: hex(&key),
+                        kind: Corruption::Key { len: key.len() },
+                    };
+                    return Ok(Err((expected, err)));
+                }
+            };
+            if index != expected {
+                return Ok(Err(missing(expected)));
+            }
+            #[cfg(feature = "fault-injection")]
+            let value = {
+                let mut value = value.into_vec();
+                if flip == Some(index) {
+                    crate::faults::flip_record(self.store.path(), index, &mut value);
+                }
+                value
+            };
+            match record::decode("log", &key, &value)
+                .and_then(|payload| decode_entry(&key, index, payload))
+            {
+                Ok(entry) => visit(entry),
+                Err(err) => return Ok(Err((index, err))),
+            }
+            expected += 1;
+        }
+        if expected != end.saturating_add(1) {
+            return Ok(Err(missing(expected)));
+        }
+        Ok(Ok(()))
     }
 
     /// The term of the entry at `index`; answers for the anchor too.
@@ -410,6 +536,19 @@ impl GroupLog {
         }
     }
 
+    /// The vote-withheld marker, as staged (see `MetaTag::VoteWithheld`).
+    pub fn vote_withheld(&self) -> Option<Index> {
+        self.vote_withheld
+    }
+
+    /// Stages setting or clearing the vote-withheld marker.
+    pub fn set_vote_withheld(&mut self, until: Option<Index>) {
+        if until != self.vote_withheld {
+            self.vote_withheld = until;
+            self.operations += 1;
+        }
+    }
+
     /// Writes everything staged as one `WriteBatch` with one fsync; only after it returns
     /// is the reported position durable. With nothing staged, returns at once.
     pub fn sync(&mut self) -> Result<SyncReport, Error> {
@@ -462,6 +601,18 @@ impl GroupLog {
                 record::encode(&key, &hard_state_record::encode(&self.hard_state)),
             );
         }
+        if self.vote_withheld != self.durable_vote_withheld {
+            let key = meta_key(&self.group, MetaTag::VoteWithheld);
+            match self.vote_withheld {
+                Some(until) => {
+                    batch.put_cf(meta_cf, key, record::encode(&key, &until.0.to_le_bytes()))
+                }
+                None => batch.delete_cf(meta_cf, key),
+            }
+        }
+        if self.clear_damage_marker {
+            batch.delete_cf(meta_cf, meta_key(&self.group, MetaTag::LogDamage));
+        }
         let mut opts = WriteOptions::default();
         opts.set_sync(true);
         self.store
@@ -479,6 +630,10 @@ impl GroupLog {
         self.operations = 0;
         self.durable_bounds = self.bounds;
         self.durable_hard_state = self.hard_state;
+        self.durable_vote_withheld = self.vote_withheld;
+        if std::mem::take(&mut self.clear_damage_marker) {
+            self.damage_marker = None;
+        }
         Ok(self.report(operations))
     }
 

@@ -31,6 +31,14 @@ pub enum MetaTag {
     Membership = 3,
     /// The applied position (written by the consensus layer).
     Applied = 4,
+    /// The vote-withheld marker: u64 LE, the last index the log had before a damaged
+    /// record was repaired by truncation. Absent when no repair is pending. While present
+    /// the node neither votes nor campaigns (see `GroupLog::repair_from`).
+    VoteWithheld = 5,
+    /// The lowest log index a read found damaged while the node ran: u64 LE. The next
+    /// open repairs the log from there even if recovery would not read that far back
+    /// (an entry before the restored snapshot). Absent when nothing was found.
+    LogDamage = 6,
 }
 
 impl MetaTag {
@@ -41,6 +49,8 @@ impl MetaTag {
             2 => Some(MetaTag::LogBounds),
             3 => Some(MetaTag::Membership),
             4 => Some(MetaTag::Applied),
+            5 => Some(MetaTag::VoteWithheld),
+            6 => Some(MetaTag::LogDamage),
             _ => None,
         }
     }

@@ -47,7 +47,7 @@ mod snapshot_store;
 mod store;
 
 pub use error::{Corruption, Error};
-pub use group_log::{GroupLog, TAIL_BYTES, TAIL_ENTRIES};
+pub use group_log::{GroupLog, Repair, TAIL_BYTES, TAIL_ENTRIES};
 pub use hard_state::LogBounds;
 pub use inspect::{
     ColumnFamilySummary, CursorSummary, GroupSummary, HardStateSummary, LogSummary, StoreSummary,

@@ -58,6 +58,11 @@ impl LocalNode {
         }
     }
 
+    /// How its process ended, once it has (`None` while it runs or when never started).
+    pub fn exit_status(&mut self) -> Option<std::process::ExitStatus> {
+        self.child.as_mut()?.try_wait().ok().flatten()
+    }
+
     /// Its peer id (hex), once started.
     pub fn id(&self) -> Option<String> {
         self.addr.map(|a| a.id.to_string())
@@ -191,6 +196,11 @@ impl LocalCluster {
     /// Whether there are none.
     pub fn is_empty(&self) -> bool {
         self.nodes.is_empty()
+    }
+
+    /// How node `i`'s process ended, once it has (see [`LocalNode::exit_status`]).
+    pub fn exit_status(&mut self, i: usize) -> Option<std::process::ExitStatus> {
+        self.nodes[i].exit_status()
     }
 
     /// Whether node `i` runs.

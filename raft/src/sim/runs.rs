@@ -100,6 +100,7 @@ fn standard_runs_make_progress() {
     let mut acked = 0;
     let mut reads = 0;
     let mut crashes = 0;
+    let mut repairs = 0;
     let mut changes = 0;
     let (mut sessions, mut caught_up, mut replayed) = (0, 0, 0);
     let (mut transfers, mut completed, mut refused) = (0, 0, 0);
@@ -109,6 +110,7 @@ fn standard_runs_make_progress() {
         acked += stats.acked;
         reads += stats.reads_served;
         crashes += stats.crashes;
+        repairs += stats.log_repairs;
         changes += stats.membership_changes;
         sessions += stats.replay_sessions;
         caught_up += stats.replay_caught_up;
@@ -121,6 +123,7 @@ fn standard_runs_make_progress() {
     assert!(acked >= 500, "acknowledged commands {acked}");
     assert!(reads >= 100, "strong reads served {reads}");
     assert!(crashes >= 20, "crashes {crashes}");
+    assert!(repairs >= 5, "crashes that damaged a log {repairs}");
     assert!(changes >= 5, "membership changes {changes}");
     assert!(sessions >= 20, "log-replay sessions {sessions}");
     assert!(

@@ -1,6 +1,7 @@
 //! The simulated world: nodes with their stores and drivers, a faulty network, a fault
 //! schedule, clients, and the checkers.
 
+mod damage;
 mod effects;
 mod replay;
 mod scenario;
@@ -496,6 +497,8 @@ impl World {
             return;
         }
         sn.store.crash();
+        self.maybe_damage(i);
+        let sn = &mut self.nodes[i];
         sn.node = None;
         sn.down = true;
         sn.epoch += 1;
@@ -530,7 +533,24 @@ impl World {
             Err(e) => return Err(self.fail(e)),
         }
         self.note(format!("restart node {i}"));
-        self.drive(i)
+        self.drive(i)?;
+        // A repaired node's hello tells leaders it restarted with less than they knew (the
+        // worker passes the peer's new state incarnation on; `Node::on_peer_restarted`),
+        // so they probe it from what it holds now.
+        if Storage::vote_withheld(&self.nodes[i].store).is_some() {
+            let (id, durable) = (self.nodes[i].id, Storage::durable(&self.nodes[i].store));
+            for j in 0..self.nodes.len() {
+                let sn = &mut self.nodes[j];
+                let Some(node) = sn.node.as_mut().filter(|n| j != i && n.is_leader()) else {
+                    continue;
+                };
+                node.on_peer_restarted(id, durable.index(), &sn.store)
+                    .map_err(|e| format!("node {j} on_peer_restarted: {e}"))
+                    .map_err(|e| self.fail(e))?;
+                self.drive(j)?;
+            }
+        }
+        Ok(())
     }
 
     fn faults(&mut self) -> Result<(), String> {

@@ -20,6 +20,12 @@ pub struct Scenario {
     pub crash_after_vote: f64,
     /// Probability of crashing a leader right after its commit index advanced.
     pub crash_after_commit: f64,
+    /// Probability that a crash also damages the node's disk: a log record is found
+    /// damaged at restart, and the log is repaired as `Storage::repair_from` does (cut
+    /// there, vote withheld until the log reaches its old end). Never on a second node
+    /// while one repair is pending (the simulator keeps a majority of intact disks), and
+    /// only on a member of an odd voter set (see `World::maybe_damage`).
+    pub damage_on_crash: f64,
     /// A crashed node restarts after this many ticks (range).
     pub restart_ticks: (u64, u64),
     /// Per-tick probability of a new partition.
@@ -50,6 +56,7 @@ impl Scenario {
             max_nodes: 7,
             crash_rate: 0.015,
             restart_ticks: (5, 60),
+            damage_on_crash: 0.2,
             crash_after_vote: 0.05,
             crash_after_commit: 0.01,
             partition_rate: 0.012,
@@ -99,6 +106,10 @@ impl Scenario {
             }
             _ => return None,
         }
+        if s.name != "standard" {
+            // Each rule-switch scenario proves its own rule is needed: no other fault.
+            s.damage_on_crash = 0.0;
+        }
         Some(s)
     }
 
@@ -120,6 +131,8 @@ pub struct Stats {
     pub committed: u64,
     pub acked: usize,
     pub crashes: u32,
+    /// Crashes that also damaged the node's log (repaired by truncation).
+    pub log_repairs: u32,
     pub partitions: u32,
     pub membership_changes: u32,
     pub reads_served: u64,

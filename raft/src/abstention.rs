@@ -1,0 +1,42 @@
+//! When a node abstains from votes: it may have lost entries it once acknowledged, either
+//! because it started with an empty log (`Node::lost_state`) or because a damaged log
+//! record was repaired by truncating its log (`Node::vote_withheld`, the store's marker).
+//! Helping elect a candidate that lacks such an entry could overwrite a committed entry
+//! (§5.4.1's argument needs every voter to still hold what it acknowledged), so until the
+//! log is back the node neither votes, pre-votes, campaigns nor takes a transfer.
+
+use super::node::Node;
+use crate::Index;
+
+impl Node {
+    /// Whether this node abstains from votes because it may have lost state (see
+    /// `lost_state` and `vote_withheld`).
+    pub(crate) fn may_have_lost_state(&self) -> bool {
+        self.lost_state.is_some() || self.vote_withheld.is_some()
+    }
+
+    /// The vote-withheld marker still in force, if any (see `vote_withheld`).
+    pub fn vote_withheld(&self) -> Option<Index> {
+        self.vote_withheld
+    }
+
+    /// Lifts the vote-withheld marker once the log reached it; the next `Ready` clears
+    /// it in the store.
+    pub(crate) fn settle_vote_withheld(&mut self) {
+        if let Some(until) = self.vote_withheld {
+            if self.log.last().index() >= until {
+                self.vote_withheld = None;
+                self.clear_vote_withheld = true;
+            }
+        }
+    }
+
+    /// Ends the lost-state abstention once the log is committed up to its target.
+    pub(crate) fn settle_lost_state(&mut self) {
+        if let Some(target) = self.lost_state {
+            if !target.is_zero() && self.log.committed >= target {
+                self.lost_state = None;
+            }
+        }
+    }
+}
