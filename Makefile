@@ -8,7 +8,7 @@ export CARGO_TARGET_DIR ?= $(HOME)/.cache/tessera-target
 CARGO ?= cargo
 SEEDS ?= 100000
 
-.PHONY: all deps test demo bench lint fmt sim chaos
+.PHONY: all deps test demo bench lint fmt sim chaos compare
 
 all: test
 
@@ -51,6 +51,14 @@ failover: deps
 		$$SUDO env DEBIAN_FRONTEND=noninteractive apt-get update -qq && \
 		$$SUDO env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq etcd-server etcd-client >/dev/null; }
 	$(CARGO) bench --workspace --locked --profile dev --bench failover
+
+# tessera beside a 3-member etcd 3.4 on this machine, same wrk load over HTTP (README,
+# "Side by side with etcd"). Builds the release binary (a separate build from the tests':
+# about 20 minutes on 2 cores the first time); installs etcd-server, etcd-client and wrk
+# through apt-get when missing. Knobs: COMPARE_ROUNDS, COMPARE_SECS (scripts/compare.sh).
+compare: deps
+	$(CARGO) build --release --locked --bin tessera
+	./scripts/compare.sh
 
 lint: deps
 	$(CARGO) fmt --all --check
