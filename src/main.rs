@@ -8,12 +8,15 @@
 //! - `tessera snapshot save|status|restore`: backups ([`snapshotcli`]).
 //! - `tessera write-log --data-dir DIR` (hidden, a developer tool): append synced batches,
 //!   printing each durable position (the writer the crash test and the storage demo kill).
+//! - `tessera groups-node --data-dir DIR` (hidden, a developer tool): one node hosting many
+//!   groups, driven on standard input (the many-groups benchmark and crash test).
 
 use clap::{CommandFactory, FromArgMatches, Parser, Subcommand};
 use std::path::PathBuf;
 use std::process::ExitCode;
 
 mod demo;
+mod groups_node;
 mod kvcli;
 mod membercli;
 mod node_config;
@@ -76,6 +79,11 @@ enum Command {
     /// tool (the crash test and the storage demo kill it), hidden from `--help`.
     #[command(hide = true)]
     WriteLog(WriteLogArgs),
+    /// Host many groups of the key-value machine on one node, driven by commands on
+    /// standard input (the many-groups benchmark and crash test run three). A developer
+    /// tool, hidden from `--help`.
+    #[command(hide = true)]
+    GroupsNode(groups_node::GroupsNodeArgs),
     /// Run the cluster demo: three nodes, kill -9 the leader, a new leader, restart, catch
     /// up. `--storage`: the storage demo (kill -9 a writer, show nothing synced was lost).
     Demo(demo::Args),
@@ -88,6 +96,23 @@ struct InspectArgs {
     /// `json` (the default, for scripts) or `text` (a short summary for people).
     #[arg(long, value_enum, default_value_t = kvcli::Format::Json)]
     format: kvcli::Format,
+    /// List every group. By default, with more than 16 groups only the totals, the groups
+    /// with problems and the 10 largest logs are listed.
+    #[arg(long, conflicts_with = "group")]
+    all: bool,
+    /// List only the groups whose hex id starts with PREFIX.
+    #[arg(long, value_name = "PREFIX", value_parser = hex_prefix)]
+    group: Option<String>,
+}
+
+fn hex_prefix(s: &str) -> Result<String, String> {
+    if !s.is_empty() && s.len() <= 64 && s.chars().all(|c| c.is_ascii_hexdigit()) {
+        Ok(s.to_ascii_lowercase())
+    } else {
+        Err(format!(
+            "{s:?} is not a group id prefix (1 to 64 hex digits)"
+        ))
+    }
 }
 
 #[derive(clap::Args)]
@@ -139,13 +164,20 @@ fn main() -> ExitCode {
         Err(err) => err.exit(),
     };
     let result = match cli.command {
-        Command::Inspect(args) => tessera::inspect::report(&args.data_dir)
-            .map(|report| match args.format {
-                kvcli::Format::Json => println!("{}", report.to_json()),
-                kvcli::Format::Text => print!("{}", report.to_text()),
-            })
-            .map_err(|e| e.to_string()),
+        Command::Inspect(args) => tessera::inspect::report_with(
+            &args.data_dir,
+            &tessera::inspect::Selection {
+                all: args.all,
+                group_prefix: args.group,
+            },
+        )
+        .map(|report| match args.format {
+            kvcli::Format::Json => println!("{}", report.to_json()),
+            kvcli::Format::Text => print!("{}", report.to_text()),
+        })
+        .map_err(|e| e.to_string()),
         Command::WriteLog(args) => write_log(args),
+        Command::GroupsNode(args) => groups_node::run(args),
         Command::Demo(args) => demo::run(args),
         Command::Node(args) => nodecli::run_node(*args),
         Command::Put(a) => return client_exit(kvcli::Call::Put(a)),

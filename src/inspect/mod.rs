@@ -39,10 +39,50 @@ pub struct Report {
     pub node: NodeView,
     /// The peers file: `ID@HOST:PORT` or `HOST:PORT`, as the node saved them.
     pub peers: Vec<String>,
-    /// Every group found.
+    /// Every group found, in totals.
+    pub summary: GroupsSummary,
+    /// The groups shown: all of them when there are few ([`SHOW_ALL_UP_TO`]) or when
+    /// asked, else those with problems and the largest logs (see [`Selection`]).
     pub groups: Vec<GroupView>,
     /// Keys and bytes (keys + values, as stored) per column family.
     pub column_families: Vec<ColumnFamilySummary>,
+}
+
+/// With more groups than this, a report lists only a selection of them by default: a node
+/// hosting a thousand groups would otherwise print thousands of lines.
+pub const SHOW_ALL_UP_TO: usize = 16;
+
+/// Groups listed beside the summary when not all are shown (the largest logs).
+pub const SHOWN_LARGEST: usize = 10;
+
+/// Which groups a report lists in full.
+#[derive(Clone, Debug, Default)]
+pub struct Selection {
+    /// Every group, however many.
+    pub all: bool,
+    /// Only groups whose hex id starts with this (lower case).
+    pub group_prefix: Option<String>,
+}
+
+/// Totals over every group of the data directory.
+#[derive(Debug, Default, Serialize)]
+pub struct GroupsSummary {
+    /// Groups found.
+    pub groups: usize,
+    /// Log entries present, over all groups.
+    pub entries: u64,
+    /// Complete snapshots, over all groups.
+    pub snapshots: usize,
+    /// Bytes of their compressed chunks.
+    pub snapshot_stored_bytes: u64,
+    /// Snapshot transfers in progress.
+    pub transfers: usize,
+    /// Groups with a damaged record or leftover chunks.
+    pub groups_with_problems: usize,
+    /// Groups listed in `groups`.
+    pub shown: usize,
+    /// Groups not listed (`--all` lists them, `--group PREFIX` picks some).
+    pub omitted: usize,
 }
 
 /// One group.
@@ -134,21 +174,64 @@ pub fn inspect(path: &Path) -> Result<String, tessera_storage::Error> {
 /// path is not a readable tessera data directory; a missing key file, or a group whose
 /// key-level summary cannot be computed, is said in the report instead.
 pub fn report(path: &Path) -> Result<Report, tessera_storage::Error> {
+    report_with(path, &Selection::default())
+}
+
+/// [`report`], listing the groups `selection` asks for (every group is counted in the
+/// summary either way).
+pub fn report_with(path: &Path, selection: &Selection) -> Result<Report, tessera_storage::Error> {
     let store = tessera_storage::Store::open_read_only(path)?;
     let summary = store.summary()?;
     let chunks = RocksChunkStore::new(store.clone());
-    let mut groups = Vec::new();
+    let mut views = Vec::new();
     for group in summary.groups {
-        groups.push(group_view(&store, &chunks, group)?);
+        views.push(group_view(&store, &chunks, group)?);
     }
+    let (groups, totals) = select(views, selection);
     Ok(Report {
         path: summary.path,
         format: summary.format,
         node: NodeView::read(path),
         peers: node::peers(path),
+        summary: totals,
         groups,
         column_families: summary.column_families,
     })
+}
+
+/// Counts every group, and keeps those `selection` asks for: by default all of them when
+/// there are at most [`SHOW_ALL_UP_TO`], else the ones with problems and the
+/// [`SHOWN_LARGEST`] largest logs.
+fn select(views: Vec<GroupView>, selection: &Selection) -> (Vec<GroupView>, GroupsSummary) {
+    let troubled = |g: &GroupView| !g.problems.is_empty() || !g.leftover_chunks.is_empty();
+    let mut totals = GroupsSummary {
+        groups: views.len(),
+        ..GroupsSummary::default()
+    };
+    for g in &views {
+        totals.entries += g.entries;
+        totals.snapshots += g.snapshots.len();
+        totals.snapshot_stored_bytes += g.snapshots.iter().map(|s| s.stored_bytes).sum::<u64>();
+        totals.transfers += g.transfers.len();
+        totals.groups_with_problems += usize::from(troubled(g));
+    }
+    let shown: Vec<GroupView> = if let Some(prefix) = &selection.group_prefix {
+        let prefix = prefix.to_ascii_lowercase();
+        views
+            .into_iter()
+            .filter(|g| g.group.starts_with(&prefix))
+            .collect()
+    } else if selection.all || views.len() <= SHOW_ALL_UP_TO {
+        views
+    } else {
+        let (mut keep, mut rest): (Vec<_>, Vec<_>) = views.into_iter().partition(troubled);
+        rest.sort_by(|a, b| b.entries.cmp(&a.entries).then(a.group.cmp(&b.group)));
+        keep.extend(rest.into_iter().take(SHOWN_LARGEST));
+        keep
+    };
+    totals.shown = shown.len();
+    totals.omitted = totals.groups - totals.shown;
+    (shown, totals)
 }
 
 impl Report {

@@ -37,11 +37,28 @@ pub fn render(report: &Report) -> String {
             line(format!("{label:<9} {peer}"));
         }
     }
-    if report.groups.is_empty() {
+    let sum = &report.summary;
+    if sum.groups == 0 {
         line("groups    none".to_string());
+    } else if sum.omitted > 0 || sum.groups > super::SHOW_ALL_UP_TO {
+        line(format!(
+            "groups    {} ({} log entries, {} snapshots of {} bytes, {} transfers, {} with problems)",
+            sum.groups,
+            sum.entries,
+            sum.snapshots,
+            sum.snapshot_stored_bytes,
+            sum.transfers,
+            sum.groups_with_problems
+        ));
     }
     for group in &report.groups {
         group_lines(group, &mut line);
+    }
+    if sum.omitted > 0 {
+        line(format!(
+            "({} of {} groups shown: those with problems and the largest logs; --all lists every group, --group PREFIX picks some)",
+            sum.shown, sum.groups
+        ));
     }
     out
 }

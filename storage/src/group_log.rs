@@ -38,7 +38,7 @@ use crate::hard_state::{hard_state_record, LogBounds};
 use crate::keys::{log_key, meta_key, MetaTag};
 use crate::store::{ColumnFamily, Store};
 use crate::{record, GroupId};
-use rocksdb::{Direction, IteratorMode, ReadOptions, WriteBatch, WriteOptions};
+use rocksdb::{Direction, IteratorMode, ReadOptions, WriteBatch};
 use std::collections::BTreeMap;
 use tessera_raft::{Cursor, Entry, HardState, Index, Payload, SyncReport, Term};
 
@@ -613,16 +613,7 @@ impl GroupLog {
         if self.clear_damage_marker {
             batch.delete_cf(meta_cf, meta_key(&self.group, MetaTag::LogDamage));
         }
-        let mut opts = WriteOptions::default();
-        opts.set_sync(true);
-        self.store
-            .db()
-            .write_opt(batch, &opts)
-            .map_err(|source| Error::Db {
-                op: "write batch",
-                cf: "log",
-                source,
-            })?;
+        self.store.write_durable(batch)?;
         let operations = self.operations;
         self.dirty_from = u64::MAX;
         self.trim_tail();

@@ -38,6 +38,7 @@ mod core_storage;
 mod error;
 #[cfg(feature = "fault-injection")]
 pub mod faults;
+mod group_commit;
 mod group_log;
 mod hard_state;
 mod inspect;
@@ -47,6 +48,7 @@ mod snapshot_store;
 mod store;
 
 pub use error::{Corruption, Error};
+pub use group_commit::SyncCounts;
 pub use group_log::{GroupLog, Repair, TAIL_BYTES, TAIL_ENTRIES};
 pub use hard_state::LogBounds;
 pub use inspect::{

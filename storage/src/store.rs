@@ -1,6 +1,7 @@
 //! `Store`: the one RocksDB instance of a node data directory and its column families.
 
 use crate::error::Error;
+use crate::group_commit::{GroupCommit, SyncCounts};
 use crate::group_log::GroupLog;
 use crate::keys::{self, FORMAT_KEY, META_KEY_LEN};
 use crate::{record, GroupId};
@@ -57,6 +58,8 @@ pub struct Store {
     db: Arc<DB>,
     path: PathBuf,
     read_only: bool,
+    /// Shared by every group of the node: one fsync per round for all of them.
+    commits: Arc<GroupCommit>,
 }
 
 /// Bound on the write-ahead log files kept (256 MiB).
@@ -104,6 +107,7 @@ impl Store {
             db: Arc::new(db),
             path: path.to_path_buf(),
             read_only: false,
+            commits: Arc::default(),
         };
         match store.format()? {
             Some(DATA_FORMAT) => {}
@@ -172,6 +176,7 @@ impl Store {
             db: Arc::new(db),
             path: path.to_path_buf(),
             read_only: true,
+            commits: Arc::default(),
         };
         match store.format()? {
             Some(DATA_FORMAT) => Ok(store),
@@ -290,6 +295,17 @@ impl Store {
                 cf: cf.name(),
                 source,
             })
+    }
+
+    /// Makes `batch` durable with one WAL sync shared with every other group's batch
+    /// queued at the same time (see `group_commit`). Blocks until that sync returned.
+    pub fn write_durable(&self, batch: rocksdb::WriteBatch) -> Result<(), Error> {
+        self.commits.commit(&self.db, batch)
+    }
+
+    /// How many WAL syncs the node's groups made and how many batches they carried.
+    pub fn sync_counts(&self) -> SyncCounts {
+        self.commits.counts()
     }
 
     /// The `log` key of `index` in `group` (re-exported for tools and tests).

@@ -7,6 +7,8 @@
 //! - [`partition`]: a node cut off from its peers, or single links cut, by iptables rules
 //!   on `lo`.
 //! - [`slow_link`]: a node's peer traffic rate-limited by `tc` on `lo`.
+//! - [`groups_node`]: `tessera groups-node` processes (many groups per node), measured
+//!   from `/proc` and killed, for the many-groups benchmark and crash test.
 //! - [`ports`]: free ports below the ephemeral range, for nodes started later.
 //! - [`write_log`]: the storage exerciser behind the hidden `tessera write-log`.
 //! - [`conformance`]: the checks every snapshot `ChunkStore` must pass.
@@ -20,6 +22,7 @@
 pub mod chaos;
 pub mod cluster;
 pub mod conformance;
+pub mod groups_node;
 pub mod partition;
 pub mod ports;
 pub mod slow_link;

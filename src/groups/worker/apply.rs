@@ -60,7 +60,16 @@ impl<M: StateMachine, S: Storage> Effects for Worker<M, S> {
 
     fn sync(&mut self) -> Result<Option<SyncReport>, WorkerError> {
         let started = std::time::Instant::now();
-        let report = self.store.sync()?;
+        // The node's groups share one fsync per round (`Store::write_durable`): this worker
+        // waits for the round off the runtime's core, so the other groups' workers go on
+        // running and stage their batches into the same round.
+        let store = &mut self.store;
+        let report = match tokio::runtime::Handle::try_current() {
+            Ok(handle) if handle.runtime_flavor() == tokio::runtime::RuntimeFlavor::MultiThread => {
+                tokio::task::block_in_place(|| store.sync())?
+            }
+            _ => store.sync()?,
+        };
         self.metrics.synced(started.elapsed());
         Ok(Some(report))
     }
