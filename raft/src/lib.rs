@@ -68,6 +68,7 @@ mod output;
 mod peer;
 mod position;
 pub mod progress;
+mod quiesce;
 pub mod quorum;
 mod read_index;
 mod ready;
@@ -86,8 +87,8 @@ pub use membership::{ClusterId, LearnerKind, Membership, MembershipChange, Membe
 pub use memory_store::InMemoryLogStore;
 pub use message::{
     AppendEntries, AppendEntriesResponse, AppendIdentity, Entry, Forward, IndexRange,
-    InvalidMessage, Message, Payload, ReadIndex, ReadIndexResponse, RequestVote,
-    RequestVoteResponse, TimeoutNow, Vote,
+    InvalidMessage, Message, Payload, Quiesce, ReadIndex, ReadIndexResponse, RequestVote,
+    RequestVoteResponse, TimeoutNow, Vote, Wake,
 };
 pub use node::{Node, Role};
 pub use output::{CatchUp, ClientError, ProposalId, ProposalOutcome, ReadOutcome, TransferOutcome};
