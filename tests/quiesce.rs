@@ -44,7 +44,7 @@ async fn start(dir: &Path, peers: &[PeerAddr]) -> (Node, PeerAddr) {
     let groups = (0..GROUPS)
         .map(|g| {
             GroupBuilder::new(&network)
-                .with_key(GroupKey::from_secret(&format!("quiesce test {g}")))
+                .with_key(GroupKey::from_secret(format!("quiesce test {g}")))
                 .with_state_machine(KvMachine::default())
                 .with_consensus_config(loopback_consensus(Duration::from_secs(5)))
                 .join()

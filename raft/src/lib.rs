@@ -4,7 +4,8 @@
 //! ([`Node::tick`]), client requests ([`Node::propose`], [`Node::read_index`],
 //! [`Node::propose_membership`], [`Node::transfer_leadership`]) and completions ([`Node::on_persisted`],
 //! [`Node::on_applied`], [`Node::on_state_synced`], [`Node::on_replayed`],
-//! [`Node::finish_catch_up`]), and hands back one [`Ready`] at a time:
+//! [`Node::finish_catch_up`]), and the driver's [`Node::wake`] (quiescence: an idle group
+//! stops its timers, see [`Node::is_quiesced`]), and hands back one [`Ready`] at a time:
 //! hard state and entries to persist, messages to send before and after the sync,
 //! committed entries to apply, proposal and read outcomes, a catch-up request, how a
 //! leadership transfer ended. No tokio,
