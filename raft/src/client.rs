@@ -342,6 +342,62 @@ fn resolve(id: ProposalId, proposed: Cursor, found: Term) -> ProposalOutcome {
     }
 }
 
+/// The follower's side of client traffic: what it sends its leader.
+impl crate::Node {
+    /// The leader steps down with reads unconfirmed: a follower's read is refused (it asks
+    /// the next leader), and this node's own reads wait for the next leader like a
+    /// follower's.
+    pub(crate) fn fail_leader_reads(&mut self, reads: Vec<(u64, Option<PeerId>)>) {
+        let term = self.term;
+        for (ctx, origin) in reads {
+            match origin {
+                None => self.follower_reads.insert(ctx, self.now),
+                Some(peer) => self.send(
+                    peer,
+                    crate::Message::ReadIndexResponse(crate::message::ReadIndexResponse {
+                        term,
+                        ctx,
+                        index: None,
+                    }),
+                ),
+            }
+        }
+    }
+
+    /// Sends queued forwards and reads to the known leader, and re-sends those it has not
+    /// answered for a quarter of their timeout (forwards: same leader, same term only; see
+    /// `client.rs`; reads go to every new leader, see `read_index.rs`).
+    pub(crate) fn flush_to_leader(&mut self) {
+        let Some(leader) = self.leader else { return };
+        if leader == self.id {
+            return;
+        }
+        let heartbeat = self.config.heartbeat_ticks;
+        let quarter = |timeout: u32| u64::from((timeout / 4).max(heartbeat).max(1));
+        let read_retry = quarter(self.config.query_timeout_ticks);
+        for ctx in self
+            .follower_reads
+            .unsent(leader, self.term, self.now, read_retry)
+        {
+            self.send(
+                leader,
+                crate::Message::ReadIndex(crate::message::ReadIndex { ctx }),
+            );
+        }
+        let retry = quarter(self.config.forward_timeout_ticks);
+        for (rid, payload, resend_of) in self.clients.unsent(leader, self.term, self.now, retry) {
+            self.send(
+                leader,
+                crate::Message::Forward(crate::message::Forward::Command {
+                    commands: vec![payload],
+                    request_id: Some(rid),
+                    resend_of,
+                }),
+            );
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

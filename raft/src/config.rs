@@ -36,6 +36,11 @@ pub struct RaftConfig {
     /// its worker pulls committed entries from several peers
     /// ([`Node::on_replayed`](super::Node::on_replayed)).
     pub replay_threshold: u64,
+    /// Quiescence (see `quiesce.rs`): a leader whose group stayed idle (everything
+    /// committed and replicated to every member, nothing pending) for this many ticks in a
+    /// row tells its followers so and stops heartbeating; they stop their election timers.
+    /// 0 disables it. Should be a few heartbeat intervals.
+    pub quiesce_after_ticks: u32,
     /// When this node campaigns.
     pub campaign: CampaignPolicy,
     /// Test-only switches that disable one safety rule each, so the simulator can prove it
@@ -84,7 +89,7 @@ impl RaftConfig {
     }
 
     /// A configuration for tests and the simulator: heartbeat every tick, election after
-    /// 10–20 ticks, no bootstrap delay, log replay past 64 entries behind.
+    /// 10–20 ticks, no bootstrap delay, log replay past 64 entries behind, no quiescence.
     pub fn for_tests() -> Self {
         RaftConfig {
             heartbeat_ticks: 1,
@@ -99,6 +104,7 @@ impl RaftConfig {
             max_apply_batch: 64,
             max_voters: 5,
             replay_threshold: 64,
+            quiesce_after_ticks: 0,
             campaign: CampaignPolicy::Normal,
             #[cfg(test)]
             knobs: Knobs::default(),

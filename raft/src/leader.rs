@@ -63,6 +63,8 @@ impl Node {
         self.leader = Some(self.id);
         self.heartbeat_elapsed = 0;
         self.election_elapsed = 0;
+        self.quiesced = false;
+        self.idle_ticks = 0;
         if !self.config.knobs().skip_noop {
             self.append_local(Payload::Noop, store)?;
         }
@@ -616,6 +618,7 @@ impl Node {
         change: MembershipChange,
         store: &dyn LogReader,
     ) -> Result<Result<Cursor, ClientError>, RaftError> {
+        self.unquiesce(None);
         if let Err(e) = self.change_allowed(store)? {
             return Ok(Err(e));
         }
@@ -678,6 +681,7 @@ impl Node {
         durable: Index,
         store: &dyn LogReader,
     ) -> Result<(), RaftError> {
+        self.unquiesce(None);
         let Some(pr) = self.leader_state().and_then(|s| s.progress.get_mut(&peer)) else {
             return Ok(());
         };

@@ -4,7 +4,8 @@
 //! ([`Node::tick`]), client requests ([`Node::propose`], [`Node::read_index`],
 //! [`Node::propose_membership`], [`Node::transfer_leadership`]) and completions ([`Node::on_persisted`],
 //! [`Node::on_applied`], [`Node::on_state_synced`], [`Node::on_replayed`],
-//! [`Node::finish_catch_up`]), and hands back one [`Ready`] at a time:
+//! [`Node::finish_catch_up`]), and the driver's [`Node::wake`] (quiescence: an idle group
+//! stops its timers, see [`Node::is_quiesced`]), and hands back one [`Ready`] at a time:
 //! hard state and entries to persist, messages to send before and after the sync,
 //! committed entries to apply, proposal and read outcomes, a catch-up request, how a
 //! leadership transfer ended. No tokio,
@@ -68,6 +69,7 @@ mod output;
 mod peer;
 mod position;
 pub mod progress;
+mod quiesce;
 pub mod quorum;
 mod read_index;
 mod ready;
@@ -86,8 +88,8 @@ pub use membership::{ClusterId, LearnerKind, Membership, MembershipChange, Membe
 pub use memory_store::InMemoryLogStore;
 pub use message::{
     AppendEntries, AppendEntriesResponse, AppendIdentity, Entry, Forward, IndexRange,
-    InvalidMessage, Message, Payload, ReadIndex, ReadIndexResponse, RequestVote,
-    RequestVoteResponse, TimeoutNow, Vote,
+    InvalidMessage, Message, Payload, Quiesce, ReadIndex, ReadIndexResponse, RequestVote,
+    RequestVoteResponse, TimeoutNow, Vote, Wake,
 };
 pub use node::{Node, Role};
 pub use output::{CatchUp, ClientError, ProposalId, ProposalOutcome, ReadOutcome, TransferOutcome};

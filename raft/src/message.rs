@@ -218,6 +218,29 @@ pub struct TimeoutNow {
     pub term: Term,
 }
 
+/// Leader to follower: the group is idle (quiescence, see `quiesce.rs`). The leader sends
+/// no more heartbeats until something wakes it; a follower whose log ends at `last` takes
+/// `commit` and stops its election timer.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Quiesce {
+    /// The leader's term.
+    pub term: Term,
+    /// The leader's commit index (its last index).
+    pub commit: Index,
+    /// The leader's last entry: every member matched it.
+    pub last: Cursor,
+}
+
+/// Follower to leader: this node woke from quiescence (a client call, a lost link, a
+/// message from elsewhere), so the leader must heartbeat again or the follower will time
+/// out. Also the answer to a quiesce notice that does not match the follower's log, or
+/// that comes from an older term.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Wake {
+    /// The sender's term.
+    pub term: Term,
+}
+
 /// Voter to candidate.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct RequestVoteResponse {
@@ -320,6 +343,12 @@ pub enum Message {
     /// Leadership transfer: the leader tells its caught-up target to campaign now. Last,
     /// so that the variants before it keep their encoding.
     TimeoutNow(TimeoutNow),
+    /// Quiescence: the leader's notice that the group is idle. Added after `TimeoutNow`
+    /// (the variants before keep their encoding; a node without it cannot decode it, so
+    /// every member must run a version that has it before any enables quiescing).
+    Quiesce(Quiesce),
+    /// Quiescence: a woken follower asks its leader to heartbeat again.
+    Wake(Wake),
 }
 
 impl Message {
@@ -332,6 +361,8 @@ impl Message {
             Message::RequestVote(m) | Message::PreVote(m) => Some(m.term),
             Message::RequestVoteResponse(m) | Message::PreVoteResponse(m) => Some(m.term),
             Message::TimeoutNow(m) => Some(m.term),
+            Message::Quiesce(m) => Some(m.term),
+            Message::Wake(m) => Some(m.term),
             Message::ReadIndex(_) | Message::ReadIndexResponse(_) | Message::Forward(_) => None,
         }
     }
@@ -349,6 +380,8 @@ impl Message {
             Message::ReadIndexResponse(_) => "ReadIndexResponse",
             Message::Forward(_) => "Forward",
             Message::TimeoutNow(_) => "TimeoutNow",
+            Message::Quiesce(_) => "Quiesce",
+            Message::Wake(_) => "Wake",
         }
     }
 }
@@ -457,7 +490,15 @@ mod tests {
             log_position: Cursor(Term(4), Index(9)),
             transfer: true,
         });
-        for m in [refused, no_space, timeout_now, vote] {
+        let quiesce = Message::Quiesce(Quiesce {
+            term: Term(4),
+            commit: Index(9),
+            last: Cursor(Term(4), Index(9)),
+        });
+        assert_eq!(encode(&quiesce)[..2], [10, 4], "after TimeoutNow");
+        let wake = Message::Wake(Wake { term: Term(4) });
+        assert_eq!(encode(&wake), [11, 4], "after Quiesce");
+        for m in [refused, no_space, timeout_now, vote, quiesce, wake] {
             let (back, _): (Message, usize) =
                 bincode::serde::decode_from_slice(&encode(&m), config).unwrap();
             assert_eq!(back, m);

@@ -137,6 +137,12 @@ pub struct Node {
     pub(crate) vote_withheld: Option<Index>,
     /// The marker was lifted here and the store has not been told yet (next `Ready`).
     pub(crate) clear_vote_withheld: bool,
+    /// Quiesced (see `quiesce.rs`): no heartbeats, check-quorum or election timer.
+    pub(crate) quiesced: bool,
+    /// Leader: ticks in a row the group was idle (quiesces at `quiesce_after_ticks`).
+    pub(crate) idle_ticks: u32,
+    /// Leader: woken from quiescence; heartbeat at the next `ready()`.
+    pub(crate) pending_heartbeat: bool,
 }
 
 impl Node {
@@ -210,6 +216,9 @@ impl Node {
             low_space: false,
             vote_withheld: store.vote_withheld(),
             clear_vote_withheld: false,
+            quiesced: false,
+            idle_ticks: 0,
+            pending_heartbeat: false,
         };
         node.settle_vote_withheld();
         node.reset_election_timer();
@@ -330,8 +339,11 @@ impl Node {
             .expire(now, self.config.forward_timeout_ticks, &mut self.outcomes);
         self.follower_reads
             .expire(now, self.config.query_timeout_ticks, &mut self.reads_out);
-        if self.is_leader() {
+        if self.quiesced {
+            // Timers stand still until something wakes this node (`quiesce.rs`).
+        } else if self.is_leader() {
             self.tick_leader(store)?;
+            self.maybe_quiesce();
         } else {
             self.election_elapsed += 1;
             if self.election_elapsed >= self.randomized_timeout && self.may_campaign() {
@@ -367,6 +379,9 @@ impl Node {
                 return Ok(());
             }
         }
+        if self.quiesced && !self.is_quiet(from, &msg) {
+            self.unquiesce(Some(from));
+        }
         if let Some(t) = msg.term() {
             if t > self.term {
                 match &msg {
@@ -377,7 +392,8 @@ impl Node {
                     // election (a leadership transfer, see `transfer.rs`).
                     Message::RequestVote(m) if !m.transfer && self.in_lease() => return Ok(()),
                     _ => {
-                        let leader = matches!(msg, Message::AppendEntries(_)).then_some(from);
+                        let leader = matches!(msg, Message::AppendEntries(_) | Message::Quiesce(_))
+                            .then_some(from);
                         self.become_follower(t, leader);
                     }
                 }
@@ -397,6 +413,8 @@ impl Node {
             Message::ReadIndexResponse(m) => self.handle_read_index_response(m),
             Message::Forward(f) => self.handle_forward(from, f, store)?,
             Message::TimeoutNow(m) => self.handle_timeout_now(from, m, store)?,
+            Message::Quiesce(m) => self.handle_quiesce(from, m),
+            Message::Wake(m) => self.handle_wake(from, m),
         }
         self.settle_lost_state();
         self.settle_vote_withheld();
@@ -414,6 +432,7 @@ impl Node {
         payload: Vec<u8>,
         store: &dyn LogReader,
     ) -> Result<(), RaftError> {
+        self.unquiesce(None);
         if let Some(to) = self.transfer_target() {
             let result = Err(ClientError::TransferInProgress { to });
             self.outcomes.push(ProposalOutcome { id, result });
@@ -450,6 +469,7 @@ impl Node {
     /// A follower asks the leader, and every later leader until one answers (see
     /// `read_index.rs`); without a known leader it waits for one, up to the query timeout.
     pub fn read_index(&mut self, ctx: u64, store: &dyn LogReader) -> Result<(), RaftError> {
+        self.unquiesce(None);
         if self.is_leader() {
             self.leader_read(ctx, None, store)?;
         } else {
@@ -528,6 +548,7 @@ impl Node {
             || self.catch_up.is_some()
             || !self.transfer_outcomes.is_empty()
             || self.pending_broadcast
+            || self.pending_heartbeat
             || self.clear_vote_withheld
             || self.current_hard_state() != self.emitted
     }
@@ -551,6 +572,9 @@ impl Node {
             if self.is_leader() {
                 self.broadcast_append(store)?;
             }
+        }
+        if std::mem::take(&mut self.pending_heartbeat) && self.is_leader() {
+            self.broadcast_heartbeat(store)?;
         }
         self.ready_number += 1;
         let hs = self.current_hard_state();
@@ -662,6 +686,8 @@ impl Node {
                 term,
                 vote: Vote::Denied,
             }),
+            // A quiesced leader of an older term would otherwise stay silent for good.
+            Message::Quiesce(_) => Message::Wake(super::message::Wake { term }),
             _ => return,
         };
         self.send(from, reply);
@@ -715,60 +741,10 @@ impl Node {
         self.role = RoleState::Follower;
         self.leader = leader;
         self.pending_broadcast = false;
+        self.pending_heartbeat = false;
+        self.quiesced = false;
+        self.idle_ticks = 0;
         self.reset_election_timer();
-    }
-
-    /// The leader steps down with reads unconfirmed: a follower's read is refused (it asks
-    /// the next leader), and this node's own reads wait for the next leader like a
-    /// follower's.
-    fn fail_leader_reads(&mut self, reads: Vec<(u64, Option<PeerId>)>) {
-        let term = self.term;
-        for (ctx, origin) in reads {
-            match origin {
-                None => self.follower_reads.insert(ctx, self.now),
-                Some(peer) => self.send(
-                    peer,
-                    Message::ReadIndexResponse(super::message::ReadIndexResponse {
-                        term,
-                        ctx,
-                        index: None,
-                    }),
-                ),
-            }
-        }
-    }
-
-    /// Sends queued forwards and reads to the known leader, and re-sends those it has not
-    /// answered for a quarter of their timeout (forwards: same leader, same term only; see
-    /// `client.rs`; reads go to every new leader, see `read_index.rs`).
-    pub(crate) fn flush_to_leader(&mut self) {
-        let Some(leader) = self.leader else { return };
-        if leader == self.id {
-            return;
-        }
-        let heartbeat = self.config.heartbeat_ticks;
-        let quarter = |timeout: u32| u64::from((timeout / 4).max(heartbeat).max(1));
-        let read_retry = quarter(self.config.query_timeout_ticks);
-        for ctx in self
-            .follower_reads
-            .unsent(leader, self.term, self.now, read_retry)
-        {
-            self.send(
-                leader,
-                Message::ReadIndex(super::message::ReadIndex { ctx }),
-            );
-        }
-        let retry = quarter(self.config.forward_timeout_ticks);
-        for (rid, payload, resend_of) in self.clients.unsent(leader, self.term, self.now, retry) {
-            self.send(
-                leader,
-                Message::Forward(super::message::Forward::Command {
-                    commands: vec![payload],
-                    request_id: Some(rid),
-                    resend_of,
-                }),
-            );
-        }
     }
 
     /// Records configuration entries among `entries` written from `from` on.

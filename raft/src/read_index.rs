@@ -84,6 +84,11 @@ impl LeaderReads {
         out
     }
 
+    /// No read waits for a round or for the leader's first commit (quiescence).
+    pub(crate) fn is_idle(&self) -> bool {
+        self.pending.is_empty() && self.waiting.is_empty()
+    }
+
     /// Every read still waiting (the leader steps down).
     pub(crate) fn drain(&mut self) -> Vec<(u64, Option<PeerId>)> {
         let mut out: Vec<(u64, Option<PeerId>)> =
@@ -135,6 +140,11 @@ impl FollowerReads {
             }
         }
         out
+    }
+
+    /// No read waits (quiescence).
+    pub(crate) fn is_empty(&self) -> bool {
+        self.pending.is_empty()
     }
 
     /// The leader answered; returns whether `ctx` was waiting.

@@ -201,6 +201,7 @@ mod failover;
 mod lost_state;
 mod low_space;
 mod membership;
+mod quiesce;
 mod replay;
 mod snapshot_catch_up;
 mod transfer;

@@ -56,6 +56,7 @@ impl Node {
         target: Option<PeerId>,
         store: &dyn LogReader,
     ) -> Result<Result<PeerId, ClientError>, RaftError> {
+        self.unquiesce(None);
         let RoleState::Leader(state) = &self.role else {
             return Ok(Err(ClientError::NotLeader {
                 leader: self.leader,

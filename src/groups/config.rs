@@ -81,6 +81,9 @@ impl ConsensusConfig {
             max_apply_batch: 1024,
             max_voters: self.max_voters,
             replay_threshold: 8_192,
+            // Four heartbeat intervals of idleness (2 s by default): long enough that a
+            // group under steady load never quiesces between writes.
+            quiesce_after_ticks: heartbeat_ticks.saturating_mul(4),
             campaign: match preference {
                 LeadershipPreference::Normal => CampaignPolicy::Normal,
                 LeadershipPreference::Reluctant => CampaignPolicy::Reluctant,

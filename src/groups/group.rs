@@ -100,6 +100,9 @@ pub struct GroupStatus {
     /// The node's disk is below its free-space reserve: it takes no new entries, and as
     /// leader no writes (see [`crate::data_dir::space`]).
     pub disk_low: bool,
+    /// The group is quiesced here: idle, no heartbeats (leader) or election timer
+    /// (follower), the worker ticking slowly until something wakes it.
+    pub quiesced: bool,
 }
 
 impl GroupStatus {
@@ -123,6 +126,7 @@ impl GroupStatus {
             cluster: None,
             conflicts: Vec::new(),
             disk_low: false,
+            quiesced: false,
         }
     }
 }

@@ -65,6 +65,8 @@ pub struct GroupMetrics {
     pub proposals_pending: Gauge,
     /// Times this node saw the leader change to a known leader.
     pub leader_changes: Counter,
+    /// Times the group quiesced here (went idle: see `Node::is_quiesced`).
+    pub quiesces: Counter,
     /// Frames sent, per peer and kind.
     pub sent_frames: Family<PeerFrame, Counter>,
     /// Bytes sent, per peer and kind.
@@ -86,6 +88,7 @@ impl Default for GroupMetrics {
             proposals_failed: Counter::default(),
             proposals_pending: Gauge::default(),
             leader_changes: Counter::default(),
+            quiesces: Counter::default(),
             sent_frames: Family::default(),
             sent_bytes: Family::default(),
             received_frames: Family::default(),
@@ -126,6 +129,11 @@ impl GroupMetrics {
             "server_leader_changes_seen",
             "Times this node saw a new leader",
             self.leader_changes.clone(),
+        );
+        registry.register(
+            "server_quiesces",
+            "Times the group went idle here (quiesced: no heartbeats, slow ticks)",
+            self.quiesces.clone(),
         );
         registry.register(
             "network_peer_sent_frames",
@@ -188,6 +196,8 @@ pub(crate) fn message_kind(message: &super::raft::Message) -> &'static str {
         Message::ReadIndex(_) | Message::ReadIndexResponse(_) => "read_index",
         Message::Forward(_) => "forward",
         Message::TimeoutNow(_) => "timeout_now",
+        Message::Quiesce(_) => "quiesce",
+        Message::Wake(_) => "wake",
     }
 }
 

@@ -104,6 +104,7 @@ fn standard_runs_make_progress() {
     let mut changes = 0;
     let (mut sessions, mut caught_up, mut replayed) = (0, 0, 0);
     let (mut transfers, mut completed, mut refused) = (0, 0, 0);
+    let (mut quiesced, mut wakes) = (0, 0);
     for seed in 0..20 {
         let stats = run_seed(seed, &scenario).unwrap_or_else(|r| panic!("{r}"));
         elections += stats.elections;
@@ -118,7 +119,10 @@ fn standard_runs_make_progress() {
         transfers += stats.transfers;
         completed += stats.transfers_completed;
         refused += stats.transfers_refused;
+        quiesced += stats.quiesced_node_ticks;
+        wakes += stats.wakes;
     }
+    eprintln!("quiesced node-ticks {quiesced}, woken by lost contact {wakes}");
     assert!(elections >= 20, "elections {elections}");
     assert!(acked >= 500, "acknowledged commands {acked}");
     assert!(reads >= 100, "strong reads served {reads}");
@@ -134,6 +138,8 @@ fn standard_runs_make_progress() {
     assert!(transfers >= 20, "leadership transfers {transfers}");
     assert!(completed >= 10, "transfers won by their target {completed}");
     assert!(refused >= 10, "refused transfers {refused}");
+    assert!(quiesced >= 2000, "quiesced node-ticks {quiesced}");
+    assert!(wakes >= 5, "quiesced nodes woken by lost contact {wakes}");
 }
 
 /// The safety properties the checkers report (each report starts with one of them).

@@ -3,6 +3,7 @@
 
 mod damage;
 mod effects;
+mod quiet;
 mod replay;
 mod scenario;
 mod transfer;
@@ -134,6 +135,8 @@ pub struct World {
     next_session: u64,
     /// (term, target) of every transfer that ended with its leader stepping down.
     transfer_ends: Vec<(u64, usize)>,
+    /// Every node's `quiesce_after_ticks` (0: this seed does not quiesce).
+    quiesce_after: u32,
 }
 
 fn peer(i: usize) -> PeerId {
@@ -155,6 +158,7 @@ impl World {
         World {
             seed,
             rng: SmallRng::seed_from_u64(seed),
+            quiesce_after: quiet::quiesce_after(seed, &sc),
             sc,
             now: 0,
             tick: 0,
@@ -215,6 +219,7 @@ impl World {
         c.forward_timeout_ticks = 40;
         c.query_timeout_ticks = 40;
         c.knobs = self.sc.knobs;
+        c.quiesce_after_ticks = self.quiesce_after;
         c.campaign = if voter {
             if self.rng.random_bool(0.15) {
                 CampaignPolicy::Reluctant
@@ -302,6 +307,7 @@ impl World {
                 }
             }
             self.tick_sessions()?;
+            self.count_quiesced();
             let end = self.now + TICK;
             let mut handled = 0u64;
             while let Some(Reverse(ev)) = self.events.peek() {
@@ -324,6 +330,7 @@ impl World {
                 self.handle(ev)?;
                 for i in std::mem::take(&mut self.pending_crash) {
                     self.crash(i);
+                    self.lost_contact(&self.peers_of(i))?;
                     let (lo, hi) = self.sc.restart_ticks;
                     let at = self.now + self.rng.random_range(lo..=hi) * TICK + 1;
                     self.schedule(at, EventKind::Restart { node: i });
@@ -332,11 +339,13 @@ impl World {
             self.now = end;
             if self.faults_on {
                 self.faults()?;
-                self.clients()?;
-                if self.sc.membership {
-                    self.membership()?;
+                if !self.quiet_window() {
+                    self.clients()?;
+                    if self.sc.membership {
+                        self.membership()?;
+                    }
+                    self.transfer()?;
                 }
-                self.transfer()?;
             } else if let Some(h) = healed_at {
                 if self.live()? {
                     self.stats.liveness_ticks = self.tick - h;
@@ -559,11 +568,13 @@ impl World {
             let i = self.rng.random_range(0..n);
             if !self.nodes[i].down {
                 self.crash(i);
+                self.lost_contact(&self.peers_of(i))?;
                 let (lo, hi) = self.sc.restart_ticks;
                 let at = self.now + self.rng.random_range(lo..=hi) * TICK + 1;
                 self.schedule(at, EventKind::Restart { node: i });
             }
         }
+        let blocked_before = self.blocked.clone();
         if self.rng.random_bool(self.sc.partition_rate) {
             self.stats.partitions += 1;
             match self.rng.random_range(0..3) {
@@ -599,6 +610,14 @@ impl World {
                 }
             }
         }
+        let mut cut: Vec<usize> = self
+            .blocked
+            .difference(&blocked_before)
+            .flat_map(|&(a, b)| [a, b])
+            .collect();
+        cut.sort_unstable();
+        cut.dedup();
+        self.lost_contact(&cut)?;
         if !self.blocked.is_empty() && self.rng.random_bool(0.03) {
             self.blocked.clear();
             self.note("partitions healed".into());

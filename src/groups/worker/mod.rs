@@ -57,6 +57,16 @@ pub const INBOUND_QUEUE: usize = 4096;
 /// At most this many extra inputs are taken per turn before the worker drives the core.
 const DRAIN_PER_TURN: usize = 1024;
 
+/// While the core is quiesced the worker ticks this many times slower (3 s at the default
+/// 50 ms tick): enough for the disk check, adding learners and saving peers, while an idle
+/// group costs next to nothing. Any input is still handled at once, and a wake brings the
+/// normal tick back at once.
+const QUIET_TICK_FACTOR: u32 = 60;
+
+/// While quiesced, an unchanged hello is sent again only this often (peers learn restarts
+/// and new state from a changed hello at once; the link's own heartbeats keep it alive).
+const QUIET_HELLO: Duration = Duration::from_secs(30);
+
 /// A fatal error: the group stops with it.
 #[derive(Debug, thiserror::Error)]
 pub enum WorkerError {
@@ -161,6 +171,8 @@ pub(crate) struct Worker<M: StateMachine, S: Storage> {
     /// The tick from which a leader low on disk space tries to hand leadership over
     /// (again); see `disk.rs`.
     space_transfer_at: u64,
+    /// The hello last broadcast and when, so a quiesced group resends only what changed.
+    last_hello: Option<(super::wire::Hello, std::time::Instant)>,
     /// Declared last so it drops last: the network holds the node's `DataDir`, whose lock
     /// must outlive this worker's store handles (fields drop in declaration order).
     network: Network,
@@ -278,6 +290,7 @@ impl<M: StateMachine, S: Storage> Worker<M, S> {
             heard: roster::Heard::default(),
             metrics,
             space_transfer_at: 0,
+            last_hello: None,
         }
     }
 
@@ -315,11 +328,18 @@ impl<M: StateMachine, S: Storage> Worker<M, S> {
                 );
             })?;
         }
-        let mut ticker = tokio::time::interval(self.tick);
-        ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        // A sleep reset after each tick rather than an interval: its period changes with
+        // quiescence (see `QUIET_TICK_FACTOR`).
+        let ticker = tokio::time::sleep(self.tick);
+        tokio::pin!(ticker);
         loop {
+            let was_quiesced = self.node.is_quiesced();
             tokio::select! {
-                _ = ticker.tick() => self.on_tick()?,
+                _ = &mut ticker => {
+                    self.on_tick()?;
+                    let next = tokio::time::Instant::now() + self.tick_period();
+                    ticker.as_mut().reset(next);
+                }
                 request = self.requests.recv() => match request {
                     Some(request) => self.on_request(request)?,
                     None => return Ok(()),
@@ -347,7 +367,23 @@ impl<M: StateMachine, S: Storage> Worker<M, S> {
             if self.shutdown.is_some() {
                 return Ok(());
             }
+            if was_quiesced && !self.node.is_quiesced() {
+                // Woken: back to the normal tick now, not at the end of a slow one.
+                let next = tokio::time::Instant::now() + self.tick;
+                if ticker.deadline() > next {
+                    ticker.as_mut().reset(next);
+                }
+            }
             self.publish();
+        }
+    }
+
+    /// The time to the next tick: slower while the core is quiesced.
+    fn tick_period(&self) -> Duration {
+        if self.node.is_quiesced() {
+            self.tick * QUIET_TICK_FACTOR
+        } else {
+            self.tick
         }
     }
 
@@ -357,7 +393,9 @@ impl<M: StateMachine, S: Storage> Worker<M, S> {
         self.ticks += 1;
         self.check_disk()?;
         self.node.tick(&self.store)?;
-        if self.ticks % self.hello_ticks == 1 || self.hello_ticks == 1 {
+        // Quiesced, every (slow) tick does the bookkeeping; the hello goes out only when
+        // it changed or `QUIET_HELLO` passed.
+        if self.node.is_quiesced() || self.ticks % self.hello_ticks == 1 || self.hello_ticks == 1 {
             self.announce();
             self.maybe_found()?;
             self.maybe_add_members()?;
@@ -377,6 +415,7 @@ impl<M: StateMachine, S: Storage> Worker<M, S> {
                         f.gone(&peer);
                     }
                     tracing::debug!(peer = %Short(&peer), "bond closed");
+                    self.wake_on_lost(&peer);
                 }
             }
             Inbound::Frame {
@@ -406,6 +445,23 @@ impl<M: StateMachine, S: Storage> Worker<M, S> {
             }
         }
         Ok(())
+    }
+
+    /// The driver's side of quiescence: the network closes every link to a node that
+    /// died or stopped answering, so a closed link to the leader (on a follower) or to a
+    /// voter (on the leader) may be the failure the quiesced core's timers no longer
+    /// watch for. Waking lets them run: a follower elects a new leader after its
+    /// election timeout, a leader heartbeats and steps down without a quorum.
+    fn wake_on_lost(&mut self, peer: &PeerId) {
+        if !self.node.is_quiesced() {
+            return;
+        }
+        let lost_leader = self.node.leader() == Some(*peer);
+        let lost_voter = self.node.is_leader() && self.node.membership().is_voter(peer);
+        if lost_leader || lost_voter {
+            tracing::debug!(group = %Short(&self.group), peer = %Short(peer), "link lost: waking");
+            self.node.wake();
+        }
     }
 
     /// Whether `peer`'s frames are taken: it announced itself on its current link and

@@ -95,9 +95,20 @@ impl<M: StateMachine, S: Storage> Worker<M, S> {
         }
     }
 
+    /// Broadcasts this node's hello; while quiesced, only when it changed or
+    /// `QUIET_HELLO` passed since the last one.
     pub(super) fn announce(&mut self) {
-        let hello = GroupFrame::Hello(self.hello());
-        self.bonds.broadcast(&hello);
+        let hello = self.hello();
+        let now = std::time::Instant::now();
+        if self.node.is_quiesced()
+            && self.last_hello.as_ref().is_some_and(|(last, at)| {
+                *last == hello && now.saturating_duration_since(*at) < super::QUIET_HELLO
+            })
+        {
+            return;
+        }
+        self.bonds.broadcast(&GroupFrame::Hello(hello.clone()));
+        self.last_hello = Some((hello, now));
     }
 
     pub(super) fn maybe_found(&mut self) -> Result<(), WorkerError> {

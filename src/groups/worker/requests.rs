@@ -90,6 +90,7 @@ impl<M: StateMachine, S: Storage> Worker<M, S> {
             cluster: Some(node.membership().cluster()).filter(|c| c.is_known()),
             conflicts: self.conflicts.iter().map(|(p, c)| (*p, *c)).collect(),
             disk_low: node.low_space(),
+            quiesced: node.is_quiesced(),
         };
         self.metrics
             .proposals_pending
@@ -98,6 +99,9 @@ impl<M: StateMachine, S: Storage> Worker<M, S> {
         self.status.send_if_modified(|s| {
             if s.leader != status.leader && status.leader.is_some() {
                 metrics.leader_changes.inc();
+            }
+            if status.quiesced && !s.quiesced {
+                metrics.quiesces.inc();
             }
             if *s != status {
                 *s = status;

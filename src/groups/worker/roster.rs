@@ -84,7 +84,12 @@ impl<M: StateMachine, S: Storage> Worker<M, S> {
                         self.heard.contact_of(&peer)
                     },
                     bonded: is_self || self.bonds.get(&peer).is_some(),
-                    last_heard: if is_self {
+                    // Quiesced, a peer sends nothing, but a live link means its node answers
+                    // the network's heartbeats (the link closes when it stops): it counts
+                    // as heard now rather than looking dead.
+                    last_heard: if is_self
+                        || (self.node.is_quiesced() && self.bonds.get(&peer).is_some())
+                    {
                         Some(Duration::ZERO)
                     } else {
                         self.heard.since(&peer, now)

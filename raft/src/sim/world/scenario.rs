@@ -127,6 +127,10 @@ impl Scenario {
 #[derive(Clone, Debug, Default)]
 pub struct Stats {
     pub nodes: usize,
+    /// Nodes quiesced, summed over ticks.
+    pub quiesced_node_ticks: u64,
+    /// Quiesced nodes woken by the driver's lost-contact rule.
+    pub wakes: u64,
     pub elections: usize,
     pub committed: u64,
     pub acked: usize,
