@@ -142,7 +142,9 @@ async fn accept_stream(
         guard(&inner.peers).insert(PeerAddr::new(peer, listen), Source::Direct);
     }
     let group = access.group;
-    let link = start_link(&inner, &shared, send, recv, &access, peer, peer, remote, ours);
+    let link = start_link(
+        &inner, &shared, send, recv, &access, peer, peer, remote, ours,
+    );
     drop(user);
     let Some(link) = link else { return };
     let tx = guard(&inner.groups).get(&group).map(|g| g.links.clone());

@@ -344,6 +344,7 @@ impl NetworkBuilder {
             links: LinkRegistry::default(),
             conns: ConnTable::new(me),
             heartbeat: Heartbeat::new(self.heartbeat_interval, self.max_missed_heartbeats),
+            heartbeats_sent: Default::default(),
             shutdown: CancellationToken::new(),
             tasks: TaskTracker::new(),
         });

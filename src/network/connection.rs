@@ -134,7 +134,9 @@ impl Liveness {
             self.heard();
             return Duration::ZERO;
         }
-        let since = self.now().saturating_sub(self.heard.load(Ordering::Relaxed));
+        let since = self
+            .now()
+            .saturating_sub(self.heard.load(Ordering::Relaxed));
         Duration::from_millis(since)
     }
 
@@ -296,7 +298,7 @@ pub(super) async fn run(inner: Arc<Inner>, shared: Arc<SharedConn>) {
     let reason = tokio::select! {
         _ = shared.conn.closed() => None,
         reason = watchdog(&shared, beat) => Some(reason),
-        reason = control_out(&shared, beat, &*exchange, max) => reason,
+        reason = control_out(&shared, beat, &*exchange, max, &inner.heartbeats_sent) => reason,
         reason = control_in(&shared, &*exchange, max) => reason,
         () = super::accept::accept_streams(&inner, &shared) => None,
         reason = linger(&shared) => Some(reason),
@@ -353,6 +355,7 @@ async fn control_out(
     beat: Heartbeat,
     exchange: &dyn PeerExchange,
     max: u32,
+    heartbeats: &AtomicU64,
 ) -> Option<CloseReason> {
     let mut send = shared.conn.open_uni().await.ok()?;
     // The first frame makes the stream visible to the peer at once.
@@ -382,6 +385,9 @@ async fn control_out(
             return control_failed(shared, err);
         }
         shared.life.sent();
+        if msg == Message::Heartbeat {
+            heartbeats.fetch_add(1, Ordering::Relaxed);
+        }
     }
 }
 

@@ -84,7 +84,11 @@ impl Drop for Clear<'_> {
     fn drop(&mut self) {
         let mut peers = guard(&self.table.peers);
         if let Some(entry) = peers.get_mut(&self.peer) {
-            if entry.connecting.as_ref().is_some_and(|(id, _)| *id == self.id) {
+            if entry
+                .connecting
+                .as_ref()
+                .is_some_and(|(id, _)| *id == self.id)
+            {
                 entry.connecting = None;
             }
             if entry.live.is_empty() && entry.connecting.is_none() {
@@ -134,7 +138,8 @@ impl ConnTable {
         let replaced: Vec<Arc<SharedConn>> = {
             let mut peers = guard(&self.peers);
             let entry = peers.entry(peer).or_default();
-            let (old, keep): (Vec<_>, Vec<_>) = entry.live.drain(..).partition(|c| c.dialer == dialer);
+            let (old, keep): (Vec<_>, Vec<_>) =
+                entry.live.drain(..).partition(|c| c.dialer == dialer);
             entry.live = keep;
             entry.live.push(shared.clone());
             old
@@ -243,13 +248,15 @@ impl ConnTable {
     }
 
     /// One QUIC connect to `addr`, bounded by the connect timeout.
-    async fn connect(&self, inner: &Arc<Inner>, addr: PeerAddr) -> Result<Arc<SharedConn>, BondError> {
+    async fn connect(
+        &self,
+        inner: &Arc<Inner>,
+        addr: PeerAddr,
+    ) -> Result<Arc<SharedConn>, BondError> {
         let peer = addr.id;
         let target = addr.to_endpoint_addr()?;
-        let connect = tokio::time::timeout(
-            inner.connect_timeout,
-            inner.endpoint.connect(target, ALPN),
-        );
+        let connect =
+            tokio::time::timeout(inner.connect_timeout, inner.endpoint.connect(target, ALPN));
         let conn = tokio::select! {
             result = connect => match result {
                 Ok(Ok(conn)) => conn,

@@ -50,22 +50,23 @@ pub(super) async fn dial(
     // Keeps the connection from lingering out while the handshake runs.
     let _user = shared.user();
     let conn = &shared.conn;
-    let (mut send, mut recv) = match tokio::time::timeout(inner.handshake_timeout, conn.open_bi()).await {
-        Ok(Ok(streams)) => streams,
-        Ok(Err(source)) => {
-            return Err(BondError::Connection {
-                peer,
-                source: Box::new(source),
-            })
-        }
-        Err(_) => {
-            return Err(BondError::Timeout {
-                peer,
-                what: "opening a stream",
-                after: inner.handshake_timeout,
-            })
-        }
-    };
+    let (mut send, mut recv) =
+        match tokio::time::timeout(inner.handshake_timeout, conn.open_bi()).await {
+            Ok(Ok(streams)) => streams,
+            Ok(Err(source)) => {
+                return Err(BondError::Connection {
+                    peer,
+                    source: Box::new(source),
+                })
+            }
+            Err(_) => {
+                return Err(BondError::Timeout {
+                    peer,
+                    what: "opening a stream",
+                    after: inner.handshake_timeout,
+                })
+            }
+        };
     let handshake = async {
         let binding = binding(conn, access.group)?;
         let side = side(inner, access, &ticket, peer, binding);
@@ -142,7 +143,14 @@ async fn refused_or(
             reason: String::from_utf8_lossy(&close.reason).into_owned(),
         };
     }
-    refuse_stream(send, recv, refusal_code(&err), &err.to_string(), inner.max_frame).await;
+    refuse_stream(
+        send,
+        recv,
+        refusal_code(&err),
+        &err.to_string(),
+        inner.max_frame,
+    )
+    .await;
     BondError::Handshake { peer, source: err }
 }
 

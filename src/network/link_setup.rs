@@ -3,11 +3,11 @@
 //! and refusing one stream with a code and a reason.
 
 use super::close::{cut, CODE_PROTOCOL, CODE_REFUSED, CODE_UNKNOWN_GROUP};
+use super::frame::write_message;
 use super::group_links::GroupAccess;
 use super::handshake::{HandshakeError, Side, BINDING_LABEL};
 use super::message::Message;
 use super::network::{guard, Inner};
-use super::frame::write_message;
 use crate::primitives::{GroupId, PeerId};
 use iroh::endpoint::{Connection, RecvStream, SendStream, VarInt};
 use std::time::Duration;

@@ -55,8 +55,8 @@ mod whoami;
 pub use backoff::Backoff;
 pub use builder::{NetworkBuilder, MAX_LINKS_PER_CONNECTION};
 pub use close::{
-    read_close, CloseReason, MAX_CLOSE_REASON, CODE_DUPLICATE, CODE_HEARTBEAT, CODE_NORMAL, CODE_PROTOCOL, CODE_REFUSED,
-    CODE_REPLACED, CODE_TICKET, CODE_UNKNOWN_GROUP,
+    read_close, CloseReason, CODE_DUPLICATE, CODE_HEARTBEAT, CODE_NORMAL, CODE_PROTOCOL,
+    CODE_REFUSED, CODE_REPLACED, CODE_TICKET, CODE_UNKNOWN_GROUP, MAX_CLOSE_REASON,
 };
 pub use error::{BondError, NetworkError};
 pub use group_links::{GroupAccess, GroupLinks};

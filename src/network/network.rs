@@ -39,6 +39,7 @@ use crate::data_dir::DataDir;
 use crate::primitives::{GroupId, PeerId, Short};
 use iroh::Endpoint;
 use std::collections::{BTreeSet, HashMap};
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::Duration;
 use tokio::sync::{mpsc, watch};
@@ -81,6 +82,8 @@ pub(super) struct Inner {
     pub(super) conns: ConnTable,
     /// Liveness of every connection.
     pub(super) heartbeat: Heartbeat,
+    /// Heartbeat frames sent on all connections since start.
+    pub(super) heartbeats_sent: AtomicU64,
     pub(super) shutdown: CancellationToken,
     /// Every task of this node, so shutdown can wait for them.
     pub(super) tasks: TaskTracker,
@@ -304,6 +307,12 @@ impl Network {
     /// Links up now, over all groups and peers.
     pub fn live_links(&self) -> usize {
         self.inner.links.count()
+    }
+
+    /// Heartbeat frames this node sent since it started, on all connections: at most about
+    /// two per heartbeat interval and connection, however many links are idle on them.
+    pub fn heartbeats_sent(&self) -> u64 {
+        self.inner.heartbeats_sent.load(Ordering::Relaxed)
     }
 
     /// Stops accepting, closes every link (reason: shutdown) and the endpoint, and waits
