@@ -7,9 +7,10 @@
 use std::future::Future;
 use std::time::Duration;
 
-use iroh::endpoint::{presets, ConnectionError};
+use iroh::endpoint::presets;
 use iroh::Endpoint;
 use tessera::data_dir::{DataDir, DataDirError, IdentityError, KEY_FILE_NAME};
+use tessera::network::read_close;
 use tessera::network::{
     BondError, GroupAccess, GroupLinks, HandshakeError, Link, LinkConfig, LinkKey, Network,
     NetworkError, NetworkId, PeerAddr, TicketError, ALPN, CODE_PROTOCOL, CODE_REFUSED,
@@ -95,24 +96,28 @@ async fn raw_client() -> Endpoint {
         .expect("raw endpoint")
 }
 
-/// Sends `bytes` on a fresh stream to `server` and returns how the server closed it.
+/// Sends `bytes` on a fresh stream to `server` and returns how the server closed that
+/// stream: its last `Close` frame. The connection itself stays up (it could carry other
+/// groups' links), which is checked too.
 async fn send_raw(server: &Network, bytes: &[u8]) -> (u64, String) {
     let client = raw_client().await;
     let target = server.local_addr().to_endpoint_addr().expect("valid id");
     let conn = bounded("raw connect", client.connect(target, ALPN))
         .await
         .expect("raw connect");
-    let (mut send, _recv) = conn.open_bi().await.expect("open stream");
+    let (mut send, mut recv) = conn.open_bi().await.expect("open stream");
     send.write_all(bytes).await.expect("write raw bytes");
-    let closed = bounded("server closes", conn.closed()).await;
+    let close = bounded("server refuses the stream", read_close(&mut recv, 1 << 20))
+        .await
+        .expect("a well-formed answer")
+        .expect("a Close frame");
+    assert!(
+        conn.close_reason().is_none(),
+        "a bad stream closes only itself: {:?}",
+        conn.close_reason()
+    );
     client.close().await;
-    match closed {
-        ConnectionError::ApplicationClosed(close) => (
-            close.error_code.into_inner(),
-            String::from_utf8_lossy(&close.reason).into_owned(),
-        ),
-        other => panic!("expected an application close with a reason, got {other:?}"),
-    }
+    (u64::from(close.0), close.1)
 }
 
 #[tokio::test]

@@ -20,6 +20,8 @@
 //! store through it. Without one the key is ephemeral or given, and groups live in memory.
 
 use super::accept::accept_loop;
+use super::connection::Heartbeat;
+use super::conns::ConnTable;
 use super::error::NetworkError;
 use super::frame::DEFAULT_MAX_FRAME_LEN;
 use super::identity;
@@ -102,7 +104,13 @@ pub struct NetworkBuilder {
     idle_timeout: Duration,
     backoff: (Duration, Duration),
     max_learned_peers: usize,
+    heartbeat_interval: Duration,
+    max_missed_heartbeats: u32,
 }
+
+/// QUIC streams a peer may have open at once on one connection: one per shared group,
+/// so this bounds the groups two nodes can share.
+pub const MAX_LINKS_PER_CONNECTION: u32 = 65_536;
 
 impl NetworkBuilder {
     pub(super) fn new(network: NetworkId) -> Self {
@@ -119,6 +127,8 @@ impl NetworkBuilder {
             idle_timeout: Duration::from_secs(10),
             backoff: (Duration::from_millis(100), Duration::from_secs(10)),
             max_learned_peers: 4096,
+            heartbeat_interval: Duration::from_millis(500),
+            max_missed_heartbeats: 10,
         }
     }
 
@@ -218,6 +228,21 @@ impl NetworkBuilder {
         self
     }
 
+    /// Connection heartbeat (default 500 ms): a heartbeat goes out on a connection when
+    /// nothing else did for half of this, so busy or idle links add nothing. One setting
+    /// for every group: connections are shared by all the groups two nodes have.
+    pub fn heartbeat_interval(mut self, interval: Duration) -> Self {
+        self.heartbeat_interval = interval;
+        self
+    }
+
+    /// A connection that heard nothing for this many heartbeat intervals is closed with
+    /// every link on it (default 10).
+    pub fn max_missed_heartbeats(mut self, missed: u32) -> Self {
+        self.max_missed_heartbeats = missed;
+        self
+    }
+
     /// Cap on peers learned from exchange (default 4096); bootstrap peers do not count.
     pub fn max_learned_peers(mut self, max: usize) -> Self {
         self.max_learned_peers = max;
@@ -247,6 +272,7 @@ impl NetworkBuilder {
         let transport = QuicTransportConfig::builder()
             .max_idle_timeout(Some(idle))
             .keep_alive_interval(self.idle_timeout / 3)
+            .max_concurrent_bidi_streams(MAX_LINKS_PER_CONNECTION.into())
             .build();
         let endpoint = Endpoint::builder(presets::Minimal)
             .secret_key(key)
@@ -316,6 +342,9 @@ impl NetworkBuilder {
             data_dir,
             groups: Mutex::new(HashMap::new()),
             links: LinkRegistry::default(),
+            conns: ConnTable::new(me),
+            heartbeat: Heartbeat::new(self.heartbeat_interval, self.max_missed_heartbeats),
+            heartbeats_sent: Default::default(),
             shutdown: CancellationToken::new(),
             tasks: TaskTracker::new(),
         });

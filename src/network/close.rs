@@ -1,10 +1,25 @@
-//! Why links end: close codes sent in QUIC's CONNECTION_CLOSE and the local [`CloseReason`].
+//! Why links end: close codes, how they reach the peer, and the local [`CloseReason`].
 //!
-//! A refusal or a protocol violation is reported to the peer as an application close with
-//! one of the codes below and a short UTF-8 reason, so both logs name the cause.
+//! Every link to a peer is one stream of the connection shared with that peer, so a link's
+//! end must not close the connection. A refusal, a protocol violation or any other close
+//! decided on one side is sent on the link's stream as a last `Close{code, reason}` frame,
+//! then the stream is finished; when that frame cannot be written whole (the stream is
+//! blocked or already mid-frame) the stream is reset with the code instead, so the peer
+//! still learns the code. The peer sees [`CloseReason::ByPeer`] either way.
+//!
+//! A whole connection ends only when the network shuts down, the connection's watchdog
+//! fires (see [`connection`](super::connection)), it has carried no link for a while, or
+//! the peer restarted; then QUIC's CONNECTION_CLOSE carries the code and reason, and every
+//! link on it ends with that reason.
 
+use super::frame::{read_message, FrameError};
+use super::message::Message;
 use std::fmt;
 use std::time::Duration;
+use tokio::io::AsyncRead;
+
+/// Longest close reason sent, in bytes: it is for logs, and must fit one packet.
+pub const MAX_CLOSE_REASON: usize = 400;
 
 /// Normal close (link dropped, network shut down).
 pub const CODE_NORMAL: u32 = 0;
@@ -61,6 +76,9 @@ pub enum CloseReason {
     },
     /// The connection failed underneath (timed out, reset).
     Transport(String),
+    /// The shared connection carried no link for this long and was closed (no link ever
+    /// sees this: it has none).
+    Unused(Duration),
 }
 
 impl CloseReason {
@@ -68,7 +86,7 @@ impl CloseReason {
     pub fn code(&self) -> u32 {
         match self {
             CloseReason::Local | CloseReason::Shutdown | CloseReason::ByPeer { .. } => CODE_NORMAL,
-            CloseReason::Transport(_) => CODE_NORMAL,
+            CloseReason::Transport(_) | CloseReason::Unused(_) => CODE_NORMAL,
             CloseReason::Protocol(_) => CODE_PROTOCOL,
             CloseReason::HeartbeatTimeout { .. } => CODE_HEARTBEAT,
             CloseReason::Duplicate => CODE_DUPLICATE,
@@ -101,6 +119,45 @@ impl fmt::Display for CloseReason {
                 write!(f, "ticket no longer accepted: {reason}")
             }
             CloseReason::Transport(why) => write!(f, "connection failed: {why}"),
+            CloseReason::Unused(after) => write!(f, "no link on the connection for {after:?}"),
         }
+    }
+}
+
+/// `reason` cut to at most [`MAX_CLOSE_REASON`] bytes, on a character boundary.
+pub(crate) fn cut(reason: &str) -> String {
+    let mut end = reason.len().min(MAX_CLOSE_REASON);
+    while !reason.is_char_boundary(end) {
+        end -= 1;
+    }
+    reason[..end].to_string()
+}
+
+/// Reads a link stream's frames until its `Close` frame; returns its code and reason.
+/// `Ok(None)`: the stream ended without one. For tools and tests that speak to a node
+/// without being one (a node's own links handle `Close` themselves).
+pub async fn read_close<R: AsyncRead + Unpin>(
+    recv: &mut R,
+    max: u32,
+) -> Result<Option<(u32, String)>, FrameError> {
+    while let Some(msg) = read_message::<Message, _>(recv, max).await? {
+        if let Message::Close { code, reason } = msg {
+            return Ok(Some((code, reason)));
+        }
+    }
+    Ok(None)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn cut_keeps_whole_characters() {
+        assert_eq!(cut("short"), "short");
+        let long = "é".repeat(MAX_CLOSE_REASON);
+        let c = cut(&long);
+        assert!(c.len() <= MAX_CLOSE_REASON && c.len() >= MAX_CLOSE_REASON - 1);
+        assert!(long.starts_with(&c));
     }
 }

@@ -1,5 +1,6 @@
-//! Dialing: one attempt ([`dial`]), and the bond that keeps a link to a peer up
-//! ([`maintain`]).
+//! Dialing: one attempt ([`dial`]): a new stream on the connection shared with the peer
+//! (connecting first only when there is none, see `conns.rs`), and the bond that keeps a
+//! link to a peer up ([`maintain`]).
 //!
 //! # Bonds
 //! [`GroupLinks::maintain`](super::GroupLinks::maintain) keeps a link to a peer up: it
@@ -10,22 +11,24 @@
 //! host this group" is remembered as absent until a dial succeeds.
 
 use super::backoff::Backoff;
-use super::close::{CODE_REFUSED, CODE_UNKNOWN_GROUP};
+use super::close::{CloseReason, CODE_REFUSED, CODE_UNKNOWN_GROUP};
+use super::connection::SharedConn;
 use super::error::BondError;
 use super::group_links::GroupAccess;
 use super::handshake::{self, HandshakeError};
 use super::link::Link;
-use super::link_setup::{binding, close, our_ticket, refusal_code, side};
+use super::link_setup::{binding, our_ticket, refusal_code, refuse_stream, reset_stream, side};
 use super::names::{self, Every};
-use super::network::{guard, Inner, ALPN};
+use super::network::{guard, Inner};
 use super::peer_addr::PeerAddr;
 use super::peers::Source;
 use super::registry::start_link;
 use crate::primitives::{GroupId, PeerId, Short};
-use iroh::endpoint::{Connection, ConnectionError};
+use iroh::endpoint::{ConnectionError, RecvStream, SendStream};
 use std::sync::Arc;
 
-/// Dials `addr` for `access`'s group and runs the handshake; registers the link.
+/// Dials `addr` for `access`'s group and runs the handshake on a new stream of the
+/// connection to the peer (made now only if there is none); registers the link.
 pub(super) async fn dial(
     inner: &Arc<Inner>,
     access: &GroupAccess,
@@ -43,42 +46,51 @@ pub(super) async fn dial(
         });
     }
     let (ticket, ours) = our_ticket(inner, access.group).ok_or(BondError::Shutdown)?;
-    let target = addr.to_endpoint_addr()?;
-    let conn = tokio::select! {
-        result = tokio::time::timeout(inner.connect_timeout, inner.endpoint.connect(target, ALPN)) => match result {
-            Ok(Ok(conn)) => conn,
-            Ok(Err(source)) => return Err(BondError::Connect { peer: addr, source: Box::new(source) }),
-            Err(_) => return Err(BondError::Timeout { peer, what: "connect", after: inner.connect_timeout }),
-        },
-        _ = inner.shutdown.cancelled() => return Err(BondError::Shutdown),
-    };
-    let handshake = async {
-        let (mut send, mut recv) =
-            conn.open_bi()
-                .await
-                .map_err(|source| BondError::Connection {
+    let shared = inner.conns.connection(inner, addr).await?;
+    // Keeps the connection from lingering out while the handshake runs.
+    let _user = shared.user();
+    let conn = &shared.conn;
+    let (mut send, mut recv) =
+        match tokio::time::timeout(inner.handshake_timeout, conn.open_bi()).await {
+            Ok(Ok(streams)) => streams,
+            Ok(Err(source)) => {
+                return Err(BondError::Connection {
                     peer,
                     source: Box::new(source),
-                })?;
-        let binding =
-            binding(&conn, access.group).map_err(|source| BondError::Handshake { peer, source })?;
+                })
+            }
+            Err(_) => {
+                return Err(BondError::Timeout {
+                    peer,
+                    what: "opening a stream",
+                    after: inner.handshake_timeout,
+                })
+            }
+        };
+    let handshake = async {
+        let binding = binding(conn, access.group)?;
         let side = side(inner, access, &ticket, peer, binding);
-        match handshake::dial(&mut send, &mut recv, &side).await {
-            Ok(remote) => Ok::<_, BondError>((send, recv, remote)),
-            Err(err) => Err(refused_or(&conn, peer, err)),
-        }
+        handshake::dial(&mut send, &mut recv, &side).await
     };
-    let (send, recv, remote) = match tokio::time::timeout(inner.handshake_timeout, handshake).await
-    {
-        Ok(Ok(parts)) => parts,
+    let remote = match tokio::time::timeout(inner.handshake_timeout, handshake).await {
+        Ok(Ok(remote)) => remote,
         Ok(Err(err)) => {
+            let err = refused_or(inner, &shared, send, recv, err).await;
             if !matches!(err, BondError::Refused { .. }) {
                 tracing::warn!(peer = %Short(&peer), group = %Short(&access.group), reason = %err, "bond refused");
             }
             return Err(err);
         }
         Err(_) => {
-            close(&conn, CODE_REFUSED, "handshake timed out");
+            reset_stream(&mut send, &mut recv, CODE_REFUSED);
+            // Nothing at all from the peer for that long, heartbeats included: the
+            // connection goes to a dead process; close it so the next dial connects anew.
+            let silent = shared.life.silent_for();
+            if silent >= inner.handshake_timeout.max(inner.heartbeat.interval * 2) {
+                shared.close(&CloseReason::Transport(format!(
+                    "nothing from the peer for {silent:?}, a handshake unanswered"
+                )));
+            }
             return Err(BondError::Timeout {
                 peer,
                 what: "handshake",
@@ -95,7 +107,7 @@ pub(super) async fn dial(
     }
     start_link(
         inner,
-        conn,
+        &shared,
         send,
         recv,
         access,
@@ -110,17 +122,35 @@ pub(super) async fn dial(
     })
 }
 
-/// The error for a failed dialer handshake: the peer's refusal if it closed the
-/// connection with a reason, else our own complaint (sent to the peer as we close).
-fn refused_or(conn: &Connection, peer: PeerId, err: HandshakeError) -> BondError {
-    if let Some(ConnectionError::ApplicationClosed(close)) = conn.close_reason() {
+/// The error for a failed dialer handshake: the peer's refusal if it sent one (a `Close`
+/// frame on the stream, or the connection's close), else our own complaint, sent to the
+/// peer on the stream as we end it.
+async fn refused_or(
+    inner: &Inner,
+    shared: &SharedConn,
+    send: SendStream,
+    recv: RecvStream,
+    err: HandshakeError,
+) -> BondError {
+    let peer = shared.peer;
+    if let HandshakeError::Closed { code, reason } = err {
+        return BondError::Refused { peer, code, reason };
+    }
+    if let Some(ConnectionError::ApplicationClosed(close)) = shared.conn.close_reason() {
         return BondError::Refused {
             peer,
             code: close.error_code.into_inner(),
             reason: String::from_utf8_lossy(&close.reason).into_owned(),
         };
     }
-    close(conn, refusal_code(&err), &err.to_string());
+    refuse_stream(
+        send,
+        recv,
+        refusal_code(&err),
+        &err.to_string(),
+        inner.max_frame,
+    )
+    .await;
     BondError::Handshake { peer, source: err }
 }
 

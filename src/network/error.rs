@@ -68,6 +68,15 @@ pub enum BondError {
         /// iroh's error (boxed: it is large).
         source: Box<iroh::endpoint::ConnectError>,
     },
+    /// Connecting failed, in an attempt another dial to the same peer made and this one
+    /// waited for (dials to one peer share one connect).
+    #[error("cannot connect to {peer}: {reason}")]
+    ConnectFailed {
+        /// The peer.
+        peer: PeerId,
+        /// What the attempt's error said.
+        reason: String,
+    },
     /// The connection failed before the handshake finished.
     #[error("connection to {peer} failed: {source}")]
     Connection {
@@ -94,7 +103,8 @@ pub enum BondError {
         /// What was wrong.
         source: HandshakeError,
     },
-    /// The peer refused this node (its reason, sent in the close frame).
+    /// The peer refused this node (its code and reason, sent in a `Close` frame on the
+    /// link's stream, or in the connection close).
     #[error("refused by {peer} (code {code}): {reason}")]
     Refused {
         /// The peer.

@@ -50,7 +50,8 @@ impl GroupAccess {
         self
     }
 
-    /// Heartbeats and channel capacities of the group's links.
+    /// Channel capacities and ticket re-checks of the group's links (heartbeats are per
+    /// connection, set on the [`NetworkBuilder`](super::NetworkBuilder)).
     pub fn with_link_config(mut self, config: LinkConfig) -> Self {
         self.link = config;
         self

@@ -1,4 +1,5 @@
-//! The link handshake: a mutual proof of the group key, bound to this link.
+//! The link handshake: a mutual proof of the group key, bound to this link (one stream of
+//! the connection shared by every group's links to the peer).
 //!
 //! ```text
 //! dialer                                   acceptor
@@ -18,9 +19,15 @@
 //!   acceptor's proof back as its own;
 //! - the peer ids are the TLS-authenticated endpoint ids of the QUIC connection (never taken
 //!   from a message), so a proof made for one pair of nodes is useless to a third;
-//! - `binding` is keying material exported from this connection's TLS session, so a proof
-//!   cannot be relayed onto another connection either;
+//! - `binding` is keying material exported from this connection's TLS session (with the
+//!   group as its context), so a proof cannot be relayed onto another connection either;
 //! - network and group make a proof for one group or network useless for another.
+//!
+//! Many links share one connection, so they share its binding; each stream still has its
+//! own pair of nonces, so a proof seen on one stream (for group A) is worthless on any
+//! other stream, for A or for B, and a peer holding only A's key cannot make B's proof.
+//! A refusal is a `Close{code, reason}` frame on that stream alone (see
+//! [`close`](super::close)): the other links on the connection are untouched.
 //!
 //! MACs are compared in constant time (`blake3::Hash` equality). Tickets are checked only
 //! after the peer proved the key, so unauthenticated peers learn nothing from the validator.
@@ -144,6 +151,14 @@ pub enum HandshakeError {
     /// No randomness for the nonce.
     #[error("no randomness for the handshake nonce: {0}")]
     Random(getrandom::Error),
+    /// The peer refused the link: its `Close` frame, in place of the next handshake message.
+    #[error("refused by peer (code {code}): {reason}")]
+    Closed {
+        /// The peer's code (one of the `CODE_*` constants).
+        code: u64,
+        /// The peer's reason.
+        reason: String,
+    },
     /// TLS keying material could not be exported from the connection.
     #[error("cannot bind the handshake to the connection: {0}")]
     Binding(String),
@@ -234,9 +249,14 @@ async fn next<R: AsyncRead + Unpin>(
     max: u32,
     expected: &'static str,
 ) -> Result<Message, HandshakeError> {
-    read_message::<Message, _>(recv, max)
-        .await?
-        .ok_or(HandshakeError::StreamEnded { expected })
+    match read_message::<Message, _>(recv, max).await? {
+        Some(Message::Close { code, reason }) => Err(HandshakeError::Closed {
+            code: code.into(),
+            reason,
+        }),
+        Some(msg) => Ok(msg),
+        None => Err(HandshakeError::StreamEnded { expected }),
+    }
 }
 
 fn check_ticket(side: &Side<'_>, ticket: &[u8]) -> Result<(), HandshakeError> {
@@ -585,6 +605,86 @@ mod tests {
             assert!(
                 matches!(result, Err(HandshakeError::BadProof { peer }) if peer == D),
                 "reflect={reflect}: {result:?}"
+            );
+        }
+    }
+
+    /// One connection (one binding) carries links for groups A and B. A peer holding only
+    /// A's key bonds A, then asks for B on another stream: its own proof (made with A's
+    /// key) and a replay of the proof it made for A both fail.
+    #[tokio::test]
+    async fn a_proof_for_group_a_cannot_join_group_b_on_the_same_connection() {
+        let key_a = LinkKey::derive(b"key of a");
+        let key_b = LinkKey::derive(b"key of b");
+        let group_b = GroupId(Digest::of(b"b"));
+        // Stream 1, group A: both hold A's key.
+        let (d, a) = run(side(&key_a, D, A, "n"), side(&key_a, A, D, "n")).await;
+        assert!(d.is_ok() && a.is_ok(), "{d:?} {a:?}");
+        let recorded = proof(
+            &key_a,
+            Role::Dialer,
+            &Transcript {
+                network: NetworkId::named("n"),
+                group: GroupId(Digest::of(b"g")),
+                dialer: D,
+                acceptor: A,
+                dialer_nonce: [3; 32],
+                acceptor_nonce: [4; 32],
+                binding: [7; 32],
+            },
+        );
+        // Stream 2, group B: the acceptor holds B's key, the dialer only A's.
+        for replay in [false, true] {
+            let ((mut dw, mut dr), (mut aw, mut ar)) = pipe();
+            let mut acceptor = side(&key_b, A, D, "n");
+            acceptor.group = group_b;
+            let attacker = async {
+                let hello = Hello {
+                    network: NetworkId::named("n"),
+                    group: group_b,
+                    nonce: [3; 32],
+                    ticket: vec![],
+                    listen: None,
+                    incarnation: 9,
+                };
+                write_message(&mut dw, &Message::Hello(hello), MAX)
+                    .await
+                    .expect("hello");
+                let msg: Message = read_message(&mut dr, MAX)
+                    .await
+                    .expect("read")
+                    .expect("msg");
+                let Message::Challenge { hello, .. } = msg else {
+                    panic!("expected a challenge, got {}", msg.kind());
+                };
+                let own = proof(
+                    &key_a,
+                    Role::Dialer,
+                    &Transcript {
+                        network: NetworkId::named("n"),
+                        group: group_b,
+                        dialer: D,
+                        acceptor: A,
+                        dialer_nonce: [3; 32],
+                        acceptor_nonce: hello.nonce,
+                        binding: [7; 32],
+                    },
+                );
+                let proof = if replay { recorded } else { own };
+                write_message(&mut dw, &Message::Proof { proof }, MAX)
+                    .await
+                    .expect("proof");
+            };
+            let acc = async {
+                match read_hello(&mut ar, MAX).await {
+                    Ok(hello) => accept(&mut aw, &mut ar, hello, &acceptor).await,
+                    Err(err) => Err(err),
+                }
+            };
+            let ((), result) = tokio::join!(attacker, acc);
+            assert!(
+                matches!(result, Err(HandshakeError::BadProof { peer }) if peer == D),
+                "replay={replay}: {result:?}"
             );
         }
     }

@@ -1,18 +1,20 @@
 //! `Link`: an established, authenticated link to one peer for one group.
 //!
-//! A link is a task that owns the QUIC stream pair and four loops:
-//! - the reader decodes frames: `Data` goes to the link's inbound channel, `Peers` to the
-//!   peer table, `Ticket` (the peer renewed its ticket) to the validator, `Heartbeat` only
-//!   proves liveness; anything else (a handshake message, a malformed or oversized frame)
-//!   closes the link with a logged protocol reason;
-//! - the writer sends the application's `Data`, this node's ticket again when it is
-//!   renewed, a `Heartbeat` every heartbeat interval, and the peers this node knows at the
-//!   start and every [`PEER_EXCHANGE_TICKS`] beats;
-//! - the watchdog closes the link once nothing arrived for `max_missed_heartbeats`
-//!   intervals;
+//! A link is one bidirectional stream of the connection shared with its peer (see
+//! [`connection`](super::connection), which owns heartbeats, the watchdog and peer
+//! exchange for all the links on it). Its task runs three loops:
+//! - the reader decodes frames: `Data` goes to the link's inbound channel, `Ticket` (the
+//!   peer renewed its ticket) to the validator, `Close` ends the link with the peer's code
+//!   and reason; anything else (a handshake message, a malformed or oversized frame)
+//!   closes this link, and only it, with a logged protocol reason;
+//! - the writer sends the application's `Data` and this node's ticket again when renewed;
 //! - the ticket check asks the group's validator (if it has one) about the peer's ticket
 //!   every `ticket_recheck_interval` and closes the link once it is refused
 //!   ([`CloseReason::TicketRevoked`]; see [`TicketValidator`](super::TicketValidator)).
+//!
+//! A link that ends on this side's decision writes a last `Close{code, reason}` frame so
+//! the peer learns why; the stream is then finished (or reset with the code when the frame
+//! could not be written whole), and the connection stays up for the other links.
 //!
 //! # Channels and what happens when they are full
 //! Both channels are bounded ([`LinkConfig`]).
@@ -21,36 +23,44 @@
 //!   [`TrySendError::Full`] at once. Nothing is dropped silently.
 //! - Inbound full (the application reads slower than the peer sends): the reader stops
 //!   reading the stream until there is room, so QUIC flow control pushes back on the peer's
-//!   sender. Time spent waiting on our own application does not count as missed heartbeats.
+//!   sender. Time spent waiting on our own application does not count as the peer's
+//!   silence (see [`Liveness`](super::connection)).
 //!
 //! Dropping the [`Link`] closes it; [`LinkSender`] clones alone do not keep it open.
 
-use super::close::CloseReason;
+use super::close::{cut, CloseReason};
+use super::connection::Liveness;
 use super::frame::{read_message, write_message, FrameError};
 use super::message::Message;
 use super::peer_addr::PeerAddr;
 use super::ticket::{PeerTicket, DEFAULT_TICKET_RECHECK};
 use crate::primitives::{GroupId, PeerId, Short};
-use std::sync::atomic::{AtomicU64, Ordering};
+use iroh::endpoint::{ReadError, WriteError};
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 use tokio::io::{AsyncRead, AsyncWrite};
 use tokio::sync::{mpsc, watch};
 
-/// Peer exchange is repeated every this many heartbeats (after the first, at link start).
-pub const PEER_EXCHANGE_TICKS: u32 = 64;
+pub use super::connection::{MAX_EXCHANGED_PEERS, PEER_EXCHANGE_TICKS};
 
-/// At most this many addresses are accepted in one peer exchange message; more is a
-/// protocol violation.
-pub const MAX_EXCHANGED_PEERS: usize = 1024;
+/// Bound on writing a link's last `Close` frame; past it the stream is reset instead.
+const CLOSE_WRITE: Duration = Duration::from_secs(1);
+
+/// After a write fails (the peer stopped the stream), how long the reader may still
+/// deliver the peer's `Close` frame, which names the reason better than the stop code.
+const CLOSE_GRACE: Duration = Duration::from_secs(1);
 
 /// Per-link settings; a group takes them from its consensus configuration.
 #[derive(Clone, Debug)]
 pub struct LinkConfig {
-    /// A heartbeat is sent this often (the seed default is 500 ms). Raised to 1 ms if zero.
+    /// Not used by links any more: liveness is per connection, shared by every group's
+    /// links to a peer, and set on the network
+    /// ([`NetworkBuilder::heartbeat_interval`](super::NetworkBuilder::heartbeat_interval)).
+    /// Kept so existing configurations build.
     pub heartbeat_interval: Duration,
-    /// The link closes after this many intervals without any frame (seed default 10).
-    /// Raised to 1 if zero.
+    /// Not used by links any more; see
+    /// [`NetworkBuilder::max_missed_heartbeats`](super::NetworkBuilder::max_missed_heartbeats).
     pub max_missed_heartbeats: u32,
     /// Capacity of the inbound channel, in messages.
     pub inbound_capacity: usize,
@@ -75,14 +85,6 @@ impl Default for LinkConfig {
 }
 
 impl LinkConfig {
-    fn interval(&self) -> Duration {
-        self.heartbeat_interval.max(Duration::from_millis(1))
-    }
-
-    fn max_missed(&self) -> u32 {
-        self.max_missed_heartbeats.max(1)
-    }
-
     fn recheck(&self) -> Duration {
         self.ticket_recheck_interval.max(Duration::from_millis(1))
     }
@@ -282,7 +284,8 @@ impl Drop for Link {
     }
 }
 
-/// What a link needs from the node: the peers to tell and where to put the peers learned.
+/// What a connection needs from the node for peer exchange: the peers to tell and where
+/// to put the peers learned.
 pub(crate) trait PeerExchange: Send + Sync + 'static {
     /// Addresses to tell `peer`.
     fn known(&self, peer: PeerId) -> Vec<PeerAddr>;
@@ -331,46 +334,48 @@ pub(crate) fn new_link(
     (link, parts)
 }
 
-/// Marks when the reader last heard from the peer; [`BLOCKED`] while it waits on us.
-struct LastHeard {
-    start: Instant,
-    millis: AtomicU64,
+/// How a link's task ended.
+#[derive(Debug)]
+pub(crate) struct LinkEnd {
+    /// Why.
+    pub reason: CloseReason,
+    /// Whether our `Close` frame went out whole: the stream may then be finished; if not
+    /// (and the reason is ours to tell) it must be reset with the code.
+    pub close_sent: bool,
 }
 
-const BLOCKED: u64 = u64::MAX;
-
-impl LastHeard {
-    fn touch(&self) {
-        let ms = self
-            .start
-            .elapsed()
-            .as_millis()
-            .min(u128::from(BLOCKED - 1)) as u64;
-        self.millis.store(ms, Ordering::Relaxed);
+/// The peer's code when it reset or stopped the stream instead of sending `Close`.
+fn stream_code(err: &FrameError) -> Option<(u64, &'static str)> {
+    let FrameError::Io { source, .. } = err else {
+        return None;
+    };
+    let inner = source.get_ref()?;
+    if let Some(ReadError::Reset(code)) = inner.downcast_ref::<ReadError>() {
+        return Some((code.into_inner(), "stream reset by peer"));
     }
-
-    fn silent_for(&self) -> Option<Duration> {
-        match self.millis.load(Ordering::Relaxed) {
-            BLOCKED => None,
-            ms => Some(
-                self.start
-                    .elapsed()
-                    .saturating_sub(Duration::from_millis(ms)),
-            ),
-        }
+    if let Some(WriteError::Stopped(code)) = inner.downcast_ref::<WriteError>() {
+        return Some((code.into_inner(), "stream stopped by peer"));
     }
+    None
 }
 
 fn frame_reason(err: FrameError) -> CloseReason {
+    if let Some((code, reason)) = stream_code(&err) {
+        return CloseReason::ByPeer {
+            code,
+            reason: reason.into(),
+        };
+    }
     match err {
         FrameError::Io { .. } => CloseReason::Transport(err.to_string()),
         other => CloseReason::Protocol(other.to_string()),
     }
 }
 
-/// Runs a link over an established stream pair until it closes; returns why.
+/// Runs a link over an established stream pair until it closes; returns why, after
+/// writing the last `Close` frame when the reason is this side's to tell.
 ///
-/// The caller closes the connection with the reason and records it in the control.
+/// The caller finishes (or resets) the stream and records the reason in the control.
 pub(crate) async fn run_link<W, R>(
     mut send: W,
     mut recv: R,
@@ -378,8 +383,8 @@ pub(crate) async fn run_link<W, R>(
     config: &LinkConfig,
     max_frame: u32,
     parts: LinkParts,
-    exchange: Arc<dyn PeerExchange>,
-) -> CloseReason
+    life: &Liveness,
+) -> LinkEnd
 where
     W: AsyncWrite + Unpin + Send,
     R: AsyncRead + Unpin + Send,
@@ -394,12 +399,8 @@ where
         peer: peer_ticket,
         ours: mut our_ticket,
     } = tickets;
-    let interval = config.interval();
-    let max_missed = config.max_missed();
-    let heard = LastHeard {
-        start: Instant::now(),
-        millis: AtomicU64::new(0),
-    };
+    // Set while a frame is being written: a `Close` after a cut frame would be garbage.
+    let mid_frame = AtomicBool::new(false);
 
     let reader = async {
         loop {
@@ -408,29 +409,24 @@ where
                 Ok(None) => return CloseReason::Transport("peer finished its stream".into()),
                 Err(err) => return frame_reason(err),
             };
-            heard.touch();
+            life.heard();
             match msg {
-                Message::Heartbeat => {}
-                Message::Peers(peers) => {
-                    if peers.len() > MAX_EXCHANGED_PEERS {
-                        return CloseReason::Protocol(format!(
-                            "peer exchange of {} addresses exceeds the limit of {MAX_EXCHANGED_PEERS}",
-                            peers.len()
-                        ));
-                    }
-                    exchange.learned(peer, peers);
-                }
                 Message::Data(bytes) => {
-                    heard.millis.store(BLOCKED, Ordering::Relaxed);
+                    let _waiting = life.blocked();
                     if inbound.send(bytes).await.is_err() {
                         return CloseReason::Local;
                     }
-                    heard.touch();
                 }
                 Message::Ticket(ticket) => match peer_ticket.renew(ticket) {
                     Ok(()) => tracing::debug!(peer = %Short(&peer), "peer renewed its ticket"),
                     Err(err) => return CloseReason::TicketRevoked { reason: err.reason },
                 },
+                Message::Close { code, reason } => {
+                    return CloseReason::ByPeer {
+                        code: code.into(),
+                        reason,
+                    }
+                }
                 other => {
                     return CloseReason::Protocol(format!(
                         "unexpected {} after the handshake",
@@ -440,15 +436,9 @@ where
             }
         }
     };
+    tokio::pin!(reader);
 
     let writer = async {
-        let peers = Message::Peers(exchange.known(peer));
-        if let Err(err) = write_message(&mut send, &peers, max_frame).await {
-            return frame_reason(err);
-        }
-        let mut ticker = tokio::time::interval(interval);
-        ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
-        let mut ticks: u32 = 0;
         // Until the group's ticket sender is gone (the group left): then nothing to renew.
         let mut renewals = true;
         loop {
@@ -465,31 +455,13 @@ where
                     Some(bytes) => Message::Data(bytes),
                     None => return CloseReason::Local,
                 },
-                _ = ticker.tick() => {
-                    ticks = ticks.wrapping_add(1);
-                    if ticks.is_multiple_of(PEER_EXCHANGE_TICKS) {
-                        Message::Peers(exchange.known(peer))
-                    } else {
-                        Message::Heartbeat
-                    }
-                }
             };
+            mid_frame.store(true, Ordering::Relaxed);
             if let Err(err) = write_message(&mut send, &msg, max_frame).await {
                 return frame_reason(err);
             }
-        }
-    };
-
-    let watchdog = async {
-        let limit = interval.saturating_mul(max_missed);
-        loop {
-            tokio::time::sleep(interval).await;
-            if heard.silent_for().is_some_and(|silent| silent > limit) {
-                return CloseReason::HeartbeatTimeout {
-                    missed: max_missed,
-                    interval,
-                };
-            }
+            mid_frame.store(false, Ordering::Relaxed);
+            life.sent();
         }
     };
 
@@ -508,13 +480,32 @@ where
         }
     };
 
-    tokio::select! {
-        reason = reader => reason,
-        reason = writer => reason,
-        reason = watchdog => reason,
+    let reason = tokio::select! {
+        reason = &mut reader => reason,
+        reason = writer => {
+            // The peer may have stopped the stream right after its `Close`: prefer that.
+            match tokio::time::timeout(CLOSE_GRACE, &mut reader).await {
+                Ok(by_peer @ CloseReason::ByPeer { .. }) => by_peer,
+                _ => reason,
+            }
+        }
         reason = recheck => reason,
         reason = control.requested() => reason,
+    };
+    let ours = !matches!(
+        reason,
+        CloseReason::ByPeer { .. } | CloseReason::Transport(_) | CloseReason::Shutdown
+    );
+    let mut close_sent = false;
+    if ours && !mid_frame.load(Ordering::Relaxed) {
+        let close = Message::Close {
+            code: reason.code(),
+            reason: cut(&reason.to_string()),
+        };
+        let write = write_message(&mut send, &close, max_frame);
+        close_sent = matches!(tokio::time::timeout(CLOSE_WRITE, write).await, Ok(Ok(())));
     }
+    LinkEnd { reason, close_sent }
 }
 
 #[cfg(test)]
@@ -522,23 +513,17 @@ mod tests {
     use super::*;
     use crate::network::frame::{write_frame, DEFAULT_MAX_FRAME_LEN};
     use crate::network::ticket::TicketError;
-    use std::sync::Mutex;
     use tokio::io::{duplex, split, AsyncWriteExt};
 
     const MAX: u32 = DEFAULT_MAX_FRAME_LEN;
 
-    #[derive(Default)]
-    struct Table(Mutex<Vec<PeerAddr>>);
-
-    impl PeerExchange for Table {
-        fn known(&self, _peer: PeerId) -> Vec<PeerAddr> {
-            self.0.lock().map(|t| t.clone()).unwrap_or_default()
-        }
-        fn learned(&self, _from: PeerId, peers: Vec<PeerAddr>) {
-            if let Ok(mut t) = self.0.lock() {
-                t.extend(peers);
-            }
-        }
+    /// Runs a link over pipe halves with a liveness of its own; returns why it ended.
+    async fn run<W, R>(send: W, recv: R, peer: PeerId, parts: LinkParts) -> LinkEnd
+    where
+        W: AsyncWrite + Unpin + Send,
+        R: AsyncRead + Unpin + Send,
+    {
+        run_link(send, recv, peer, &cfg(), MAX, parts, &Liveness::default()).await
     }
 
     fn cfg() -> LinkConfig {
@@ -559,9 +544,10 @@ mod tests {
         }
     }
 
-    /// Two links over a pipe exchange data and peers, then one side closes.
+    /// Two links over a pipe exchange data both ways; one side closes and the other
+    /// gets its code and reason in the `Close` frame.
     #[tokio::test]
-    async fn data_and_peers_flow_both_ways() {
+    async fn data_flows_both_ways_and_the_close_reaches_the_peer() {
         let (a, b) = duplex(1 << 16);
         let (ar, aw) = split(a);
         let (br, bw) = split(b);
@@ -569,34 +555,25 @@ mod tests {
         let (pa, pb) = (PeerId([1; 32]), PeerId([2; 32]));
         let (mut la, parts_a) = new_link(pb, g, pa, &cfg(), unchecked(pb));
         let (mut lb, parts_b) = new_link(pa, g, pa, &cfg(), unchecked(pa));
-        let told = PeerAddr::new(PeerId([9; 32]), ([127, 0, 0, 1], 9).into());
-        let ta = Arc::new(Table(Mutex::new(vec![told])));
-        let tb = Arc::new(Table::default());
-        let c = cfg();
-        let task_a = tokio::spawn({
-            let ta = ta.clone();
-            let c = c.clone();
-            async move { run_link(aw, ar, pb, &c, MAX, parts_a, ta).await }
-        });
-        let task_b = tokio::spawn({
-            let tb = tb.clone();
-            async move { run_link(bw, br, pa, &c, MAX, parts_b, tb).await }
-        });
+        let task_a = tokio::spawn(async move { run(aw, ar, pb, parts_a).await });
+        let task_b = tokio::spawn(async move { run(bw, br, pa, parts_b).await });
         la.send(b"ping".to_vec()).await.expect("send");
         assert_eq!(lb.recv().await, Some(b"ping".to_vec()));
         lb.send(b"pong".to_vec()).await.expect("send");
         assert_eq!(la.recv().await, Some(b"pong".to_vec()));
-        // The first frame on a link is the peer exchange, so it arrived before "ping".
-        assert_eq!(tb.known(pa), vec![told]);
         la.close();
-        assert_eq!(task_a.await.expect("join"), CloseReason::Local);
-        // B's stream ends (A's task dropped its halves) or B misses heartbeats: either way
-        // B ends, and it does not count as a protocol violation.
-        let reason_b = task_b.await.expect("join");
-        assert!(
-            !matches!(reason_b, CloseReason::Protocol(_)),
-            "{reason_b:?}"
+        let end_a = task_a.await.expect("join");
+        assert_eq!(end_a.reason, CloseReason::Local);
+        assert!(end_a.close_sent, "an idle link writes its Close whole");
+        let end_b = task_b.await.expect("join");
+        assert_eq!(
+            end_b.reason,
+            CloseReason::ByPeer {
+                code: 0,
+                reason: "closed locally".into()
+            }
         );
+        assert!(!end_b.close_sent, "a close by the peer is not answered");
     }
 
     #[tokio::test]
@@ -614,16 +591,7 @@ mod tests {
         bw.write_all(b"\x01\x00\x00\x00\x02\xff\xff")
             .await
             .expect("write");
-        let reason = run_link(
-            aw,
-            ar,
-            PeerId([2; 32]),
-            &cfg(),
-            MAX,
-            parts,
-            Arc::new(Table::default()),
-        )
-        .await;
+        let reason = run(aw, ar, PeerId([2; 32]), parts).await.reason;
         assert!(
             matches!(&reason, CloseReason::Protocol(why) if why.contains("decode")),
             "{reason:?}"
@@ -644,48 +612,10 @@ mod tests {
         );
         let payload = crate::primitives::codec::encode(&Message::Welcome).expect("encode");
         write_frame(&mut bw, &payload, MAX).await.expect("write");
-        let reason = run_link(
-            aw,
-            ar,
-            PeerId([2; 32]),
-            &cfg(),
-            MAX,
-            parts,
-            Arc::new(Table::default()),
-        )
-        .await;
+        let reason = run(aw, ar, PeerId([2; 32]), parts).await.reason;
         assert_eq!(
             reason,
             CloseReason::Protocol("unexpected Welcome after the handshake".into())
-        );
-    }
-
-    /// A peer that stays silent (but keeps the stream open) is closed by the watchdog.
-    #[tokio::test]
-    async fn silent_peer_misses_heartbeats() {
-        let (a, b) = duplex(1 << 16);
-        let (ar, aw) = split(a);
-        let (_br, _bw) = split(b);
-        let (_la, parts) = new_link(
-            PeerId([2; 32]),
-            GroupId::default(),
-            PeerId([1; 32]),
-            &cfg(),
-            unchecked(PeerId([2; 32])),
-        );
-        let reason = run_link(
-            aw,
-            ar,
-            PeerId([2; 32]),
-            &cfg(),
-            MAX,
-            parts,
-            Arc::new(Table::default()),
-        )
-        .await;
-        assert!(
-            matches!(reason, CloseReason::HeartbeatTimeout { missed: 3, .. }),
-            "{reason:?}"
         );
     }
 
@@ -717,14 +647,8 @@ mod tests {
         };
         let (mut la, parts_a) = new_link(pb, g, pa, &cfg(), a_tickets);
         let (lb, parts_b) = new_link(pa, g, pa, &cfg(), b_tickets);
-        let c = cfg();
-        let task_a = tokio::spawn({
-            let c = c.clone();
-            async move { run_link(aw, ar, pb, &c, MAX, parts_a, Arc::new(Table::default())).await }
-        });
-        let task_b = tokio::spawn(async move {
-            run_link(bw, br, pa, &c, MAX, parts_b, Arc::new(Table::default())).await
-        });
+        let task_a = tokio::spawn(async move { run(aw, ar, pb, parts_a).await.reason });
+        let task_b = tokio::spawn(async move { run(bw, br, pa, parts_b).await.reason });
         b_ticket.send_replace(b"good 2".to_vec());
         // Frames on one stream arrive in order: once B's next data is read, the renewal
         // before it has been handled.
@@ -772,14 +696,8 @@ mod tests {
         };
         let (la, parts_a) = new_link(pb, GroupId::default(), pa, &cfg(), a_tickets);
         let (mut lb, parts_b) = new_link(pa, GroupId::default(), pa, &cfg(), unchecked(pa));
-        let c = cfg();
-        let task_a = tokio::spawn({
-            let c = c.clone();
-            async move { run_link(aw, ar, pb, &c, MAX, parts_a, Arc::new(Table::default())).await }
-        });
-        let task_b = tokio::spawn(async move {
-            run_link(bw, br, pa, &c, MAX, parts_b, Arc::new(Table::default())).await
-        });
+        let task_a = tokio::spawn(async move { run(aw, ar, pb, parts_a).await.reason });
+        let task_b = tokio::spawn(async move { run(bw, br, pa, parts_b).await.reason });
         // Live and checked, still passing.
         la.send(b"x".to_vec()).await.expect("send");
         assert_eq!(lb.recv().await, Some(b"x".to_vec()));

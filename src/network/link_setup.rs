@@ -1,14 +1,20 @@
 //! What dialing and accepting share before a link exists: the TLS binding both sides
 //! prove the group key over, the ticket this node presents, its side of the handshake,
-//! and closing a refused connection with a code and a reason.
+//! and refusing one stream with a code and a reason.
 
-use super::close::{CODE_PROTOCOL, CODE_REFUSED, CODE_UNKNOWN_GROUP};
+use super::close::{cut, CODE_PROTOCOL, CODE_REFUSED, CODE_UNKNOWN_GROUP};
+use super::frame::write_message;
 use super::group_links::GroupAccess;
 use super::handshake::{HandshakeError, Side, BINDING_LABEL};
+use super::message::Message;
 use super::network::{guard, Inner};
 use crate::primitives::{GroupId, PeerId};
-use iroh::endpoint::{Connection, VarInt};
+use iroh::endpoint::{Connection, RecvStream, SendStream, VarInt};
+use std::time::Duration;
 use tokio::sync::watch;
+
+/// Bound on writing a refusal's `Close` frame; past it the stream is reset instead.
+const REFUSE_WRITE: Duration = Duration::from_secs(1);
 
 /// Keying material of this connection's TLS session, the same on both sides.
 pub(super) fn binding(conn: &Connection, group: GroupId) -> Result<[u8; 32], HandshakeError> {
@@ -64,9 +70,34 @@ pub(super) fn refusal_code(err: &HandshakeError) -> u32 {
     }
 }
 
-/// Closes `conn` with `code` and `reason` (cut to fit one packet).
-pub(super) fn close(conn: &Connection, code: u32, reason: &str) {
-    // Keep the reason inside one packet; it is for logs only.
-    let reason = reason.get(..reason.len().min(400)).unwrap_or("refused");
-    conn.close(VarInt::from_u32(code), reason.as_bytes());
+/// Ends one link stream with `code` and `reason`, leaving the connection (and every
+/// other link on it) up: a last `Close` frame, then the end of the stream; a reset with
+/// the code when the frame cannot be written in time.
+pub(super) async fn refuse_stream(
+    mut send: SendStream,
+    mut recv: RecvStream,
+    code: u32,
+    reason: &str,
+    max_frame: u32,
+) {
+    let close = Message::Close {
+        code,
+        reason: cut(reason),
+    };
+    let write = write_message(&mut send, &close, max_frame);
+    match tokio::time::timeout(REFUSE_WRITE, write).await {
+        Ok(Ok(())) => {
+            let _ = send.finish();
+        }
+        _ => {
+            let _ = send.reset(VarInt::from_u32(code));
+        }
+    }
+    let _ = recv.stop(VarInt::from_u32(code));
+}
+
+/// Ends a link stream at once with `code` (no frame: it may be mid-frame or blocked).
+pub(super) fn reset_stream(send: &mut SendStream, recv: &mut RecvStream, code: u32) {
+    let _ = send.reset(VarInt::from_u32(code));
+    let _ = recv.stop(VarInt::from_u32(code));
 }

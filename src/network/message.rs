@@ -3,9 +3,17 @@
 //!
 //! Handshake, in order (see [`handshake`](super::handshake)):
 //! dialer `Hello` → acceptor `Challenge` (its hello and proof) → dialer `Proof` →
-//! acceptor `Welcome`. After that either side sends `Heartbeat`, `Peers`, `Data` and
-//! `Ticket` (a renewed ticket, see [`ticket`](super::ticket)) in any order. A refusal is not a message: the refusing side closes the connection with a code
-//! and the reason (see [`close`](super::close)).
+//! acceptor `Welcome`. After that either side sends `Data` and `Ticket` (a renewed ticket,
+//! see [`ticket`](super::ticket)) in any order on the link's stream.
+//!
+//! `Heartbeat` and `Peers` travel only on a connection's control stream (one per side and
+//! connection, see [`connection`](super::connection)), never on a link's stream.
+//!
+//! `Close` is the last frame of a link's stream, in the handshake (a refusal) or after it:
+//! the code and reason a whole connection close carried when every link had its own
+//! connection, so closing one link leaves the others on the connection up (see
+//! [`close`](super::close)). The frame layout is unchanged by it (frame version 1); the
+//! variant is appended, so the others keep their encoding.
 
 use super::network_id::NetworkId;
 use super::peer_addr::PeerAddr;
@@ -51,7 +59,8 @@ pub(crate) enum Message {
     },
     /// Acceptor → dialer: the link is established.
     Welcome,
-    /// Liveness; sent every heartbeat interval by both sides.
+    /// Liveness, on the control stream: sent when nothing else went out on the connection
+    /// for half a heartbeat interval.
     Heartbeat,
     /// Peer exchange: addresses the sender knows.
     Peers(Vec<PeerAddr>),
@@ -60,6 +69,14 @@ pub(crate) enum Message {
     /// The sender renewed the ticket it presents for this group: the receiver validates it
     /// and either keeps it in place of the hello's or closes the link.
     Ticket(#[serde(with = "serde_bytes")] Vec<u8>),
+    /// The sender ends this stream's link (or refuses it in the handshake): the last frame
+    /// on the stream.
+    Close {
+        /// One of the `CODE_*` constants of [`close`](super::close).
+        code: u32,
+        /// Why, for the peer's logs (cut to [`MAX_CLOSE_REASON`](super::close::MAX_CLOSE_REASON) bytes).
+        reason: String,
+    },
 }
 
 impl Message {
@@ -74,6 +91,7 @@ impl Message {
             Message::Peers(_) => "Peers",
             Message::Data(_) => "Data",
             Message::Ticket(_) => "Ticket",
+            Message::Close { .. } => "Close",
         }
     }
 }

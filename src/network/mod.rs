@@ -8,8 +8,11 @@
 //!   again before every dial (`names`), and a missing id is learned with a probe
 //!   (`whoami`) on the peer port number over TCP.
 //! - [`frame`] — length-prefixed, versioned, capped frames.
-//! - [`handshake`] — the mutual proof of the group key, bound to one link.
-//! - [`link`] — an established link: data, heartbeats, peer exchange, ticket re-checks.
+//! - [`handshake`] — the mutual proof of the group key, bound to one link (stream).
+//! - [`link`] — an established link, one stream of the connection to its peer: data,
+//!   ticket re-checks, its own close.
+//! - `connection`, `conns` — one QUIC connection per pair of nodes for all their groups'
+//!   links, with one heartbeat, watchdog and peer exchange per connection.
 //! - `ticket` — tickets: validated in the handshake, re-checked while a link lives,
 //!   renewed on live links.
 //! - [`Network`] — the endpoint and peer table, built by [`NetworkBuilder`]; it accepts
@@ -18,13 +21,16 @@
 //!   ([`GroupLinks`]).
 //!
 //! Nothing here panics on what a peer sends: every malformed, oversized, unexpected or
-//! unauthenticated input closes that one link with a logged reason, and the node keeps
-//! serving everyone else.
+//! unauthenticated input on a link's stream closes that one link with a logged reason
+//! (the connection and the other groups' links on it stay), and the node keeps serving
+//! everyone else.
 
 mod accept;
 mod backoff;
 mod builder;
 mod close;
+mod connection;
+mod conns;
 mod dial;
 mod error;
 pub mod frame;
@@ -47,10 +53,10 @@ mod ticket;
 mod whoami;
 
 pub use backoff::Backoff;
-pub use builder::NetworkBuilder;
+pub use builder::{NetworkBuilder, MAX_LINKS_PER_CONNECTION};
 pub use close::{
-    CloseReason, CODE_DUPLICATE, CODE_HEARTBEAT, CODE_NORMAL, CODE_PROTOCOL, CODE_REFUSED,
-    CODE_REPLACED, CODE_TICKET, CODE_UNKNOWN_GROUP,
+    read_close, CloseReason, CODE_DUPLICATE, CODE_HEARTBEAT, CODE_NORMAL, CODE_PROTOCOL,
+    CODE_REFUSED, CODE_REPLACED, CODE_TICKET, CODE_UNKNOWN_GROUP, MAX_CLOSE_REASON,
 };
 pub use error::{BondError, NetworkError};
 pub use group_links::{GroupAccess, GroupLinks};

@@ -5,18 +5,24 @@
 //! keeps outgoing ones; the link registry (`registry.rs`) keeps one live link per peer and
 //! group; [`GroupLinks`](super::GroupLinks) is a joined group's handle (`group_links.rs`).
 //!
-//! # Links
-//! One QUIC connection per link, one link per (peer, group). A link starts with the
-//! [`handshake`](super::handshake) on the connection's first bidirectional stream and then
-//! runs as described in [`link`](super::link).
+//! # Links and connections
+//! One link per (peer, group), one QUIC connection per pair of nodes: every group's link to
+//! a peer is a bidirectional stream of the connection shared with it (`conns.rs`,
+//! `connection.rs`), which also carries the heartbeats, the watchdog and peer exchange, once
+//! for all its links. A link starts with the [`handshake`](super::handshake) on its stream
+//! and then runs as described in [`link`](super::link); its end closes its stream only.
+//! [`Network::open_connections`] and [`Network::live_links`] count both.
 //!
 //! # Peer exchange
-//! Each side of a new link tells the other the addresses it knows (and again every
-//! [`PEER_EXCHANGE_TICKS`](super::link::PEER_EXCHANGE_TICKS) heartbeats); an address a peer
-//! states for itself in its hello replaces a second-hand one. So a node given one live peer
+//! Each side of a connection tells the other the addresses it knows once a link on it is
+//! authenticated, again when later links start, and every
+//! [`PEER_EXCHANGE_TICKS`](super::link::PEER_EXCHANGE_TICKS) heartbeat intervals; an
+//! address a peer states for itself in its hello replaces a second-hand one. So a node given one live peer
 //! learns the rest. A node built from a [`DataDir`] writes what it knows to the peers file
 //! ([`Network::save_peers`]), so a restart needs no bootstrap peers.
 
+use super::connection::Heartbeat;
+use super::conns::ConnTable;
 use super::error::NetworkError;
 use super::group_links::{GroupAccess, GroupEntry, GroupLinks};
 use super::link::PeerExchange;
@@ -33,14 +39,17 @@ use crate::data_dir::DataDir;
 use crate::primitives::{GroupId, PeerId, Short};
 use iroh::Endpoint;
 use std::collections::{BTreeSet, HashMap};
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::Duration;
 use tokio::sync::{mpsc, watch};
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
-/// The ALPN of tessera links.
-pub const ALPN: &[u8] = b"tessera/1";
+/// The ALPN of tessera connections. Version 2: one connection carries every group's links
+/// as streams, with a control stream each way (version 1 had a connection per link); the
+/// two cannot talk, so a version 1 node is refused by QUIC itself, by name.
+pub const ALPN: &[u8] = b"tessera/2";
 
 /// Capacity of a group's channel of new links; when full, a new link is closed (and a
 /// maintained bond retries later), since a group that does not take links is stuck anyway.
@@ -69,6 +78,12 @@ pub(super) struct Inner {
     pub(super) data_dir: Option<DataDir>,
     pub(super) groups: Mutex<HashMap<GroupId, GroupEntry>>,
     pub(super) links: LinkRegistry,
+    /// Live connections by peer.
+    pub(super) conns: ConnTable,
+    /// Liveness of every connection.
+    pub(super) heartbeat: Heartbeat,
+    /// Heartbeat frames sent on all connections since start.
+    pub(super) heartbeats_sent: AtomicU64,
     pub(super) shutdown: CancellationToken,
     /// Every task of this node, so shutdown can wait for them.
     pub(super) tasks: TaskTracker,
@@ -281,6 +296,23 @@ impl Network {
             return Ok(Revalidation::default());
         }
         Ok(self.inner.links.revalidate(group))
+    }
+
+    /// QUIC connections open now: one per peer this node has links with (two for a moment
+    /// when both sides connected at once), however many groups they share.
+    pub fn open_connections(&self) -> usize {
+        self.inner.conns.open()
+    }
+
+    /// Links up now, over all groups and peers.
+    pub fn live_links(&self) -> usize {
+        self.inner.links.count()
+    }
+
+    /// Heartbeat frames this node sent since it started, on all connections: at most about
+    /// two per heartbeat interval and connection, however many links are idle on them.
+    pub fn heartbeats_sent(&self) -> u64 {
+        self.inner.heartbeats_sent.load(Ordering::Relaxed)
     }
 
     /// Stops accepting, closes every link (reason: shutdown) and the endpoint, and waits

@@ -1,5 +1,6 @@
 //! The link registry: at most one live link per (group, peer), the rules that choose it
-//! when two come up, and the re-check of every live link's ticket.
+//! when two come up, each link's task (and how its end reaches the peer without closing
+//! the shared connection), and the re-check of every live link's ticket.
 //!
 //! # Duplicates and restarts
 //! If two links for the same peer and group come up (both sides dialed at once), the one
@@ -18,14 +19,15 @@
 //! [`CloseReason::TicketRevoked`]; see [`ticket`](super::ticket).
 
 use super::close::{CloseReason, CODE_DUPLICATE, CODE_TICKET};
+use super::connection::SharedConn;
 use super::group_links::GroupAccess;
 use super::handshake::Remote;
 use super::link::{new_link, run_link, Link, LinkControl, LinkTickets, PeerExchange};
-use super::link_setup::close;
+use super::link_setup::{refuse_stream, reset_stream};
 use super::network::{guard, Inner};
 use super::ticket::{PeerTicket, Revalidation};
 use crate::primitives::{GroupId, PeerId, Short};
-use iroh::endpoint::{Connection, ConnectionError, RecvStream, SendStream};
+use iroh::endpoint::{RecvStream, SendStream};
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
@@ -56,6 +58,14 @@ impl LinkRegistry {
         guard(&self.links)
             .get(&(group, peer))
             .map(|r| r.control.clone())
+    }
+
+    /// Links whose task has not ended (live or closing).
+    pub(super) fn count(&self) -> usize {
+        guard(&self.links)
+            .values()
+            .filter(|r| r.control.reason().is_none())
+            .count()
     }
 
     /// Whether a live link to `peer` exists that a new one dialed by `me` would not
@@ -119,13 +129,13 @@ impl LinkRegistry {
     }
 }
 
-/// Registers a link for (group, peer) and spawns its task; `None` if an existing link wins
-/// (the new connection is then closed as duplicate). `ours` is the subscription to this
-/// node's ticket whose current value the handshake sent.
+/// Registers a link for (group, peer) on `shared` and spawns its task; `None` if an
+/// existing link wins (the new stream is then refused as duplicate, the connection stays).
+/// `ours` is the subscription to this node's ticket whose current value the handshake sent.
 #[allow(clippy::too_many_arguments)]
 pub(super) fn start_link(
     inner: &Arc<Inner>,
-    conn: Connection,
+    shared: &Arc<SharedConn>,
     send: SendStream,
     recv: RecvStream,
     access: &GroupAccess,
@@ -135,6 +145,7 @@ pub(super) fn start_link(
     ours: watch::Receiver<Vec<u8>>,
 ) -> Option<Link> {
     let group = access.group;
+    inner.conns.learned_incarnation(shared, remote.incarnation);
     let ticket = PeerTicket::new(peer, access.validator.clone(), remote.ticket);
     let tickets = LinkTickets {
         peer: ticket.clone(),
@@ -150,35 +161,50 @@ pub(super) fn start_link(
     };
     let Some(id) = inner.links.register(group, peer, registered) else {
         tracing::debug!(peer = %Short(&peer), group = %Short(&group), "closing duplicate link");
-        close(
-            &conn,
+        let max = inner.max_frame;
+        inner.tasks.spawn(refuse_stream(
+            send,
+            recv,
             CODE_DUPLICATE,
             "duplicate link for this peer and group",
-        );
+            max,
+        ));
         return None;
     };
+    let exchange: Arc<dyn PeerExchange> = inner.clone();
+    shared.authenticated(&*exchange);
+    let user = shared.user();
     let config = access.link.clone();
     let task_inner = inner.clone();
+    let shared = shared.clone();
     inner.tasks.spawn(async move {
         let inner = task_inner;
+        let _user = user;
         let control = parts.control.clone();
-        let exchange: Arc<dyn PeerExchange> = inner.clone();
-        // The streams outlive the link's loops until the connection is closed below, so
-        // the peer sees our close code and reason, not a bare end of stream first.
         let (mut send, mut recv) = (send, recv);
-        let mut reason = tokio::select! {
-            reason = run_link(&mut send, &mut recv, peer, &config, inner.max_frame, parts, exchange) => reason,
-            err = conn.closed() => CloseReason::Transport(err.to_string()),
-            _ = inner.shutdown.cancelled() => CloseReason::Shutdown,
+        let ran = run_link(&mut send, &mut recv, peer, &config, inner.max_frame, parts, &shared.life);
+        let end = tokio::select! {
+            end = ran => Some(end),
+            _ = shared.dead.cancelled() => None,
+            _ = inner.shutdown.cancelled() => None,
         };
-        if let Some(ConnectionError::ApplicationClosed(close)) = conn.close_reason() {
-            if matches!(reason, CloseReason::Transport(_)) {
-                reason = CloseReason::ByPeer {
-                    code: close.error_code.into_inner(),
-                    reason: String::from_utf8_lossy(&close.reason).into_owned(),
-                };
+        let reason = match end {
+            // The connection went down under the link: its reason is the link's.
+            Some(end) if !shared.is_live() => {
+                drop(end);
+                shared.reason()
             }
-        }
+            Some(end) => {
+                if end.close_sent {
+                    let _ = send.finish();
+                } else if !matches!(end.reason, CloseReason::ByPeer { .. }) {
+                    reset_stream(&mut send, &mut recv, end.reason.code());
+                }
+                end.reason
+            }
+            None if inner.shutdown.is_cancelled() => CloseReason::Shutdown,
+            None => shared.reason(),
+        };
         match &reason {
             CloseReason::Protocol(_)
             | CloseReason::HeartbeatTimeout { .. }
@@ -190,7 +216,6 @@ pub(super) fn start_link(
             }
             _ => tracing::debug!(peer = %Short(&peer), group = %Short(&group), %reason, "link closed"),
         }
-        close(&conn, reason.code(), &reason.to_string());
         drop((send, recv));
         control.finish(reason);
         inner.links.remove(group, peer, id);

@@ -341,6 +341,9 @@ impl Server {
             .data_dir(dir)
             .bind_addr(config.listen)
             .idle_timeout(config.quic_idle_timeout)
+            // Connection liveness is shared by every group's links: the node's timing.
+            .heartbeat_interval(consensus.heartbeat_interval)
+            .max_missed_heartbeats(consensus.max_missed_heartbeats)
             .bootstrap_specs(config.peers.iter().cloned())
             .group_mismatch_hint(GROUP_ID_SETTINGS);
         if let Some(advertise) = &config.advertise {
