@@ -5,7 +5,8 @@
 //!   elected and went quiet, resident memory (total and per group), QUIC connections open;
 //! - active: 100 groups (`ACTIVE_GROUPS`) written at once by 100 clients (one per group,
 //!   each on the node leading its group) against one group written by the same 100
-//!   clients: commits/s, WAL fsyncs/s and commits per fsync, over `BENCH_SECS` (default 10);
+//!   clients, and one group written by one client: commits/s, WAL fsyncs/s (all nodes)
+//!   and commits per fsync, over `BENCH_SECS` (default 10);
 //! - restart: a node killed with SIGKILL and started again: time to open every group, and
 //!   until every group knows a leader again.
 //!
@@ -104,22 +105,17 @@ fn run() -> Result<(), String> {
     }
     let mut many = collect(&mut nodes)?;
     many.syncs = total_syncs(&mut nodes)? - synced;
-    // One group, the same total number of clients, on the node leading group 0.
-    let mut one = Totals::default();
-    let synced = total_syncs(&mut nodes)?;
-    for node in nodes.iter_mut() {
-        if node.command("led 0 1")?["led"] == 1 {
-            node.send(&format!("write {secs} {active} 0 1 led quiet"))?;
-            one.add(&node.answer(|_| {})?);
-        }
-    }
-    one.syncs = total_syncs(&mut nodes)? - synced;
+    // One group, the same total number of clients, on the node leading group 0; and
+    // one group with one client (what each of the many groups has).
+    let one = one_group(&mut nodes, secs, active)?;
+    let alone = one_group(&mut nodes, secs, 1)?;
     println!();
     println!("| written at once ({active} clients, {secs} s) | commits/s | WAL fsyncs/s (3 nodes) | commits per fsync |");
     println!("|---|---|---|---|");
     for (name, t) in [
-        (format!("{active} groups"), &many),
-        ("1 group".to_string(), &one),
+        (format!("{active} groups, 1 client each"), &many),
+        (format!("1 group, {active} clients"), &one),
+        ("1 group, 1 client".to_string(), &alone),
     ] {
         println!(
             "| {name} | {:.0} | {:.0} | {:.1} |",
@@ -129,10 +125,12 @@ fn run() -> Result<(), String> {
         );
     }
     println!(
-        "ratio {active} groups / 1 group: {:.2}x (target >= 3x); failed writes: {} and {}",
+        "ratio {active} groups / 1 group with {active} clients: {:.2}x (target >= 3x); / 1 group with 1 client: {:.1}x; failed writes: {}, {}, {}",
         many.commits as f64 / one.commits.max(1) as f64,
+        many.commits as f64 / alone.commits.max(1) as f64,
         many.errors,
-        one.errors
+        one.errors,
+        alone.errors
     );
 
     // Restart: SIGKILL the last node and start it again.
@@ -178,6 +176,20 @@ impl Totals {
         self.commits += answer["commits"].as_u64().unwrap_or(0);
         self.errors += answer["errors"].as_u64().unwrap_or(0);
     }
+}
+
+/// `clients` clients writing group 0 on the node leading it; the WAL syncs of all nodes.
+fn one_group(nodes: &mut [GroupsNode], secs: u64, clients: u64) -> Result<Totals, String> {
+    let mut totals = Totals::default();
+    let synced = total_syncs(nodes)?;
+    for node in nodes.iter_mut() {
+        if node.command("led 0 1")?["led"] == 1 {
+            node.send(&format!("write {secs} {clients} 0 1 led quiet"))?;
+            totals.add(&node.answer(|_| {})?);
+        }
+    }
+    totals.syncs = total_syncs(nodes)? - synced;
+    Ok(totals)
 }
 
 /// WAL syncs of every node so far.

@@ -8,7 +8,8 @@
 //! answers each command:
 //! - `status`: groups, leaders known, groups led here, quiesced groups, QUIC connections
 //!   and group links open, WAL syncs and the batches they carried.
-//! - `wait-leaders SECS`: waits until every group knows a leader.
+//! - `wait-leaders SECS [NOT_ID]`: waits until every group knows a leader (other than
+//!   the peer NOT_ID, a node that was killed).
 //! - `led FIRST COUNT`: how many of groups FIRST..FIRST+COUNT this node leads.
 //! - `write SECS CLIENTS FIRST COUNT led|all quiet|acks`: CLIENTS tasks write 256-byte
 //!   values for SECS seconds to groups FIRST..FIRST+COUNT (only those led here with `led`;
@@ -57,6 +58,15 @@ pub struct GroupsNodeArgs {
 
 /// Runs the node until `quit` or the end of standard input.
 pub fn run(args: GroupsNodeArgs) -> Result<(), String> {
+    // Warnings and errors to stderr; RUST_LOG (e.g. `tessera=debug`) shows more.
+    let filter = std::env::var("RUST_LOG").unwrap_or_else(|_| "warn".into());
+    let filter = tracing_subscriber::EnvFilter::try_new(&filter)
+        .map_err(|e| format!("RUST_LOG={filter:?}: {e}"))?;
+    tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr)
+        .with_ansi(false)
+        .init();
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()
@@ -88,6 +98,8 @@ async fn serve(args: GroupsNodeArgs) -> Result<(), String> {
         .bind_addr(SocketAddr::from(([127, 0, 0, 1], args.port)))
         .bootstrap(args.peers.iter().copied())
         .reconnect_backoff(Duration::from_millis(50), Duration::from_millis(500))
+        .heartbeat_interval(config.heartbeat_interval)
+        .max_missed_heartbeats(config.max_missed_heartbeats)
         .bind()
         .await
         .map_err(|e| format!("cannot bind port {}: {e}", args.port))?;
@@ -123,7 +135,8 @@ async fn serve(args: GroupsNodeArgs) -> Result<(), String> {
         let words: Vec<&str> = line.split_whitespace().collect();
         let answer = match words.as_slice() {
             ["status"] => node.status(),
-            ["wait-leaders", secs] => node.wait_leaders(number(secs)?).await,
+            ["wait-leaders", secs] => node.wait_leaders(number(secs)?, None).await,
+            ["wait-leaders", secs, not] => node.wait_leaders(number(secs)?, Some(not)).await,
             ["led", first, count] => node.led(number(first)? as usize, number(count)? as usize),
             ["write", secs, clients, first, count, scope, acks] => {
                 let plan = WritePlan {
@@ -183,8 +196,10 @@ impl Node {
         let mut known = 0;
         let mut led = 0;
         let mut stopped = 0;
+        let mut quiesced = 0;
         for group in &self.groups {
             let status = group.status();
+            quiesced += usize::from(status.quiesced);
             known += usize::from(status.leader.is_some());
             led += usize::from(status.leader == Some(me));
             stopped += usize::from(status.stopped.is_some());
@@ -199,6 +214,9 @@ impl Node {
             "leaders_known": known,
             "led": led,
             "stopped": stopped,
+            "quiesced": quiesced,
+            "connections": self.network.open_connections(),
+            "links": self.network.live_links(),
             "syncs": syncs.syncs,
             "synced_batches": syncs.batches,
         })
@@ -216,11 +234,18 @@ impl Node {
         serde_json::json!({ "led": led })
     }
 
-    async fn wait_leaders(&self, secs: u64) -> serde_json::Value {
+    async fn wait_leaders(&self, secs: u64, not: Option<&str>) -> serde_json::Value {
         let started = Instant::now();
         let deadline = started + Duration::from_secs(secs);
         loop {
-            let missing = self.groups.iter().filter(|g| g.leader().is_none()).count();
+            let missing = self
+                .groups
+                .iter()
+                .filter(|g| match g.leader() {
+                    None => true,
+                    Some(leader) => not.is_some_and(|not| leader.to_string() == not),
+                })
+                .count();
             if missing == 0 || Instant::now() >= deadline {
                 return serde_json::json!({
                     "ok": missing == 0,

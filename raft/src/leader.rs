@@ -392,6 +392,7 @@ impl Node {
             return Ok(());
         };
         pr.recent_active = true;
+        pr.heard_since_wake = true;
         match r.vote {
             Vote::Granted => {
                 // A follower cannot hold more than the leader sent; ignore a lie.

@@ -97,7 +97,7 @@ pub use peer::PeerId;
 pub use position::{Cursor, Index, Term};
 pub use ready::Ready;
 pub use replay::InvalidReplay;
-pub use store::{HardState, LogRepair, Storage, SyncReport};
+pub use store::{HardState, LogRepair, Storage, SyncDone, SyncReport};
 pub use store_error::StorageError;
 
 /// Errors that stop the group: the storage failed or broke an invariant the core relies

@@ -47,6 +47,11 @@ pub struct Progress {
     pub inflights: Inflights,
     /// Heard from since the last check-quorum round.
     pub recent_active: bool,
+    /// Answered an append or heartbeat since the leader last woke from quiescence (or
+    /// took office): a leader quiesces only once every member did, so a leader cut off
+    /// while quiesced, woken by a closed link, cannot go back to sleep on what it knew
+    /// before and skip the check-quorum round that makes it step down.
+    pub heard_since_wake: bool,
     /// An unsticking append went out since the last heartbeat: at most one per heartbeat
     /// interval, so acks never feed a chain of them.
     pub unstick_sent: bool,
@@ -67,6 +72,7 @@ impl Progress {
             probe_sent: false,
             inflights: Inflights::new(max_inflight),
             recent_active: false,
+            heard_since_wake: false,
             unstick_sent: false,
             sync_idle_ticks: 0,
             replay_failures: 0,

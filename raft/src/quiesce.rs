@@ -2,7 +2,8 @@
 //! regions).
 //!
 //! A leader whose group stayed idle for [`RaftConfig::quiesce_after_ticks`] ticks in a row
-//! (every member matched its last index, all of it committed and durable here, no client
+//! (every member matched its last index and answered since the leader last woke, all of
+//! it committed and durable here, no client
 //! call, read round, transfer, membership change or catch-up in flight) sends each member
 //! a [`Quiesce`] notice (term, commit, last entry) and stops heartbeating and counting
 //! check-quorum rounds. A follower that is told so by the leader it follows, in its own
@@ -59,6 +60,7 @@ impl Node {
             // A full check-quorum round from now: followers answer the heartbeat below.
             for pr in state.progress.values_mut() {
                 pr.recent_active = true;
+                pr.heard_since_wake = false;
             }
             self.election_elapsed = 0;
             self.heartbeat_elapsed = 0;
@@ -115,10 +117,11 @@ impl Node {
             && self.follower_reads.is_empty()
             && state.reads.is_idle()
             && state.transfer.is_none()
-            && state
-                .progress
-                .values()
-                .all(|pr| pr.matched == last.index() && pr.state == ProgressState::Replicate)
+            && state.progress.values().all(|pr| {
+                pr.matched == last.index()
+                    && pr.state == ProgressState::Replicate
+                    && pr.heard_since_wake
+            })
     }
 
     /// Called at the end of each leader tick: counts idle ticks and quiesces once there

@@ -59,6 +59,10 @@ pub struct LogRepair {
     pub what: String,
 }
 
+/// How a store that syncs on another thread tells its driver a sync ended: the sync's
+/// generation and its result (see [`Storage::begin_sync`]).
+pub type SyncDone = Box<dyn FnOnce(u64, Result<(), StorageError>) + Send>;
+
 /// The log store of one consensus group. It stores the core's own [`Entry`] (a command
 /// stays the bytes the typed layer encoded; a store writes them as they are, see
 /// [`Payload::header`]).
@@ -113,6 +117,25 @@ pub trait Storage: Send + 'static {
     /// Makes everything staged durable with one write and at most one fsync, then reports
     /// the durable position. Nothing may be reported durable before this returns `Ok`.
     fn sync(&mut self) -> Result<SyncReport, StorageError>;
+
+    /// Starts making everything staged durable without waiting for the disk: a store
+    /// whose writes can finish on another thread hands them over and returns `Ok(None)`,
+    /// then calls `done` (from any thread) with the number it must be finished with, and
+    /// the driver calls [`finish_sync`](Self::finish_sync) with it. `Ok(Some(report))`
+    /// means the sync already happened here (the default: a blocking [`sync`](Self::sync)).
+    /// Whatever is staged after this call is not covered by it.
+    fn begin_sync(&mut self, done: SyncDone) -> Result<Option<SyncReport>, StorageError> {
+        drop(done);
+        self.sync().map(Some)
+    }
+
+    /// The sync numbered `generation` (begun with [`begin_sync`](Self::begin_sync))
+    /// returned successfully: records its writes durable and reports the durable
+    /// position. Only for stores whose `begin_sync` returns `None`.
+    fn finish_sync(&mut self, generation: u64) -> Result<SyncReport, StorageError> {
+        let _ = generation;
+        self.sync()
+    }
 
     /// The last entry known durable (as of the last successful `sync` or open).
     fn durable(&self) -> Cursor;

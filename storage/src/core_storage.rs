@@ -6,7 +6,8 @@ use crate::error::hex;
 use crate::{Error, GroupId, GroupLog, Store};
 use std::ops::RangeInclusive;
 use tessera_raft::{
-    Cursor, Entry, HardState, Index, LogRepair, Payload, Storage, StorageError, SyncReport, Term,
+    Cursor, Entry, HardState, Index, LogRepair, Payload, Storage, StorageError, SyncDone,
+    SyncReport, Term,
 };
 
 /// A storage error as the core reports it, naming the group.
@@ -83,6 +84,21 @@ impl Storage for GroupLog {
 
     fn sync(&mut self) -> Result<SyncReport, StorageError> {
         GroupLog::sync(self).map_err(|e| self.backend(e))
+    }
+
+    fn begin_sync(&mut self, done: SyncDone) -> Result<Option<SyncReport>, StorageError> {
+        let group = *self.group();
+        GroupLog::begin_sync(
+            self,
+            Box::new(move |generation, result| {
+                done(generation, result.map_err(|e| backend(&group, e)))
+            }),
+        )
+        .map_err(|e| self.backend(e))
+    }
+
+    fn finish_sync(&mut self, generation: u64) -> Result<SyncReport, StorageError> {
+        Ok(GroupLog::finish_sync(self, generation))
     }
 
     fn durable(&self) -> Cursor {

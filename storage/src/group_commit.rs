@@ -3,27 +3,27 @@
 //!
 //! Every group's worker ends its turn with one `WriteBatch` that must be durable before
 //! the group acknowledges anything in it. With one fsync per batch, a thousand groups
-//! written at once cost a thousand fsyncs. Here the callers queue their batches; the first
-//! caller that finds no round running becomes the round's leader: it takes every batch
-//! queued so far, writes them (without a sync each), syncs the write-ahead log once, and
-//! wakes everyone whose batch was in the round. Callers that arrive meanwhile queue for the
-//! next round, which the first of them leads. This is the scheme RocksDB's own write
-//! thread uses, made explicit so that it is counted and does not depend on the callers
-//! being inside RocksDB at the same instant.
+//! written at once cost a thousand fsyncs. Here the batches go to the node's one syncer
+//! thread: it takes every batch queued so far, writes them in the order they were
+//! submitted (without a sync each), syncs the write-ahead log once, and tells each
+//! submitter. Batches submitted meanwhile wait for the next round. A worker does not
+//! block a runtime thread while its round runs: it hands its batch over
+//! ([`GroupCommit::submit`]) and hears the result through its callback.
 //!
-//! Durability is unchanged: a caller returns `Ok` only after a WAL sync that started
-//! after its batch was written returned; when the write or the sync fails, every caller of
-//! the round gets the error (none of their batches can be called durable).
+//! Durability is unchanged: a submitter hears `Ok` only after a WAL sync that started
+//! after its batch was written returned; when a write or the sync fails, every batch of
+//! the round gets the error (none of them can be called durable). Order is kept: batches
+//! are written in submission order, so one group's later batch never lands before its
+//! earlier one.
 //!
-//! The queue is unbounded in batches but bounded in practice by the callers: each caller
-//! blocks until its round is done, so there are at most as many queued batches as threads
-//! calling `commit`.
+//! The queue holds at most one batch per submitter waiting for it (each group submits
+//! its next batch only after hearing about the previous one, and blocking callers wait),
+//! so it is bounded by the number of groups and threads.
 
-use crate::error::Error;
 use rocksdb::{WriteBatch, WriteOptions, DB};
-use std::collections::HashMap;
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::{Condvar, Mutex, MutexGuard};
+use std::sync::{Arc, Condvar, Mutex, MutexGuard};
+use std::thread::JoinHandle;
 
 /// What the node's group commit did so far (for metrics and benchmarks).
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
@@ -34,110 +34,170 @@ pub struct SyncCounts {
     pub batches: u64,
 }
 
-#[derive(Default)]
-struct Queue {
-    /// Batches waiting for the next round, with their tickets.
-    pending: Vec<(u64, WriteBatch)>,
-    next_ticket: u64,
-    /// Every ticket up to this one is done (durable, or failed with `failed`).
-    done_through: u64,
-    /// A round is being written and synced now.
-    leading: bool,
-    /// Errors of finished rounds (what failed, RocksDB's message), by ticket, until their
-    /// callers collect them.
-    failed: HashMap<u64, (&'static str, rocksdb::Error)>,
+/// Why a batch is not durable.
+#[derive(Clone, Debug)]
+pub(crate) enum RoundError {
+    /// What RocksDB call failed, and its message.
+    Db(&'static str, rocksdb::Error),
+    /// The store is closing (its syncer thread stopped).
+    Closed,
 }
 
-/// The node's group commit (one per `Store`).
+impl RoundError {
+    /// The storage error naming the data directory at `path`.
+    pub(crate) fn into_error(self, path: &std::path::Path) -> crate::Error {
+        match self {
+            RoundError::Db(op, source) => crate::Error::Db {
+                op,
+                cf: "log",
+                source,
+            },
+            RoundError::Closed => crate::Error::Io {
+                path: path.to_path_buf(),
+                source: std::io::Error::other("the store is closing: its syncer thread stopped"),
+            },
+        }
+    }
+}
+
+/// Told the outcome of a submitted batch, on the syncer thread: must not block.
+pub(crate) type Done = Box<dyn FnOnce(Result<(), RoundError>) + Send>;
+
 #[derive(Default)]
-pub(crate) struct GroupCommit {
+struct Queue {
+    pending: Vec<(WriteBatch, Done)>,
+    stop: bool,
+}
+
+#[derive(Default)]
+struct Shared {
     queue: Mutex<Queue>,
-    done: Condvar,
+    wake: Condvar,
     syncs: AtomicU64,
     batches: AtomicU64,
 }
 
-impl GroupCommit {
-    /// Makes `batch` durable, sharing the fsync with every batch queued at the same time.
-    pub(crate) fn commit(&self, db: &DB, batch: WriteBatch) -> Result<(), Error> {
-        let mut queue = self.lock();
-        queue.next_ticket += 1;
-        let ticket = queue.next_ticket;
-        queue.pending.push((ticket, batch));
-        loop {
-            if queue.done_through >= ticket {
-                return match queue.failed.remove(&ticket) {
-                    Some((op, source)) => Err(Error::Db {
-                        op,
-                        cf: "log",
-                        source,
-                    }),
-                    None => Ok(()),
-                };
-            }
-            if !queue.leading {
-                queue.leading = true;
-                let round = std::mem::take(&mut queue.pending);
-                drop(queue);
-                let last = round.last().map(|(t, _)| *t).unwrap_or(ticket);
-                let count = round.len() as u64;
-                let result = write_round(db, round);
-                queue = self.lock();
-                if let Err(err) = result {
-                    for t in (queue.done_through + 1)..=last {
-                        queue.failed.insert(t, err.clone());
-                    }
-                } else {
-                    self.syncs.fetch_add(1, Ordering::Relaxed);
-                    self.batches.fetch_add(count, Ordering::Relaxed);
-                }
-                queue.done_through = last;
-                queue.leading = false;
-                self.done.notify_all();
-                continue;
-            }
-            queue = self
-                .done
-                .wait(queue)
-                .unwrap_or_else(|poisoned| poisoned.into_inner());
-        }
-    }
-
-    /// What was synced so far.
-    pub(crate) fn counts(&self) -> SyncCounts {
-        SyncCounts {
-            syncs: self.syncs.load(Ordering::Relaxed),
-            batches: self.batches.load(Ordering::Relaxed),
-        }
-    }
-
+impl Shared {
     fn lock(&self) -> MutexGuard<'_, Queue> {
-        // A panic while holding the lock cannot leave the queue half-updated in a way that
-        // loses durability: the worst case is a waiter that waits for a round nobody leads,
-        // and the next caller leads it.
+        // Nothing panics while the lock is held (no user code runs under it).
         self.queue
             .lock()
             .unwrap_or_else(|poisoned| poisoned.into_inner())
     }
 }
 
+/// The node's group commit (one per writable `Store`): the syncer thread and its queue.
+/// Dropping it (with the last `Store` clone) stops the thread after the batches already
+/// queued, and waits for it, so the database closes with nothing left unwritten.
+pub(crate) struct GroupCommit {
+    shared: Arc<Shared>,
+    thread: Option<JoinHandle<()>>,
+}
+
+impl GroupCommit {
+    /// Starts the syncer thread of `db`.
+    pub(crate) fn start(db: Arc<DB>) -> std::io::Result<GroupCommit> {
+        let shared = Arc::new(Shared::default());
+        let thread = {
+            let shared = shared.clone();
+            std::thread::Builder::new()
+                .name("tessera-sync".into())
+                .spawn(move || run(&shared, &db))?
+        };
+        Ok(GroupCommit {
+            shared,
+            thread: Some(thread),
+        })
+    }
+
+    /// Queues `batch` for the next round; `done` hears whether it is durable.
+    pub(crate) fn submit(&self, batch: WriteBatch, done: Done) {
+        let mut queue = self.shared.lock();
+        if queue.stop {
+            drop(queue);
+            done(Err(RoundError::Closed));
+            return;
+        }
+        queue.pending.push((batch, done));
+        drop(queue);
+        self.shared.wake.notify_one();
+    }
+
+    /// Makes `batch` durable, sharing the fsync with every batch queued at the same time;
+    /// blocks until its round is done.
+    pub(crate) fn commit(&self, batch: WriteBatch) -> Result<(), RoundError> {
+        let (tx, rx) = std::sync::mpsc::sync_channel(1);
+        self.submit(
+            batch,
+            Box::new(move |result| {
+                let _ = tx.send(result);
+            }),
+        );
+        rx.recv().unwrap_or(Err(RoundError::Closed))
+    }
+
+    /// What was synced so far.
+    pub(crate) fn counts(&self) -> SyncCounts {
+        SyncCounts {
+            syncs: self.shared.syncs.load(Ordering::Relaxed),
+            batches: self.shared.batches.load(Ordering::Relaxed),
+        }
+    }
+}
+
+impl Drop for GroupCommit {
+    fn drop(&mut self) {
+        self.shared.lock().stop = true;
+        self.shared.wake.notify_one();
+        if let Some(thread) = self.thread.take() {
+            let _ = thread.join();
+        }
+    }
+}
+
+/// The syncer thread: rounds until stopped and drained.
+fn run(shared: &Shared, db: &DB) {
+    loop {
+        let round = {
+            let mut queue = shared.lock();
+            while queue.pending.is_empty() && !queue.stop {
+                queue = shared
+                    .wake
+                    .wait(queue)
+                    .unwrap_or_else(|poisoned| poisoned.into_inner());
+            }
+            if queue.pending.is_empty() {
+                return;
+            }
+            std::mem::take(&mut queue.pending)
+        };
+        let count = round.len() as u64;
+        let (batches, dones): (Vec<WriteBatch>, Vec<Done>) = round.into_iter().unzip();
+        let result = write_round(db, batches);
+        if result.is_ok() {
+            shared.syncs.fetch_add(1, Ordering::Relaxed);
+            shared.batches.fetch_add(count, Ordering::Relaxed);
+        }
+        for done in dones {
+            done(result.clone());
+        }
+    }
+}
+
 /// Writes a round's batches without syncing each, then syncs the WAL once: the WAL is one
 /// sequential file, so the one sync covers every write before it.
-fn write_round(
-    db: &DB,
-    round: Vec<(u64, WriteBatch)>,
-) -> Result<(), (&'static str, rocksdb::Error)> {
+fn write_round(db: &DB, round: Vec<WriteBatch>) -> Result<(), RoundError> {
     // Alone: one synced write is the same fsync without a second call into RocksDB.
     let alone = round.len() == 1;
     let mut opts = WriteOptions::default();
     opts.set_sync(alone);
-    for (_, batch) in round {
+    for batch in round {
         db.write_opt(batch, &opts)
-            .map_err(|source| ("write batch", source))?;
+            .map_err(|source| RoundError::Db("write batch", source))?;
     }
     if alone {
         return Ok(());
     }
     db.flush_wal(true)
-        .map_err(|source| ("sync write-ahead log", source))
+        .map_err(|source| RoundError::Db("sync write-ahead log", source))
 }

@@ -39,7 +39,7 @@ use crate::keys::{log_key, meta_key, MetaTag};
 use crate::store::{ColumnFamily, Store};
 use crate::{record, GroupId};
 use rocksdb::{Direction, IteratorMode, ReadOptions, WriteBatch};
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, VecDeque};
 use tessera_raft::{Cursor, Entry, HardState, Index, Payload, SyncReport, Term};
 
 /// Most synced entries a group keeps in memory after a sync (the newest ones): enough for
@@ -48,6 +48,17 @@ pub const TAIL_ENTRIES: usize = 256;
 /// Most payload bytes of synced entries a group keeps in memory after a sync: a bound per
 /// group (a node with many groups holds at most this much per group, idle or not).
 pub const TAIL_BYTES: usize = 1 << 20;
+
+/// What one batch makes durable, recorded when it is handed to the syncer.
+#[derive(Clone, Copy, Debug)]
+struct Staged {
+    generation: u64,
+    bounds: LogBounds,
+    hard_state: HardState,
+    vote_withheld: Option<Index>,
+    clear_damage: bool,
+    operations: usize,
+}
 
 /// One group's durable log. See the module docs for the staging model.
 pub struct GroupLog {
@@ -80,6 +91,11 @@ pub struct GroupLog {
     clear_damage_marker: bool,
     /// Opened for repair with a damaged or missing tail: verification starts here.
     suspect_from: Option<u64>,
+    /// Batches handed to the node's syncer ([`GroupLog::begin_sync`]) and not yet known
+    /// durable, oldest first.
+    in_flight: VecDeque<Staged>,
+    /// The generation of the next batch.
+    next_generation: u64,
     /// When the deliberate lazy-fsync bug last wrote for real (see `faults`).
     #[cfg(feature = "fault-injection")]
     lazy_written: Option<std::time::Instant>,
@@ -182,6 +198,8 @@ impl GroupLog {
             damage_marker,
             clear_damage_marker: false,
             suspect_from: None,
+            in_flight: VecDeque::new(),
+            next_generation: 1,
             #[cfg(feature = "fault-injection")]
             lazy_written: None,
         };
@@ -549,12 +567,67 @@ impl GroupLog {
         }
     }
 
-    /// Writes everything staged as one `WriteBatch` with one fsync; only after it returns
-    /// is the reported position durable. With nothing staged, returns at once.
+    /// Writes everything staged as one `WriteBatch` with one fsync (shared with the other
+    /// groups of the node, see `group_commit`); only after it returns is the reported
+    /// position durable. With nothing staged and nothing in flight, returns at once.
     pub fn sync(&mut self) -> Result<SyncReport, Error> {
-        if self.operations == 0 {
+        if self.operations == 0 && self.in_flight.is_empty() {
             return Ok(self.report(0));
         }
+        if let Some(report) = self.injected_fault()? {
+            return Ok(report);
+        }
+        let (batch, staged) = self.take_batch();
+        self.store.write_durable(batch)?;
+        // Every batch begun before went through the same queue ahead of this one.
+        self.in_flight.clear();
+        Ok(self.mark_durable(staged))
+    }
+
+    /// Hands everything staged to the node's syncer as one batch and returns without
+    /// waiting: `done` is called on the syncer thread (it must not block) with the
+    /// batch's generation and result, and the caller then finishes with
+    /// [`finish_sync`](Self::finish_sync). `Some(report)` when nothing needed writing.
+    pub fn begin_sync(
+        &mut self,
+        done: Box<dyn FnOnce(u64, Result<(), Error>) + Send>,
+    ) -> Result<Option<SyncReport>, Error> {
+        if self.operations == 0 && self.in_flight.is_empty() {
+            return Ok(Some(self.report(0)));
+        }
+        if let Some(report) = self.injected_fault()? {
+            return Ok(Some(report));
+        }
+        let (batch, staged) = self.take_batch();
+        let generation = staged.generation;
+        self.in_flight.push_back(staged);
+        self.store
+            .submit_durable(batch, Box::new(move |result| done(generation, result)))?;
+        Ok(None)
+    }
+
+    /// The batch of `generation` (and every one before it) is durable: reports the
+    /// durable position.
+    pub fn finish_sync(&mut self, generation: u64) -> SyncReport {
+        let mut newest = None;
+        while self
+            .in_flight
+            .front()
+            .is_some_and(|staged| staged.generation <= generation)
+        {
+            newest = self.in_flight.pop_front();
+        }
+        match newest {
+            Some(staged) => self.mark_durable(staged),
+            // Covered already by a blocking sync that went after it.
+            None => self.report(0),
+        }
+    }
+
+    /// The injected faults of the nemesis suite: a failing sync, or the deliberate bug
+    /// that reports everything durable and writes nothing.
+    #[allow(clippy::unnecessary_wraps)]
+    fn injected_fault(&mut self) -> Result<Option<SyncReport>, Error> {
         #[cfg(feature = "fault-injection")]
         {
             if let Some(source) = crate::faults::sync_fault(self.store.path()) {
@@ -565,13 +638,19 @@ impl GroupLog {
             }
             if crate::faults::pretend_sync(&mut self.lazy_written) {
                 // The deliberate bug: everything staged reported durable, nothing written.
-                return Ok(SyncReport {
+                return Ok(Some(SyncReport {
                     last: self.bounds.last,
                     hard_state: self.hard_state,
                     operations: self.operations,
-                });
+                }));
             }
         }
+        Ok(None)
+    }
+
+    /// Everything staged as one batch, and what it makes durable; the staging starts
+    /// empty again.
+    fn take_batch(&mut self) -> (WriteBatch, Staged) {
         let log_cf = self.store.cf(ColumnFamily::Log);
         let meta_cf = self.store.cf(ColumnFamily::Meta);
         let mut batch = WriteBatch::default();
@@ -589,6 +668,8 @@ impl GroupLog {
                 record::encode_parts(&key, &[&term.0.to_le_bytes(), &header, payload.body()]),
             );
         }
+        // Compared with what is durable, not with what is in flight: writing a record
+        // again with the same value is harmless.
         if self.bounds != self.durable_bounds {
             let key = meta_key(&self.group, MetaTag::LogBounds);
             batch.put_cf(meta_cf, key, record::encode(&key, &self.bounds.encode()));
@@ -610,28 +691,51 @@ impl GroupLog {
                 None => batch.delete_cf(meta_cf, key),
             }
         }
-        if self.clear_damage_marker {
+        let clear_damage = std::mem::take(&mut self.clear_damage_marker);
+        if clear_damage {
             batch.delete_cf(meta_cf, meta_key(&self.group, MetaTag::LogDamage));
         }
-        self.store.write_durable(batch)?;
-        let operations = self.operations;
+        let staged = Staged {
+            generation: self.next_generation,
+            bounds: self.bounds,
+            hard_state: self.hard_state,
+            vote_withheld: self.vote_withheld,
+            clear_damage,
+            operations: self.operations,
+        };
+        self.next_generation += 1;
         self.dirty_from = u64::MAX;
-        self.trim_tail();
         self.deletes.clear();
         self.operations = 0;
-        self.durable_bounds = self.bounds;
-        self.durable_hard_state = self.hard_state;
-        self.durable_vote_withheld = self.vote_withheld;
-        if std::mem::take(&mut self.clear_damage_marker) {
+        (batch, staged)
+    }
+
+    /// `staged`'s batch is durable.
+    fn mark_durable(&mut self, staged: Staged) -> SyncReport {
+        self.durable_bounds = staged.bounds;
+        self.durable_hard_state = staged.hard_state;
+        self.durable_vote_withheld = staged.vote_withheld;
+        if staged.clear_damage {
             self.damage_marker = None;
         }
-        Ok(self.report(operations))
+        self.trim_tail();
+        self.report(staged.operations)
     }
 
     /// Drops the oldest in-memory entries beyond [`TAIL_ENTRIES`] and [`TAIL_BYTES`]
     /// (only synced ones: it runs right after a sync). They stay readable from RocksDB.
     fn trim_tail(&mut self) {
+        // Only durable entries leave memory: a batch still in flight may not be in RocksDB
+        // yet, and reads of its entries must find them here.
+        let durable = self.durable_bounds.last.index().0;
         while self.tail.len() > TAIL_ENTRIES || self.tail_bytes > TAIL_BYTES {
+            if self
+                .tail
+                .first_key_value()
+                .is_some_and(|(&i, _)| i > durable)
+            {
+                break;
+            }
             match self.tail.pop_first() {
                 Some((_, (_, payload))) => self.tail_bytes -= payload.body().len(),
                 None => break,

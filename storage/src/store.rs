@@ -58,8 +58,9 @@ pub struct Store {
     db: Arc<DB>,
     path: PathBuf,
     read_only: bool,
-    /// Shared by every group of the node: one fsync per round for all of them.
-    commits: Arc<GroupCommit>,
+    /// Shared by every group of the node: one fsync per round for all of them (`None`
+    /// for a read-only store).
+    commits: Option<Arc<GroupCommit>>,
 }
 
 /// Bound on the write-ahead log files kept (256 MiB).
@@ -103,11 +104,16 @@ impl Store {
             cf: "db",
             source,
         })?;
+        let db = Arc::new(db);
+        let commits = GroupCommit::start(db.clone()).map_err(|source| Error::Io {
+            path: path.to_path_buf(),
+            source,
+        })?;
         let store = Store {
-            db: Arc::new(db),
+            db,
             path: path.to_path_buf(),
             read_only: false,
-            commits: Arc::default(),
+            commits: Some(Arc::new(commits)),
         };
         match store.format()? {
             Some(DATA_FORMAT) => {}
@@ -176,7 +182,7 @@ impl Store {
             db: Arc::new(db),
             path: path.to_path_buf(),
             read_only: true,
-            commits: Arc::default(),
+            commits: None,
         };
         match store.format()? {
             Some(DATA_FORMAT) => Ok(store),
@@ -300,12 +306,39 @@ impl Store {
     /// Makes `batch` durable with one WAL sync shared with every other group's batch
     /// queued at the same time (see `group_commit`). Blocks until that sync returned.
     pub fn write_durable(&self, batch: rocksdb::WriteBatch) -> Result<(), Error> {
-        self.commits.commit(&self.db, batch)
+        self.commits()?
+            .commit(batch)
+            .map_err(|e| e.into_error(&self.path))
+    }
+
+    /// Queues `batch` for the next shared sync without waiting; `done` hears (on the
+    /// syncer thread: it must not block) whether it became durable.
+    pub fn submit_durable(
+        &self,
+        batch: rocksdb::WriteBatch,
+        done: Box<dyn FnOnce(Result<(), Error>) + Send>,
+    ) -> Result<(), Error> {
+        let path = self.path.clone();
+        self.commits()?.submit(
+            batch,
+            Box::new(move |result| done(result.map_err(|e| e.into_error(&path)))),
+        );
+        Ok(())
+    }
+
+    fn commits(&self) -> Result<&GroupCommit, Error> {
+        self.commits.as_deref().ok_or_else(|| Error::Io {
+            path: self.path.clone(),
+            source: std::io::Error::other("the store is open read-only"),
+        })
     }
 
     /// How many WAL syncs the node's groups made and how many batches they carried.
     pub fn sync_counts(&self) -> SyncCounts {
-        self.commits.counts()
+        self.commits
+            .as_deref()
+            .map(GroupCommit::counts)
+            .unwrap_or_default()
     }
 
     /// The `log` key of `index` in `group` (re-exported for tools and tests).

@@ -105,6 +105,16 @@ impl GroupsNode {
         self.child.id()
     }
 
+    /// The node's peer id (the part of its address before `@`).
+    pub fn id(&self) -> &str {
+        self.addr.split('@').next().unwrap_or_default()
+    }
+
+    /// The next line the node prints (an `ack` line while a write with acks runs).
+    pub fn next_line(&mut self) -> Result<String, String> {
+        self.line()
+    }
+
     fn line(&mut self) -> Result<String, String> {
         let mut line = String::new();
         match self.stdout.read_line(&mut line) {

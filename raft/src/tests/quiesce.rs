@@ -176,3 +176,24 @@ fn quiescing_is_off_at_zero() {
     h.tick_all(50);
     assert!(h.nodes.iter().all(|n| !n.is_quiesced()));
 }
+
+#[test]
+fn a_quiesced_leader_cut_off_and_woken_steps_down_instead_of_quiescing_again() {
+    let mut h = quiet_group();
+    h.cut.insert(0);
+    // The driver's rule on the leader: its links to the voters closed.
+    h.nodes[0].wake();
+    h.drive(0);
+    let mut ticks = 0;
+    while h.nodes[0].is_leader() {
+        ticks += 1;
+        assert!(
+            ticks <= 200,
+            "a leader that hears from nobody is still leading {ticks} ticks after its wake (quiesced: {})",
+            h.nodes[0].is_quiesced()
+        );
+        h.tick(0);
+        h.stabilize();
+    }
+    assert!(!h.nodes[0].is_quiesced());
+}

@@ -12,7 +12,7 @@ use crate::groups::raft::{
     TransferOutcome,
 };
 use crate::groups::sync_context::Side;
-use crate::groups::{Cursor, Index, Storage, Term};
+use crate::groups::{Cursor, Index, Storage, StorageError, Term};
 use crate::{GroupId, PeerId, UniqueId};
 
 /// What the machine learns of the batch it applies.
@@ -60,18 +60,24 @@ impl<M: StateMachine, S: Storage> Effects for Worker<M, S> {
 
     fn sync(&mut self) -> Result<Option<SyncReport>, WorkerError> {
         let started = std::time::Instant::now();
-        // The node's groups share one fsync per round (`Store::write_durable`): this worker
-        // waits for the round off the runtime's core, so the other groups' workers go on
-        // running and stage their batches into the same round.
-        let store = &mut self.store;
-        let report = match tokio::runtime::Handle::try_current() {
-            Ok(handle) if handle.runtime_flavor() == tokio::runtime::RuntimeFlavor::MultiThread => {
-                tokio::task::block_in_place(|| store.sync())?
+        if !self.async_sync() {
+            let report = self.store.sync()?;
+            self.metrics.synced(started.elapsed());
+            return Ok(Some(report));
+        }
+        // The node's groups share one fsync per round on the store's syncer thread; this
+        // worker goes on taking inputs meanwhile and drives the core again once its batch
+        // is durable (`on_synced`).
+        match self.store.begin_sync(self.sync_done_callback())? {
+            Some(report) => {
+                self.metrics.synced(started.elapsed());
+                Ok(Some(report))
             }
-            _ => store.sync()?,
-        };
-        self.metrics.synced(started.elapsed());
-        Ok(Some(report))
+            None => {
+                self.sync_in_flight = Some(started);
+                Ok(None)
+            }
+        }
     }
 
     fn apply(&mut self, committed: Vec<Entry>) -> Result<(), WorkerError> {
@@ -128,6 +134,12 @@ impl<M: StateMachine, S: Storage> Worker<M, S> {
     /// Drains the core's `Ready`s through the one driver, then answers the membership
     /// changes the commit passed.
     pub(super) fn drive(&mut self) -> Result<(), WorkerError> {
+        if self.sync_in_flight.is_some() {
+            // Everything the core produces meanwhile waits in it and goes into the next
+            // batch once this one is durable (the driver's waiting messages must only be
+            // released by a sync covering everything staged before).
+            return Ok(());
+        }
         let mut driver = std::mem::take(&mut self.driver);
         let driven = driver.drive(self);
         self.driver = driver;
@@ -138,6 +150,51 @@ impl<M: StateMachine, S: Storage> Worker<M, S> {
                 LogReader::term_at(store, index)
             })?;
         Ok(())
+    }
+
+    /// Whether syncs go to the store's syncer thread without blocking this task: on a
+    /// multi-threaded runtime (every node). On a current-thread runtime (unit tests) the
+    /// worker syncs in place, as nothing else could run meanwhile anyway.
+    fn async_sync(&self) -> bool {
+        tokio::runtime::Handle::try_current().is_ok_and(|handle| {
+            handle.runtime_flavor() == tokio::runtime::RuntimeFlavor::MultiThread
+        })
+    }
+
+    /// Tells this worker (through its sync channel) that a batch it handed over ended.
+    fn sync_done_callback(&self) -> crate::groups::raft::SyncDone {
+        let tx = self.sync_done_tx.clone();
+        Box::new(move |generation, result| {
+            // The worker may have stopped; then nobody waits for the answer.
+            let _ = tx.send((generation, result));
+        })
+    }
+
+    /// The batch `generation` ended: once durable, the driver sends what waited for it and
+    /// the core hears it; anything staged after it goes out in a new batch first.
+    pub(super) fn on_synced(
+        &mut self,
+        generation: u64,
+        result: Result<(), StorageError>,
+    ) -> Result<(), WorkerError> {
+        result?;
+        self.store.finish_sync(generation)?;
+        if let Some(started) = self.sync_in_flight.take() {
+            self.metrics.synced(started.elapsed());
+        }
+        let started = std::time::Instant::now();
+        match self.store.begin_sync(self.sync_done_callback())? {
+            Some(report) => {
+                let mut driver = std::mem::take(&mut self.driver);
+                let synced = driver.synced(&report, self);
+                self.driver = driver;
+                synced
+            }
+            None => {
+                self.sync_in_flight = Some(started);
+                Ok(())
+            }
+        }
     }
 
     /// Applies committed entries: commands in batches cut at sync barriers, configurations

@@ -154,6 +154,13 @@ pub(crate) struct Worker<M: StateMachine, S: Storage> {
     ledger: Ledger<M::Query, M::QueryResult>,
     /// The one Ready driver (messages waiting for a sync).
     driver: ReadyDriver,
+    /// A batch handed to the store's syncer and not yet durable, since when (the core is
+    /// not driven meanwhile; see `apply.rs`).
+    sync_in_flight: Option<std::time::Instant>,
+    /// Where the syncer says a batch ended: its generation and result. Unbounded, but it
+    /// holds at most one message: a worker has at most one batch in flight.
+    sync_done_tx: mpsc::UnboundedSender<(u64, Result<(), StorageError>)>,
+    sync_done: mpsc::UnboundedReceiver<(u64, Result<(), StorageError>)>,
     applied: Index,
     applied_membership: Membership,
     applied_bytes: u64,
@@ -247,6 +254,7 @@ impl<M: StateMachine, S: Storage> Worker<M, S> {
             sync.create_provider(&cx)
         };
         let (inbound_tx, inbound) = mpsc::channel(INBOUND_QUEUE);
+        let (sync_done_tx, sync_done) = mpsc::unbounded_channel();
         Worker {
             me,
             group,
@@ -280,6 +288,9 @@ impl<M: StateMachine, S: Storage> Worker<M, S> {
             transfer: None,
             ledger: Ledger::new(first_proposal_id()),
             driver: ReadyDriver::new(),
+            sync_in_flight: None,
+            sync_done_tx,
+            sync_done,
             applied,
             applied_membership,
             applied_bytes: 0,
@@ -298,6 +309,12 @@ impl<M: StateMachine, S: Storage> Worker<M, S> {
     /// or a fatal error.
     pub(crate) async fn run(mut self) {
         let result = self.run_loop().await;
+        // A batch still with the syncer is written whether or not anyone waits; wait, so
+        // that a group reopened once this worker is gone never reads the store while the
+        // old batch lands (the syncer always answers).
+        if self.sync_in_flight.take().is_some() {
+            let _ = self.sync_done.recv().await;
+        }
         let cause = match result {
             Ok(()) => StopCause::ShutDown,
             Err(err) => {
@@ -345,6 +362,9 @@ impl<M: StateMachine, S: Storage> Worker<M, S> {
                     None => return Ok(()),
                 },
                 Some(inbound) = self.inbound.recv() => self.on_inbound(inbound)?,
+                Some((generation, result)) = self.sync_done.recv() => {
+                    self.on_synced(generation, result)?
+                }
                 link = self.links.next_link() => match link {
                     Some(link) => self.on_link(link),
                     None => return Ok(()),
