@@ -116,9 +116,21 @@ fn a_write_and_a_strong_read_in_flight_on_a_follower_finish_when_the_leader_is_k
         });
         tokio::time::sleep(Duration::from_millis(300)).await;
         if write.is_finished() || read.is_finished() {
-            return Err(
-                "the calls finished while the leader was paused: nothing was in flight".into(),
-            );
+            let write_done = write.is_finished();
+            let read_done = read.is_finished();
+            let write = if write_done {
+                format!("{:?}", write.await.map_err(|e| e.to_string())?)
+            } else {
+                "in flight".into()
+            };
+            let read = if read_done {
+                format!("{:?}", read.await.map_err(|e| e.to_string())?)
+            } else {
+                "in flight".into()
+            };
+            return Err(format!(
+                "the calls finished while the leader was paused: nothing was in flight (write: {write}; read: {read})"
+            ));
         }
         cluster.kill(leader)?;
         let write = write.await.map_err(|e| e.to_string())?;
