@@ -41,13 +41,19 @@ fn wait_leaders(node: &mut GroupsNode, not: Option<&str>) {
     assert_eq!(answer["ok"], true, "groups without a leader: {answer}");
 }
 
-#[test]
-fn sigkill_of_a_node_with_many_groups_loses_no_acknowledged_write() {
+/// Three nodes of `GROUPS` groups in a fresh directory, every group with a leader.
+fn start() -> (tempfile::TempDir, Vec<GroupsNode>) {
     let dir = tempfile::tempdir().expect("tempdir");
     let mut nodes = three_nodes(binary(), dir.path(), GROUPS, HEARTBEAT_MS).expect("start");
     for node in nodes.iter_mut() {
         wait_leaders(node, None);
     }
+    (dir, nodes)
+}
+
+#[test]
+fn sigkill_of_a_node_with_many_groups_loses_no_acknowledged_write() {
+    let (dir, mut nodes) = start();
 
     // 1. Kill node 1 while node 0 writes to every group (through the leaders).
     let victim = nodes.remove(1);
@@ -107,11 +113,7 @@ fn sigkill_of_a_node_with_many_groups_loses_no_acknowledged_write() {
 
 #[test]
 fn quiesced_groups_elect_new_leaders_when_the_leaders_node_dies() {
-    let dir = tempfile::tempdir().expect("tempdir");
-    let mut nodes = three_nodes(binary(), dir.path(), GROUPS, HEARTBEAT_MS).expect("start");
-    for node in nodes.iter_mut() {
-        wait_leaders(node, None);
-    }
+    let (_dir, mut nodes) = start();
     // Idle groups quiesce a few heartbeat intervals after their last entry commits.
     let deadline = std::time::Instant::now() + Duration::from_secs(120);
     loop {

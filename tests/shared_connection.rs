@@ -321,35 +321,3 @@ async fn a_peer_with_one_groups_key_is_refused_for_another_on_the_shared_connect
     client.shutdown().await;
     server.shutdown().await;
 }
-
-/// The issue's scale, for a number rather than a check of speed: 1,000 groups between two
-/// nodes, all idle. Run with `--ignored`; prints connections, links and heartbeats.
-#[tokio::test]
-#[ignore = "a thousand groups: a measurement, run on demand"]
-async fn a_thousand_idle_groups_between_two_nodes() {
-    const GROUPS: usize = 1000;
-    let a = node().await;
-    let b = node().await;
-    let ga = join_all(&a, 0..GROUPS);
-    let mut gb = join_all(&b, 0..GROUPS);
-    let started = std::time::Instant::now();
-    let (_ga, out) = dial_all(ga, b.local_addr()).await;
-    let _inc = accept_all(&mut gb).await;
-    let bonded = started.elapsed();
-    assert_eq!(a.open_connections(), 1);
-    assert_eq!(b.live_links(), GROUPS);
-    let before = a.heartbeats_sent();
-    tokio::time::sleep(Duration::from_secs(2)).await;
-    let sent = a.heartbeats_sent() - before;
-    assert!(out.iter().all(|l| l.close_reason().is_none()));
-    println!(
-        "{GROUPS} groups: {} connection(s) per node, {} links, bonded in {:.2} s, \
-         {sent} heartbeats in 2 s (interval 100 ms)",
-        a.open_connections(),
-        a.live_links(),
-        bonded.as_secs_f64()
-    );
-    assert!(sent <= 50, "{sent}");
-    a.shutdown().await;
-    b.shutdown().await;
-}

@@ -60,7 +60,7 @@ impl<M: StateMachine, S: Storage> Effects for Worker<M, S> {
 
     fn sync(&mut self) -> Result<Option<SyncReport>, WorkerError> {
         let started = std::time::Instant::now();
-        if !self.async_sync() {
+        if !self.async_sync {
             let report = self.store.sync()?;
             self.metrics.synced(started.elapsed());
             return Ok(Some(report));
@@ -150,15 +150,6 @@ impl<M: StateMachine, S: Storage> Worker<M, S> {
                 LogReader::term_at(store, index)
             })?;
         Ok(())
-    }
-
-    /// Whether syncs go to the store's syncer thread without blocking this task: on a
-    /// multi-threaded runtime (every node). On a current-thread runtime (unit tests) the
-    /// worker syncs in place, as nothing else could run meanwhile anyway.
-    fn async_sync(&self) -> bool {
-        tokio::runtime::Handle::try_current().is_ok_and(|handle| {
-            handle.runtime_flavor() == tokio::runtime::RuntimeFlavor::MultiThread
-        })
     }
 
     /// Tells this worker (through its sync channel) that a batch it handed over ended.

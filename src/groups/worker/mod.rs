@@ -157,6 +157,11 @@ pub(crate) struct Worker<M: StateMachine, S: Storage> {
     /// A batch handed to the store's syncer and not yet durable, since when (the core is
     /// not driven meanwhile; see `apply.rs`).
     sync_in_flight: Option<std::time::Instant>,
+    /// Whether syncs go to the store's syncer thread without blocking this task: on a
+    /// multi-threaded runtime (every node), decided once when the worker starts. On a
+    /// current-thread runtime (unit tests) the worker syncs in place, as nothing else
+    /// could run meanwhile anyway.
+    async_sync: bool,
     /// Where the syncer says a batch ended: its generation and result. Unbounded, but it
     /// holds at most one message: a worker has at most one batch in flight.
     sync_done_tx: mpsc::UnboundedSender<(u64, Result<(), StorageError>)>,
@@ -289,6 +294,7 @@ impl<M: StateMachine, S: Storage> Worker<M, S> {
             ledger: Ledger::new(first_proposal_id()),
             driver: ReadyDriver::new(),
             sync_in_flight: None,
+            async_sync: false,
             sync_done_tx,
             sync_done,
             applied,
@@ -308,6 +314,8 @@ impl<M: StateMachine, S: Storage> Worker<M, S> {
     /// Runs until every handle is dropped, `shutdown` is asked, the network shuts down,
     /// or a fatal error.
     pub(crate) async fn run(mut self) {
+        self.async_sync = tokio::runtime::Handle::current().runtime_flavor()
+            == tokio::runtime::RuntimeFlavor::MultiThread;
         let result = self.run_loop().await;
         // A batch still with the syncer is written whether or not anyone waits; wait, so
         // that a group reopened once this worker is gone never reads the store while the
