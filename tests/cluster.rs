@@ -15,6 +15,14 @@ use tessera::network::{Network, NetworkId, PeerAddr};
 use tessera::store::{kv, KvCommand, KvMachine, KvQuery, KvResult};
 use tessera::PeerId;
 
+/// Logs to the test output when `RUST_LOG` is set.
+fn init_logs() {
+    let _ = tracing_subscriber::fmt()
+        .with_env_filter(tracing_subscriber::EnvFilter::from_default_env())
+        .with_test_writer()
+        .try_init();
+}
+
 fn config() -> ConsensusConfig {
     loopback_consensus(Duration::from_secs(2))
 }
@@ -27,10 +35,22 @@ struct Member<M: StateMachine = KvMachine> {
 }
 
 /// The replicated map of `tessera::store`, caught up by log replay instead of snapshots.
-#[derive(Default)]
 struct ReplayKv {
     state: kv::KvState,
     sync: LogReplaySync<ReplayKv>,
+}
+
+impl Default for ReplayKv {
+    /// Batches of 200 entries (not the default 2,000): a catch-up of 50,000 entries then
+    /// takes 250 requests, long enough for a peer that bonds after the first ask to be
+    /// asked again and share the load.
+    fn default() -> Self {
+        ReplayKv {
+            state: kv::KvState::default(),
+            sync: LogReplaySync::default()
+                .with_batch_size(std::num::NonZeroU32::new(200).expect("not zero")),
+        }
+    }
 }
 
 impl StateMachine for ReplayKv {
@@ -304,6 +324,7 @@ async fn the_whole_group_stopped_and_restarted_keeps_its_state_and_elects_again(
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_follower_that_missed_50_000_entries_catches_up_by_log_replay_from_two_peers() {
+    init_logs();
     let root = tempfile::tempdir().unwrap();
     let mut members = cluster_of(root.path(), ReplayKv::default).await;
     let leader = leader_of(&members).await;
@@ -411,6 +432,7 @@ async fn a_member_sending_undecodable_group_frames_is_cut_off_and_the_group_keep
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn fresh_nodes_join_as_learners_are_promoted_in_pairs_and_can_be_removed_explicitly() {
+    init_logs();
     let root = tempfile::tempdir().unwrap();
     let mut members = cluster(root.path()).await;
     let leader = leader_of(&members).await;

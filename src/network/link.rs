@@ -301,6 +301,18 @@ pub(crate) struct LinkParts {
     tickets: LinkTickets,
 }
 
+/// A link to `peer` with no task behind it (what is sent stays in its channel), for the
+/// group worker's tests.
+#[cfg(test)]
+pub(crate) fn detached_link(peer: PeerId, group: GroupId) -> (Link, LinkParts) {
+    let (_ours_tx, ours) = watch::channel(Vec::new());
+    let tickets = LinkTickets {
+        peer: super::ticket::PeerTicket::new(peer, None, Vec::new()),
+        ours,
+    };
+    new_link(peer, group, peer, &LinkConfig::default(), tickets)
+}
+
 /// Builds a link handle and the parts its task runs on.
 pub(crate) fn new_link(
     peer: PeerId,

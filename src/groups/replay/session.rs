@@ -8,15 +8,15 @@ use crate::groups::machine::{StateMachine, StateSyncSession, SyncSessionContext}
 use crate::groups::raft::Entry;
 use crate::groups::{Cursor, Index, Term};
 use crate::PeerId;
-use std::collections::{BTreeMap, VecDeque};
+use std::collections::{BTreeMap, BTreeSet, VecDeque};
 use std::marker::PhantomData;
 use std::sync::atomic::Ordering;
 use std::sync::Arc;
 use std::task::{Context, Poll};
 use std::time::Instant;
 
-/// How often availability is asked again while no provider can serve what is missing.
-const ASK_AGAIN: std::time::Duration = std::time::Duration::from_millis(500);
+/// How often availability is asked again while batches wait to be asked for.
+const ASK_AGAIN: std::time::Duration = std::time::Duration::from_millis(200);
 
 #[derive(Clone, Copy, Debug)]
 struct Available {
@@ -47,6 +47,9 @@ pub struct ReplaySession<M> {
     /// Answers waiting for earlier batches.
     received: BTreeMap<Index, (Vec<Entry>, Index)>,
     asked: Option<Instant>,
+    /// Peers asked for their availability; a peer that bonds later is asked at the next
+    /// poll, so it shares the load from then on.
+    asked_peers: BTreeSet<PeerId>,
     _machine: PhantomData<fn() -> M>,
 }
 
@@ -78,6 +81,7 @@ impl<M: StateMachine<StateSync = LogReplaySync<M>>> ReplaySession<M> {
             inflight: BTreeMap::new(),
             received: BTreeMap::new(),
             asked: None,
+            asked_peers: BTreeSet::new(),
             _machine: PhantomData,
         };
         session.ask_availability(cx);
@@ -86,8 +90,24 @@ impl<M: StateMachine<StateSync = LogReplaySync<M>>> ReplaySession<M> {
 
     fn ask_availability(&mut self, cx: &mut dyn SyncSessionContext<LogReplaySync<M>>) {
         self.asked = Some(Instant::now());
-        if let Err(err) = cx.broadcast(ReplayMessage::Availability) {
-            tracing::warn!(%err, "cannot encode the availability request");
+        match cx.broadcast(ReplayMessage::Availability) {
+            Ok(peers) => self.asked_peers.extend(peers),
+            Err(err) => tracing::warn!(%err, "cannot encode the availability request"),
+        }
+    }
+
+    /// Asks the bonded peers not asked yet.
+    fn ask_new_peers(&mut self, cx: &mut dyn SyncSessionContext<LogReplaySync<M>>) {
+        for peer in cx.peers() {
+            if peer == cx.local_id() || self.asked_peers.contains(&peer) {
+                continue;
+            }
+            match cx.send_to(peer, ReplayMessage::Availability) {
+                Ok(()) => {
+                    self.asked_peers.insert(peer);
+                }
+                Err(err) => tracing::warn!(%err, "cannot encode the availability request"),
+            }
         }
     }
 
@@ -194,11 +214,14 @@ impl<M: StateMachine<StateSync = LogReplaySync<M>>> StateSyncSession for ReplayS
                 self.todo.push_front((start, f.to));
             }
         }
+        if !self.todo.is_empty() {
+            self.ask_new_peers(cx);
+        }
         self.dispatch(cx);
-        if self.inflight.is_empty()
-            && !self.todo.is_empty()
-            && self.asked.is_none_or(|t| now.duration_since(t) > ASK_AGAIN)
-        {
+        // Asked again while work remains, not only when nothing is in flight: a peer that
+        // bonded after the first ask (or was dropped after a timeout) then shares the load
+        // instead of one provider serving everything.
+        if !self.todo.is_empty() && self.asked.is_none_or(|t| now.duration_since(t) > ASK_AGAIN) {
             self.ask_availability(cx);
         }
         Poll::Pending
@@ -212,6 +235,12 @@ impl<M: StateMachine<StateSync = LogReplaySync<M>>> StateSyncSession for ReplayS
     ) {
         match message {
             ReplayMessage::Available { first, committed } => {
+                tracing::debug!(
+                    peer = %crate::primitives::Short(&sender),
+                    first = first.0,
+                    committed = committed.0,
+                    "replay provider available"
+                );
                 self.providers
                     .insert(sender, Available { first, committed });
                 self.dispatch(cx);

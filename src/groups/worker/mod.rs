@@ -185,6 +185,9 @@ pub(crate) struct Worker<M: StateMachine, S: Storage> {
     space_transfer_at: u64,
     /// The hello last broadcast and when, so a quiesced group resends only what changed.
     last_hello: Option<(super::wire::Hello, std::time::Instant)>,
+    /// Peers this node removed as leader, with the start (hello nonce) they announced
+    /// then: not re-added as fresh while they announce that start.
+    removed: BTreeMap<PeerId, u64>,
     /// Declared last so it drops last: the network holds the node's `DataDir`, whose lock
     /// must outlive this worker's store handles (fields drop in declaration order).
     network: Network,
@@ -308,6 +311,7 @@ impl<M: StateMachine, S: Storage> Worker<M, S> {
             metrics,
             space_transfer_at: 0,
             last_hello: None,
+            removed: BTreeMap::new(),
         }
     }
 
@@ -461,6 +465,7 @@ impl<M: StateMachine, S: Storage> Worker<M, S> {
             }
             Inbound::Frame { peer, frame } => {
                 self.heard.frame(peer, std::time::Instant::now());
+                let was_fresh = self.is_fresh();
                 match frame {
                     GroupFrame::Raft(message) if self.held_back(&message) => {
                         tracing::trace!(peer = %Short(&peer), "disk space low: entries held back");
@@ -469,6 +474,14 @@ impl<M: StateMachine, S: Storage> Worker<M, S> {
                     GroupFrame::Hello(_) => {}
                     GroupFrame::ToProvider(bytes) => self.for_provider(peer, &bytes.0)?,
                     GroupFrame::ToSession(bytes) => self.for_session(peer, &bytes.0)?,
+                }
+                if was_fresh && !self.is_fresh() {
+                    // A leader's message ended this node's freshness: said at once, so on
+                    // each link the hello goes ahead of the acknowledgement that follows
+                    // (after the sync), and a leader does not take this node for fresh
+                    // once it has entries (see `maybe_add_members`). Founding does not
+                    // announce early: fresh peers still deciding would join instead.
+                    self.announce();
                 }
             }
         }

@@ -188,6 +188,10 @@ impl<M: StateMachine, S: Storage> Worker<M, S> {
     /// peer with state that is not a member was removed (or its addition was lost): it is
     /// never re-added on its own, so an explicit removal sticks; `add_learner` brings it
     /// back.
+    ///
+    /// A peer's last hello may still say fresh after it got entries (it announces the
+    /// change at once, but a removal can be quicker than the announcement): a peer this
+    /// leader removed is not re-added while it announces the same start (`nonce`).
     pub(super) fn maybe_add_members(&mut self) -> Result<(), WorkerError> {
         if !self.node.is_leader() {
             return Ok(());
@@ -196,7 +200,7 @@ impl<M: StateMachine, S: Storage> Worker<M, S> {
         let candidate = self
             .bonds
             .hellos()
-            .find(|(p, h)| h.fresh && !members.contains(p))
+            .find(|(p, h)| h.fresh && !members.contains(p) && self.removed.get(p) != Some(&h.nonce))
             .map(|(p, h)| (*p, h.observer));
         if let Some((peer, observer)) = candidate {
             match self

@@ -290,6 +290,57 @@ async fn a_peer_of_another_founding_is_recorded_as_a_conflict_until_it_changes()
     );
 }
 
+#[tokio::test]
+async fn a_removed_peer_whose_last_hello_still_says_fresh_is_not_added_back() {
+    let mut f = single_voter("worker-removed").await;
+    f.lead();
+    let peer = PeerId([5; 32]);
+    let (link, _parts) = crate::network::link::detached_link(peer, f.worker.group);
+    f.worker.on_link(link);
+    let fresh = |nonce| Hello {
+        fresh: true,
+        observer: false,
+        proposal: None,
+        nonce,
+        cluster: None,
+        state: 1,
+        durable: Cursor::zero(),
+        contact: None,
+    };
+    f.worker.on_hello(peer, fresh(11)).expect("hello");
+    f.worker.maybe_add_members().expect("add");
+    f.worker.drive().expect("drive");
+    assert!(
+        f.worker.node.membership().contains(&peer),
+        "a fresh peer is added"
+    );
+
+    // Removed before its next hello (which would say it has entries) came in.
+    let (reply, mut removed) = oneshot::channel();
+    f.worker
+        .on_request(Request::Change {
+            change: MembershipChange::Remove(peer),
+            reply,
+        })
+        .expect("remove");
+    f.worker.drive().expect("drive");
+    removed.try_recv().expect("committed").expect("removed");
+    for _ in 0..3 {
+        f.worker.maybe_add_members().expect("tick");
+        f.worker.drive().expect("drive");
+    }
+    assert!(
+        !f.worker.node.membership().contains(&peer),
+        "the removal sticks although the last hello says fresh"
+    );
+
+    // The same peer started again with no state is a new node: added.
+    f.worker.on_hello(peer, fresh(12)).expect("hello");
+    f.worker.maybe_add_members().expect("add");
+    f.worker.drive().expect("drive");
+    assert!(f.worker.node.membership().contains(&peer));
+}
+
 // ---- state_sync.rs -----------------------------------------------------------------
 
 #[tokio::test]
