@@ -5,7 +5,7 @@
 --   read:  linearizable reads: etcd `POST /v3/kv/range` (its default is linearizable),
 --          tessera `GET /v1/kv/KEY` (its default is linearizable).
 -- Keys are `compare/NNNN`, drawn uniformly from KEYS. `done` prints one line the script
--- parses: `RESULT requests errors p50_us p99_us duration_us`.
+-- parses: `RESULT requests errors p50_us p99_us duration_us mean_us`.
 
 local b64chars = 'ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/'
 
@@ -61,6 +61,6 @@ end
 function done(summary, latency, requests)
   local errors = summary.errors.connect + summary.errors.read + summary.errors.write
     + summary.errors.status + summary.errors.timeout
-  io.write(string.format('RESULT %d %d %d %d %d\n', summary.requests, errors,
-    latency:percentile(50), latency:percentile(99), summary.duration))
+  io.write(string.format('RESULT %d %d %d %d %d %d\n', summary.requests, errors,
+    latency:percentile(50), latency:percentile(99), summary.duration, latency.mean))
 end

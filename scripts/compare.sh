@@ -13,6 +13,10 @@
 #   per operation, from /proc.
 # - Prints one table (medians over rounds; CPU per operation over all rounds) and the
 #   ratios tessera/etcd and tessera/raw fsync; also written to $COMPARE_OUT.
+# - And where one tessera write's time goes (the c=1 write rounds): the nodes' traced
+#   write stages (`tessera_write_stage_duration_seconds`, see src/groups/worker/trace.rs)
+#   and HTTP route latency from /metrics, read before and after each of those rounds,
+#   beside wrk's mean; means per stage.
 #
 # Knobs: COMPARE_ROUNDS (3), COMPARE_SECS (10), COMPARE_KEYS (1000), COMPARE_VALUE (256),
 # COMPARE_DIR (a fresh directory under /tmp), COMPARE_OUT (compare-results.md there),
@@ -156,16 +160,55 @@ with concurrent.futures.ThreadPoolExecutor(16) as pool:
 EOF
 }
 
-# One measured run: prints "requests errors p50_us p99_us duration_us cpu_ticks".
+# The write-stage and PUT-latency sums and counts of the three tessera nodes, added up:
+# one "name sum count" line each (stages: see src/groups/worker/trace.rs).
+stage_totals() {
+    local i
+    for i in 0 1 2; do
+        curl -sf "http://127.0.0.1:$(port $((i + 9)))/metrics" || true
+    done | python3 -c '
+import re, sys
+totals = {}
+for line in sys.stdin:
+    m = re.match(r"tessera_write_stage_duration_seconds_(sum|count)\{stage=\"(\w+)\"\} (\S+)", line)
+    if m:
+        kind, name, value = m.groups()
+    else:
+        m = re.match(r"tessera_http_request_duration_seconds_(sum|count)\{route=\"/v1/kv/\{\*key\}\",method=\"PUT\"\} (\S+)", line)
+        if not m:
+            continue
+        kind, name, value = m.group(1), "http", m.group(2)
+    totals.setdefault(name, [0.0, 0.0])[kind == "count"] += float(value)
+for name, (s, c) in totals.items():
+    print(name, s, int(c))'
+}
+
+# One measured run: prints "requests errors p50_us p99_us duration_us mean_us cpu_ticks";
+# a tessera c=1 write run also adds its stage deltas to $DIR/stages.
 measure() {
     local system=$1 mode=$2 conns=$3 url=$4
     local pids
     if [ "$system" = etcd ]; then pids=("${ETCD_PIDS[@]}"); else pids=("${TESSERA_PIDS[@]}"); fi
-    local before after line
+    local before after line traced=""
+    [ "$system $mode $conns" = "tessera write 1" ] && traced=1
+    [ -n "$traced" ] && stage_totals >"$DIR/stages.before"
     before=$(cpu_ticks "${pids[@]}")
     line=$(wrk -t"$([ "$conns" -gt 1 ] && echo 2 || echo 1)" -c"$conns" -d"${SECS}s" \
         --latency -s "$LUA" "$url" -- "$system" "$mode" "$KEYS" "$VALUE" | grep '^RESULT')
     after=$(cpu_ticks "${pids[@]}")
+    if [ -n "$traced" ]; then
+        stage_totals >"$DIR/stages.after"
+        python3 - "$DIR/stages.before" "$DIR/stages.after" "${line#RESULT }" >>"$DIR/stages" <<'EOF'
+import sys
+read = lambda p: {n: (float(s), int(c)) for n, s, c in (l.split() for l in open(p) if l.strip())}
+before, after = read(sys.argv[1]), read(sys.argv[2])
+for name, (s, c) in after.items():
+    s0, c0 = before.get(name, (0.0, 0))
+    print(name, s - s0, c - c0)
+fields = sys.argv[3].split()
+print("wrk", int(fields[5]) / 1e6 * int(fields[0]), int(fields[0]))
+EOF
+    fi
     echo "${line#RESULT } $((after - before))"
 }
 
@@ -220,9 +263,9 @@ done
 RAW+=("$(raw_fsync)")
 
 python3 - "$TICK" "${RAW[*]}" "$OUT" "$ROUNDS" "$SECS" "$KEYS" "$VALUE" \
-    "$(for k in "${!RESULTS[@]}"; do echo "$k=${RESULTS[$k]}"; done)" <<'EOF'
+    "$(for k in "${!RESULTS[@]}"; do echo "$k=${RESULTS[$k]}"; done)" "$DIR" <<'EOF'
 import statistics, sys
-tick, raw, out, rounds, secs, keys, value, results = sys.argv[1:9]
+tick, raw, out, rounds, secs, keys, value, results, scratch = sys.argv[1:10]
 tick = int(tick)
 raw = [int(x) for x in raw.split()]
 raw_p50 = statistics.median(raw[0::2])
@@ -233,7 +276,7 @@ for line in results.strip().splitlines():
     reqs = errs = ticks = 0
     rates, p50s, p99s = [], [], []
     for run in filter(None, runs.split(";")):
-        r, e, p50, p99, dur, cpu = (int(x) for x in run.split())
+        r, e, p50, p99, dur, _mean, cpu = (int(x) for x in run.split())
         reqs += r; errs += e; ticks += cpu
         rates.append(r / (dur / 1e6)); p50s.append(p50); p99s.append(p99)
     rows[name] = dict(rate=statistics.median(rates), p50=statistics.median(p50s),
@@ -263,6 +306,35 @@ ratio("write c=1 p50, tessera/raw fsync p50", g("tessera write 1", "p50"), raw_p
 ratio("writes/s c=64, tessera/etcd", g("tessera write 64", "rate"), g("etcd write 64", "rate"), "≥ 3")
 ratio("linearizable reads/s c=64, tessera/etcd", g("tessera read 64", "rate"), g("etcd read 64", "rate"), "≥ 3")
 ratio("CPU per write c=64, tessera/etcd", g("tessera write 64", "cpu"), g("etcd write 64", "cpu"), "< 1")
+# Where one tessera write's time goes: means over the c=1 write rounds.
+totals = {}
+try:
+    for line in open(scratch + "/stages"):
+        name, s, c = line.split()
+        t = totals.setdefault(name, [0.0, 0])
+        t[0] += float(s); t[1] += int(c)
+except FileNotFoundError:
+    pass
+mean = lambda n: totals[n][0] / totals[n][1] * 1e6 if n in totals and totals[n][1] else None
+if mean("total") is not None:
+    lines += ["", "One tessera write (c=1), where its time goes: mean µs per stage over "
+              f"{totals['total'][1]:,} traced writes (leader: src/groups/worker/trace.rs).", "",
+              "| stage | mean µs | what |", "|---|---|---|"]
+    def row(name, value, what):
+        if value is not None:
+            lines.append(f"| {name} | {value:,.0f} | {what} |")
+    w, h, t = mean("wrk"), mean("http"), mean("total")
+    row("client and TCP", w - h if w and h else None, "wrk's mean minus the PUT handler's latency")
+    row("HTTP server", h - t if h else None, "PUT handler's latency minus the group's total")
+    row("queue", mean("queue"), "handler's call to the worker taking it")
+    row("propose", mean("propose"), "worker took it to the append handed to the links")
+    row("leader sync", mean("leader_sync"), "append sent to the entry durable on the leader")
+    row("follower ack", mean("follower_ack"), "append sent to the first follower's acknowledgement")
+    row("  of which follower", mean("follower_append"), "follower: append received to acknowledgement sent")
+    row("commit", mean("commit"), "quorum durable to the commit acted on")
+    row("apply", mean("apply"), "commit to applied and answered")
+    row("total in the group", t, "call to answer")
+    row("wrk mean", w, "what the client saw")
 text = "\n".join(lines) + "\n"
 print(text)
 with open(out, "w") as f:

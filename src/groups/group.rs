@@ -136,6 +136,8 @@ pub(crate) enum Request<M: StateMachine> {
     /// Encoded commands; the reply carries each one's index once applied.
     Execute {
         commands: Vec<Vec<u8>>,
+        /// When the caller handed it over (the start of its traced time, `worker/trace.rs`).
+        at: std::time::Instant,
         reply: oneshot::Sender<Result<Vec<Index>, GroupError>>,
     },
     /// Encoded commands proposed without waiting for their outcome.
@@ -303,6 +305,7 @@ impl<M: StateMachine> Group<M> {
             let (reply, rx) = oneshot::channel();
             let request = Request::Execute {
                 commands: commands.clone(),
+                at: std::time::Instant::now(),
                 reply,
             };
             match self.call("execute", request, rx).await {

@@ -55,6 +55,13 @@ impl<M: StateMachine, S: Storage> Effects for Worker<M, S> {
     }
 
     fn send(&mut self, to: PeerId, message: Message, _after_sync: bool) {
+        match &message {
+            Message::AppendEntries(append) => self.trace.append_sent(append),
+            Message::AppendEntriesResponse(response) => {
+                self.trace.append_answered(response, &self.metrics)
+            }
+            _ => {}
+        }
         self.bonds.send_raft(to, message);
     }
 
@@ -111,6 +118,7 @@ impl<M: StateMachine, S: Storage> Effects for Worker<M, S> {
                 let _ = reply.send(Ok((result, self.applied)));
             }
         }
+        self.trace.answered(self.applied, &self.metrics);
         Ok(())
     }
 
@@ -144,6 +152,11 @@ impl<M: StateMachine, S: Storage> Worker<M, S> {
         let driven = driver.drive(self);
         self.driver = driver;
         driven?;
+        if self.node.is_leader() {
+            self.trace.durable(self.node.durable().index());
+        } else {
+            self.trace.abandon();
+        }
         let store = &self.store;
         self.ledger
             .resolve_changes(self.node.commit_index(), |index| {
@@ -174,7 +187,7 @@ impl<M: StateMachine, S: Storage> Worker<M, S> {
             self.metrics.synced(started.elapsed());
         }
         let started = std::time::Instant::now();
-        match self.store.begin_sync(self.sync_done_callback())? {
+        let synced = match self.store.begin_sync(self.sync_done_callback())? {
             Some(report) => {
                 let mut driver = std::mem::take(&mut self.driver);
                 let synced = driver.synced(&report, self);
@@ -185,7 +198,9 @@ impl<M: StateMachine, S: Storage> Worker<M, S> {
                 self.sync_in_flight = Some(started);
                 Ok(())
             }
-        }
+        };
+        self.trace.durable(self.node.durable().index());
+        synced
     }
 
     /// Applies committed entries: commands in batches cut at sync barriers, configurations
@@ -194,6 +209,7 @@ impl<M: StateMachine, S: Storage> Worker<M, S> {
         let Some(last) = entries.last().map(Entry::cursor) else {
             return Ok(());
         };
+        self.trace.committed(last.index());
         if self.restoring.is_some() {
             // The machine is empty until the damaged snapshot is repaired.
             self.stash_to = Some(last.index());

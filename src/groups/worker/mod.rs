@@ -27,6 +27,7 @@ mod peers;
 mod requests;
 mod roster;
 mod state_sync;
+mod trace;
 mod transfer;
 
 pub(crate) use transfer::TransferReply;
@@ -39,7 +40,7 @@ use super::formation::Formation;
 use super::group::{GroupStatus, Request};
 use super::machine::{Provider, Session, StateMachine, StateSync};
 use super::metrics::GroupMetrics;
-use super::raft::{ClusterId, Membership, Node, RaftError, ReadyDriver};
+use super::raft::{ClusterId, Membership, Message, Node, RaftError, ReadyDriver};
 use super::sync_context::{Cx, Side, SyncOutputs};
 use super::wire::GroupFrame;
 use super::{Cursor, Index, StopCause, Storage, StorageError, Term};
@@ -188,6 +189,8 @@ pub(crate) struct Worker<M: StateMachine, S: Storage> {
     /// Peers this node removed as leader, with the start (hello nonce) they announced
     /// then: not re-added as fresh while they announce that start.
     removed: BTreeMap<PeerId, u64>,
+    /// The write being timed stage by stage (`trace.rs`).
+    trace: trace::WriteTrace,
     /// Declared last so it drops last: the network holds the node's `DataDir`, whose lock
     /// must outlive this worker's store handles (fields drop in declaration order).
     network: Network,
@@ -312,6 +315,7 @@ impl<M: StateMachine, S: Storage> Worker<M, S> {
             space_transfer_at: 0,
             last_hello: None,
             removed: BTreeMap::new(),
+            trace: trace::WriteTrace::default(),
         }
     }
 
@@ -470,7 +474,16 @@ impl<M: StateMachine, S: Storage> Worker<M, S> {
                     GroupFrame::Raft(message) if self.held_back(&message) => {
                         tracing::trace!(peer = %Short(&peer), "disk space low: entries held back");
                     }
-                    GroupFrame::Raft(message) => self.node.step(peer, message, &self.store)?,
+                    GroupFrame::Raft(message) => {
+                        match &message {
+                            Message::AppendEntries(append) => self.trace.append_received(append),
+                            Message::AppendEntriesResponse(response) => {
+                                self.trace.acknowledged(response)
+                            }
+                            _ => {}
+                        }
+                        self.node.step(peer, message, &self.store)?
+                    }
                     GroupFrame::Hello(_) => {}
                     GroupFrame::ToProvider(bytes) => self.for_provider(peer, &bytes.0)?,
                     GroupFrame::ToSession(bytes) => self.for_session(peer, &bytes.0)?,

@@ -11,10 +11,18 @@ use crate::groups::Storage;
 impl<M: StateMachine, S: Storage> Worker<M, S> {
     pub(super) fn on_request(&mut self, request: Request<M>) -> Result<(), WorkerError> {
         match request {
-            Request::Execute { commands, reply } => {
+            Request::Execute {
+                commands,
+                at,
+                reply,
+            } => {
+                let received = std::time::Instant::now();
                 let ids = self.ledger.execute(commands.len(), reply);
                 for (id, command) in ids.into_iter().zip(commands) {
                     self.node.propose(id, command, &self.store)?;
+                }
+                if self.node.is_leader() {
+                    self.trace.proposed(self.node.last().index(), at, received);
                 }
             }
             Request::Feed { commands } => {

@@ -136,7 +136,11 @@ impl Fixture {
             .map(|c| codec::encode(c).expect("encode"))
             .collect();
         self.worker
-            .on_request(Request::Execute { commands, reply })
+            .on_request(Request::Execute {
+                commands,
+                at: std::time::Instant::now(),
+                reply,
+            })
             .expect("execute");
         rx
     }
