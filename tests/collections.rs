@@ -395,8 +395,17 @@ fn log_only_cells(nodes: &[Node]) -> Vec<CellWriter<String>> {
         .expect("cell")
 }
 
+/// Logs to the test output when `RUST_LOG` is set.
+fn init_logs() {
+    let _ = tracing_subscriber::fmt()
+        .with_env_filter(tracing_subscriber::EnvFilter::from_default_env())
+        .with_test_writer()
+        .try_init();
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn collections_survive_a_restart_of_every_node() {
+    init_logs();
     let root = tempfile::tempdir().expect("tempdir");
     let nodes = three_nodes(root.path()).await;
     let writers = Collections::writers(&nodes, "restart");
@@ -482,6 +491,7 @@ async fn collections_survive_a_restart_of_every_node() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_late_reader_bootstraps_from_a_snapshot() {
+    init_logs();
     let root = tempfile::tempdir().expect("tempdir");
     let nodes = three_nodes(root.path()).await;
     let writers = Collections::writers(&nodes, "late");

@@ -19,6 +19,13 @@
 //! node started with `bootstrap_expect = 1` and a `--peer` joins that peer's group instead
 //! of founding one of its own beside it; only a node that knows no peer founds alone.
 //!
+//! **A co-founder that went first.** Founders decide on their own ticks, so one may found
+//! (and announce itself no longer fresh) before another has decided. A peer whose own
+//! proposal is exactly the founding a peer now announces (same cluster id, which derives
+//! from the same voters and nonces) founds it too instead of waiting to be added: a
+//! fresh node abstains from voting (it may be a member that lost its state), so a founder
+//! whose co-founders all joined instead could never be elected.
+//!
 //! Pure and synchronous: the worker feeds hellos in and asks [`Formation::decide`].
 //!
 //! [`Hello`]: super::wire::Hello
@@ -37,6 +44,8 @@ pub struct Formation {
     /// This node's formation nonce (random per start), announced in its hellos.
     nonce: u64,
     peers: BTreeMap<PeerId, Hello>,
+    /// This node's proposal, once a peer announced it founded exactly that.
+    co_founded: Option<Proposal>,
 }
 
 /// The decision.
@@ -61,6 +70,7 @@ impl Formation {
             observer,
             nonce,
             peers: BTreeMap::new(),
+            co_founded: None,
         }
     }
 
@@ -71,9 +81,19 @@ impl Formation {
 
     /// A hello from a linked peer (replaces its previous one).
     pub fn hello(&mut self, peer: PeerId, hello: Hello) {
-        if peer != self.me {
-            self.peers.insert(peer, hello);
+        if peer == self.me {
+            return;
         }
+        if !hello.fresh && self.co_founded.is_none() {
+            // Asked before the peer's hello counts as not fresh: it no longer counts in
+            // the proposal once it founded.
+            if let Some(mine) = self.proposal() {
+                if hello.cluster == Some(mine.cluster) && mine.voters.contains(&peer) {
+                    self.co_founded = Some(mine);
+                }
+            }
+        }
+        self.peers.insert(peer, hello);
     }
 
     /// The link to `peer` closed: its announcements no longer count.
@@ -115,6 +135,9 @@ impl Formation {
     /// known peers that have neither announced themselves nor said they do not host the
     /// group.
     pub fn decide(&self, unanswered: &[PeerId]) -> Decision {
+        if let Some(founded) = &self.co_founded {
+            return Decision::Found(founded.clone());
+        }
         if self.peers.values().any(|h| !h.fresh) {
             return Decision::JoinExisting;
         }
@@ -235,6 +258,33 @@ mod tests {
         converge(&mut a);
         converge(&mut b);
         assert_ne!(a[0].decide(&[]), b[0].decide(&[]));
+    }
+
+    #[test]
+    fn a_co_founder_that_founded_first_is_followed_not_joined() {
+        let mut nodes: Vec<Formation> = (1..=3)
+            .map(|i| Formation::new(p(i), 3, false, u64::from(i)))
+            .collect();
+        converge(&mut nodes);
+        let Decision::Found(founded) = nodes[0].decide(&[]) else {
+            panic!("p1 founds");
+        };
+        // p1 founded and now says so; p2 had not decided yet.
+        let mut after = hello(false, 1, None);
+        after.cluster = Some(founded.cluster);
+        nodes[1].hello(p(1), after);
+        assert_eq!(nodes[1].decide(&[]), Decision::Found(founded.clone()));
+        assert_eq!(
+            nodes[1].decide(&[p(9)]),
+            Decision::Found(founded),
+            "the founding exists already: nothing to ask first"
+        );
+
+        // A founding this node did not propose is joined, never copied.
+        let mut stranger = hello(false, 1, None);
+        stranger.cluster = Some(ClusterId(12345));
+        nodes[2].hello(p(1), stranger);
+        assert_eq!(nodes[2].decide(&[]), Decision::JoinExisting);
     }
 
     #[test]

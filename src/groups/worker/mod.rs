@@ -469,7 +469,6 @@ impl<M: StateMachine, S: Storage> Worker<M, S> {
             }
             Inbound::Frame { peer, frame } => {
                 self.heard.frame(peer, std::time::Instant::now());
-                let was_fresh = self.is_fresh();
                 match frame {
                     GroupFrame::Raft(message) if self.held_back(&message) => {
                         tracing::trace!(peer = %Short(&peer), "disk space low: entries held back");
@@ -487,14 +486,6 @@ impl<M: StateMachine, S: Storage> Worker<M, S> {
                     GroupFrame::Hello(_) => {}
                     GroupFrame::ToProvider(bytes) => self.for_provider(peer, &bytes.0)?,
                     GroupFrame::ToSession(bytes) => self.for_session(peer, &bytes.0)?,
-                }
-                if was_fresh && !self.is_fresh() {
-                    // A leader's message ended this node's freshness: said at once, so on
-                    // each link the hello goes ahead of the acknowledgement that follows
-                    // (after the sync), and a leader does not take this node for fresh
-                    // once it has entries (see `maybe_add_members`). Founding does not
-                    // announce early: fresh peers still deciding would join instead.
-                    self.announce();
                 }
             }
         }

@@ -189,9 +189,11 @@ impl<M: StateMachine, S: Storage> Worker<M, S> {
     /// never re-added on its own, so an explicit removal sticks; `add_learner` brings it
     /// back.
     ///
-    /// A peer's last hello may still say fresh after it got entries (it announces the
-    /// change at once, but a removal can be quicker than the announcement): a peer this
-    /// leader removed is not re-added while it announces the same start (`nonce`).
+    /// A peer's last hello may still say fresh after it got entries (its next hello comes
+    /// a hello interval later, and a removal can be quicker): a peer this leader removed
+    /// is not re-added while it announces the same start (`nonce`). Announcing at once
+    /// when freshness ends was tried and dropped: fresh peers still deciding whether to
+    /// found then see a non-fresh peer sooner and join instead of founding.
     pub(super) fn maybe_add_members(&mut self) -> Result<(), WorkerError> {
         if !self.node.is_leader() {
             return Ok(());
