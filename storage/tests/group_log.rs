@@ -165,3 +165,50 @@ fn pruning_many_entries_is_one_range_delete() {
     assert_eq!(log.term_at(Index(199_990)).unwrap(), Some(Term(2)));
     assert_eq!(log.get(Index(199_990)).unwrap(), None);
 }
+
+/// Many groups syncing at once from several threads through the shared syncer all end
+/// durable, each batch in exactly one sync, every one answered through its callback.
+#[test]
+fn batches_handed_to_the_shared_syncer_from_many_threads_are_all_durable() {
+    let dir = tempfile::tempdir().unwrap();
+    const GROUPS: u8 = 8;
+    const ROUNDS: u64 = 50;
+    {
+        let store = Store::open(dir.path()).unwrap();
+        let before = store.sync_counts();
+        let threads: Vec<_> = (0..GROUPS)
+            .map(|g| {
+                let store = store.clone();
+                std::thread::spawn(move || {
+                    let mut log = store.group_log([g; 32]).unwrap();
+                    for i in 1..=ROUNDS {
+                        log.append(payload(i), Term(1)).unwrap();
+                        let (tx, rx) = std::sync::mpsc::channel();
+                        let done = Box::new(move |generation, result: Result<(), Error>| {
+                            tx.send((generation, result.is_ok())).unwrap();
+                        });
+                        assert!(log.begin_sync(done).unwrap().is_none(), "handed over");
+                        let (generation, ok) = rx.recv().expect("answered");
+                        assert!(ok);
+                        let report = log.finish_sync(generation);
+                        assert_eq!(report.last, cur(1, i), "group {g}");
+                    }
+                })
+            })
+            .collect();
+        for t in threads {
+            t.join().unwrap();
+        }
+        let end = store.sync_counts();
+        assert_eq!(
+            end.batches - before.batches,
+            u64::from(GROUPS) * ROUNDS,
+            "every batch in exactly one sync"
+        );
+        assert!(end.syncs - before.syncs <= end.batches - before.batches);
+    }
+    let store = Store::open(dir.path()).unwrap();
+    for g in 0..GROUPS {
+        assert_eq!(store.group_log([g; 32]).unwrap().last(), cur(1, ROUNDS));
+    }
+}
