@@ -128,6 +128,18 @@ async fn scenario(root: &Path) -> Result<String, String> {
             return Err(format!("blob/{n:03} differs on the fourth node"));
         }
     }
+    // Idle now, with every member up: the group quiesces, and `/v1/status` says so.
+    let started = Instant::now();
+    loop {
+        let s = client.status().await.map_err(|e| e.to_string())?;
+        if s.quiesced {
+            break;
+        }
+        if started.elapsed() > BOUND {
+            return Err(format!("the idle group never said it quiesced: {s:?}"));
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
     for i in 0..4 {
         cluster.terminate(i, Duration::from_secs(10))?;
     }

@@ -38,6 +38,10 @@ pub struct NodeStatus {
     pub online: bool,
     /// A catch-up (log replay) is running.
     pub syncing: bool,
+    /// The group is idle here: no heartbeats or election timer until a write, a read
+    /// or a lost link wakes it (see "Many groups per node" in the README).
+    #[serde(default)]
+    pub quiesced: bool,
     /// Set when the group stopped, with the reason.
     pub stopped: Option<String>,
     /// The first index still in the log (it is pruned behind snapshots).
@@ -240,6 +244,7 @@ impl NodeStatus {
             bonded: s.bonded.iter().map(|p| p.to_string()).collect(),
             online: s.online,
             syncing: s.syncing,
+            quiesced: s.quiesced,
             stopped: s.stopped.as_ref().map(ToString::to_string),
             log_start: s.log_start.0,
             snapshots: Vec::new(),
