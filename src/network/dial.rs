@@ -157,6 +157,10 @@ async fn refused_or(
 /// Says, on this node's side, that `peer` refused it and why (the first refusal, then
 /// every [`WARN_EVERY`](super::names::WARN_EVERY) while they go on): a node with the wrong
 /// group key or settings would otherwise wait for ever in silence.
+/// How long a peer may answer that it does not host a group before it is warned about
+/// (see `maintain`).
+const ABSENT_GRACE: std::time::Duration = std::time::Duration::from_secs(5);
+
 fn warn_refused(
     inner: &Inner,
     group: GroupId,
@@ -186,6 +190,8 @@ fn warn_refused(
 pub(super) async fn maintain(inner: Arc<Inner>, group: GroupId, peer: PeerId) {
     let mut backoff = Backoff::new(inner.backoff.0, inner.backoff.1);
     let mut refused = Every::default();
+    // Since when the peer has answered "I do not host this group" without a break.
+    let mut absent_since: Option<std::time::Instant> = None;
     loop {
         if let Some(control) = inner.links.control(group, peer) {
             control.closed().await;
@@ -215,8 +221,19 @@ pub(super) async fn maintain(inner: Arc<Inner>, group: GroupId, peer: PeerId) {
                 set.remove(&peer);
             }
         }
+        if absent {
+            absent_since.get_or_insert_with(std::time::Instant::now);
+        } else {
+            absent_since = None;
+        }
         if let Err(BondError::Refused { code, reason, .. }) = &result {
-            if refused.due() {
+            // A peer that does not host the group *yet* is normal while nodes start (the
+            // other node is still opening its groups; with a thousand groups that was a
+            // thousand lines): said at debug until it lasts `ABSENT_GRACE`.
+            let starting = absent_since.is_some_and(|t| t.elapsed() < ABSENT_GRACE);
+            if starting {
+                tracing::debug!(peer = %Short(&peer), group = %Short(&group), %reason, "peer does not host the group (yet)");
+            } else if refused.due() {
                 warn_refused(&inner, group, peer, addr, *code, reason);
             }
         }
