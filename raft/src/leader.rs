@@ -621,6 +621,13 @@ impl Node {
     ) -> Result<Result<Cursor, ClientError>, RaftError> {
         self.unquiesce(None);
         if let Err(e) = self.change_allowed(store)? {
+            // A change that is wrong whatever the leader's state (adding a member, promoting
+            // a voter) says so rather than "not now": retrying it would never help.
+            if self.is_leader() {
+                if let Err(wrong) = self.members.current().apply(change) {
+                    return Ok(Err(wrong.into()));
+                }
+            }
             return Ok(Err(e));
         }
         let next = match self.members.current().apply(change) {

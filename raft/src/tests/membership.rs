@@ -140,3 +140,30 @@ fn membership_changes_one_at_a_time() {
         .unwrap();
     assert!(matches!(second, Err(ClientError::ChangePending { .. })));
 }
+
+#[test]
+fn a_change_that_can_never_apply_is_refused_as_such_while_another_is_pending() {
+    let mut h = Harness::new(3, 2);
+    h.elect(0);
+    h.tick_all(1);
+    h.cut.insert(1);
+    h.cut.insert(2);
+    let first = h.nodes[0]
+        .propose_membership(
+            MembershipChange::AddLearner {
+                peer: p(3),
+                observer: false,
+            },
+            &h.stores[0],
+        )
+        .unwrap();
+    assert!(first.is_ok());
+    // Promoting a voter is wrong whatever is pending: not "try again later".
+    let promote = h.nodes[0]
+        .propose_membership(MembershipChange::Promote(p(1)), &h.stores[0])
+        .unwrap();
+    assert!(
+        matches!(promote, Err(ClientError::Membership(_))),
+        "{promote:?}"
+    );
+}
