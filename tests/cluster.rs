@@ -4,7 +4,7 @@
 //! log replay from several peers.
 
 mod common;
-use common::{bind_loopback, bounded, loopback_consensus};
+use common::{bind_loopback, bounded, init_logs, loopback_consensus};
 
 use std::path::{Path, PathBuf};
 use std::time::Duration;
@@ -14,14 +14,6 @@ use tessera::groups::{ConsensusConfig, Consistency, Group, GroupBuilder, GroupKe
 use tessera::network::{Network, NetworkId, PeerAddr};
 use tessera::store::{kv, KvCommand, KvMachine, KvQuery, KvResult};
 use tessera::PeerId;
-
-/// Logs to the test output when `RUST_LOG` is set.
-fn init_logs() {
-    let _ = tracing_subscriber::fmt()
-        .with_env_filter(tracing_subscriber::EnvFilter::from_default_env())
-        .with_test_writer()
-        .try_init();
-}
 
 fn config() -> ConsensusConfig {
     loopback_consensus(Duration::from_secs(2))

@@ -12,7 +12,7 @@ mod common;
 use collections_support::{
     all, config, node, ok, online, reach, restart, snapshotting, stat, stop, three_nodes, Node,
 };
-use common::bounded;
+use common::{bounded, init_logs};
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -393,14 +393,6 @@ fn log_only_cells(nodes: &[Node]) -> Vec<CellWriter<String>> {
         .map(|n| CellWriter::writer_with_config(&n.network, "restart-log-only", config()))
         .collect::<Result<_, _>>()
         .expect("cell")
-}
-
-/// Logs to the test output when `RUST_LOG` is set.
-fn init_logs() {
-    let _ = tracing_subscriber::fmt()
-        .with_env_filter(tracing_subscriber::EnvFilter::from_default_env())
-        .with_test_writer()
-        .try_init();
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -7,7 +7,7 @@
 //!   detected at restart and fetched again from a peer.
 
 mod common;
-use common::{bind_loopback, bounded, loopback_consensus, noise};
+use common::{bind_loopback, bounded, init_logs, loopback_consensus, noise};
 
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
@@ -17,14 +17,6 @@ use tessera::groups::{ConsensusConfig, Consistency, Group, GroupBuilder, GroupKe
 use tessera::network::{Network, PeerAddr};
 use tessera::store::{KvCommand, KvMachine, KvQuery, KvResult};
 use tessera::PeerId;
-
-/// Logs to the test output when `RUST_LOG` is set.
-fn init_logs() {
-    let _ = tracing_subscriber::fmt()
-        .with_env_filter(tracing_subscriber::EnvFilter::from_default_env())
-        .with_test_writer()
-        .try_init();
-}
 
 fn consensus() -> ConsensusConfig {
     loopback_consensus(Duration::from_secs(5))

@@ -154,13 +154,13 @@ async fn refused_or(
     BondError::Handshake { peer, source: err }
 }
 
-/// Says, on this node's side, that `peer` refused it and why (the first refusal, then
-/// every [`WARN_EVERY`](super::names::WARN_EVERY) while they go on): a node with the wrong
-/// group key or settings would otherwise wait for ever in silence.
 /// How long a peer may answer that it does not host a group before it is warned about
 /// (see `maintain`).
 const ABSENT_GRACE: std::time::Duration = std::time::Duration::from_secs(5);
 
+/// Says, on this node's side, that `peer` refused it and why (the first refusal, then
+/// every [`WARN_EVERY`](super::names::WARN_EVERY) while they go on): a node with the wrong
+/// group key or settings would otherwise wait for ever in silence.
 fn warn_refused(
     inner: &Inner,
     group: GroupId,

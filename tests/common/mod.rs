@@ -54,6 +54,14 @@ pub async fn bind_loopback(name: &str, dir: &Path, port: u16, peers: &[PeerAddr]
         .expect("bind")
 }
 
+/// Logs to the test output when `RUST_LOG` is set (e.g. `RUST_LOG=tessera::groups=debug`).
+pub fn init_logs() {
+    let _ = tracing_subscriber::fmt()
+        .with_env_filter(tracing_subscriber::EnvFilter::from_default_env())
+        .with_test_writer()
+        .try_init();
+}
+
 /// Deterministic filler bytes (xorshift): incompressible, so a snapshot is as large on
 /// the wire as in memory.
 pub fn noise(seed: u64, len: usize) -> Vec<u8> {

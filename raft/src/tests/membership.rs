@@ -112,8 +112,9 @@ fn learners_abstain_catch_up_and_are_promoted_observers_are_not() {
         .any(|(_, m)| matches!(m, Message::RequestVoteResponse(r) if r.vote == Vote::Abstained)));
 }
 
-#[test]
-fn membership_changes_one_at_a_time() {
+/// A leader of three (node 0) cut off from its followers, with an `AddLearner` of p(3)
+/// appended and so not committed.
+fn leader_with_a_change_pending() -> Harness {
     let mut h = Harness::new(3, 2);
     h.elect(0);
     h.tick_all(1);
@@ -129,6 +130,12 @@ fn membership_changes_one_at_a_time() {
         )
         .unwrap();
     assert!(first.is_ok());
+    h
+}
+
+#[test]
+fn membership_changes_one_at_a_time() {
+    let mut h = leader_with_a_change_pending();
     let second = h.nodes[0]
         .propose_membership(
             MembershipChange::AddLearner {
@@ -143,21 +150,7 @@ fn membership_changes_one_at_a_time() {
 
 #[test]
 fn a_change_that_can_never_apply_is_refused_as_such_while_another_is_pending() {
-    let mut h = Harness::new(3, 2);
-    h.elect(0);
-    h.tick_all(1);
-    h.cut.insert(1);
-    h.cut.insert(2);
-    let first = h.nodes[0]
-        .propose_membership(
-            MembershipChange::AddLearner {
-                peer: p(3),
-                observer: false,
-            },
-            &h.stores[0],
-        )
-        .unwrap();
-    assert!(first.is_ok());
+    let mut h = leader_with_a_change_pending();
     // Promoting a voter is wrong whatever is pending: not "try again later".
     let promote = h.nodes[0]
         .propose_membership(MembershipChange::Promote(p(1)), &h.stores[0])

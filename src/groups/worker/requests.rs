@@ -67,21 +67,19 @@ impl<M: StateMachine, S: Storage> Worker<M, S> {
             .into()));
             return Ok(());
         }
-        let removing = match change {
-            MembershipChange::Remove(peer) => Some(peer),
-            MembershipChange::AddLearner { peer, .. } => {
-                self.removed.remove(&peer);
-                None
-            }
-            MembershipChange::Promote(_) => None,
-        };
         match self.node.propose_membership(change, &self.store)? {
             Ok(at) => {
-                if let Some(peer) = removing {
-                    // Removal sticks: see `maybe_add_members`.
-                    if let Some(hello) = self.bonds.get(&peer).and_then(|b| b.hello.as_ref()) {
-                        self.removed.insert(peer, hello.nonce);
+                // Removal sticks (see `maybe_add_members`); an explicit add lifts it.
+                match change {
+                    MembershipChange::Remove(peer) => {
+                        if let Some(hello) = self.bonds.get(&peer).and_then(|b| b.hello.as_ref()) {
+                            self.removed.insert(peer, hello.nonce);
+                        }
                     }
+                    MembershipChange::AddLearner { peer, .. } => {
+                        self.removed.remove(&peer);
+                    }
+                    MembershipChange::Promote(_) => {}
                 }
                 self.ledger.change(at, reply)
             }
