@@ -51,6 +51,10 @@ fn run() -> Result<(), String> {
     for node in nodes.iter_mut() {
         let answer = node.command("wait-leaders 600")?;
         if answer["ok"] != true {
+            // What each node knows of those groups, to see why they did not form.
+            for (i, node) in nodes.iter_mut().enumerate() {
+                eprintln!("node {i}: {}", node.command("leaderless")?);
+            }
             return Err(format!("groups without a leader: {answer}"));
         }
     }

@@ -8,6 +8,8 @@
 //! answers each command:
 //! - `status`: groups, leaders known, groups led here, quiesced groups, QUIC connections
 //!   and group links open, WAL syncs and the batches they carried.
+//! - `leaderless`: the status of every group that knows no leader (role, term, members,
+//!   peers bonded, cluster), to see why it did not form.
 //! - `wait-leaders SECS [NOT_ID]`: waits until every group knows a leader (other than
 //!   the peer NOT_ID, a node that was killed).
 //! - `led FIRST COUNT`: how many of groups FIRST..FIRST+COUNT this node leads.
@@ -135,6 +137,7 @@ async fn serve(args: GroupsNodeArgs) -> Result<(), String> {
         let words: Vec<&str> = line.split_whitespace().collect();
         let answer = match words.as_slice() {
             ["status"] => node.status(),
+            ["leaderless"] => node.leaderless(),
             ["wait-leaders", secs] => node.wait_leaders(number(secs)?, None).await,
             ["wait-leaders", secs, not] => node.wait_leaders(number(secs)?, Some(not)).await,
             ["led", first, count] => node.led(number(first)? as usize, number(count)? as usize),
@@ -191,6 +194,29 @@ struct WritePlan {
 }
 
 impl Node {
+    fn leaderless(&self) -> serde_json::Value {
+        let groups: Vec<serde_json::Value> = self
+            .groups
+            .iter()
+            .map(|g| g.status())
+            .filter(|s| s.leader.is_none())
+            .map(|s| {
+                serde_json::json!({
+                    "group": s.group.to_string(),
+                    "role": format!("{:?}", s.role),
+                    "term": s.term.0,
+                    "last": format!("{:?}", s.last),
+                    "members": format!("{:?}", s.members),
+                    "bonded": s.bonded.iter().map(|p| p.to_string()).collect::<Vec<_>>(),
+                    "cluster": format!("{:?}", s.cluster),
+                    "conflicts": s.conflicts.len(),
+                    "online": s.online,
+                })
+            })
+            .collect();
+        serde_json::json!({ "leaderless": groups })
+    }
+
     fn status(&self) -> serde_json::Value {
         let me = self.network.local_addr().id;
         let mut known = 0;

@@ -42,4 +42,4 @@ pub use tessera_raft::{
 /// The durable log store: one group's log in the node's RocksDB (`tessera-storage`),
 /// implementing the core's [`Storage`].
 pub use tessera_storage::GroupLog;
-pub use worker::{WorkerError, INBOUND_QUEUE};
+pub use worker::WorkerError;

@@ -165,7 +165,12 @@ async fn accept_stream(
 fn log_refusal(inner: &Inner, shared: &SharedConn, err: &HandshakeError) {
     let peer = shared.peer;
     let code = refusal_code(err);
-    if guard(&inner.refusals).due(peer, code) {
+    // A group asked for in this node's first moments may just not be opened yet (a node
+    // with a thousand groups opens them after its network is up): debug, not a warning.
+    let starting = inner.started.elapsed() < super::dial::ABSENT_GRACE;
+    if starting && matches!(err, HandshakeError::UnknownGroup { .. }) {
+        tracing::debug!(peer = %Short(&peer), reason = %err, "refused incoming link while starting");
+    } else if guard(&inner.refusals).due(peer, code) {
         if let HandshakeError::UnknownGroup { group } = err {
             tracing::warn!(peer = %Short(&peer), group = %Short(group),
                 "refused incoming link: peer {} asked for group {}, which this node does \

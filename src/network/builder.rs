@@ -331,6 +331,7 @@ impl NetworkBuilder {
             network: self.network,
             local,
             incarnation: getrandom::u64().map_err(NetworkError::Random)?,
+            started: std::time::Instant::now(),
             max_frame: self.max_frame_len,
             connect_timeout: self.connect_timeout,
             handshake_timeout: self.handshake_timeout,

@@ -262,6 +262,28 @@ impl Link {
         self.inbound.recv().await
     }
 
+    /// Polls for the next message from the peer (for a caller that polls many links
+    /// itself); `Ready(None)` once the link is closed and drained.
+    pub fn poll_recv(
+        &mut self,
+        cx: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<Option<Vec<u8>>> {
+        self.inbound.poll_recv(cx)
+    }
+
+    /// The next message if one is queued already: `Ok(None)` when none is, `Err` once the
+    /// link is closed and drained.
+    pub fn try_recv(&mut self) -> Result<Option<Vec<u8>>, LinkClosed> {
+        match self.inbound.try_recv() {
+            Ok(bytes) => Ok(Some(bytes)),
+            Err(mpsc::error::TryRecvError::Empty) => Ok(None),
+            Err(mpsc::error::TryRecvError::Disconnected) => Err(LinkClosed {
+                peer: self.peer,
+                group: self.group,
+            }),
+        }
+    }
+
     /// Why the link closed, once it has.
     pub fn close_reason(&self) -> Option<CloseReason> {
         self.control.reason()

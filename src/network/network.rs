@@ -62,6 +62,9 @@ pub(super) struct Inner {
     pub(super) local: PeerAddr,
     /// This process's incarnation, told to peers in every handshake.
     pub(super) incarnation: u64,
+    /// When this network started: refusals of groups not opened yet are expected for a
+    /// moment after (see `accept.rs`).
+    pub(super) started: std::time::Instant,
     pub(super) max_frame: u32,
     pub(super) connect_timeout: Duration,
     pub(super) handshake_timeout: Duration,

@@ -15,7 +15,7 @@
 //! network run on other runtime threads in a multi-threaded runtime.
 //!
 //! The parts: this file (the loop and its inputs), `ledger.rs` (client calls in flight),
-//! `requests.rs` (client calls in, the status out), `apply.rs` (the driver's effects: send,
+//! `requests.rs` (client calls in, the status out), `readers.rs` (frames in from every link), `apply.rs` (the driver's effects: send,
 //! apply, answer), `peers.rs` (hellos, links,
 //! founding, learners, bonds), `state_sync.rs` (provider and session).
 
@@ -24,6 +24,7 @@ mod batches;
 mod disk;
 mod ledger;
 mod peers;
+mod readers;
 mod requests;
 mod roster;
 mod state_sync;
@@ -35,6 +36,7 @@ pub(crate) use transfer::TransferReply;
 mod tests;
 
 use self::ledger::Ledger;
+use self::readers::{Inbound, LinkReaders};
 use super::bonds::Bonds;
 use super::formation::Formation;
 use super::group::{GroupStatus, Request};
@@ -44,16 +46,12 @@ use super::raft::{ClusterId, Membership, Message, Node, RaftError, ReadyDriver};
 use super::sync_context::{Cx, Side, SyncOutputs};
 use super::wire::GroupFrame;
 use super::{Cursor, Index, StopCause, Storage, StorageError, Term};
-use crate::network::{GroupLinks, Link, Network};
-use crate::primitives::{codec, Short};
+use crate::network::{GroupLinks, Network};
+use crate::primitives::Short;
 use crate::{GroupId, PeerId, UniqueId};
 use std::collections::{BTreeMap, HashMap, HashSet};
 use std::time::Duration;
 use tokio::sync::{mpsc, oneshot, watch};
-
-/// Capacity of the channel carrying decoded frames from all link readers to the worker.
-/// When full, readers stop reading, and QUIC flow control pushes back on the senders.
-pub const INBOUND_QUEUE: usize = 4096;
 
 /// At most this many extra inputs are taken per turn before the worker drives the core.
 const DRAIN_PER_TURN: usize = 1024;
@@ -77,12 +75,6 @@ pub enum WorkerError {
     /// The log store failed.
     #[error(transparent)]
     Storage(#[from] StorageError),
-}
-
-/// What a link reader hands the worker.
-enum Inbound {
-    Frame { peer: PeerId, frame: GroupFrame },
-    Closed { peer: PeerId, link_id: u64 },
 }
 
 /// Everything the worker needs, assembled by the builder.
@@ -141,8 +133,8 @@ pub(crate) struct Worker<M: StateMachine, S: Storage> {
     bonds: Bonds,
     maintained: HashSet<PeerId>,
     next_link_id: u64,
-    inbound_tx: mpsc::Sender<Inbound>,
-    inbound: mpsc::Receiver<Inbound>,
+    /// Every open link, read by this loop (`readers.rs`).
+    readers: LinkReaders,
     requests: mpsc::Receiver<Request<M>>,
     status: watch::Sender<GroupStatus>,
     tick: Duration,
@@ -264,7 +256,6 @@ impl<M: StateMachine, S: Storage> Worker<M, S> {
             };
             sync.create_provider(&cx)
         };
-        let (inbound_tx, inbound) = mpsc::channel(INBOUND_QUEUE);
         let (sync_done_tx, sync_done) = mpsc::unbounded_channel();
         Worker {
             me,
@@ -288,8 +279,7 @@ impl<M: StateMachine, S: Storage> Worker<M, S> {
             bonds,
             maintained: HashSet::new(),
             next_link_id: 1,
-            inbound_tx,
-            inbound,
+            readers: LinkReaders::new(metrics.clone()),
             requests,
             status,
             tick,
@@ -377,7 +367,7 @@ impl<M: StateMachine, S: Storage> Worker<M, S> {
                     Some(request) => self.on_request(request)?,
                     None => return Ok(()),
                 },
-                Some(inbound) = self.inbound.recv() => self.on_inbound(inbound)?,
+                inbound = self.readers.next() => self.on_inbound(inbound)?,
                 Some((generation, result)) = self.sync_done.recv() => {
                     self.on_synced(generation, result)?
                 }
@@ -387,9 +377,9 @@ impl<M: StateMachine, S: Storage> Worker<M, S> {
                 },
             }
             for _ in 0..DRAIN_PER_TURN {
-                match self.inbound.try_recv() {
-                    Ok(inbound) => self.on_inbound(inbound)?,
-                    Err(_) => break,
+                match self.readers.try_next() {
+                    Some(inbound) => self.on_inbound(inbound)?,
+                    None => break,
                 }
             }
             for _ in 0..DRAIN_PER_TURN {
@@ -518,26 +508,4 @@ impl<M: StateMachine, S: Storage> Worker<M, S> {
                 .get(peer)
                 .is_some_and(|bond| bond.hello.is_some())
     }
-}
-
-/// Reads one link: decodes frames and hands them to the worker. A frame that does not
-/// decode closes the link (logged); the worker hears of the close either way.
-async fn read_link(mut link: Link, link_id: u64, tx: mpsc::Sender<Inbound>, metrics: GroupMetrics) {
-    let peer = link.peer();
-    while let Some(bytes) = link.recv().await {
-        match codec::decode::<GroupFrame>(&bytes) {
-            Ok(frame) => {
-                metrics.received(&peer, super::metrics::frame_kind(&frame), bytes.len());
-                if tx.send(Inbound::Frame { peer, frame }).await.is_err() {
-                    return;
-                }
-            }
-            Err(err) => {
-                tracing::warn!(peer = %Short(&peer), %err, "undecodable group frame; closing the link");
-                link.close();
-                break;
-            }
-        }
-    }
-    let _ = tx.send(Inbound::Closed { peer, link_id }).await;
 }

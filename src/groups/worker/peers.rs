@@ -2,7 +2,7 @@
 //! noticing restarts), new links, founding a fresh group once every known peer answered,
 //! adding fresh peers as learners, and keeping a bond to every peer it should reach.
 
-use super::{read_link, Worker, WorkerError};
+use super::{Worker, WorkerError};
 use crate::groups::formation::Decision;
 use crate::groups::machine::StateMachine;
 use crate::groups::raft::MembershipChange;
@@ -65,8 +65,7 @@ impl<M: StateMachine, S: Storage> Worker<M, S> {
         self.next_link_id += 1;
         self.bonds.insert(peer, link_id, link.sender());
         tracing::debug!(peer = %Short(&peer), group = %Short(&self.group), "bonded");
-        let tx = self.inbound_tx.clone();
-        tokio::spawn(read_link(link, link_id, tx, self.metrics.clone()));
+        self.readers.add(peer, link_id, link);
         let hello = GroupFrame::Hello(self.hello());
         self.bonds.send(peer, &hello);
         self.network.save_peers();
