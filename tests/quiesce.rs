@@ -1,7 +1,8 @@
 //! Quiescence on a real in-process cluster (three nodes on loopback, several groups each):
 //! idle groups go quiet (their status says so, and their raft traffic stops), a write to
 //! a quiet group wakes it and succeeds, and a quiet group whose leader's node shuts down
-//! elects a new leader (the closed links wake the followers).
+//! elects a new leader (the closed links wake the followers); a group with a member down
+//! goes quiet without it and catches it up once it is back.
 //!
 //! Waits are bounded generously; no assertion is about speed.
 
@@ -214,6 +215,62 @@ async fn a_quiesced_group_elects_a_new_leader_when_the_leaders_node_shuts_down()
     )
     .await
     .expect("write after failover");
+    for n in nodes {
+        for g in &n.groups {
+            g.shutdown().await;
+        }
+        n.network.shutdown().await;
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_group_with_a_member_down_quiesces_and_catches_the_member_up_once_it_is_back() {
+    let root = tempfile::tempdir().expect("tempdir");
+    let mut nodes = cluster(root.path()).await;
+    let first = nodes[0].network.local_addr();
+    let live: Vec<&Node> = nodes.iter().collect();
+    let g = 0;
+    let l = leader(&live, g, None).await;
+    bounded("write", 30, nodes[0].groups[g].execute(put("a")))
+        .await
+        .expect("write");
+    all_quiesced(&live, g).await;
+    // A follower other than node 0 (whose address the restart uses) goes down.
+    let down = (1..3)
+        .find(|&i| nodes[i].id != l)
+        .expect("a follower besides node 0");
+    let gone = nodes.remove(down);
+    for group in &gone.groups {
+        group.shutdown().await;
+    }
+    gone.network.shutdown().await;
+    drop(gone);
+    let live: Vec<&Node> = nodes.iter().collect();
+    // The two left go quiet without it, also after a write it misses.
+    all_quiesced(&live, g).await;
+    let leading = nodes.iter().position(|n| n.id == l).expect("leader's node");
+    let index = bounded(
+        "write while a member is down",
+        30,
+        nodes[leading].groups[g].execute(put("b")),
+    )
+    .await
+    .expect("write while a member is down");
+    all_quiesced(&live, g).await;
+    assert_eq!(nodes[leading].groups[g].leader(), Some(l), "no election");
+
+    // Back: the leader wakes, catches it up, and the three go quiet again.
+    let (back, _) = start(&root.path().join(format!("n{down}")), &[first]).await;
+    bounded("the member back catches up", 60, async {
+        while back.groups[g].status().applied < index {
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+    })
+    .await;
+    nodes.push(back);
+    let live: Vec<&Node> = nodes.iter().collect();
+    all_quiesced(&live, g).await;
+    assert_eq!(nodes[0].groups[g].leader(), Some(l), "same leader");
     for n in nodes {
         for g in &n.groups {
             g.shutdown().await;

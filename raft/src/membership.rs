@@ -278,6 +278,13 @@ impl MembershipLog {
         &self.configs[self.configs.len() - 1].1
     }
 
+    /// The configuration before the latest, while it is kept (it is, as long as the latest
+    /// is above the commit index: see [`compact`](Self::compact)).
+    pub(crate) fn previous(&self) -> Option<&Membership> {
+        let n = self.configs.len();
+        (n >= 2).then(|| &self.configs[n - 2].1)
+    }
+
     /// The index of the latest configuration entry.
     pub(crate) fn current_index(&self) -> Index {
         self.configs[self.configs.len() - 1].0

@@ -143,6 +143,9 @@ pub struct Node {
     pub(crate) idle_ticks: u32,
     /// Leader: woken from quiescence; heartbeat at the next `ready()`.
     pub(crate) pending_heartbeat: bool,
+    /// Peers the driver says it cannot reach ([`Node::set_reachable`]): a leader quiesces
+    /// without waiting for them.
+    pub(crate) unreachable: BTreeSet<PeerId>,
 }
 
 impl Node {
@@ -219,6 +222,7 @@ impl Node {
             quiesced: false,
             idle_ticks: 0,
             pending_heartbeat: false,
+            unreachable: BTreeSet::new(),
         };
         node.settle_vote_withheld();
         node.reset_election_timer();
@@ -698,9 +702,22 @@ impl Node {
         self.leader.is_some() && self.election_elapsed < self.config.election_ticks
     }
 
+    /// A voter of its latest configuration campaigns; so does a node that an uncommitted
+    /// configuration entry removes (Raft dissertation §4.2.2: it may still be needed
+    /// until that entry commits). Without it, a leader that proposed its own removal and
+    /// then lost its quorum could be the only node holding the newest entries: the others
+    /// cannot win without its vote, which it refuses them (its log is longer), and it
+    /// could not stand: the group never elected again (found by the simulator, seeds
+    /// 10095 and 18801). It counts votes by its latest configuration (its own is not
+    /// among them) and, once the entry commits, steps down like any removed leader.
     fn may_campaign(&self) -> bool {
+        let removed_by_uncommitted = self.members.current_index() > self.log.committed
+            && self
+                .members
+                .previous()
+                .is_some_and(|m| m.is_voter(&self.id));
         self.vote_withheld.is_none()
-            && self.members.current().is_voter(&self.id)
+            && (self.members.current().is_voter(&self.id) || removed_by_uncommitted)
             && self.config.campaign != CampaignPolicy::Never
             && (!self.term.is_zero() || self.now >= u64::from(self.config.bootstrap_ticks))
     }

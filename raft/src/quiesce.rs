@@ -12,6 +12,15 @@
 //! changes: no term, vote or log entry, so quiescence can break no safety property; it
 //! only bears on liveness, by silencing the timers that find a dead leader.
 //!
+//! **A member down.** The driver also says which peers it cannot reach
+//! ([`Node::set_reachable`]: in tessera, every link to the peer closed). A leader
+//! quiesces without waiting for those, provided the voters it can reach and that caught up
+//! and answered since it woke make a majority with it: a group of three with one node
+//! down goes idle too, instead of heartbeating for as long as the node stays down. A peer
+//! reachable again wakes a quiesced leader, which then catches it up before it quiesces
+//! again. A leader that can reach no majority never quiesces (check-quorum then makes it
+//! step down, as without quiescence).
+//!
 //! That job moves to the driver: it calls [`Node::wake`] when it loses contact with the
 //! leader (a follower) or with a voter (the leader); in tessera the network closes every
 //! link to a node that died or stopped answering. The core itself wakes on any client call
@@ -33,6 +42,7 @@
 use super::message::{AppendEntriesResponse, Message, Quiesce, Vote, Wake};
 use super::node::{Node, RoleState};
 use super::progress::ProgressState;
+use super::quorum;
 use crate::PeerId;
 
 impl Node {
@@ -47,6 +57,19 @@ impl Node {
     /// quiesced.
     pub fn wake(&mut self) {
         self.unquiesce(None);
+    }
+
+    /// The driver's word on whether it can reach `peer` (every link to it closed, or one
+    /// is up again). A quiesced leader wakes when an unreachable peer comes back, to catch
+    /// it up; see the module doc.
+    pub fn set_reachable(&mut self, peer: PeerId, reachable: bool) {
+        if reachable {
+            if self.unreachable.remove(&peer) && matches!(self.role, RoleState::Leader(_)) {
+                self.unquiesce(None);
+            }
+        } else if peer != self.id {
+            self.unreachable.insert(peer);
+        }
     }
 
     /// Leaves quiescence. `by` is the peer whose message woke this node, if any.
@@ -106,6 +129,11 @@ impl Node {
             return false;
         };
         let last = self.log.last();
+        let caught_up = |pr: &super::progress::Progress| {
+            pr.matched == last.index()
+                && pr.state == ProgressState::Replicate
+                && pr.heard_since_wake
+        };
         self.config.quiesce_after_ticks > 0
             && !self.pending_broadcast
             && !self.pending_heartbeat
@@ -117,10 +145,14 @@ impl Node {
             && self.follower_reads.is_empty()
             && state.reads.is_idle()
             && state.transfer.is_none()
-            && state.progress.values().all(|pr| {
-                pr.matched == last.index()
-                    && pr.state == ProgressState::Replicate
-                    && pr.heard_since_wake
+            && state
+                .progress
+                .iter()
+                .all(|(p, pr)| self.unreachable.contains(p) || caught_up(pr))
+            && quorum::has_quorum(self.members.current().voters(), |p| {
+                *p == self.id
+                    || (!self.unreachable.contains(p)
+                        && state.progress.get(p).is_some_and(caught_up))
             })
     }
 

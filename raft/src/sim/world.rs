@@ -296,6 +296,7 @@ impl World {
                 self.heal()?;
                 healed_at = Some(self.tick);
             }
+            self.reachability()?;
             // Tick every live node, then deliver what is due within this tick.
             for i in 0..self.nodes.len() {
                 let sn = &mut self.nodes[i];

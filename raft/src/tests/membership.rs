@@ -160,3 +160,61 @@ fn a_change_that_can_never_apply_is_refused_as_such_while_another_is_pending() {
         "{promote:?}"
     );
 }
+
+#[test]
+fn a_leader_whose_own_removal_is_not_committed_may_stand_again_to_commit_it() {
+    let mut h = Harness::new(3, 0);
+    h.elect(0);
+    h.tick_all(1);
+    // Node 0 proposes its own removal while cut off: only its log holds the entry.
+    h.cut.insert(1);
+    h.cut.insert(2);
+    let at = h.nodes[0]
+        .propose_membership(MembershipChange::Remove(p(0)), &h.stores[0])
+        .unwrap()
+        .expect("the removal is proposed");
+    h.drive(0);
+    // Everyone times out while cut off; node 0 loses its quorum and steps down.
+    for _ in 0..60 {
+        for i in 0..3 {
+            h.tick(i);
+        }
+        h.stabilize();
+    }
+    assert!(!h.nodes[0].is_leader(), "check-quorum");
+    assert!(!h.nodes[0].membership().is_voter(&p(0)));
+    assert!(
+        h.nodes[1].last().index() < at.index(),
+        "nodes 1 and 2 miss the entry"
+    );
+
+    // Back together, node 0 (the longest log: 1 and 2 cannot win without its vote,
+    // which it refuses them) stands although its latest configuration excludes it.
+    h.cut.clear();
+    h.nodes[0].force_election_timeout(1);
+    h.tick(0);
+    h.stabilize();
+    assert!(
+        h.nodes[0].commit_index() >= at.index(),
+        "node 0 led again and committed its removal"
+    );
+    for i in [1, 2] {
+        assert!(
+            h.nodes[i].last().index() >= at.index(),
+            "node {i} got the entry"
+        );
+        assert!(!h.nodes[i].membership().is_voter(&p(0)));
+    }
+    assert!(
+        !h.nodes[0].is_leader(),
+        "a removed leader steps down once it commits"
+    );
+    // And the two left elect one of them.
+    let mut ticks = 0;
+    while !(h.nodes[1].is_leader() || h.nodes[2].is_leader()) {
+        ticks += 1;
+        assert!(ticks <= 100, "no leader among the two left");
+        h.tick_all(1);
+    }
+    assert!((1..3).all(|i| h.nodes[i].commit_index() >= at.index()));
+}

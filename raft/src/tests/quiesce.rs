@@ -197,3 +197,85 @@ fn a_quiesced_leader_cut_off_and_woken_steps_down_instead_of_quiescing_again() {
     }
     assert!(!h.nodes[0].is_quiesced());
 }
+
+/// Ticks the nodes not cut off and delivers what they send, `times` times.
+fn tick_reachable(h: &mut Harness, times: usize) {
+    for _ in 0..times {
+        for i in 0..h.nodes.len() {
+            if !h.cut.contains(&i) {
+                h.tick(i);
+            }
+        }
+        h.stabilize();
+    }
+}
+
+#[test]
+fn a_leader_quiesces_without_a_member_it_cannot_reach_and_wakes_to_catch_it_up_once_back() {
+    let mut h = quiet_group();
+    let term = h.nodes[0].term();
+    // Node 2 goes down; the driver's rule on the leader: wake, and say whom it lost.
+    h.cut.insert(2);
+    h.nodes[0].set_reachable(p(2), false);
+    h.nodes[0].wake();
+    h.drive(0);
+    // A write while it is down: committed by nodes 0 and 1 alone.
+    h.nodes[0]
+        .propose(ProposalId(9), b"while 2 is down".to_vec(), &h.stores[0])
+        .unwrap();
+    h.drive(0);
+    tick_reachable(&mut h, 2 * AFTER as usize + 4);
+    let written = h.nodes[0].last().index();
+    assert_eq!(h.nodes[1].commit_index(), written);
+    assert!(h.nodes[2].last().index() < written, "node 2 missed it");
+    assert!(
+        h.nodes[0].is_quiesced() && h.nodes[1].is_quiesced(),
+        "the group quiesced without the member it cannot reach"
+    );
+    // It stays quiet, leader and term unchanged, for ten election timeouts.
+    for _ in 0..200 {
+        h.tick(0);
+        h.tick(1);
+        assert!(h.queue.is_empty(), "a quiesced node sent {:?}", h.queue);
+    }
+    assert_eq!(h.leader(), Some(0));
+    assert_eq!(h.nodes[1].term(), term);
+
+    // Back: the leader wakes, catches it up, and the whole group quiesces again.
+    h.cut.remove(&2);
+    h.nodes[0].set_reachable(p(2), true);
+    assert!(!h.nodes[0].is_quiesced(), "a peer back wakes the leader");
+    h.drive(0);
+    h.stabilize();
+    tick_reachable(&mut h, 2 * AFTER as usize + 4);
+    assert_eq!(h.nodes[2].commit_index(), written, "caught up");
+    assert!(
+        h.nodes.iter().all(Node::is_quiesced),
+        "idle again, all three"
+    );
+    assert_eq!(h.nodes[0].term(), term);
+}
+
+#[test]
+fn a_leader_that_can_reach_no_majority_does_not_quiesce_and_steps_down() {
+    let mut h = quiet_group();
+    h.cut.insert(1);
+    h.cut.insert(2);
+    for i in [1, 2] {
+        h.nodes[0].set_reachable(p(i), false);
+    }
+    h.nodes[0].wake();
+    h.drive(0);
+    let mut ticks = 0;
+    while h.nodes[0].is_leader() {
+        ticks += 1;
+        assert!(
+            ticks <= 200,
+            "a leader that reaches nobody is still leading {ticks} ticks after its wake (quiesced: {})",
+            h.nodes[0].is_quiesced()
+        );
+        assert!(!h.nodes[0].is_quiesced(), "quiesced with no majority");
+        h.tick(0);
+        h.stabilize();
+    }
+}

@@ -442,6 +442,8 @@ impl<M: StateMachine, S: Storage> Worker<M, S> {
                     }
                     tracing::debug!(peer = %Short(&peer), "bond closed");
                     self.wake_on_lost(&peer);
+                    // A leader may quiesce without it (and wakes when it is back).
+                    self.node.set_reachable(peer, false);
                 }
             }
             Inbound::Frame {

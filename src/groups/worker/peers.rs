@@ -66,6 +66,8 @@ impl<M: StateMachine, S: Storage> Worker<M, S> {
         self.bonds.insert(peer, link_id, link.sender());
         tracing::debug!(peer = %Short(&peer), group = %Short(&self.group), "bonded");
         self.readers.add(peer, link_id, link);
+        // A quiesced leader wakes for a member it could not reach, to catch it up.
+        self.node.set_reachable(peer, true);
         let hello = GroupFrame::Hello(self.hello());
         self.bonds.send(peer, &hello);
         self.network.save_peers();

@@ -2,7 +2,9 @@
 //! windows in which clients pause so groups go idle, and the driver's rule that stands in
 //! for the network's link watchdog: a node that loses contact with a peer (the peer
 //! crashed, or a partition cut them apart) is woken at once, as the worker wakes its core
-//! when a link closes. Nothing else wakes a quiesced node from outside.
+//! when a link closes. Nothing else wakes a quiesced node from outside. The driver also
+//! tells every node which peers it can reach (`Node::set_reachable`: down, or cut off
+//! either way), as the worker does when every link to a peer closed or one came up.
 
 use super::{Scenario, World};
 use rand::rngs::SmallRng;
@@ -43,6 +45,37 @@ impl World {
                 node.wake();
                 self.stats.wakes += 1;
                 self.note(format!("node {j} lost contact: woken"));
+                self.drive(j)?;
+            }
+        }
+        Ok(())
+    }
+
+    /// The driver's reachability rule, once per tick: every live node hears which peers it
+    /// can reach now (a crashed peer, or a partition either way, is unreachable). A leader
+    /// woken by a peer back is driven at once (its heartbeat goes out).
+    pub(super) fn reachability(&mut self) -> Result<(), String> {
+        let n = self.nodes.len();
+        for j in 0..n {
+            let reach: Vec<bool> = (0..n)
+                .map(|k| {
+                    !self.nodes[k].down
+                        && !self.blocked.contains(&(j, k))
+                        && !self.blocked.contains(&(k, j))
+                })
+                .collect();
+            let sn = &mut self.nodes[j];
+            let Some(node) = sn.node.as_mut() else {
+                continue;
+            };
+            let was_quiesced = node.is_quiesced();
+            for (k, reachable) in reach.into_iter().enumerate() {
+                if k != j {
+                    node.set_reachable(super::peer(k), reachable);
+                }
+            }
+            if was_quiesced && !node.is_quiesced() {
+                self.note(format!("node {j} reaches a peer again: woken"));
                 self.drive(j)?;
             }
         }
