@@ -126,6 +126,11 @@ pub struct NodeArgs {
     /// whatever this is.
     #[arg(long, default_value_t = 10, value_parser = clap::value_parser!(u32).range(1..=100_000))]
     max_missed_heartbeats: u32,
+    /// Keep heartbeating while idle: by default an idle group quiesces (its leader stops
+    /// heartbeating after four idle heartbeat intervals and a lost link wakes it). Every
+    /// member must use the same (part of the group id).
+    #[arg(long)]
+    no_quiesce: bool,
     /// A write forwarded to the leader fails after this many milliseconds without its
     /// acknowledgement (default: two election rounds, 2 × 1.25 × the election timeout).
     /// A write stranded on a leader that died fails as soon as a new leader is elected.
@@ -215,6 +220,7 @@ Set --group-key (or TESSERA_GROUP_KEY) to a secret shared by the members, outsid
         heartbeat: Duration::from_millis(args.heartbeat_ms),
         election_timeout: Duration::from_millis(args.election_timeout_ms),
         max_missed_heartbeats: args.max_missed_heartbeats,
+        quiesce: !args.no_quiesce,
         forward_timeout: args.forward_timeout_ms.map(Duration::from_millis),
         query_timeout: args.query_timeout_ms.map(Duration::from_millis),
         quic_idle_timeout: Duration::from_millis(args.quic_idle_timeout_ms),

@@ -15,7 +15,7 @@ use std::time::Duration;
 /// The seed's fields and defaults are kept: heartbeat 500 ms (jitter 150 ms), 10 missed
 /// heartbeats, election timeout 2 s (+ up to 500 ms jitter), bootstrap delay 3 s, forward
 /// and query timeouts 2 s. tessera adds `bootstrap_expect` and `max_voters` (DESIGN.md,
-/// "Consensus and membership").
+/// "Consensus and membership") and `quiesce`.
 #[derive(Debug, Clone, Hash, PartialEq, Eq, Serialize, Deserialize)]
 pub struct ConsensusConfig {
     /// Interval between heartbeats a leader sends (and between bond liveness probes).
@@ -41,6 +41,18 @@ pub struct ConsensusConfig {
     /// Learners are promoted to voters while the group has fewer voters than this (odd).
     /// tessera addition.
     pub max_voters: usize,
+    /// Whether an idle group quiesces: its leader stops heartbeating after four idle
+    /// heartbeat intervals, its followers stop their election timers, and a closed link
+    /// wakes them (see the consensus core's `quiesce.rs`). On by default; off, every group
+    /// heartbeats for as long as it lives (for a deployment that would rather pay that than
+    /// rely on link loss to notice a dead leader). Every member must use the same: off is
+    /// part of the group id. tessera addition.
+    #[serde(default = "quiesce_default")]
+    pub quiesce: bool,
+}
+
+fn quiesce_default() -> bool {
+    true
 }
 
 impl Default for ConsensusConfig {
@@ -56,6 +68,7 @@ impl Default for ConsensusConfig {
             query_timeout: Duration::from_secs(2),
             bootstrap_expect: 3,
             max_voters: 5,
+            quiesce: true,
         }
     }
 }
@@ -83,7 +96,11 @@ impl ConsensusConfig {
             replay_threshold: 8_192,
             // Four heartbeat intervals of idleness (2 s by default): long enough that a
             // group under steady load never quiesces between writes.
-            quiesce_after_ticks: heartbeat_ticks.saturating_mul(4),
+            quiesce_after_ticks: if self.quiesce {
+                heartbeat_ticks.saturating_mul(4)
+            } else {
+                0
+            },
             campaign: match preference {
                 LeadershipPreference::Normal => CampaignPolicy::Normal,
                 LeadershipPreference::Reluctant => CampaignPolicy::Reluctant,
@@ -98,13 +115,20 @@ impl ConsensusConfig {
     }
 
     /// A digest of the settings every member must share; part of the group id.
+    ///
+    /// Quiescing off adds a part; on (the default) adds none, so groups formed before the
+    /// setting existed keep their id.
     pub fn digest(&self) -> Digest {
-        Digest::from_parts(&[
+        let mut parts = vec![
             self.heartbeat_interval.as_millis().to_le_bytes(),
             self.heartbeat_jitter.as_millis().to_le_bytes(),
             u128::from(self.max_missed_heartbeats).to_le_bytes(),
             (self.max_voters as u128).to_le_bytes(),
-        ])
+        ];
+        if !self.quiesce {
+            parts.push(*b"quiescing off\0\0\0");
+        }
+        Digest::from_parts(&parts)
     }
 }
 
@@ -138,6 +162,7 @@ impl ConsensusConfigBuilder {
     setter!(with_query_timeout, query_timeout, Duration);
     setter!(with_bootstrap_expect, bootstrap_expect, usize);
     setter!(with_max_voters, max_voters, usize);
+    setter!(with_quiesce, quiesce, bool);
 
     /// The finished configuration, or why it is unusable.
     pub fn build(self) -> Result<ConsensusConfig, ConfigError> {
@@ -199,6 +224,30 @@ mod tests {
         assert_eq!(c.forward_timeout, Duration::from_secs(2));
         assert_eq!(c.query_timeout, Duration::from_secs(2));
         assert_eq!(c.max_voters, 5);
+        assert!(c.quiesce);
+    }
+
+    #[test]
+    fn quiescing_off_stops_it_in_the_core_and_changes_the_group_id_on_alone() {
+        let on = ConsensusConfig::default();
+        let off = ConsensusConfig::builder()
+            .with_quiesce(false)
+            .build()
+            .unwrap();
+        let tick = Duration::from_millis(50);
+        let normal = LeadershipPreference::Normal;
+        assert_eq!(on.raft_config(tick, normal).quiesce_after_ticks, 40);
+        assert_eq!(off.raft_config(tick, normal).quiesce_after_ticks, 0);
+        assert_ne!(on.digest(), off.digest(), "members must agree on it");
+        // The default's digest is the one of before the setting: existing groups keep
+        // their id.
+        let before = Digest::from_parts(&[
+            500u128.to_le_bytes(),
+            150u128.to_le_bytes(),
+            10u128.to_le_bytes(),
+            5u128.to_le_bytes(),
+        ]);
+        assert_eq!(on.digest(), before);
     }
 
     #[test]

@@ -48,7 +48,7 @@ pub const HTTP_DRAIN: Duration = Duration::from_millis(500);
 /// `tessera node`'s group id (the group key, the consensus digest's heartbeat and missed
 /// heartbeats, the snapshot sync's signature and the store's history retention).
 pub const GROUP_ID_SETTINGS: &str = "Every member must use the same --group-key, \
---heartbeat-ms, --max-missed-heartbeats, --snapshot-every-entries, --snapshot-every-mib, \
+--heartbeat-ms, --max-missed-heartbeats, --no-quiesce, --snapshot-every-entries, --snapshot-every-mib, \
 --snapshot-chunk-kib, --watch-history-events and --watch-history-mib: together they make \
 the group id, and a node whose group id differs is refused.";
 
@@ -87,6 +87,9 @@ pub struct ServerConfig {
     /// A link closes after this many heartbeat intervals without a frame (part of the
     /// group id).
     pub max_missed_heartbeats: u32,
+    /// Whether idle groups quiesce (see [`ConsensusConfig::quiesce`]; off is part of the
+    /// group id).
+    pub quiesce: bool,
     /// A forwarded write not acknowledged by the leader of its term within this fails;
     /// `None`: derived from the election timeout (see [`ServerConfig::consensus`]).
     pub forward_timeout: Option<Duration>,
@@ -139,6 +142,7 @@ impl ServerConfig {
             heartbeat: DEFAULT_HEARTBEAT,
             election_timeout: DEFAULT_ELECTION_TIMEOUT,
             max_missed_heartbeats: 10,
+            quiesce: true,
             forward_timeout: None,
             query_timeout: None,
             quic_idle_timeout: Duration::from_secs(10),
@@ -203,6 +207,7 @@ impl ServerConfig {
             .with_heartbeat_interval(self.heartbeat)
             .with_heartbeat_jitter(self.heartbeat * 3 / 10)
             .with_max_missed_heartbeats(self.max_missed_heartbeats)
+            .with_quiesce(self.quiesce)
             .with_election_timeout(self.election_timeout)
             .with_election_timeout_jitter(jitter)
             .with_bootstrap_delay(self.election_timeout * 3 / 2)
