@@ -24,7 +24,10 @@
 //! proposal is exactly the founding a peer now announces (same cluster id, which derives
 //! from the same voters and nonces) founds it too instead of waiting to be added: a
 //! fresh node abstains from voting (it may be a member that lost its state), so a founder
-//! whose co-founders all joined instead could never be elected.
+//! whose co-founders all joined instead could never be elected. The proposals this node
+//! held lately are remembered for it ([`RECENT_PROPOSALS`]): its view may have changed
+//! since it agreed (a link to a co-founder replaced at start drops that peer's hello until
+//! the new link's arrives), and the founding is still the one it agreed to.
 //!
 //! Pure and synchronous: the worker feeds hellos in and asks [`Formation::decide`].
 //!
@@ -46,7 +49,13 @@ pub struct Formation {
     peers: BTreeMap<PeerId, Hello>,
     /// This node's proposal, once a peer announced it founded exactly that.
     co_founded: Option<Proposal>,
+    /// The distinct proposals this node held lately, newest last (at most
+    /// [`RECENT_PROPOSALS`]): what it may have announced.
+    recent: Vec<Proposal>,
 }
+
+/// How many of its latest distinct proposals a node remembers (see the module doc).
+pub const RECENT_PROPOSALS: usize = 8;
 
 /// The decision.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -71,6 +80,21 @@ impl Formation {
             nonce,
             peers: BTreeMap::new(),
             co_founded: None,
+            recent: Vec::new(),
+        }
+    }
+
+    /// Remembers the current proposal (after every change of view).
+    fn note_proposal(&mut self) {
+        let Some(now) = self.proposal() else {
+            return;
+        };
+        if self.recent.last() != Some(&now) {
+            self.recent.retain(|p| *p != now);
+            self.recent.push(now);
+            if self.recent.len() > RECENT_PROPOSALS {
+                self.recent.remove(0);
+            }
         }
     }
 
@@ -84,21 +108,25 @@ impl Formation {
         if peer == self.me {
             return;
         }
+        // Before the peer's hello counts as not fresh: it no longer counts in the
+        // proposal once it founded.
+        self.note_proposal();
         if !hello.fresh && self.co_founded.is_none() {
-            // Asked before the peer's hello counts as not fresh: it no longer counts in
-            // the proposal once it founded.
-            if let Some(mine) = self.proposal() {
-                if hello.cluster == Some(mine.cluster) && mine.voters.contains(&peer) {
-                    self.co_founded = Some(mine);
-                }
-            }
+            let founded = self
+                .recent
+                .iter()
+                .rev()
+                .find(|p| hello.cluster == Some(p.cluster) && p.voters.contains(&peer));
+            self.co_founded = founded.cloned();
         }
         self.peers.insert(peer, hello);
+        self.note_proposal();
     }
 
     /// The link to `peer` closed: its announcements no longer count.
     pub fn gone(&mut self, peer: &PeerId) {
         self.peers.remove(peer);
+        self.note_proposal();
     }
 
     /// Whether `peer` has announced itself.
@@ -279,6 +307,22 @@ mod tests {
             Decision::Found(founded),
             "the founding exists already: nothing to ask first"
         );
+
+        // A co-founder whose link was replaced meanwhile (its hello dropped until the new
+        // link's arrives) still follows the founding it agreed to.
+        let mut nodes: Vec<Formation> = (1..=3)
+            .map(|i| Formation::new(p(i), 3, false, u64::from(i)))
+            .collect();
+        converge(&mut nodes);
+        let Decision::Found(founded) = nodes[0].decide(&[]) else {
+            panic!("p1 founds");
+        };
+        nodes[1].gone(&p(3));
+        assert_eq!(nodes[1].proposal(), None, "p2 sees too few fresh peers now");
+        let mut after = hello(false, 1, None);
+        after.cluster = Some(founded.cluster);
+        nodes[1].hello(p(1), after);
+        assert_eq!(nodes[1].decide(&[]), Decision::Found(founded));
 
         // A founding this node did not propose is joined, never copied.
         let mut stranger = hello(false, 1, None);
