@@ -15,9 +15,9 @@
 //! network run on other runtime threads in a multi-threaded runtime.
 //!
 //! The parts: this file (the loop and its inputs), `ledger.rs` (client calls in flight),
-//! `requests.rs` (client calls in, the status out), `readers.rs` (frames in from every link), `apply.rs` (the driver's effects: send,
-//! apply, answer), `peers.rs` (hellos, links,
-//! founding, learners, bonds), `state_sync.rs` (provider and session).
+//! `requests.rs` (client calls in, the status out), `readers.rs` (frames in from every
+//! link), `apply.rs` (the driver's effects: send, apply, answer), `peers.rs` (hellos,
+//! links, founding, learners, bonds), `state_sync.rs` (provider and session).
 
 mod apply;
 mod batches;
