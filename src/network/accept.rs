@@ -167,9 +167,16 @@ fn log_refusal(inner: &Inner, shared: &SharedConn, err: &HandshakeError) {
     let code = refusal_code(err);
     // A group asked for in this node's first moments may just not be opened yet (a node
     // with a thousand groups opens them after its network is up): debug, not a warning.
-    let starting = inner.started.elapsed() < super::dial::ABSENT_GRACE;
-    if starting && matches!(err, HandshakeError::UnknownGroup { .. }) {
-        tracing::debug!(peer = %Short(&peer), reason = %err, "refused incoming link while starting");
+    // So may a group it left a moment ago (a node shutting down leaves its groups first).
+    let grace = super::dial::ABSENT_GRACE;
+    let expected = match err {
+        HandshakeError::UnknownGroup { group } => {
+            inner.started.elapsed() < grace || guard(&inner.refusals).just_left(group, grace)
+        }
+        _ => false,
+    };
+    if expected {
+        tracing::debug!(peer = %Short(&peer), reason = %err, "refused incoming link for a group not opened yet or just left");
     } else if guard(&inner.refusals).due(peer, code) {
         if let HandshakeError::UnknownGroup { group } = err {
             tracing::warn!(peer = %Short(&peer), group = %Short(group),

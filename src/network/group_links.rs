@@ -160,5 +160,6 @@ impl Drop for GroupLinks {
     fn drop(&mut self) {
         self.cancel.cancel();
         guard(&self.inner.groups).remove(&self.group);
+        guard(&self.inner.refusals).left(self.group);
     }
 }
