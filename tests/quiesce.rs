@@ -73,6 +73,14 @@ async fn cluster(root: &Path) -> Vec<Node> {
     nodes
 }
 
+/// Shuts a node down: its groups, then its network.
+async fn stop(node: Node) {
+    for group in &node.groups {
+        group.shutdown().await;
+    }
+    node.network.shutdown().await;
+}
+
 /// Waits until every live node names the same leader of group `g`, other than `old`.
 async fn leader(nodes: &[&Node], g: usize, old: Option<PeerId>) -> PeerId {
     bounded("leader elected", 60, async {
@@ -175,10 +183,7 @@ async fn idle_groups_quiesce_go_silent_and_a_write_wakes_one() {
     all_quiesced(&live, g).await;
     assert!(nodes[0].groups[g].metrics().quiesces.get() >= 2);
     for n in nodes {
-        for g in &n.groups {
-            g.shutdown().await;
-        }
-        n.network.shutdown().await;
+        stop(n).await;
     }
 }
 
@@ -198,12 +203,7 @@ async fn a_quiesced_group_elects_a_new_leader_when_the_leaders_node_shuts_down()
         .iter()
         .position(|n| n.id == old)
         .expect("leader's node");
-    let gone = nodes.remove(dead);
-    for group in &gone.groups {
-        group.shutdown().await;
-    }
-    gone.network.shutdown().await;
-    drop(gone);
+    stop(nodes.remove(dead)).await;
     let live: Vec<&Node> = nodes.iter().collect();
     let new = leader(&live, g, Some(old)).await;
     assert_ne!(new, old);
@@ -216,10 +216,7 @@ async fn a_quiesced_group_elects_a_new_leader_when_the_leaders_node_shuts_down()
     .await
     .expect("write after failover");
     for n in nodes {
-        for g in &n.groups {
-            g.shutdown().await;
-        }
-        n.network.shutdown().await;
+        stop(n).await;
     }
 }
 
@@ -239,12 +236,7 @@ async fn a_group_with_a_member_down_quiesces_and_catches_the_member_up_once_it_i
     let down = (1..3)
         .find(|&i| nodes[i].id != l)
         .expect("a follower besides node 0");
-    let gone = nodes.remove(down);
-    for group in &gone.groups {
-        group.shutdown().await;
-    }
-    gone.network.shutdown().await;
-    drop(gone);
+    stop(nodes.remove(down)).await;
     let live: Vec<&Node> = nodes.iter().collect();
     // The two left go quiet without it, also after a write it misses.
     all_quiesced(&live, g).await;
@@ -272,9 +264,6 @@ async fn a_group_with_a_member_down_quiesces_and_catches_the_member_up_once_it_i
     all_quiesced(&live, g).await;
     assert_eq!(nodes[0].groups[g].leader(), Some(l), "same leader");
     for n in nodes {
-        for g in &n.groups {
-            g.shutdown().await;
-        }
-        n.network.shutdown().await;
+        stop(n).await;
     }
 }

@@ -149,10 +149,9 @@ impl Node {
                 .progress
                 .iter()
                 .all(|(p, pr)| self.unreachable.contains(p) || caught_up(pr))
+            // Every reachable member caught up (above): they must be a majority with it.
             && quorum::has_quorum(self.members.current().voters(), |p| {
-                *p == self.id
-                    || (!self.unreachable.contains(p)
-                        && state.progress.get(p).is_some_and(caught_up))
+                *p == self.id || (state.progress.contains_key(p) && !self.unreachable.contains(p))
             })
     }
 

@@ -73,7 +73,7 @@ pub enum Decision {
 impl Formation {
     /// For node `me` expecting `expect` founders (at least 1), announcing `nonce`.
     pub fn new(me: PeerId, expect: usize, observer: bool, nonce: u64) -> Self {
-        Formation {
+        let mut formation = Formation {
             me,
             expect: expect.max(1),
             observer,
@@ -81,7 +81,9 @@ impl Formation {
             peers: BTreeMap::new(),
             co_founded: None,
             recent: Vec::new(),
-        }
+        };
+        formation.note_proposal();
+        formation
     }
 
     /// Remembers the current proposal (after every change of view).
@@ -108,9 +110,8 @@ impl Formation {
         if peer == self.me {
             return;
         }
-        // Before the peer's hello counts as not fresh: it no longer counts in the
-        // proposal once it founded.
-        self.note_proposal();
+        // Looked up before the peer's hello counts as not fresh: it no longer counts in
+        // the proposal once it founded (`recent` holds the proposals up to now).
         if !hello.fresh && self.co_founded.is_none() {
             let founded = self
                 .recent
@@ -288,8 +289,8 @@ mod tests {
         assert_ne!(a[0].decide(&[]), b[0].decide(&[]));
     }
 
-    #[test]
-    fn a_co_founder_that_founded_first_is_followed_not_joined() {
+    /// Three fresh peers that agreed, and the founding p1 made of it.
+    fn agreed_and_founded_by_p1() -> (Vec<Formation>, Proposal) {
         let mut nodes: Vec<Formation> = (1..=3)
             .map(|i| Formation::new(p(i), 3, false, u64::from(i)))
             .collect();
@@ -297,10 +298,21 @@ mod tests {
         let Decision::Found(founded) = nodes[0].decide(&[]) else {
             panic!("p1 founds");
         };
-        // p1 founded and now says so; p2 had not decided yet.
+        (nodes, founded)
+    }
+
+    /// What a peer that founded `cluster` announces.
+    fn founded_hello(cluster: ClusterId) -> Hello {
         let mut after = hello(false, 1, None);
-        after.cluster = Some(founded.cluster);
-        nodes[1].hello(p(1), after);
+        after.cluster = Some(cluster);
+        after
+    }
+
+    #[test]
+    fn a_co_founder_that_founded_first_is_followed_not_joined() {
+        let (mut nodes, founded) = agreed_and_founded_by_p1();
+        // p1 founded and now says so; p2 had not decided yet.
+        nodes[1].hello(p(1), founded_hello(founded.cluster));
         assert_eq!(nodes[1].decide(&[]), Decision::Found(founded.clone()));
         assert_eq!(
             nodes[1].decide(&[p(9)]),
@@ -310,24 +322,14 @@ mod tests {
 
         // A co-founder whose link was replaced meanwhile (its hello dropped until the new
         // link's arrives) still follows the founding it agreed to.
-        let mut nodes: Vec<Formation> = (1..=3)
-            .map(|i| Formation::new(p(i), 3, false, u64::from(i)))
-            .collect();
-        converge(&mut nodes);
-        let Decision::Found(founded) = nodes[0].decide(&[]) else {
-            panic!("p1 founds");
-        };
+        let (mut nodes, founded) = agreed_and_founded_by_p1();
         nodes[1].gone(&p(3));
         assert_eq!(nodes[1].proposal(), None, "p2 sees too few fresh peers now");
-        let mut after = hello(false, 1, None);
-        after.cluster = Some(founded.cluster);
-        nodes[1].hello(p(1), after);
+        nodes[1].hello(p(1), founded_hello(founded.cluster));
         assert_eq!(nodes[1].decide(&[]), Decision::Found(founded));
 
         // A founding this node did not propose is joined, never copied.
-        let mut stranger = hello(false, 1, None);
-        stranger.cluster = Some(ClusterId(12345));
-        nodes[2].hello(p(1), stranger);
+        nodes[2].hello(p(1), founded_hello(ClusterId(12345)));
         assert_eq!(nodes[2].decide(&[]), Decision::JoinExisting);
     }
 

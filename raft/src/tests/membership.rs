@@ -114,12 +114,18 @@ fn learners_abstain_catch_up_and_are_promoted_observers_are_not() {
 
 /// A leader of three (node 0) cut off from its followers, with an `AddLearner` of p(3)
 /// appended and so not committed.
-fn leader_with_a_change_pending() -> Harness {
-    let mut h = Harness::new(3, 2);
+/// Three voters (and `learners`) led by node 0, which is then cut off from voters 1 and 2.
+fn leader_cut_off(learners: usize) -> Harness {
+    let mut h = Harness::new(3, learners);
     h.elect(0);
     h.tick_all(1);
     h.cut.insert(1);
     h.cut.insert(2);
+    h
+}
+
+fn leader_with_a_change_pending() -> Harness {
+    let mut h = leader_cut_off(2);
     let first = h.nodes[0]
         .propose_membership(
             MembershipChange::AddLearner {
@@ -163,12 +169,8 @@ fn a_change_that_can_never_apply_is_refused_as_such_while_another_is_pending() {
 
 #[test]
 fn a_leader_whose_own_removal_is_not_committed_may_stand_again_to_commit_it() {
-    let mut h = Harness::new(3, 0);
-    h.elect(0);
-    h.tick_all(1);
     // Node 0 proposes its own removal while cut off: only its log holds the entry.
-    h.cut.insert(1);
-    h.cut.insert(2);
+    let mut h = leader_cut_off(0);
     let at = h.nodes[0]
         .propose_membership(MembershipChange::Remove(p(0)), &h.stores[0])
         .unwrap()
