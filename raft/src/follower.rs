@@ -281,6 +281,12 @@ impl Node {
                     first.get_or_insert(at.index());
                     last = at.index();
                 }
+                if let Some(pr) = self
+                    .leader_state()
+                    .and_then(|state| state.progress.get_mut(&from))
+                {
+                    pr.forwarded_to = Some(last);
+                }
                 if let (Some(request_id), Some(start)) = (request_id, first) {
                     let term = self.term;
                     let assigned = super::message::IndexRange { start, end: last };

@@ -104,6 +104,7 @@ impl Node {
             self.heartbeat_elapsed = 0;
             self.broadcast_heartbeat(store)?;
         }
+        self.send_commit_notices(store)?;
         self.tick_syncing(store)?;
         self.maybe_promote(store)
     }
@@ -197,8 +198,16 @@ impl Node {
         entries: Vec<Entry>,
         catch_up: bool,
     ) {
-        let seq = match &self.role {
-            RoleState::Leader(s) => s.reads.seq,
+        let seq = match &mut self.role {
+            RoleState::Leader(s) => {
+                // What this append tells the follower of the commit index: no more than
+                // the entries it vouches for.
+                if let Some(pr) = s.progress.get_mut(&to) {
+                    let covers = entries.last().map_or(prev.index(), |e| e.index);
+                    pr.told_commit = pr.told_commit.max(self.log.committed.min(covers));
+                }
+                s.reads.seq
+            }
             _ => return,
         };
         let msg = AppendEntries {
@@ -413,6 +422,9 @@ impl Node {
                         }
                     }
                     self.maybe_commit(store)?;
+                    // A forwarder whose commands are committed learns it as soon as it
+                    // holds them.
+                    self.send_forwarder_notices(store)?;
                     if replay {
                         self.send_catch_up(from, state == ProgressState::Probe, store)?;
                     } else {
@@ -443,7 +455,7 @@ impl Node {
                 }
             }
         }
-        self.confirm_reads();
+        self.confirm_reads(store)?;
         Ok(())
     }
 
@@ -498,24 +510,75 @@ impl Node {
                     self.broadcast_heartbeat(store)?;
                 }
             }
-            self.confirm_reads();
+            self.confirm_reads(store)?;
         }
-        // Followers with nothing new to receive learn the commit index now.
-        let idle: Vec<(PeerId, Index)> = match &self.role {
+        // Followers learn the commit index from the next append, or from a notice a moment
+        // later (see `send_commit_notices`): under a steady load the next append carries
+        // it, and the notice and its answer (two messages per follower and write) are
+        // never sent. A follower waiting for commands it forwarded is told at once: its
+        // clients wait for it.
+        self.send_forwarder_notices(store)
+    }
+
+    /// Whether a follower has yet to learn a commit index the leader could tell it: the
+    /// driver then calls [`Node::send_commit_notices`] a moment later, unless an append
+    /// told it meanwhile.
+    pub fn commit_notices_pending(&self) -> bool {
+        match &self.role {
+            RoleState::Leader(s) => s
+                .progress
+                .values()
+                .any(|pr| pr.commit_notice_due(self.log.committed)),
+            _ => false,
+        }
+    }
+
+    /// Tells every follower what it has yet to learn of the commit index (an empty append
+    /// at its matched index). Called by the driver a moment after a commit, and on every
+    /// tick.
+    pub fn send_commit_notices(&mut self, store: &dyn LogReader) -> Result<(), RaftError> {
+        self.send_notices_where(store, |_, _| true)
+    }
+
+    /// Tells, now, the followers whose forwarded commands are committed and who are not
+    /// told yet.
+    fn send_forwarder_notices(&mut self, store: &dyn LogReader) -> Result<(), RaftError> {
+        let committed = self.log.committed;
+        self.send_notices_where(store, |_, pr| {
+            pr.forwarded_to
+                .is_some_and(|to| to <= committed.min(pr.matched))
+        })
+    }
+
+    /// Sends a commit notice to every follower that has one due and passes `pick`.
+    fn send_notices_where(
+        &mut self,
+        store: &dyn LogReader,
+        pick: impl Fn(&PeerId, &super::progress::Progress) -> bool,
+    ) -> Result<(), RaftError> {
+        let committed = self.log.committed;
+        let due: Vec<(PeerId, Index)> = match &self.role {
             RoleState::Leader(s) => s
                 .progress
                 .iter()
-                .filter(|(_, pr)| {
-                    pr.next > self.log.last().index() && pr.state == ProgressState::Replicate
-                })
+                .filter(|(p, pr)| pr.commit_notice_due(committed) && pick(p, pr))
                 .map(|(p, pr)| (*p, pr.matched))
                 .collect(),
-            _ => Vec::new(),
+            _ => return Ok(()),
         };
-        for (p, matched) in idle {
+        for (p, matched) in due {
             self.send_heartbeat(p, matched, store)?;
         }
         Ok(())
+    }
+
+    /// Sends `peer` its commit notice now if it has one due.
+    fn send_commit_notice_to(
+        &mut self,
+        peer: PeerId,
+        store: &dyn LogReader,
+    ) -> Result<(), RaftError> {
+        self.send_notices_where(store, |p, _| *p == peer)
     }
 
     /// A read index request on the leader (`origin` is the asking follower, if any).
@@ -532,7 +595,7 @@ impl Node {
         };
         if ready {
             state.reads.request(ctx, origin, committed);
-            self.confirm_reads();
+            self.confirm_reads(store)?;
             self.broadcast_heartbeat(store)?;
         } else {
             state.reads.waiting.push((ctx, origin));
@@ -563,13 +626,13 @@ impl Node {
     }
 
     /// Serves reads whose round a majority confirmed.
-    fn confirm_reads(&mut self) {
+    fn confirm_reads(&mut self, store: &dyn LogReader) -> Result<(), RaftError> {
         let me = self.id;
         let term = self.term;
         let voters = self.members.current().voters().clone();
         let done = match &mut self.role {
             RoleState::Leader(s) => s.reads.confirmed(&voters, me),
-            _ => return,
+            _ => return Ok(()),
         };
         for r in done {
             match r.origin {
@@ -577,16 +640,23 @@ impl Node {
                     ctx: r.ctx,
                     result: Ok(r.index),
                 }),
-                Some(peer) => self.send(
-                    peer,
-                    Message::ReadIndexResponse(ReadIndexResponse {
-                        term,
-                        ctx: r.ctx,
-                        index: Some(r.index),
-                    }),
-                ),
+                Some(peer) => {
+                    // The follower serves the read once it applied `r.index`: it must know
+                    // that index committed (the round's heartbeats told it, unless a
+                    // commit came after them).
+                    self.send_commit_notice_to(peer, store)?;
+                    self.send(
+                        peer,
+                        Message::ReadIndexResponse(ReadIndexResponse {
+                            term,
+                            ctx: r.ctx,
+                            index: Some(r.index),
+                        }),
+                    )
+                }
             }
         }
+        Ok(())
     }
 
     /// Whether the leader may propose a membership change now: its previous change and an
@@ -694,6 +764,8 @@ impl Node {
             return Ok(());
         };
         pr.matched = pr.matched.min(durable);
+        // It forgot what it was told of the commit index.
+        pr.told_commit = Index(0);
         pr.replay_failures = 0;
         pr.become_probe();
         self.send_append(peer, false, store)

@@ -60,6 +60,16 @@ pub struct Progress {
     pub sync_idle_ticks: u32,
     /// Catch-ups that stalled in a row; at a bound the leader streams instead.
     pub replay_failures: u32,
+    /// The highest commit index an append to this follower told it (capped by the
+    /// entries that append vouched for). Below `min(committed, matched)`, a commit notice
+    /// is due: it learns the rest from the next append, or from a notice (an empty append)
+    /// sent at the driver's call ([`Node::send_commit_notices`](crate::Node::send_commit_notices))
+    /// or at the next tick, whichever comes first.
+    pub told_commit: Index,
+    /// The last index of commands this follower forwarded and the leader appended: it
+    /// waits to learn that index committed to answer its clients, so its notice goes out
+    /// at once when the commit reaches it.
+    pub forwarded_to: Option<Index>,
 }
 
 impl Progress {
@@ -76,7 +86,15 @@ impl Progress {
             unstick_sent: false,
             sync_idle_ticks: 0,
             replay_failures: 0,
+            told_commit: Index(0),
+            forwarded_to: None,
         }
+    }
+
+    /// Whether this follower holds entries committed at `committed` that no append told it
+    /// were committed (only a streaming follower: the others get appends anyway).
+    pub fn commit_notice_due(&self, committed: Index) -> bool {
+        self.state == ProgressState::Replicate && committed.min(self.matched) > self.told_commit
     }
 
     /// Enters `Probe`, retrying from `matched + 1`.

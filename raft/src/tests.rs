@@ -154,7 +154,29 @@ impl Harness {
         self.drivers[i].drive(&mut fx).unwrap();
     }
 
+    /// Delivers every message until none is left; a leader's commit notices go out once
+    /// the network is quiet (as the worker sends them a moment after its turn).
     fn stabilize(&mut self) {
+        self.deliver_all();
+        let waiting = |h: &Self| -> Vec<usize> {
+            (0..h.nodes.len())
+                .filter(|i| !h.cut.contains(i) && h.nodes[*i].commit_notices_pending())
+                .collect()
+        };
+        loop {
+            let leaders = waiting(self);
+            if leaders.is_empty() {
+                return;
+            }
+            for i in leaders {
+                self.nodes[i].send_commit_notices(&self.stores[i]).unwrap();
+                self.drive(i);
+            }
+            self.deliver_all();
+        }
+    }
+
+    fn deliver_all(&mut self) {
         let mut steps = 0;
         while let Some((from, to, m)) = self.queue.pop_front() {
             steps += 1;
@@ -197,6 +219,7 @@ impl Harness {
     }
 }
 
+mod commit_notice;
 mod failover;
 mod lost_state;
 mod low_space;

@@ -41,6 +41,12 @@ enum EventKind {
     Restart {
         node: usize,
     },
+    /// The driver's moment after a commit: the leader tells followers that no append told
+    /// yet (`Node::send_commit_notices`).
+    CommitNotices {
+        node: usize,
+        epoch: u64,
+    },
     /// A replay session asks a peer for committed entries from `from` on.
     ReplayRequest {
         session: u64,
@@ -105,6 +111,8 @@ struct SimNode {
     last_commit: u64,
     /// The open log-replay catch-up session.
     session: Option<replay::Session>,
+    /// A `CommitNotices` event is scheduled.
+    notices_due: bool,
 }
 
 /// The simulated cluster.
@@ -274,6 +282,7 @@ impl World {
                 restarts: 0,
                 last_commit: 0,
                 session: None,
+                notices_due: false,
             });
         }
         self.note(format!(
@@ -387,6 +396,7 @@ impl World {
                 EventKind::Deliver { from, to, msg } => format!("{} {from}->{to}", msg.kind()),
                 EventKind::SyncDone { node, .. } => format!("sync {node}"),
                 EventKind::Restart { node } => format!("restart {node}"),
+                EventKind::CommitNotices { node, .. } => format!("commit notices {node}"),
                 EventKind::ReplayRequest { follower, .. } => format!("replay request {follower}"),
                 EventKind::ReplayResponse { follower, .. } => format!("replay answer {follower}"),
             };
@@ -460,6 +470,20 @@ impl World {
                 Ok(())
             }
             EventKind::Restart { node } => self.restart(node),
+            EventKind::CommitNotices { node, epoch } => {
+                let sn = &mut self.nodes[node];
+                sn.notices_due = false;
+                if sn.epoch != epoch {
+                    return Ok(());
+                }
+                let Some(n) = sn.node.as_mut() else {
+                    return Ok(());
+                };
+                n.send_commit_notices(&sn.store)
+                    .map_err(|e| format!("node {node} commit notices: {e}"))
+                    .map_err(|e| self.fail(e))?;
+                self.drive(node)
+            }
             EventKind::ReplayRequest {
                 session,
                 follower,

@@ -62,6 +62,15 @@ const DRAIN_PER_TURN: usize = 1024;
 /// normal tick back at once.
 const QUIET_TICK_FACTOR: u32 = 60;
 
+/// How long a leader waits, after a commit, before telling followers with nothing new to
+/// receive the new commit index: under a steady load the next append tells them sooner
+/// and the notice (and its answer) is never sent; idle, followers learn it this much later.
+/// Followers that forwarded the committed commands, or wait on a read, are told at once.
+const COMMIT_NOTICE_DELAY: Duration = Duration::from_millis(1);
+
+/// Where the commit notice timer waits while disarmed (never reached: it is re-armed first).
+const NOTICES_IDLE: Duration = Duration::from_secs(3600);
+
 /// While quiesced, an unchanged hello is sent again only this often (peers learn restarts
 /// and new state from a changed hello at once; the link's own heartbeats keep it alive).
 const QUIET_HELLO: Duration = Duration::from_secs(30);
@@ -355,6 +364,10 @@ impl<M: StateMachine, S: Storage> Worker<M, S> {
         // quiescence (see `QUIET_TICK_FACTOR`).
         let ticker = tokio::time::sleep(self.tick);
         tokio::pin!(ticker);
+        // Armed while the core has commit notices to send (`COMMIT_NOTICE_DELAY`).
+        let notices = tokio::time::sleep(NOTICES_IDLE);
+        tokio::pin!(notices);
+        let mut notices_armed = false;
         loop {
             let was_quiesced = self.node.is_quiesced();
             tokio::select! {
@@ -375,6 +388,10 @@ impl<M: StateMachine, S: Storage> Worker<M, S> {
                     Some(link) => self.on_link(link),
                     None => return Ok(()),
                 },
+                _ = &mut notices, if notices_armed => {
+                    notices_armed = false;
+                    self.node.send_commit_notices(&self.store)?;
+                }
             }
             for _ in 0..DRAIN_PER_TURN {
                 match self.readers.try_next() {
@@ -389,6 +406,22 @@ impl<M: StateMachine, S: Storage> Worker<M, S> {
                 }
             }
             self.drive()?;
+            match (notices_armed, self.node.commit_notices_pending()) {
+                (false, true) => {
+                    notices_armed = true;
+                    notices
+                        .as_mut()
+                        .reset(tokio::time::Instant::now() + COMMIT_NOTICE_DELAY);
+                }
+                // An append told them: the timer would only wake the runtime for nothing.
+                (true, false) => {
+                    notices_armed = false;
+                    notices
+                        .as_mut()
+                        .reset(tokio::time::Instant::now() + NOTICES_IDLE);
+                }
+                _ => {}
+            }
             self.settle_transfer();
             if self.shutdown.is_some() {
                 return Ok(());

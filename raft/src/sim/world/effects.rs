@@ -330,6 +330,14 @@ impl World {
         for catch_up in catch_ups {
             self.start_session(i, catch_up)?;
         }
+        // As the worker does: commit notices go a moment after the turn unless an append
+        // carried the commit index meanwhile.
+        let sn = &mut self.nodes[i];
+        if !sn.notices_due && sn.node.as_ref().is_some_and(Node::commit_notices_pending) {
+            sn.notices_due = true;
+            let epoch = sn.epoch;
+            self.schedule(self.now + 1, EventKind::CommitNotices { node: i, epoch });
+        }
         Ok(())
     }
 }
