@@ -20,7 +20,8 @@
 #
 # Knobs: COMPARE_ROUNDS (3), COMPARE_SECS (10), COMPARE_KEYS (1000), COMPARE_VALUE (256),
 # COMPARE_DIR (a fresh directory under /tmp), COMPARE_OUT (compare-results.md there),
-# TESSERA_BIN (default: the release build), COMPARE_PORT (first of 12 ports, 24000).
+# TESSERA_BIN (default: the release build), COMPARE_PORT (first of 12 ports, 24000),
+# COMPARE_TESSERA_ARGS (extra `tessera node` flags, e.g. "--runtime-threads 1").
 # Every process it starts is stopped on exit; the scratch directory keeps the logs and the
 # table, not the data.
 set -euo pipefail
@@ -30,6 +31,7 @@ SECS=${COMPARE_SECS:-10}
 KEYS=${COMPARE_KEYS:-1000}
 VALUE=${COMPARE_VALUE:-256}
 PORT=${COMPARE_PORT:-24000}
+read -r -a EXTRA <<<"${COMPARE_TESSERA_ARGS:-}"
 HERE=$(cd "$(dirname "$0")" && pwd)
 LUA="$HERE/compare.lua"
 DIR=${COMPARE_DIR:-$(mktemp -d /tmp/tessera-compare-XXXXXX)}
@@ -123,7 +125,7 @@ start_tessera() {
         done
         "$TESSERA" node --data-dir "$DIR/tessera$i" \
             --listen "127.0.0.1:$(port $((i + 6)))" --http "127.0.0.1:$(port $((i + 9)))" \
-            "${peers[@]}" --log-level warn >"$DIR/tessera$i.out" 2>"$DIR/tessera$i.log" &
+            "${peers[@]}" --log-level warn "${EXTRA[@]}" >"$DIR/tessera$i.out" 2>"$DIR/tessera$i.log" &
         PIDS+=($!)
         TESSERA_PIDS+=($!)
     done
@@ -263,9 +265,9 @@ done
 RAW+=("$(raw_fsync)")
 
 python3 - "$TICK" "${RAW[*]}" "$OUT" "$ROUNDS" "$SECS" "$KEYS" "$VALUE" \
-    "$(for k in "${!RESULTS[@]}"; do echo "$k=${RESULTS[$k]}"; done)" "$DIR" <<'EOF'
+    "$(for k in "${!RESULTS[@]}"; do echo "$k=${RESULTS[$k]}"; done)" "$DIR" "${COMPARE_TESSERA_ARGS:-}" <<'EOF'
 import statistics, sys
-tick, raw, out, rounds, secs, keys, value, results, scratch = sys.argv[1:10]
+tick, raw, out, rounds, secs, keys, value, results, scratch, extra = sys.argv[1:11]
 tick = int(tick)
 raw = [int(x) for x in raw.split()]
 raw_p50 = statistics.median(raw[0::2])
@@ -284,7 +286,8 @@ for line in results.strip().splitlines():
                       errors=errs, requests=reqs)
 lines = [f"{rounds} interleaved rounds of {secs} s per load and system; {value}-byte values "
          f"over {keys} keys, to the leader; medians over rounds; CPU = user + system time "
-         f"of the 3 node processes per operation.", "",
+         f"of the 3 node processes per operation."
+         + (f" tessera nodes started with `{extra}`." if extra else ""), "",
          "| load | system | ops/s | p50 ms | p99 ms | CPU µs/op | errors |",
          "|---|---|---|---|---|---|---|"]
 for mode in ("write", "read"):

@@ -174,6 +174,12 @@ pub struct NodeArgs {
     /// ... and at most this many MiB of keys and values (every member must use the same).
     #[arg(long, default_value_t = 64, value_parser = clap::value_parser!(u64).range(1..=1_048_576))]
     watch_history_mib: u64,
+    /// Threads running the node's tasks (network, groups, HTTP); default: one per core
+    /// this process may use. Nodes sharing a machine's cores with other nodes answer a
+    /// lone client sooner with fewer (fewer threads to wake per message); the fsync
+    /// thread and RocksDB's own threads are not counted.
+    #[arg(long, value_parser = clap::value_parser!(u16).range(1..=1024))]
+    runtime_threads: Option<u16>,
 }
 
 pub fn run_node(args: NodeArgs) -> Result<(), String> {
@@ -234,7 +240,11 @@ Set --group-key (or TESSERA_GROUP_KEY) to a secret shared by the members, outsid
             bytes: args.watch_history_mib << 20,
         },
     };
-    let runtime = tokio::runtime::Builder::new_multi_thread()
+    let mut runtime = tokio::runtime::Builder::new_multi_thread();
+    if let Some(threads) = args.runtime_threads {
+        runtime.worker_threads(usize::from(threads));
+    }
+    let runtime = runtime
         .enable_all()
         .build()
         .map_err(|e| format!("tokio runtime: {e}"))?;

@@ -79,7 +79,7 @@ fn flag_beats_env_beats_file_beats_default() {
     std::fs::write(
         &config,
         format!(
-            "data-dir = {:?}\nlisten = \"{}\"\nhttp = \"{from_file}\"\nbootstrap_expect = 1\nlog-level = \"warn\"\n",
+            "data-dir = {:?}\nlisten = \"{}\"\nhttp = \"{from_file}\"\nbootstrap_expect = 1\nlog-level = \"warn\"\nruntime-threads = 1\n",
             data.display(),
             addr(),
         ),
@@ -88,7 +88,8 @@ fn flag_beats_env_beats_file_beats_default() {
     let file = config.to_string_lossy().into_owned();
     let log = root.path().join("stderr");
 
-    // The file alone (its data directory, its address, its log level).
+    // The file alone (its data directory, its address, its log level, one runtime
+    // thread).
     let (http, stderr) = http_of(node(&["--config", &file], &[]), &log).expect("file");
     assert_eq!(http, format!("http://{from_file}"));
     assert!(
@@ -142,6 +143,7 @@ fn a_bad_config_file_is_refused_naming_what_is_wrong() {
     let cases = [
         ("heartbeat = 100\n", "unknown setting \"heartbeat\""),
         ("heartbeat-ms = 0\n", "--heartbeat-ms"),
+        ("runtime-threads = 0\n", "--runtime-threads"),
         ("http = \"not an address\"\n", "--http"),
         ("peer = [{ id = 1 }]\n", "setting \"peer\""),
         ("http = \n", "node.toml"),
