@@ -27,6 +27,11 @@ impl ElectionSafety {
         self.leaders.get(&term).copied()
     }
 
+    /// The highest term a leader was seen in (0 before any).
+    pub fn max_term(&self) -> u64 {
+        self.leaders.keys().next_back().copied().unwrap_or(0)
+    }
+
     pub fn elections(&self) -> usize {
         self.leaders.len()
     }

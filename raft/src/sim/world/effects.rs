@@ -133,6 +133,16 @@ impl Effects for SimEffects<'_> {
                 digest(&e.payload),
             );
             self.check(result)?;
+            let committed_by = self
+                .world
+                .checks
+                .election
+                .max_term()
+                .max(self.node.term().0);
+            self.world
+                .checks
+                .completeness
+                .applied(e.index.0, committed_by);
             if let Payload::Command(bytes) = &e.payload {
                 if let Ok(id) = <[u8; 8]>::try_from(bytes.as_slice()) {
                     let result =
