@@ -90,6 +90,8 @@ struct Harness {
     catch_ups: Vec<Vec<CatchUp>>,
     /// Entries delivered to each node in appends.
     entries_in: Vec<usize>,
+    /// Empty appends (heartbeats, commit notices) delivered to any node.
+    empty_appends_in: usize,
     /// How the leadership transfers each node ran ended.
     transfers: Vec<Vec<TransferOutcome>>,
 }
@@ -112,6 +114,7 @@ impl Harness {
             sync: true,
             catch_ups: Vec::new(),
             entries_in: Vec::new(),
+            empty_appends_in: 0,
             transfers: Vec::new(),
         };
         let set: BTreeSet<PeerId> = (0..voters).map(p).collect();
@@ -187,6 +190,7 @@ impl Harness {
             }
             if let Message::AppendEntries(a) = &m {
                 self.entries_in[j] += a.entries.len();
+                self.empty_appends_in += usize::from(a.entries.is_empty());
             }
             self.nodes[j].step(p(from), m, &self.stores[j]).unwrap();
             self.drive(j);

@@ -5,21 +5,13 @@
 
 use super::*;
 
-/// Delivers everything queued without the driver's delayed notices; returns how many of
-/// the delivered messages were empty appends (heartbeats or notices).
+/// Delivers everything queued, and what that brings, without the driver's delayed
+/// notices; returns how many of the delivered messages were empty appends (heartbeats or
+/// notices).
 fn deliver_without_notices(h: &mut Harness) -> usize {
-    let empty = h
-        .queue
-        .iter()
-        .filter(|(_, _, m)| matches!(m, Message::AppendEntries(a) if a.entries.is_empty()))
-        .count();
-    let mut more = 0;
+    let before = h.empty_appends_in;
     h.deliver_all();
-    // Answers may queue more; count those too.
-    while !h.queue.is_empty() {
-        more += deliver_without_notices(h);
-    }
-    empty + more
+    h.empty_appends_in - before
 }
 
 /// A settled group of three led by node 0, nothing pending.
