@@ -36,8 +36,8 @@ impl Node {
         }
         self.leader = Some(from);
         self.election_elapsed = 0;
-        if self.lost_state == Some(Index(0)) {
-            self.lost_state = Some(m.leader_commit.max(Index(1)));
+        if self.lost_state == Some(Cursor::zero()) {
+            self.lost_state = Some(Cursor(m.term, m.leader_commit.max(Index(1))));
         }
         self.flush_to_leader();
 
@@ -119,7 +119,8 @@ impl Node {
     ///   configuration) answers `Abstained`, always;
     /// - a node that started with an empty log answers `Abstained` until it caught up with
     ///   the first leader it heard (it may have lost state it once acknowledged; see
-    ///   `Node::lost_state`);
+    ///   `Node::lost_state`), except to a candidate whose log reaches that leader's term
+    ///   and commit index (`abstains_from`);
     /// - a node whose log was repaired by truncation answers `Abstained` until its log
     ///   reaches the store's vote-withheld marker again (see `Node::vote_withheld`);
     /// - every other node, a catching-up learner in its own latest configuration included,
@@ -139,7 +140,7 @@ impl Node {
         if m.candidate != from {
             return;
         }
-        let vote = if self.is_observer() || self.may_have_lost_state() {
+        let vote = if self.is_observer() || self.abstains_from(m.log_position) {
             Vote::Abstained
         } else {
             let can_vote =
@@ -167,7 +168,7 @@ impl Node {
         if m.candidate != from {
             return;
         }
-        let (term, vote) = if self.is_observer() || self.may_have_lost_state() {
+        let (term, vote) = if self.is_observer() || self.abstains_from(m.log_position) {
             (self.term, Vote::Abstained)
         } else if m.term > self.term && !self.in_lease() && self.log_up_to_date(m.log_position) {
             (m.term, Vote::Granted)

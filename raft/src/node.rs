@@ -119,10 +119,12 @@ pub struct Node {
     /// Set while this node started with an empty log and has not caught up since: a
     /// fresh node, or one whose state was lost (an in-memory store reopened under the same
     /// peer id) and that may have acknowledged, in an earlier life, entries it no longer
-    /// holds. It abstains from every vote until its log is committed up to the commit index
-    /// of the first leader it hears from (`Some(Index(0))` until it hears one), so it never
-    /// helps elect a candidate that lacks what it once counted toward. Founding clears it.
-    pub(crate) lost_state: Option<Index>,
+    /// holds. It abstains from votes until its log is committed up to the commit index
+    /// of the first leader it hears from, held here with that leader's term (zero until
+    /// it hears one), so it never helps elect a candidate that lacks what it once counted
+    /// toward; meanwhile it votes only for a candidate whose log reaches that position
+    /// (see `abstains_from`). Founding clears it.
+    pub(crate) lost_state: Option<Cursor>,
     /// The driver says the disk is low on space ([`Node::set_low_space`]): as leader this
     /// node appends no client command (its own or forwarded) and says so at once.
     pub(crate) low_space: bool,
@@ -215,7 +217,7 @@ impl Node {
             clients: Clients::default(),
             forward_dedup: ForwardDedup::default(),
             follower_reads: FollowerReads::default(),
-            lost_state: last.is_zero().then_some(Index(0)),
+            lost_state: last.is_zero().then_some(Cursor::zero()),
             low_space: false,
             vote_withheld: store.vote_withheld(),
             clear_vote_withheld: false,

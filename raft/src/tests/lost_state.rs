@@ -15,6 +15,12 @@ fn lose_state(h: &mut Harness, i: usize) {
 /// What node `i` answers to a vote request of `term` for an up-to-date candidate `c`.
 fn vote_of(h: &mut Harness, i: usize, c: usize, term: Term) -> Vote {
     let log_position = h.nodes[c].last();
+    vote_for_log(h, i, c, term, log_position)
+}
+
+/// What node `i` answers to a vote request of `term` for candidate `c` whose log ends at
+/// `log_position`.
+fn vote_for_log(h: &mut Harness, i: usize, c: usize, term: Term, log_position: Cursor) -> Vote {
     h.nodes[i]
         .step(
             p(c),
@@ -101,4 +107,53 @@ fn a_restart_with_its_log_intact_changes_nothing_the_leader_knew() {
         h.nodes[0].progress_of(&p(1)).map(|x| x.0),
         Some(last.index())
     );
+}
+
+#[test]
+fn a_member_that_lost_its_state_votes_only_for_a_log_that_reaches_its_first_leaders_commit() {
+    let mut h = Harness::new(3, 0);
+    h.elect(0);
+    for k in 0..5u8 {
+        h.nodes[0]
+            .propose(ProposalId(u64::from(k)), vec![k], &h.stores[0])
+            .unwrap();
+        h.drive(0);
+        h.stabilize();
+    }
+    h.tick_all(2);
+    let term = h.nodes[0].term();
+    let committed = h.nodes[0].commit_index();
+    let leader_last = h.nodes[0].last();
+    lose_state(&mut h, 2);
+    // No repair marker: the abstention below is the lost state's.
+    assert!(h.nodes[2].vote_withheld().is_none());
+    // It hears the leader once (a heartbeat it cannot match yet), then the leader is gone.
+    h.nodes[2]
+        .step(
+            p(0),
+            Message::AppendEntries(AppendEntries {
+                term,
+                leader: p(0),
+                prev_log_position: leader_last,
+                entries: Vec::new(),
+                leader_commit: committed,
+                seq: 0,
+                catch_up: false,
+            }),
+            &h.stores[2],
+        )
+        .unwrap();
+    assert_eq!(h.nodes[2].last(), Cursor::zero(), "nothing caught up");
+    // The leader stays silent past an election timeout, so votes of a new term count.
+    for _ in 0..100 {
+        h.tick(2);
+    }
+    h.queue.clear();
+    let next = Term(term.0 + 1);
+    // A log short of that commit could lack what this node once acknowledged.
+    let short = Cursor(term, Index(committed.0 - 1));
+    assert_eq!(vote_for_log(&mut h, 2, 1, next, short), Vote::Abstained);
+    // One that reaches it holds everything that leader had committed.
+    let reaching = Cursor(term, committed);
+    assert_eq!(vote_for_log(&mut h, 2, 1, next, reaching), Vote::Granted);
 }
