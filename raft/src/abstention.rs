@@ -3,7 +3,9 @@
 //! record was repaired by truncating its log (`Node::vote_withheld`, the store's marker).
 //! Helping elect a candidate that lacks such an entry could overwrite a committed entry
 //! (§5.4.1's argument needs every voter to still hold what it acknowledged), so until the
-//! log is back the node neither votes, pre-votes, campaigns nor takes a transfer.
+//! log is back the node neither votes, pre-votes, campaigns nor takes a transfer; a node
+//! that lost its state may still vote for a candidate whose log reaches what the first
+//! leader it heard had committed (`abstains_from`).
 
 use super::node::Node;
 use crate::{Cursor, Index};
