@@ -423,8 +423,8 @@ impl Node {
                     }
                     self.maybe_commit(store)?;
                     // A forwarder whose commands are committed learns it as soon as it
-                    // holds them.
-                    self.send_forwarder_notices(store)?;
+                    // holds them (the others were seen to when the commit moved).
+                    self.send_forwarder_notice_where(store, |p| *p == from)?;
                     if replay {
                         self.send_catch_up(from, state == ProgressState::Probe, store)?;
                     } else {
@@ -543,10 +543,21 @@ impl Node {
     /// Tells, now, the followers whose forwarded commands are committed and who are not
     /// told yet.
     fn send_forwarder_notices(&mut self, store: &dyn LogReader) -> Result<(), RaftError> {
+        self.send_forwarder_notice_where(store, |_| true)
+    }
+
+    /// As `send_forwarder_notices`, for the followers that pass `pick` only.
+    fn send_forwarder_notice_where(
+        &mut self,
+        store: &dyn LogReader,
+        pick: impl Fn(&PeerId) -> bool,
+    ) -> Result<(), RaftError> {
         let committed = self.log.committed;
-        self.send_notices_where(store, |_, pr| {
-            pr.forwarded_to
-                .is_some_and(|to| to <= committed.min(pr.matched))
+        self.send_notices_where(store, |p, pr| {
+            pick(p)
+                && pr
+                    .forwarded_to
+                    .is_some_and(|to| to <= committed.min(pr.matched))
         })
     }
 

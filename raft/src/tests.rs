@@ -223,6 +223,21 @@ impl Harness {
     }
 }
 
+/// Three voters led by node 0 with `n` commands committed everywhere.
+fn cluster_with_entries(n: u8) -> Harness {
+    let mut h = Harness::new(3, 0);
+    h.elect(0);
+    for k in 0..n {
+        h.nodes[0]
+            .propose(ProposalId(u64::from(k)), vec![k], &h.stores[0])
+            .unwrap();
+        h.drive(0);
+        h.stabilize();
+    }
+    h.tick_all(2);
+    h
+}
+
 mod commit_notice;
 mod failover;
 mod lost_state;

@@ -46,16 +46,7 @@ fn vote_for_log(h: &mut Harness, i: usize, c: usize, term: Term, log_position: C
 
 #[test]
 fn a_member_that_lost_its_state_abstains_and_is_resynced_before_it_counts() {
-    let mut h = Harness::new(3, 0);
-    h.elect(0);
-    for k in 0..5u8 {
-        h.nodes[0]
-            .propose(ProposalId(u64::from(k)), vec![k], &h.stores[0])
-            .unwrap();
-        h.drive(0);
-        h.stabilize();
-    }
-    h.tick_all(2);
+    let mut h = cluster_with_entries(5);
     let last = h.nodes[0].last();
     assert_eq!(
         h.nodes[0].progress_of(&p(2)).map(|x| x.0),
@@ -111,16 +102,7 @@ fn a_restart_with_its_log_intact_changes_nothing_the_leader_knew() {
 
 #[test]
 fn a_member_that_lost_its_state_votes_only_for_a_log_that_reaches_its_first_leaders_commit() {
-    let mut h = Harness::new(3, 0);
-    h.elect(0);
-    for k in 0..5u8 {
-        h.nodes[0]
-            .propose(ProposalId(u64::from(k)), vec![k], &h.stores[0])
-            .unwrap();
-        h.drive(0);
-        h.stabilize();
-    }
-    h.tick_all(2);
+    let mut h = cluster_with_entries(5);
     let term = h.nodes[0].term();
     let committed = h.nodes[0].commit_index();
     let leader_last = h.nodes[0].last();

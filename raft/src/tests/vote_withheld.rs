@@ -50,20 +50,6 @@ fn answer(h: &mut Harness, i: usize, c: usize, term: Term, pre: bool) -> Vote {
         .expect("an answer")
 }
 
-fn cluster_with_entries(n: u8) -> Harness {
-    let mut h = Harness::new(3, 0);
-    h.elect(0);
-    for k in 0..n {
-        h.nodes[0]
-            .propose(ProposalId(u64::from(k)), vec![k], &h.stores[0])
-            .unwrap();
-        h.drive(0);
-        h.stabilize();
-    }
-    h.tick_all(2);
-    h
-}
-
 #[test]
 fn a_repaired_member_neither_votes_nor_campaigns_until_its_log_is_back() {
     let mut h = cluster_with_entries(6);
