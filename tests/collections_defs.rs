@@ -69,6 +69,7 @@ const BY_ID: CollectionDef<Set<u64>> = CollectionDef::new(StoreId(Digest([7; 32]
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn definitions_open_the_collection_their_name_opens() {
+    common::init_logs();
     let root = tempfile::tempdir().expect("tempdir");
     let ns = nodes(root.path(), 5).await;
     assert_eq!(DEF.store_id(), StoreId::named("defs.def"));
@@ -161,6 +162,7 @@ async fn definitions_open_the_collection_their_name_opens() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_macro_declares_collections_that_open_online() {
+    common::init_logs();
     let root = tempfile::tempdir().expect("tempdir");
     let ns = nodes(root.path(), 4).await;
     assert_eq!(Prices::store_id(), StoreId::named("defs.prices"));
@@ -240,6 +242,7 @@ fn with_ticket(ticket: &str) -> CollectionConfig {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn required_tickets_keep_peers_without_them_out() {
+    common::init_logs();
     let root = tempfile::tempdir().expect("tempdir");
     let ns = nodes(root.path(), 5).await;
 

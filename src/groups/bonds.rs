@@ -69,8 +69,16 @@ impl AppendFrames {
 }
 
 impl Bonds {
-    /// Records a new link to `peer`, replacing an older one.
-    pub(crate) fn insert(&mut self, peer: PeerId, link_id: u64, sender: LinkSender) {
+    /// Records a new link to `peer`, replacing the current one unless that one is newer
+    /// (a larger [`Link::id`](crate::network::Link::id): the new link lost to it in the
+    /// registry and is closing, but reached the group last). Returns whether the new
+    /// link is now the one frames go to. Keeping the loser instead left the group
+    /// without a bond to a peer whose live link stayed up (a one-way link: the loser's
+    /// close removed the bond, and no new link came while the winner lived).
+    pub(crate) fn insert(&mut self, peer: PeerId, link_id: u64, sender: LinkSender) -> bool {
+        if self.links.get(&peer).is_some_and(|b| b.link_id > link_id) {
+            return false;
+        }
         self.links.insert(
             peer,
             Bond {
@@ -79,6 +87,7 @@ impl Bonds {
                 hello: None,
             },
         );
+        true
     }
 
     /// The link `link_id` to `peer` closed; returns whether it was the current one.

@@ -140,7 +140,9 @@ impl GroupLinks {
     }
 
     /// The next link of this group (accepted, or made by a maintained bond); `None` after
-    /// the network shut down.
+    /// the network shut down. Links to one peer may come out of the order they replaced
+    /// each other in (a duplicate that lost may come after its winner): the one with the
+    /// larger [`Link::id`] is the live one.
     pub async fn next_link(&mut self) -> Option<Link> {
         tokio::select! {
             link = self.incoming.recv() => link,

@@ -216,6 +216,8 @@ impl LinkSender {
 /// An established link to a peer for one group. Dropping it closes the link.
 #[derive(Debug)]
 pub struct Link {
+    /// This link's number on this node, given when it was registered (see [`Link::id`]).
+    id: u64,
     peer: PeerId,
     group: GroupId,
     dialer: PeerId,
@@ -226,6 +228,20 @@ pub struct Link {
 }
 
 impl Link {
+    /// This link's number on this node, in the order links were registered: of two links
+    /// to one peer for one group, the one with the larger id replaced the other (a
+    /// duplicate or a restarted peer's link loses to it). Links reach their group from
+    /// several tasks (accepted and dialled), so they may arrive out of that order; the
+    /// group keeps the one with the larger id.
+    pub fn id(&self) -> u64 {
+        self.id
+    }
+
+    /// Numbers a link once the registry accepted it.
+    pub(super) fn set_id(&mut self, id: u64) {
+        self.id = id;
+    }
+
     /// The peer at the other end.
     pub fn peer(&self) -> PeerId {
         self.peer
@@ -332,7 +348,10 @@ pub(crate) fn detached_link(peer: PeerId, group: GroupId) -> (Link, LinkParts) {
         peer: super::ticket::PeerTicket::new(peer, None, Vec::new()),
         ours,
     };
-    new_link(peer, group, peer, &LinkConfig::default(), tickets)
+    static NEXT_ID: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(1);
+    let (mut link, parts) = new_link(peer, group, peer, &LinkConfig::default(), tickets);
+    link.set_id(NEXT_ID.fetch_add(1, std::sync::atomic::Ordering::Relaxed));
+    (link, parts)
 }
 
 /// Builds a link handle and the parts its task runs on.
@@ -347,6 +366,7 @@ pub(crate) fn new_link(
     let (in_tx, in_rx) = mpsc::channel(config.inbound_capacity.max(1));
     let (out_tx, out_rx) = mpsc::channel(config.outbound_capacity.max(1));
     let link = Link {
+        id: 0,
         peer,
         group,
         dialer,

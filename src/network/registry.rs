@@ -100,8 +100,10 @@ impl LinkRegistry {
 
     /// Registers `link` for (group, peer) unless a live link there wins; closes the loser
     /// if it is the registered one. Returns the new link's registry id, `None` when the
-    /// new link lost.
-    fn register(&self, group: GroupId, peer: PeerId, link: Registered) -> Option<u64> {
+    /// new link lost. Ids are drawn under the lock, so they follow registration order:
+    /// the registered link of a (group, peer) has the largest id of those that won
+    /// ([`Link::id`](super::Link::id), which the group relies on).
+    fn register(&self, group: GroupId, peer: PeerId, mut link: Registered) -> Option<u64> {
         let mut links = guard(&self.links);
         if let Some(existing) = links.get(&(group, peer)) {
             let live = existing.control.reason().is_none();
@@ -115,7 +117,8 @@ impl LinkRegistry {
                 existing.control.request_close(CloseReason::Duplicate);
             }
         }
-        let id = link.id;
+        let id = self.next_id.fetch_add(1, Ordering::Relaxed);
+        link.id = id;
         links.insert((group, peer), link);
         Some(id)
     }
@@ -151,9 +154,10 @@ pub(super) fn start_link(
         peer: ticket.clone(),
         ours,
     };
-    let (link, parts) = new_link(peer, group, dialer, &access.link, tickets);
+    let (mut link, parts) = new_link(peer, group, dialer, &access.link, tickets);
     let registered = Registered {
-        id: inner.links.next_id.fetch_add(1, Ordering::Relaxed),
+        // Drawn by `register`.
+        id: 0,
         dialer,
         incarnation: remote.incarnation,
         control: parts.control.clone(),
@@ -171,6 +175,7 @@ pub(super) fn start_link(
         ));
         return None;
     };
+    link.set_id(id);
     let exchange: Arc<dyn PeerExchange> = inner.clone();
     shared.authenticated(&*exchange);
     let user = shared.user();

@@ -141,7 +141,6 @@ pub(crate) struct Worker<M: StateMachine, S: Storage> {
     asked_logged: Option<u64>,
     bonds: Bonds,
     maintained: HashSet<PeerId>,
-    next_link_id: u64,
     /// Every open link, read by this loop (`readers.rs`).
     readers: LinkReaders,
     requests: mpsc::Receiver<Request<M>>,
@@ -287,7 +286,6 @@ impl<M: StateMachine, S: Storage> Worker<M, S> {
             asked_logged: None,
             bonds,
             maintained: HashSet::new(),
-            next_link_id: 1,
             readers: LinkReaders::new(metrics.clone()),
             requests,
             status,

@@ -59,11 +59,17 @@ impl<M: StateMachine, S: Storage> Worker<M, S> {
         Ok(())
     }
 
+    /// A new link to a peer. Links come from the accepting and the dialling side's tasks,
+    /// so one that already lost to a newer link (and is closing) may arrive after it: it
+    /// is read until it closes, but frames keep going to the newer one (`Bonds::insert`).
     pub(super) fn on_link(&mut self, link: Link) {
         let peer = link.peer();
-        let link_id = self.next_link_id;
-        self.next_link_id += 1;
-        self.bonds.insert(peer, link_id, link.sender());
+        let link_id = link.id();
+        if !self.bonds.insert(peer, link_id, link.sender()) {
+            tracing::debug!(peer = %Short(&peer), group = %Short(&self.group), "link superseded before it arrived; kept the newer one");
+            self.readers.add(peer, link_id, link);
+            return;
+        }
         tracing::debug!(peer = %Short(&peer), group = %Short(&self.group), "bonded");
         self.readers.add(peer, link_id, link);
         // A quiesced leader wakes for a member it could not reach, to catch it up.

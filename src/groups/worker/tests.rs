@@ -345,6 +345,49 @@ async fn a_removed_peer_whose_last_hello_still_says_fresh_is_not_added_back() {
     assert!(f.worker.node.membership().contains(&peer));
 }
 
+#[tokio::test]
+async fn a_link_that_lost_to_a_newer_one_but_arrived_after_it_does_not_take_its_place() {
+    // Both nodes dialled at once: the registry kept the link registered last (the larger
+    // id) and closed the other, but the loser reached the worker last. Before, the worker
+    // bonded the loser, dropped the bond when it closed, and sent nothing more to a peer
+    // whose live link stayed up (a group that never came online in tests/collections_defs).
+    let mut f = single_voter("worker-late-loser").await;
+    let peer = PeerId([6; 32]);
+    let (loser, _loser_parts) = crate::network::link::detached_link(peer, f.worker.group);
+    let (winner, _winner_parts) = crate::network::link::detached_link(peer, f.worker.group);
+    let (loser_id, winner_id) = (loser.id(), winner.id());
+    assert!(loser_id < winner_id);
+    f.worker.on_link(winner);
+    f.worker.on_link(loser);
+    assert_eq!(
+        f.worker.bonds.get(&peer).map(|b| b.link_id),
+        Some(winner_id),
+        "the newer link stays bonded"
+    );
+    f.worker
+        .on_inbound(super::readers::Inbound::Closed {
+            peer,
+            link_id: loser_id,
+        })
+        .expect("closed");
+    assert_eq!(
+        f.worker.bonds.get(&peer).map(|b| b.link_id),
+        Some(winner_id),
+        "the loser's close leaves the newer link's bond"
+    );
+    f.worker
+        .on_inbound(super::readers::Inbound::Closed {
+            peer,
+            link_id: winner_id,
+        })
+        .expect("closed");
+    assert_eq!(
+        f.worker.bonds.get(&peer).map(|b| b.link_id),
+        None,
+        "the bond ends with its own link"
+    );
+}
+
 // ---- state_sync.rs -----------------------------------------------------------------
 
 #[tokio::test]
