@@ -65,13 +65,13 @@ impl<M: StateMachine, S: Storage> Worker<M, S> {
     pub(super) fn on_link(&mut self, link: Link) {
         let peer = link.peer();
         let link_id = link.id();
-        if !self.bonds.insert(peer, link_id, link.sender()) {
+        let bonded = self.bonds.insert(peer, link_id, link.sender());
+        self.readers.add(peer, link_id, link);
+        if !bonded {
             tracing::debug!(peer = %Short(&peer), group = %Short(&self.group), "link superseded before it arrived; kept the newer one");
-            self.readers.add(peer, link_id, link);
             return;
         }
         tracing::debug!(peer = %Short(&peer), group = %Short(&self.group), "bonded");
-        self.readers.add(peer, link_id, link);
         // A quiesced leader wakes for a member it could not reach, to catch it up.
         self.node.set_reachable(peer, true);
         let hello = GroupFrame::Hello(self.hello());

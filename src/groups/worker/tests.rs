@@ -356,6 +356,10 @@ async fn a_link_that_lost_to_a_newer_one_but_arrived_after_it_does_not_take_its_
     let (loser, _loser_parts) = crate::network::link::detached_link(peer, f.worker.group);
     let (winner, _winner_parts) = crate::network::link::detached_link(peer, f.worker.group);
     let (loser_id, winner_id) = (loser.id(), winner.id());
+    let close = |f: &mut Fixture, link_id| {
+        let closed = super::readers::Inbound::Closed { peer, link_id };
+        f.worker.on_inbound(closed).expect("closed");
+    };
     assert!(loser_id < winner_id);
     f.worker.on_link(winner);
     f.worker.on_link(loser);
@@ -364,23 +368,13 @@ async fn a_link_that_lost_to_a_newer_one_but_arrived_after_it_does_not_take_its_
         Some(winner_id),
         "the newer link stays bonded"
     );
-    f.worker
-        .on_inbound(super::readers::Inbound::Closed {
-            peer,
-            link_id: loser_id,
-        })
-        .expect("closed");
+    close(&mut f, loser_id);
     assert_eq!(
         f.worker.bonds.get(&peer).map(|b| b.link_id),
         Some(winner_id),
         "the loser's close leaves the newer link's bond"
     );
-    f.worker
-        .on_inbound(super::readers::Inbound::Closed {
-            peer,
-            link_id: winner_id,
-        })
-        .expect("closed");
+    close(&mut f, winner_id);
     assert_eq!(
         f.worker.bonds.get(&peer).map(|b| b.link_id),
         None,
