@@ -70,6 +70,8 @@ const LISTED: &[(&str, bool)] = &[
     ("tessera_disk_free_bytes", false),
     ("tessera_disk_reserve_bytes", false),
     ("tessera_disk_space_alarm", false),
+    ("tessera_storage_write_stops_total", false),
+    ("tessera_storage_write_delays_total", false),
     ("tessera_server_apply_duration_seconds_count", true),
     ("tessera_network_peer_sent_bytes_total", true),
     ("tessera_network_peer_sent_frames_total", true),

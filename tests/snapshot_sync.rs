@@ -13,7 +13,9 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::Duration;
 use tessera::groups::snapshot::{key_group, SnapshotConfig, SnapshotStats};
-use tessera::groups::{ConsensusConfig, Consistency, Group, GroupBuilder, GroupKey, Index};
+use tessera::groups::{
+    ConsensusConfig, Consistency, Group, GroupBuilder, GroupError, GroupKey, Index,
+};
 use tessera::network::{Network, PeerAddr};
 use tessera::store::{KvCommand, KvMachine, KvQuery, KvResult};
 use tessera::PeerId;
@@ -100,9 +102,19 @@ async fn write(
                 value: noise(i as u64, value_len),
             })
             .collect();
-        let indices = bounded("write batch", 60, via.execute_many(commands))
-            .await
-            .expect("write batch");
+        let mut attempt = 0;
+        let indices = loop {
+            match bounded("write batch", 60, via.execute_many(commands.clone())).await {
+                Ok(indices) => break indices,
+                // A leader change (the batch was overwritten, or the leader lost its
+                // term): a client sends it again; puts of the same values are idempotent.
+                Err(GroupError::Client(err)) if attempt < 5 => {
+                    attempt += 1;
+                    eprintln!("write batch {n}..{end}: {err}; again");
+                }
+                Err(err) => panic!("write batch {n}..{end}: {err}"),
+            }
+        };
         last = *indices.last().expect("indices");
         n = end;
     }

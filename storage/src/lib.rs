@@ -34,6 +34,7 @@
 //! ```
 #![deny(missing_docs)]
 
+mod bulk_writes;
 mod core_storage;
 mod error;
 #[cfg(feature = "fault-injection")]
@@ -47,6 +48,7 @@ pub mod record;
 mod snapshot_store;
 mod store;
 
+pub use bulk_writes::WriteStalls;
 pub use error::{Corruption, Error};
 pub use group_commit::SyncCounts;
 pub use group_log::{GroupLog, Repair, TAIL_BYTES, TAIL_ENTRIES};

@@ -11,6 +11,9 @@
 //! for them again (the set of present chunks is read back from the store, never assumed).
 //! Manifests (the "snapshot is complete" record) are written with fsync.
 //!
+//! Chunk writes pace themselves (`bulk_writes`): a cut or a transfer never makes RocksDB
+//! stop the node's log writes.
+//!
 //! A transfer in progress is a record in `transfers` under group ‖ anchor (40 bytes) plus
 //! one empty *mark* per verified chunk under group ‖ anchor ‖ chunk (48 bytes), written in
 //! the same batch as the chunk, so after a crash a chunk and its mark exist together or not
@@ -135,8 +138,11 @@ impl SnapshotStore {
         );
     }
 
-    /// Stores a received, verified chunk and its mark in one batch (no fsync).
+    /// Stores a received, verified chunk and its mark in one batch (no fsync). Waits first
+    /// while RocksDB has no room for bulk bytes (see `bulk_writes`): call it from a
+    /// background thread.
     pub fn put_received_chunk(&self, anchor: u64, chunk: u64, bytes: &[u8]) -> Result<(), Error> {
+        self.store.make_room(ColumnFamily::Snapshots);
         let key = chunk_key(&self.group, anchor, chunk);
         let mut batch = WriteBatch::default();
         batch.put_cf(
@@ -194,8 +200,10 @@ impl SnapshotStore {
         self.anchors_in(ColumnFamily::SnapshotMeta)
     }
 
-    /// Stores one compressed chunk (no fsync; see the module docs).
+    /// Stores one compressed chunk (no fsync; see the module docs). Paced like
+    /// [`SnapshotStore::put_received_chunk`].
     pub fn put_chunk(&self, anchor: u64, chunk: u64, bytes: &[u8]) -> Result<(), Error> {
+        self.store.make_room(ColumnFamily::Snapshots);
         let key = chunk_key(&self.group, anchor, chunk);
         let mut batch = WriteBatch::default();
         batch.put_cf(

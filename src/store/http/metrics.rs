@@ -176,7 +176,16 @@ impl StateCollector {
         help: &str,
         value: &AtomicU64,
     ) -> Result<(), std::fmt::Error> {
-        let counter = ConstCounter::new(SnapshotStats::get(value));
+        Self::const_counter(encoder, name, help, SnapshotStats::get(value))
+    }
+
+    fn const_counter(
+        encoder: &mut DescriptorEncoder<'_>,
+        name: &str,
+        help: &str,
+        value: u64,
+    ) -> Result<(), std::fmt::Error> {
+        let counter = ConstCounter::new(value);
         let metric = encoder.encode_descriptor(name, help, None, counter.metric_type())?;
         counter.encode(metric)
     }
@@ -215,6 +224,21 @@ impl Collector for StateCollector {
                 "Free space kept (--min-free-mib): below it the node takes no writes",
                 int(space.reserve),
             )?;
+            // A scrape that cannot read RocksDB's statistics leaves the two counters out.
+            if let Ok(stalls) = dir.store().write_stalls() {
+                Self::const_counter(
+                    e,
+                    "storage_write_stops",
+                    "Times RocksDB stopped every write of the node until a flush or compaction caught up",
+                    stalls.stops,
+                )?;
+                Self::const_counter(
+                    e,
+                    "storage_write_delays",
+                    "Times RocksDB slowed every write of the node to its delayed write rate",
+                    stalls.delays,
+                )?;
+            }
         }
         Self::gauge(
             e,
