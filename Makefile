@@ -2,7 +2,7 @@
 # Both install what the machine lacks (clang, libclang-dev) before calling cargo.
 #
 # The target directory lives outside the clone so repeated runs (and CI on this machine)
-# do not rebuild RocksDB's C++ (about 8 minutes on 2 cores).
+# do not rebuild RocksDB's C++ (8 to 30 minutes on 2 cores, depending on the machine).
 
 export CARGO_TARGET_DIR ?= $(HOME)/.cache/tessera-target
 CARGO ?= cargo
