@@ -72,6 +72,7 @@ const LISTED: &[(&str, bool)] = &[
     ("tessera_disk_space_alarm", false),
     ("tessera_storage_write_stops_total", false),
     ("tessera_storage_write_delays_total", false),
+    ("tessera_storage_bulk_write_wait_seconds_total", false),
     ("tessera_server_apply_duration_seconds_count", true),
     ("tessera_network_peer_sent_bytes_total", true),
     ("tessera_network_peer_sent_frames_total", true),

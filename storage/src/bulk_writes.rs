@@ -19,6 +19,7 @@
 use crate::error::Error;
 use crate::store::{ColumnFamily, Store};
 use rocksdb::properties;
+use std::sync::atomic::Ordering;
 use std::time::{Duration, Instant};
 
 /// The longest a bulk write waits for room.
@@ -44,12 +45,27 @@ pub struct WriteStalls {
 impl Store {
     /// Waits (up to [`MAX_WAIT`]) until a bulk write of `cf` cannot make RocksDB stall the
     /// database: no memtable of `cf` waiting for its flush, its level 0 below
-    /// [`LEVEL0_WAIT_FILES`], and no stall in force.
+    /// [`LEVEL0_WAIT_FILES`], and no stall in force. The time waited adds to
+    /// [`Store::bulk_write_wait`].
     pub(crate) fn make_room(&self, cf: ColumnFamily) {
-        let start = Instant::now();
-        while !self.has_room(cf) && start.elapsed() < MAX_WAIT {
-            std::thread::sleep(POLL);
+        if self.has_room(cf) {
+            return;
         }
+        let start = Instant::now();
+        while start.elapsed() < MAX_WAIT {
+            std::thread::sleep(POLL);
+            if self.has_room(cf) {
+                break;
+            }
+        }
+        let waited = u64::try_from(start.elapsed().as_micros()).unwrap_or(u64::MAX);
+        self.bulk_waited_us.fetch_add(waited, Ordering::Relaxed);
+    }
+
+    /// How long bulk writes waited for room since the store opened: a transfer or a cut
+    /// that is slower than its disk shows here (the log's writes had the disk first).
+    pub fn bulk_write_wait(&self) -> Duration {
+        Duration::from_micros(self.bulk_waited_us.load(Ordering::Relaxed))
     }
 
     /// Whether a bulk write of `cf` can go ahead now. A property that cannot be read

@@ -8,6 +8,7 @@ use crate::{record, GroupId};
 use rocksdb::{ColumnFamilyDescriptor, DBCompressionType, Options, DB};
 use std::collections::BTreeSet;
 use std::path::{Path, PathBuf};
+use std::sync::atomic::AtomicU64;
 use std::sync::Arc;
 
 /// The data directory format generation this build writes and reads. Bumped when a key
@@ -61,6 +62,8 @@ pub struct Store {
     /// Shared by every group of the node: one fsync per round for all of them (`None`
     /// for a read-only store).
     commits: Option<Arc<GroupCommit>>,
+    /// Microseconds bulk writes waited for room so far (`bulk_writes`).
+    pub(crate) bulk_waited_us: Arc<AtomicU64>,
 }
 
 /// Bound on the write-ahead log files kept (256 MiB).
@@ -114,6 +117,7 @@ impl Store {
             path: path.to_path_buf(),
             read_only: false,
             commits: Some(Arc::new(commits)),
+            bulk_waited_us: Arc::default(),
         };
         match store.format()? {
             Some(DATA_FORMAT) => {}
@@ -183,6 +187,7 @@ impl Store {
             path: path.to_path_buf(),
             read_only: true,
             commits: None,
+            bulk_waited_us: Arc::default(),
         };
         match store.format()? {
             Some(DATA_FORMAT) => Ok(store),

@@ -224,6 +224,14 @@ impl Collector for StateCollector {
                 "Free space kept (--min-free-mib): below it the node takes no writes",
                 int(space.reserve),
             )?;
+            let waited = ConstCounter::new(dir.store().bulk_write_wait().as_secs_f64());
+            let metric = e.encode_descriptor(
+                "storage_bulk_write_wait_seconds",
+                "Time snapshot chunk writes (cuts, transfers) waited for RocksDB to flush, so as never to stall the log's writes",
+                None,
+                waited.metric_type(),
+            )?;
+            waited.encode(metric)?;
             // A scrape that cannot read RocksDB's statistics leaves the two counters out.
             if let Ok(stalls) = dir.store().write_stalls() {
                 Self::const_counter(
