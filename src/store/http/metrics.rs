@@ -159,15 +159,24 @@ struct StateCollector {
 }
 
 impl StateCollector {
+    /// Encodes one value read at scrape time (a `ConstGauge` or `ConstCounter`).
+    fn constant(
+        encoder: &mut DescriptorEncoder<'_>,
+        name: &str,
+        help: &str,
+        metric: impl EncodeMetric,
+    ) -> Result<(), std::fmt::Error> {
+        let encoder = encoder.encode_descriptor(name, help, None, metric.metric_type())?;
+        metric.encode(encoder)
+    }
+
     fn gauge(
         encoder: &mut DescriptorEncoder<'_>,
         name: &str,
         help: &str,
         value: i64,
     ) -> Result<(), std::fmt::Error> {
-        let gauge = ConstGauge::new(value);
-        let metric = encoder.encode_descriptor(name, help, None, gauge.metric_type())?;
-        gauge.encode(metric)
+        Self::constant(encoder, name, help, ConstGauge::new(value))
     }
 
     fn counter(
@@ -176,18 +185,8 @@ impl StateCollector {
         help: &str,
         value: &AtomicU64,
     ) -> Result<(), std::fmt::Error> {
-        Self::const_counter(encoder, name, help, SnapshotStats::get(value))
-    }
-
-    fn const_counter(
-        encoder: &mut DescriptorEncoder<'_>,
-        name: &str,
-        help: &str,
-        value: u64,
-    ) -> Result<(), std::fmt::Error> {
-        let counter = ConstCounter::new(value);
-        let metric = encoder.encode_descriptor(name, help, None, counter.metric_type())?;
-        counter.encode(metric)
+        let value = SnapshotStats::get(value);
+        Self::constant(encoder, name, help, ConstCounter::new(value))
     }
 }
 
@@ -224,27 +223,25 @@ impl Collector for StateCollector {
                 "Free space kept (--min-free-mib): below it the node takes no writes",
                 int(space.reserve),
             )?;
-            let waited = ConstCounter::new(dir.store().bulk_write_wait().as_secs_f64());
-            let metric = e.encode_descriptor(
+            Self::constant(
+                e,
                 "storage_bulk_write_wait_seconds",
                 "Time snapshot chunk writes (cuts, transfers) waited for RocksDB to flush, so as never to stall the log's writes",
-                None,
-                waited.metric_type(),
+                ConstCounter::new(dir.store().bulk_write_wait().as_secs_f64()),
             )?;
-            waited.encode(metric)?;
             // A scrape that cannot read RocksDB's statistics leaves the two counters out.
             if let Ok(stalls) = dir.store().write_stalls() {
-                Self::const_counter(
+                Self::constant(
                     e,
                     "storage_write_stops",
                     "Times RocksDB stopped every write of the node until a flush or compaction caught up",
-                    stalls.stops,
+                    ConstCounter::new(stalls.stops),
                 )?;
-                Self::const_counter(
+                Self::constant(
                     e,
                     "storage_write_delays",
                     "Times RocksDB slowed every write of the node to its delayed write rate",
-                    stalls.delays,
+                    ConstCounter::new(stalls.delays),
                 )?;
             }
         }
