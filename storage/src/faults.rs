@@ -2,8 +2,13 @@
 //! test harness (`tessera-testkit`) turns on and a `cargo build` of the binary does not.
 //!
 //! **Disk faults** are switched on and off while a node runs, by a file named
-//! [`FAULT_FILE`] in its data directory; every sync with something to write reads it
-//! first (one failed `stat` when there is none). Its first word says what fails:
+//! [`FAULT_FILE`] in its data directory, in a process started with
+//! [`DISK_FAULTS_VAR`]`=1` (the test harness's clusters are): every sync with something
+//! to write reads it first (one failed `open` when there is none). Without the variable
+//! nothing is read: the feature is unified into every binary a `cargo test` or
+//! `cargo bench` builds (the harness turns it on), and the benchmarks' nodes must not pay
+//! an `open` per sync and per log read that a release build never makes. Its first word
+//! says what fails:
 //! - `sync-eio`: the sync fails as an fsync returning EIO would: nothing of the batch is
 //!   written, the caller gets an error naming the data directory and the fault;
 //! - `sync-enospc`: the same with ENOSPC (a full disk);
@@ -28,11 +33,22 @@ pub const FAULT_FILE: &str = "fault-injection";
 /// The environment variable naming a deliberate bug.
 pub const BUG_VAR: &str = "TESSERA_DELIBERATE_BUG";
 
+pub use crate::DISK_FAULTS_VAR;
+
+/// Whether this process looks for fault files at all.
+fn fault_files_on() -> bool {
+    static ON: OnceLock<bool> = OnceLock::new();
+    *ON.get_or_init(|| std::env::var_os(DISK_FAULTS_VAR).is_some_and(|v| v == "1"))
+}
+
 /// How long a lazy sync lets staged writes wait before it writes them for real.
 const LAZY_PERIOD: Duration = Duration::from_secs(1);
 
 /// The error the fault in `dir`'s [`FAULT_FILE`] makes a sync return, if any.
 pub(crate) fn sync_fault(dir: &Path) -> Option<std::io::Error> {
+    if !fault_files_on() {
+        return None;
+    }
     let path = dir.join(FAULT_FILE);
     let text = std::fs::read_to_string(&path).ok()?;
     let (code, name) = match text.split_whitespace().next()? {
@@ -53,6 +69,9 @@ pub(crate) fn sync_fault(dir: &Path) -> Option<std::io::Error> {
 /// The log index the fault file in `dir` says to flip on its next read, if it has not
 /// fired yet in this process.
 pub(crate) fn flip_target(dir: &Path) -> Option<u64> {
+    if !fault_files_on() {
+        return None;
+    }
     let text = std::fs::read_to_string(dir.join(FAULT_FILE)).ok()?;
     let mut words = text.split_whitespace();
     if words.next()? != "flip-log-record" {

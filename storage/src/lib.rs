@@ -39,6 +39,11 @@ mod core_storage;
 mod error;
 #[cfg(feature = "fault-injection")]
 pub mod faults;
+
+/// The environment variable that makes a process built with the `fault-injection` feature
+/// look for its data directories' fault files (value `1`; read once; see `faults`).
+/// Defined without the feature, so a harness compiled into any build can set it.
+pub const DISK_FAULTS_VAR: &str = "TESSERA_DISK_FAULTS";
 mod group_commit;
 mod group_log;
 mod hard_state;

@@ -326,7 +326,9 @@ impl LocalCluster {
         for p in peers {
             cmd.arg("--peer").arg(p);
         }
-        cmd.envs(self.env.iter().map(|(k, v)| (k.as_str(), v.as_str())))
+        // Disk faults are switched on by a file in the data directory (`disk_faults.rs`).
+        cmd.env(tessera_storage::DISK_FAULTS_VAR, "1")
+            .envs(self.env.iter().map(|(k, v)| (k.as_str(), v.as_str())))
             .args(&args)
             .stdin(Stdio::null())
             .stdout(Stdio::piped())
