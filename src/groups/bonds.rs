@@ -32,7 +32,7 @@ pub(crate) struct Bonds {
     /// The last append encoded, reused for the next follower it goes to.
     appends: AppendFrames,
     /// Frames and bytes sent per peer.
-    pub(crate) metrics: super::metrics::GroupMetrics,
+    pub(crate) sent: super::metrics::PeerTraffic,
 }
 
 /// The bytes of the last `AppendEntries` frame encoded, kept so the same append sent to
@@ -110,7 +110,12 @@ impl Bonds {
 
     /// The bonded peers, in id order.
     pub(crate) fn peers(&self) -> Vec<PeerId> {
-        self.links.keys().copied().collect()
+        self.peer_ids().copied().collect()
+    }
+
+    /// The bonded peers, in id order, without collecting them.
+    pub(crate) fn peer_ids(&self) -> impl Iterator<Item = &PeerId> {
+        self.links.keys()
     }
 
     /// Bonded peers with their latest hello.
@@ -174,7 +179,7 @@ impl Bonds {
         let len = bytes.len();
         match sender.try_send(bytes) {
             Ok(()) => {
-                self.metrics.sent(&peer, kind, len);
+                self.sent.count(&peer, kind, len);
                 true
             }
             Err(TrySendError::Full(_)) => {

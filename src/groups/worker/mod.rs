@@ -242,7 +242,7 @@ impl<M: StateMachine, S: Storage> Worker<M, S> {
         let formation = fresh.then(|| Formation::new(me, expect, observer, nonce));
         let network_id = network.network_id().0;
         let mut bonds = Bonds::default();
-        bonds.metrics = metrics.clone();
+        bonds.sent = metrics.sent_traffic();
         let committed = Cursor::zero();
         let mut out = SyncOutputs::default();
         let provider = {

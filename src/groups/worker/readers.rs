@@ -12,7 +12,7 @@
 //! round-robin from the one after the link served last, so a busy peer cannot starve the
 //! others.
 
-use super::super::metrics::{frame_kind, GroupMetrics};
+use super::super::metrics::{frame_kind, GroupMetrics, PeerTraffic};
 use super::super::wire::GroupFrame;
 use crate::network::Link;
 use crate::primitives::{codec, Short};
@@ -39,7 +39,8 @@ pub(super) struct LinkReaders {
     readers: Vec<Reader>,
     /// Where the next poll starts.
     next: usize,
-    metrics: GroupMetrics,
+    /// Frames and bytes received per peer.
+    received: PeerTraffic,
 }
 
 impl LinkReaders {
@@ -47,7 +48,7 @@ impl LinkReaders {
         LinkReaders {
             readers: Vec::new(),
             next: 0,
-            metrics,
+            received: metrics.received_traffic(),
         }
     }
 
@@ -98,8 +99,7 @@ impl LinkReaders {
         if let Some(bytes) = bytes {
             match codec::decode::<GroupFrame>(&bytes) {
                 Ok(frame) => {
-                    self.metrics
-                        .received(&peer, frame_kind(&frame), bytes.len());
+                    self.received.count(&peer, frame_kind(&frame), bytes.len());
                     return Inbound::Frame { peer, frame };
                 }
                 Err(err) => {

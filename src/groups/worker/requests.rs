@@ -3,7 +3,7 @@
 
 use super::ledger::ChangeReply;
 use super::{Worker, WorkerError};
-use crate::groups::group::{GroupStatus, Request};
+use crate::groups::group::Request;
 use crate::groups::machine::{Consistency, StateMachine};
 use crate::groups::raft::{ClientError, MembershipChange};
 use crate::groups::Storage;
@@ -90,47 +90,69 @@ impl<M: StateMachine, S: Storage> Worker<M, S> {
         Ok(())
     }
 
-    /// Publishes the group's status when it changed.
+    /// Publishes the group's status when it changed. Called every turn: the status is
+    /// compared field by field in place, so a turn that changed only the commit and
+    /// applied indices (most turns under load) allocates nothing; the membership, bonded
+    /// peers and conflicts are copied only when they differ.
     pub(super) fn publish(&mut self) {
-        let node = &self.node;
-        let status = GroupStatus {
-            id: self.me,
-            group: self.group,
-            role: node.role(),
-            term: node.term(),
-            leader: node.leader(),
-            commit: node.commit_index(),
-            applied: self.applied,
-            log_start: self.store.available().start().next(),
-            last: node.last(),
-            durable: node.durable(),
-            members: node.membership().clone(),
-            bonded: self.bonds.peers(),
-            online: node.leader().is_some() && self.session.is_none(),
-            syncing: self.session.is_some(),
-            stopped: None,
-            cluster: Some(node.membership().cluster()).filter(|c| c.is_known()),
-            conflicts: self.conflicts.iter().map(|(p, c)| (*p, *c)).collect(),
-            disk_low: node.low_space(),
-            quiesced: node.is_quiesced(),
-        };
         self.metrics
             .proposals_pending
             .set(self.node.pending_proposals() as i64);
+        let node = &self.node;
+        let bonds = &self.bonds;
+        let conflicts = &self.conflicts;
         let metrics = &self.metrics;
+        let (me, group) = (self.me, self.group);
+        let applied = self.applied;
+        let log_start = self.store.available().start().next();
+        let syncing = self.session.is_some();
         self.status.send_if_modified(|s| {
-            if s.leader != status.leader && status.leader.is_some() {
+            let leader = node.leader();
+            if s.leader != leader && leader.is_some() {
                 metrics.leader_changes.inc();
             }
-            if status.quiesced && !s.quiesced {
+            if node.is_quiesced() && !s.quiesced {
                 metrics.quiesces.inc();
             }
-            if *s != status {
-                *s = status;
-                true
-            } else {
-                false
+            let mut changed = false;
+            set(&mut s.id, me, &mut changed);
+            set(&mut s.group, group, &mut changed);
+            set(&mut s.role, node.role(), &mut changed);
+            set(&mut s.term, node.term(), &mut changed);
+            set(&mut s.leader, leader, &mut changed);
+            set(&mut s.commit, node.commit_index(), &mut changed);
+            set(&mut s.applied, applied, &mut changed);
+            set(&mut s.log_start, log_start, &mut changed);
+            set(&mut s.last, node.last(), &mut changed);
+            set(&mut s.durable, node.durable(), &mut changed);
+            set(&mut s.online, leader.is_some() && !syncing, &mut changed);
+            set(&mut s.syncing, syncing, &mut changed);
+            set(&mut s.stopped, None, &mut changed);
+            let cluster = Some(node.membership().cluster()).filter(|c| c.is_known());
+            set(&mut s.cluster, cluster, &mut changed);
+            set(&mut s.disk_low, node.low_space(), &mut changed);
+            set(&mut s.quiesced, node.is_quiesced(), &mut changed);
+            if s.members != *node.membership() {
+                s.members = node.membership().clone();
+                changed = true;
             }
+            if !s.bonded.iter().eq(bonds.peer_ids()) {
+                s.bonded = bonds.peers();
+                changed = true;
+            }
+            if !s.conflicts.iter().map(|(p, c)| (p, c)).eq(conflicts.iter()) {
+                s.conflicts = conflicts.iter().map(|(p, c)| (*p, *c)).collect();
+                changed = true;
+            }
+            changed
         });
+    }
+}
+
+/// Sets `field` to `value` when they differ, and says so in `changed`.
+fn set<T: PartialEq>(field: &mut T, value: T, changed: &mut bool) {
+    if *field != value {
+        *field = value;
+        *changed = true;
     }
 }
