@@ -18,6 +18,7 @@ use axum::http::{header, HeaderValue, Method, StatusCode};
 use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
 use std::path::Path;
+use std::sync::Arc;
 
 /// The routes open to anyone unless probes need a token too.
 const PROBES: [&str; 3] = ["/healthz", "/readyz", "/metrics"];
@@ -106,7 +107,7 @@ fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
 }
 
 /// Middleware: refuses a call without the token it needs.
-pub async fn check(State(api): State<Served>, request: Request, next: Next) -> Response {
+pub async fn check(State(api): State<Arc<Served>>, request: Request, next: Next) -> Response {
     let tokens = &api.tokens;
     if !tokens.enabled() || (!tokens.guard_probes && PROBES.contains(&request.uri().path())) {
         return next.run(request).await;

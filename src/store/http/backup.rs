@@ -19,6 +19,7 @@ use axum::response::{IntoResponse, Response};
 use std::convert::Infallible;
 use std::pin::Pin;
 use std::sync::atomic::AtomicBool;
+use std::sync::Arc;
 use std::task::{Context, Poll};
 use tessera_snapshots::{SnapshotError, StoreOp, WriterConfig};
 use tokio::sync::mpsc;
@@ -30,7 +31,7 @@ pub const FRAMES_IN_FLIGHT: usize = 4;
 pub const BACKUP_CONTENT_TYPE: &str = "application/x-tessera-backup";
 
 /// `GET /v1/snapshot`.
-pub(super) async fn get(State(api): State<Served>) -> Result<Response, ApiError> {
+pub(super) async fn get(State(api): State<Arc<Served>>) -> Result<Response, ApiError> {
     let (state, _) = read::read_state(&api, false).await?;
     let status = api.group.status();
     let revision = state.revision;

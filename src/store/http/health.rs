@@ -16,6 +16,7 @@ use axum::extract::State;
 use axum::http::StatusCode;
 use axum::Json;
 use serde::{Deserialize, Serialize};
+use std::sync::Arc;
 
 /// Most committed entries a ready node may have left to apply.
 pub const READY_MAX_APPLY_LAG: u64 = 1_000;
@@ -62,13 +63,13 @@ fn stopped(status: &GroupStatus) -> Option<String> {
 }
 
 /// `GET /healthz`.
-pub async fn healthz(State(served): State<Served>) -> (StatusCode, Json<Probe>) {
+pub async fn healthz(State(served): State<Arc<Served>>) -> (StatusCode, Json<Probe>) {
     let status = served.group.status();
     answer(&status, stopped(&status).into_iter().collect())
 }
 
 /// `GET /readyz`.
-pub async fn readyz(State(served): State<Served>) -> (StatusCode, Json<Probe>) {
+pub async fn readyz(State(served): State<Arc<Served>>) -> (StatusCode, Json<Probe>) {
     let status = served.group.status();
     let mut reasons: Vec<String> = stopped(&status).into_iter().collect();
     if status.leader.is_none() {

@@ -18,6 +18,7 @@ use axum::http::{HeaderMap, Method, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::Json;
 use serde::{Deserialize, Serialize};
+use std::sync::Arc;
 
 /// `POST /v1/leader/transfer`: the body, all optional.
 #[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
@@ -42,7 +43,7 @@ pub struct TransferAnswer {
 
 /// `POST /v1/leader/transfer`.
 pub async fn transfer(
-    State(api): State<Served>,
+    State(api): State<Arc<Served>>,
     headers: HeaderMap,
     query: Result<Query<Vec<(String, String)>>, QueryRejection>,
     body: Result<Bytes, BytesRejection>,

@@ -29,6 +29,7 @@ use axum::http::{HeaderMap, Method, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::Json;
 use serde::{Deserialize, Serialize};
+use std::sync::Arc;
 use std::time::Duration;
 
 /// The request header a node sets when it relays a call to its leader.
@@ -123,7 +124,7 @@ pub struct AddMember {
 
 /// `GET /v1/members`: `?local`, this node's own view, not relayed to the leader.
 pub async fn list(
-    State(api): State<Served>,
+    State(api): State<Arc<Served>>,
     query: Result<Query<Vec<(String, String)>>, QueryRejection>,
     headers: HeaderMap,
 ) -> Result<Response, ApiError> {
@@ -154,7 +155,7 @@ pub async fn list(
 
 /// `POST /v1/members`.
 pub async fn add(
-    State(api): State<Served>,
+    State(api): State<Arc<Served>>,
     headers: HeaderMap,
     query: Result<Query<Vec<(String, String)>>, QueryRejection>,
     body: Result<Bytes, BytesRejection>,
@@ -194,7 +195,7 @@ pub async fn add(
 
 /// `POST /v1/members/{id}/promote`.
 pub async fn promote(
-    State(api): State<Served>,
+    State(api): State<Arc<Served>>,
     headers: HeaderMap,
     Path(id): Path<String>,
     query: Result<Query<Vec<(String, String)>>, QueryRejection>,
@@ -227,7 +228,7 @@ pub async fn promote(
 
 /// `DELETE /v1/members/{id}`.
 pub async fn remove(
-    State(api): State<Served>,
+    State(api): State<Arc<Served>>,
     headers: HeaderMap,
     Path(id): Path<String>,
     query: Result<Query<Vec<(String, String)>>, QueryRejection>,

@@ -122,7 +122,7 @@ impl NodeMetrics {
 
 /// Middleware: counts every request by route pattern, method and status, with its
 /// latency to the response head (a watch's stream is not waited for).
-pub async fn track(State(api): State<Served>, request: Request, next: Next) -> Response {
+pub async fn track(State(api): State<Arc<Served>>, request: Request, next: Next) -> Response {
     let started = Instant::now();
     let route = request
         .extensions()
@@ -136,7 +136,7 @@ pub async fn track(State(api): State<Served>, request: Request, next: Next) -> R
 }
 
 /// `GET /metrics`.
-pub async fn get(State(api): State<Served>) -> Response {
+pub async fn get(State(api): State<Arc<Served>>) -> Response {
     match api.metrics.encode() {
         Ok(text) => ([(header::CONTENT_TYPE, CONTENT_TYPE)], text).into_response(),
         Err(_) => (

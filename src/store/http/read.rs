@@ -120,7 +120,7 @@ impl ReadRequest {
 
 /// `GET /v1/kv/{key}`.
 pub async fn get(
-    State(api): State<Served>,
+    State(api): State<Arc<Served>>,
     path: Result<Path<String>, PathRejection>,
     query: Pairs,
 ) -> Result<Response, ApiError> {
@@ -129,11 +129,11 @@ pub async fn get(
 }
 
 /// `GET /v1/kv/`: the empty prefix.
-pub async fn get_root(State(api): State<Served>, query: Pairs) -> Result<Response, ApiError> {
+pub async fn get_root(State(api): State<Arc<Served>>, query: Pairs) -> Result<Response, ApiError> {
     serve(api, String::new(), query).await
 }
 
-async fn serve(api: Served, key: String, query: Pairs) -> Result<Response, ApiError> {
+async fn serve(api: Arc<Served>, key: String, query: Pairs) -> Result<Response, ApiError> {
     let params = Params::parse(query, PARAMS)?;
     let request = ReadRequest::parse(key, &params)?;
     let (mut state, mut revision) = read_state(&api, request.stale).await?;

@@ -17,10 +17,11 @@ use axum::extract::rejection::{BytesRejection, QueryRejection};
 use axum::extract::{Query, State};
 use axum::http::StatusCode;
 use axum::Json;
+use std::sync::Arc;
 
 /// `POST /v1/txn`.
 pub async fn post(
-    State(api): State<Served>,
+    State(api): State<Arc<Served>>,
     query: Result<Query<Vec<(String, String)>>, QueryRejection>,
     body: Result<Bytes, BytesRejection>,
 ) -> Result<Json<TxnAnswer>, ApiError> {

@@ -75,7 +75,7 @@ type Pairs = Result<Query<Vec<(String, String)>>, QueryRejection>;
 
 /// `GET /v1/watch/{prefix}`.
 pub async fn get(
-    State(api): State<Served>,
+    State(api): State<Arc<Served>>,
     path: Result<Path<String>, PathRejection>,
     query: Pairs,
 ) -> Result<Response, ApiError> {
@@ -84,11 +84,11 @@ pub async fn get(
 }
 
 /// `GET /v1/watch/`: every key.
-pub async fn get_root(State(api): State<Served>, query: Pairs) -> Result<Response, ApiError> {
+pub async fn get_root(State(api): State<Arc<Served>>, query: Pairs) -> Result<Response, ApiError> {
     start(api, String::new(), query)
 }
 
-fn start(api: Served, prefix: String, query: Pairs) -> Result<Response, ApiError> {
+fn start(api: Arc<Served>, prefix: String, query: Pairs) -> Result<Response, ApiError> {
     let params = Params::parse(query, PARAMS)?;
     let from = params.number("from")?;
     let prev = params.flag("prev")?;
@@ -246,7 +246,7 @@ impl Watcher {
         let _ = tokio::time::timeout(CLOSE_BOUND, tx.send(closed)).await;
     }
 
-    async fn run(mut self, api: Served, tx: mpsc::Sender<Bytes>, _counted: WatchGuard) {
+    async fn run(mut self, api: Arc<Served>, tx: mpsc::Sender<Bytes>, _counted: WatchGuard) {
         let mut rx = api.feed.waiter();
         let mut state: Arc<KvState> = api.feed.latest();
         let mut announced = false;

@@ -17,12 +17,13 @@ use axum::extract::rejection::{BytesRejection, PathRejection, QueryRejection};
 use axum::extract::{Path, Query, State};
 use axum::http::StatusCode;
 use axum::Json;
+use std::sync::Arc;
 
 type Pairs = Result<Query<Vec<(String, String)>>, QueryRejection>;
 
 /// `PUT /v1/kv/{key}` (body = value).
 pub async fn put(
-    State(api): State<Served>,
+    State(api): State<Arc<Served>>,
     path: Result<Path<String>, PathRejection>,
     query: Pairs,
     body: Result<Bytes, BytesRejection>,
@@ -74,7 +75,7 @@ pub async fn put(
 
 /// `DELETE /v1/kv/{key}`.
 pub async fn delete(
-    State(api): State<Served>,
+    State(api): State<Arc<Served>>,
     path: Result<Path<String>, PathRejection>,
     query: Pairs,
 ) -> Result<Json<Written>, ApiError> {
@@ -84,13 +85,13 @@ pub async fn delete(
 
 /// `DELETE /v1/kv/?recurse`: every key.
 pub async fn delete_root(
-    State(api): State<Served>,
+    State(api): State<Arc<Served>>,
     query: Pairs,
 ) -> Result<Json<Written>, ApiError> {
     remove(api, String::new(), query).await
 }
 
-async fn remove(api: Served, key: String, query: Pairs) -> Result<Json<Written>, ApiError> {
+async fn remove(api: Arc<Served>, key: String, query: Pairs) -> Result<Json<Written>, ApiError> {
     let params = Params::parse(query, &["cas", "recurse"])?;
     let cas = params.number("cas")?;
     let recurse = params.flag("recurse")?;
