@@ -285,7 +285,9 @@ for line in results.strip().splitlines():
     rates, p50s, p99s = [], [], []
     for run in filter(None, runs.split(";")):
         r, e, p50, p99, dur, mean, cpu = (int(x) for x in run.split())
-        if name.endswith(" 1") and r and mean * r > dur * 1.01:
+        # wrk's mean runs 5-15% above that bound in ordinary rounds; flag only a gross
+        # excess.
+        if name.endswith(" 1") and r and mean * r > dur * 1.5:
             anomalies.append(f"{name}: wrk's mean latency {mean} µs over {r:,} requests "
                              f"exceeds the {dur / 1e6:.1f} s run (one connection): its latency "
                              f"figures for that round are suspect")

@@ -10,7 +10,9 @@ use std::path::{Path, PathBuf};
 use std::time::Duration;
 use tessera::groups::machine::{ApplyContext, StateMachine};
 use tessera::groups::LogReplaySync;
-use tessera::groups::{ConsensusConfig, Consistency, Group, GroupBuilder, GroupKey, Index};
+use tessera::groups::{
+    ConsensusConfig, Consistency, Group, GroupBuilder, GroupError, GroupKey, Index, StopCause,
+};
 use tessera::network::{Network, NetworkId, PeerAddr};
 use tessera::store::{kv, KvCommand, KvMachine, KvQuery, KvResult};
 use tessera::PeerId;
@@ -175,6 +177,11 @@ async fn three_nodes_elect_replicate_and_answer_queries() {
     let leader = leader_of(&members).await;
     let li = members.iter().position(|m| m.addr.id == leader).unwrap();
     let fi = (li + 1) % 3;
+    // `stopped` resolves when the worker stops, not on the status changes of the writes.
+    let stopped = tokio::spawn({
+        let group = members[li].group.clone();
+        async move { group.stopped().await }
+    });
     let at = bounded(
         "execute on leader",
         10,
@@ -209,9 +216,25 @@ async fn three_nodes_elect_replicate_and_answer_queries() {
         Some("2")
     );
     assert_eq!(members[li].group.members().voters().len(), 3);
+    assert!(
+        !stopped.is_finished(),
+        "stopped() resolved while the group was running"
+    );
     for m in members {
         stop(m).await;
     }
+    let why = bounded("stopped() after shutdown", 10, stopped)
+        .await
+        .expect("the stopped() task");
+    assert!(
+        matches!(
+            why,
+            GroupError::Stopped {
+                cause: StopCause::ShutDown
+            }
+        ),
+        "stopped() said {why:?}"
+    );
 }
 
 /// Writes `n` keys `prefix-i` through `via`, returning the acknowledged ones.

@@ -270,6 +270,21 @@ impl<M: StateMachine> Group<M> {
         self.shared.status.borrow().members.clone()
     }
 
+    /// Resolves once the group's worker stopped, with why. A loop on [`When`] would do
+    /// the same, but the status changes on every turn that moves the commit index, and
+    /// each change wakes every waiter on it (a task poll, or a futex wake of the thread
+    /// blocked on it): a node's main thread waiting that way was woken once per turn.
+    /// This waits on the worker's request queue closing instead, which happens once.
+    pub async fn stopped(&self) -> GroupError {
+        self.shared.requests.closed().await;
+        // The worker drops its queue before it records why it stopped: wait for that.
+        self.when()
+            .until(|_| false)
+            .await
+            .err()
+            .unwrap_or_else(|| self.stopped_error())
+    }
+
     /// Waits for state changes.
     pub fn when(&self) -> When {
         When {
@@ -335,7 +350,7 @@ impl<M: StateMachine> Group<M> {
             .requests
             .send(Request::Feed { commands })
             .await
-            .map_err(|_| self.stopped())
+            .map_err(|_| self.stopped_error())
     }
 
     /// Answers a query: `Weak` from the local state now, `Strong` linearizably (a read
@@ -459,8 +474,8 @@ impl<M: StateMachine> Group<M> {
                 .requests
                 .send(request)
                 .await
-                .map_err(|_| self.stopped())?;
-            rx.await.map_err(|_| self.stopped())?
+                .map_err(|_| self.stopped_error())?;
+            rx.await.map_err(|_| self.stopped_error())?
         };
         tokio::time::timeout(deadline, work)
             .await
@@ -470,7 +485,7 @@ impl<M: StateMachine> Group<M> {
             })?
     }
 
-    fn stopped(&self) -> GroupError {
+    fn stopped_error(&self) -> GroupError {
         GroupError::Stopped {
             cause: self
                 .shared

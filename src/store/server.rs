@@ -18,6 +18,7 @@ use crate::data_dir::{DataDirError, DirLock};
 use crate::groups::snapshot::{SnapshotConfig, SnapshotStats};
 use crate::groups::{ConfigError, ConsensusConfig, Group, GroupBuilder, GroupKey, JoinError};
 use crate::network::{HostPort, Network, NetworkError, NetworkId, PeerAddr, PeerSpec};
+use axum::serve::ListenerExt;
 use std::future::Future;
 use std::net::SocketAddr;
 use std::path::PathBuf;
@@ -434,7 +435,7 @@ impl Server {
                 };
                 serve(listener, app, stopped)
             }
-            None => serve(listener, app, stopped),
+            None => serve(listener.tap_io(no_delay), app, stopped),
         };
         let http_scheme = config.http_scheme();
         tracing::info!(
@@ -495,15 +496,7 @@ impl Server {
         shutdown: impl Future<Output = ()>,
     ) -> Result<(), ServerError> {
         let group = self.group.clone();
-        let group_stopped = async move {
-            let mut when = group.when();
-            // `leader_changed` returns Err only once the worker stopped.
-            loop {
-                if let Err(err) = when.leader_changed().await {
-                    return err;
-                }
-            }
-        };
+        let group_stopped = async move { group.stopped().await };
         let outcome = tokio::select! {
             () = shutdown => {
                 self.hand_over_leadership().await;
@@ -591,6 +584,16 @@ impl Server {
             tracing::warn!("the network did not stop within {STOP_BOUND:?}");
         }
         tracing::info!("node stopped");
+    }
+}
+
+/// Turns Nagle's algorithm off on an accepted API connection, as Go's net/http (etcd)
+/// does: a watch or a blocking read writes its lines one at a time, and with Nagle on a
+/// line waits for the acknowledgement of the one before (up to the client's delayed-ACK
+/// timer, 40 ms on Linux). A failure only costs latency, so it is logged, not fatal.
+pub(crate) fn no_delay(tcp: &mut tokio::net::TcpStream) {
+    if let Err(e) = tcp.set_nodelay(true) {
+        tracing::debug!(%e, "cannot set TCP_NODELAY on an API connection");
     }
 }
 

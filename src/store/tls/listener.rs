@@ -75,7 +75,7 @@ async fn accept_loop(
             () = tx.closed() => return,
             accepted = tcp.accept() => accepted,
         };
-        let (stream, peer) = match accepted {
+        let (mut stream, peer) = match accepted {
             Ok(connection) => connection,
             Err(e) if is_connection_error(&e) => continue,
             Err(e) => {
@@ -85,6 +85,7 @@ async fn accept_loop(
                 continue;
             }
         };
+        crate::store::server::no_delay(&mut stream);
         let acceptor = acceptor.clone();
         let tx = tx.clone();
         tokio::spawn(async move {
