@@ -12,13 +12,6 @@
 //!   groups, driven on standard input (the many-groups benchmark and crash test).
 
 use clap::{CommandFactory, FromArgMatches, Parser, Subcommand};
-
-/// Every allocation of the binary (nodes, clients, tools) goes through jemalloc: a node
-/// allocates and frees many small buffers per request and per frame on every runtime
-/// thread, where glibc's malloc spent about 9% of a node's CPU at 64 connections
-/// (`make compare`: CPU per write 245 -> ~180 µs on a 2-core machine; see the README).
-#[global_allocator]
-static ALLOCATOR: tikv_jemallocator::Jemalloc = tikv_jemallocator::Jemalloc;
 use std::path::PathBuf;
 use std::process::ExitCode;
 
@@ -32,6 +25,13 @@ mod snapshotcli;
 
 #[allow(dead_code)] // the binary uses part of the test kit; the tests use the rest
 mod kit;
+
+/// Every allocation of the binary (nodes, clients, tools) goes through jemalloc: a node
+/// allocates and frees many small buffers per request and per frame on every runtime
+/// thread, where glibc's malloc spent about 9% of a node's CPU at 64 connections
+/// (`perf record` during `make compare`'s c=64 writes; see the README).
+#[global_allocator]
+static ALLOCATOR: tikv_jemallocator::Jemalloc = tikv_jemallocator::Jemalloc;
 
 #[derive(Parser)]
 #[command(
