@@ -8,11 +8,15 @@
 //! one Ready driver (`apply.rs`): stage the log writes, send what may go before the sync,
 //! **one** `sync()` for everything staged, send what had to wait for it, apply the
 //! committed entries, answer clients. Inputs that arrive during a sync wait in their
-//! bounded channels and are taken together next turn: that is the group commit.
+//! bounded channels (and in the core) and are taken together once it returned: that is
+//! the group commit.
 //!
-//! The sync is a blocking fsync on the worker's task. It is short (one RocksDB write
-//! batch), and the worker cannot make progress without it anyway; other groups and the
-//! network run on other runtime threads in a multi-threaded runtime.
+//! The sync goes to the node's syncer thread (one fsync per round for every group of
+//! the node, `tessera_storage::group_commit`), and the core is not driven until it
+//! returns; a current-thread runtime (unit tests) syncs in place instead. Driving the
+//! core during a sync (appends sent at once, later batches pipelined behind it) was
+//! measured and dropped: twice the datagrams and ~8% more CPU per write at 64
+//! connections, with no gain in writes/s on a CPU-bound machine.
 //!
 //! The parts: this file (the loop and its inputs), `ledger.rs` (client calls in flight),
 //! `requests.rs` (client calls in, the status out), `readers.rs` (frames in from every
@@ -380,7 +384,14 @@ impl<M: StateMachine, S: Storage> Worker<M, S> {
                 },
                 inbound = self.readers.next() => self.on_inbound(inbound)?,
                 Some((generation, result)) = self.sync_done.recv() => {
-                    self.on_synced(generation, result)?
+                    self.on_synced(generation, result)?;
+                    // The next batch is staged and handed to the syncer this turn: first
+                    // let the tasks already runnable go (`yield_now` puts this one at the
+                    // back of the queue), so API connections holding a request queue
+                    // their proposals and this batch carries them. At 64 connections:
+                    // 16.2 -> 17.8 writes per fsync, writes/s +6% (alternating runs of
+                    // `make compare`'s load); one client's latency did not change.
+                    tokio::task::yield_now().await;
                 }
                 link = self.links.next_link() => match link {
                     Some(link) => self.on_link(link),
