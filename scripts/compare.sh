@@ -11,8 +11,9 @@
 # - Also measured in the same run: a raw loop of 256-byte write + fdatasync on the same file
 #   system, and the CPU time (user + system) of the three node processes of each system
 #   per operation, from /proc.
-# - Prints one table (medians over rounds; CPU per operation over all rounds) and the
-#   ratios tessera/etcd and tessera/raw fsync; also written to $COMPARE_OUT.
+# - Prints one table (medians over rounds with each rate's range over rounds; CPU per
+#   operation over all rounds) and the ratios tessera/etcd and tessera/raw fsync, each
+#   also round by round; also written to $COMPARE_OUT.
 # - And where one tessera write's time goes (the c=1 write rounds): the nodes' traced
 #   write stages (`tessera_write_stage_duration_seconds`, see src/groups/worker/trace.rs)
 #   and HTTP route latency from /metrics, read before and after each of those rounds,
@@ -20,7 +21,8 @@
 #
 # Knobs: COMPARE_ROUNDS (3), COMPARE_SECS (10), COMPARE_KEYS (1000), COMPARE_VALUE (256),
 # COMPARE_DIR (a fresh directory under /tmp), COMPARE_OUT (compare-results.md there),
-# TESSERA_BIN (default: the release build), COMPARE_PORT (first of 12 ports, 24000),
+# TESSERA_BIN (default: the release build), COMPARE_PORT (first of 12 ports, 24000; the
+# run refuses to start when one is taken),
 # COMPARE_TESSERA_ARGS (extra `tessera node` flags, e.g. "--runtime-threads 1").
 # Every process it starts is stopped on exit; the scratch directory keeps the logs and the
 # table, not the data.
@@ -238,7 +240,28 @@ print(int(times[len(times) // 2] * 1e6), int(times[len(times) * 99 // 100] * 1e6
 EOF
 }
 
+# Every port the run listens on must be free: a node left over from an earlier run on the
+# same ports would otherwise answer in place of the one this run starts (which exits,
+# unable to bind), and the run would measure it.
+ports_taken() {
+    python3 - "$PORT" <<'EOF'
+import socket, sys
+first = int(sys.argv[1])
+for p in range(first, first + 12):
+    for kind, name in ((socket.SOCK_STREAM, "tcp"), (socket.SOCK_DGRAM, "udp")):
+        s = socket.socket(socket.AF_INET, kind)
+        try:
+            s.bind(("127.0.0.1", p))
+        except OSError:
+            print(f"{p}/{name}", end=" ")
+        finally:
+            s.close()
+EOF
+}
+
 install_missing
+taken=$(ports_taken)
+[ -z "$taken" ] || die "ports in use: $taken(a node of an earlier run still up? 'ss -ltnup' names it; or set COMPARE_PORT)"
 [ -x "$TESSERA" ] || die "no tessera binary at $TESSERA (make compare builds it: cargo build --release --bin tessera)"
 mkdir -p "$DIR"
 say "scratch directory $DIR"
@@ -293,33 +316,44 @@ for line in results.strip().splitlines():
                              f"figures for that round are suspect")
         reqs += r; errs += e; ticks += cpu
         rates.append(r / (dur / 1e6)); p50s.append(p50); p99s.append(p99)
-    rows[name] = dict(rate=statistics.median(rates), p50=statistics.median(p50s),
+    rows[name] = dict(rate=statistics.median(rates), rates=rates, p50s=p50s,
+                      p50=statistics.median(p50s),
                       p99=statistics.median(p99s), cpu=ticks / tick * 1e6 / max(reqs, 1),
                       errors=errs, requests=reqs)
 lines = [f"{rounds} interleaved rounds of {secs} s per load and system; {value}-byte values "
          f"over {keys} keys, to the leader; medians over rounds; CPU = user + system time "
          f"of the 3 node processes per operation."
          + (f" tessera nodes started with `{extra}`." if extra else ""), "",
-         "| load | system | ops/s | p50 ms | p99 ms | CPU µs/op | errors |",
-         "|---|---|---|---|---|---|---|"]
+         "| load | system | ops/s | ops/s min–max | p50 ms | p99 ms | CPU µs/op | errors |",
+         "|---|---|---|---|---|---|---|---|"]
 for mode in ("write", "read"):
     for conns in ("1", "64"):
         for system in ("etcd", "tessera"):
             r = rows.get(f"{system} {mode} {conns}")
             if r:
                 lines.append(f"| {mode} c={conns} | {system} | {r['rate']:,.0f} | "
+                             f"{min(r['rates']):,.0f}–{max(r['rates']):,.0f} | "
                              f"{r['p50']/1000:.2f} | {r['p99']/1000:.2f} | {r['cpu']:,.0f} | "
                              f"{r['errors']} |")
-lines.append(f"| raw write+fdatasync | - | - | {raw_p50/1000:.2f} | {raw_p99/1000:.2f} | - | - |")
-lines += ["", "| ratio | value | target |", "|---|---|---|"]
-def ratio(label, a, b, target):
-    if a is not None and b:
-        lines.append(f"| {label} | {a / b:.2f} | {target} |")
+lines.append(f"| raw write+fdatasync | - | - | - | {raw_p50/1000:.2f} | {raw_p99/1000:.2f} | - | - |")
+# Each ratio of the medians, and the same ratio round by round (round i of one system
+# against round i of the other, run within the same minute): how far the verdict moves
+# with the spread between rounds.
+lines += ["", "| ratio | value | per round | target |", "|---|---|---|---|"]
+def ratio(label, a, b, target, per_a=None, per_b=None):
+    if a is None or not b:
+        return
+    each = [x / y for x, y in zip(per_a or [], per_b or []) if y]
+    rounds = ", ".join(f"{x:.2f}" for x in each)
+    lines.append(f"| {label} | {a / b:.2f} | {rounds} | {target} |")
 g = lambda k, f: rows[k][f] if k in rows else None
-ratio("write c=1 p50, tessera/etcd", g("tessera write 1", "p50"), g("etcd write 1", "p50"), "≤ 0.5")
+ratio("write c=1 p50, tessera/etcd", g("tessera write 1", "p50"), g("etcd write 1", "p50"), "≤ 0.5",
+      g("tessera write 1", "p50s"), g("etcd write 1", "p50s"))
 ratio("write c=1 p50, tessera/raw fsync p50", g("tessera write 1", "p50"), raw_p50, "≤ 2.5")
-ratio("writes/s c=64, tessera/etcd", g("tessera write 64", "rate"), g("etcd write 64", "rate"), "≥ 3")
-ratio("linearizable reads/s c=64, tessera/etcd", g("tessera read 64", "rate"), g("etcd read 64", "rate"), "≥ 3")
+ratio("writes/s c=64, tessera/etcd", g("tessera write 64", "rate"), g("etcd write 64", "rate"), "≥ 3",
+      g("tessera write 64", "rates"), g("etcd write 64", "rates"))
+ratio("linearizable reads/s c=64, tessera/etcd", g("tessera read 64", "rate"), g("etcd read 64", "rate"), "≥ 3",
+      g("tessera read 64", "rates"), g("etcd read 64", "rates"))
 ratio("CPU per write c=64, tessera/etcd", g("tessera write 64", "cpu"), g("etcd write 64", "cpu"), "< 1")
 # Where one tessera write's time goes: means over the c=1 write rounds.
 totals = {}
