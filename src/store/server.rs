@@ -495,15 +495,15 @@ impl Server {
         mut self,
         shutdown: impl Future<Output = ()>,
     ) -> Result<(), ServerError> {
+        // A handle of its own: the arms below borrow `self` (one of them mutably).
         let group = self.group.clone();
-        let group_stopped = async move { group.stopped().await };
         let outcome = tokio::select! {
             () = shutdown => {
                 self.hand_over_leadership().await;
                 self.drain_http().await;
                 Ok(())
             }
-            err = group_stopped => Err(match err {
+            err = group.stopped() => Err(match err {
                 crate::groups::GroupError::Stopped { cause } => ServerError::GroupStopped { cause },
                 other => ServerError::GroupWait(other),
             }),
