@@ -10,7 +10,7 @@ use kv_support::{bounded, http, run, single_node, url, BOUND};
 use std::collections::BTreeMap;
 use std::time::Duration;
 use tessera::store::client::{ClientError, ReadOptions, WatchOptions};
-use tessera::store::http::{ErrorKind, WatchLine, REVISION_HEADER};
+use tessera::store::http::{ErrorKind, WatchLine, DRAINING_HEADER, REVISION_HEADER};
 use tessera::store::kv::Retention;
 use tessera::store::Client;
 
@@ -482,5 +482,71 @@ fn a_watch_from_a_pruned_revision_gets_410_and_the_documented_recovery_works() {
             "410 from 1 (oldest {oldest}); re-listed at {} and followed to {last}",
             listed.revision
         ))
+    });
+}
+
+/// The API's one middleware (`store::http::gate`): every routed answer is counted under
+/// its route pattern and method (a method the API does not know is counted as `other`,
+/// so clients cannot grow the metrics), and once the node drains every answer — routed,
+/// 405, or 404 outside every route — closes its connection and says it drains.
+#[test]
+fn every_answer_is_counted_by_route_and_marked_while_draining() {
+    run("kv-gate", |root| async move {
+        let node = single_node(&root.join("n"), Retention::default()).await?;
+        let base = url(&node);
+        let draining = |a: &kv_support::Answer| {
+            a.headers.get(DRAINING_HEADER).is_some()
+                && a.headers.get("connection").and_then(|v| v.to_str().ok()) == Some("close")
+        };
+        let put = http(Method::PUT, &format!("{base}/v1/kv/app/a"), "1").await?;
+        let purge = Method::from_bytes(b"PURGE").map_err(|e| e.to_string())?;
+        let odd = http(purge.clone(), &format!("{base}/v1/kv/app/a"), "").await?;
+        let lost = http(Method::GET, &format!("{base}/nowhere"), "").await?;
+        if put.status != StatusCode::OK
+            || odd.status != StatusCode::METHOD_NOT_ALLOWED
+            || lost.status != StatusCode::NOT_FOUND
+        {
+            return Err(format!(
+                "PUT {}, PURGE {}, GET /nowhere {}",
+                put.status, odd.status, lost.status
+            ));
+        }
+        if [&put, &odd, &lost].into_iter().any(draining) {
+            return Err("an answer says the node drains before it does".into());
+        }
+        let metrics = http(Method::GET, &format!("{base}/metrics"), "")
+            .await?
+            .text();
+        for series in [
+            r#"tessera_http_requests_total{route="/v1/kv/{*key}",method="PUT",status="200"} 1"#,
+            r#"tessera_http_requests_total{route="/v1/kv/{*key}",method="other",status="405"} 1"#,
+            r#"tessera_http_request_duration_seconds_count{route="/v1/kv/{*key}",method="PUT"} 1"#,
+        ] {
+            if !metrics.lines().any(|l| l == series) {
+                return Err(format!("/metrics lacks {series}:\n{metrics}"));
+            }
+        }
+        if metrics.contains("PURGE") {
+            return Err("a client's own method became a label".into());
+        }
+
+        // Draining starts at once; its wait before the stop is cut short here.
+        let _ = tokio::time::timeout(Duration::from_millis(50), node.drain_http()).await;
+        let get = http(Method::GET, &format!("{base}/v1/kv/app/a"), "").await?;
+        let odd = http(purge, &format!("{base}/v1/kv/app/a"), "").await?;
+        let lost = http(Method::GET, &format!("{base}/nowhere"), "").await?;
+        for (what, answer) in [("GET", &get), ("PURGE", &odd), ("GET /nowhere", &lost)] {
+            if !draining(answer) {
+                return Err(format!(
+                    "{what} while draining: {} {:?}",
+                    answer.status, answer.headers
+                ));
+            }
+        }
+        if get.status != StatusCode::OK || get.body.as_ref() != b"1" {
+            return Err(format!("GET while draining: {} {}", get.status, get.text()));
+        }
+        node.stop().await;
+        Ok("counted by route; 200, 405 and 404 marked while draining".into())
     });
 }

@@ -12,13 +12,10 @@
 //! Without token files the API is open, as before: keep it on a private network.
 
 use super::error::{ApiError, ErrorKind};
-use super::Served;
-use axum::extract::{Request, State};
+use axum::extract::Request;
 use axum::http::{header, HeaderValue, Method, StatusCode};
-use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
 use std::path::Path;
-use std::sync::Arc;
 
 /// The routes open to anyone unless probes need a token too.
 const PROBES: [&str; 3] = ["/healthz", "/readyz", "/metrics"];
@@ -106,18 +103,20 @@ fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
     a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
 }
 
-/// Middleware: refuses a call without the token it needs.
-pub async fn check(State(api): State<Arc<Served>>, request: Request, next: Next) -> Response {
-    let tokens = &api.tokens;
+/// The answer refusing `request` when it lacks the token it needs (`None`: it may go on).
+/// The API's [`super::gate`] asks before every routed call.
+pub fn refusal(tokens: &Tokens, request: &Request) -> Option<Response> {
     if !tokens.enabled() || (!tokens.guard_probes && PROBES.contains(&request.uri().path())) {
-        return next.run(request).await;
+        return None;
     }
     let Some(given) = bearer(request.headers()) else {
-        return unauthorized("this node requires a token: Authorization: Bearer TOKEN");
+        return Some(unauthorized(
+            "this node requires a token: Authorization: Bearer TOKEN",
+        ));
     };
     match tokens.access(given.as_bytes()) {
-        None => unauthorized("unknown token"),
-        Some(Access::Read) if !matches!(*request.method(), Method::GET | Method::HEAD) => {
+        None => Some(unauthorized("unknown token")),
+        Some(Access::Read) if !matches!(*request.method(), Method::GET | Method::HEAD) => Some(
             ApiError::new(
                 StatusCode::FORBIDDEN,
                 ErrorKind::Forbidden,
@@ -127,9 +126,9 @@ pub async fn check(State(api): State<Arc<Served>>, request: Request, next: Next)
                     request.uri().path()
                 ),
             )
-            .into_response()
-        }
-        Some(_) => next.run(request).await,
+            .into_response(),
+        ),
+        Some(_) => None,
     }
 }
 

@@ -5,7 +5,7 @@
 //! apply durations, proposals, leader changes, traffic per peer); what is read from the
 //! group's status, the snapshot counters and the store at scrape time ([`StateCollector`]:
 //! leader, term, indices, log range, snapshots, watches); and the HTTP requests this API
-//! served, counted by the [`track`] middleware per route, method and status, with their
+//! served, counted by the API's [`super::gate`] per route, method and status, with their
 //! latency.
 
 use super::Served;
@@ -13,9 +13,8 @@ use crate::groups::snapshot::SnapshotStats;
 use crate::groups::Group;
 use crate::store::feed::Feed;
 use crate::store::kv::KvMachine;
-use axum::extract::{MatchedPath, Request, State};
+use axum::extract::State;
 use axum::http::{header, StatusCode};
-use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
 use prometheus_client::collector::Collector;
 use prometheus_client::encoding::{DescriptorEncoder, EncodeLabelSet, EncodeMetric};
@@ -35,9 +34,9 @@ pub const CONTENT_TYPE: &str = "application/openmetrics-text; version=1.0.0; cha
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 pub struct RouteLabels {
     /// The route's pattern (`/v1/kv/{*key}`), never the key: bounded.
-    pub route: String,
-    /// The method.
-    pub method: String,
+    pub route: &'static str,
+    /// The method (any but the standard ones is `other`).
+    pub method: &'static str,
     /// The status code.
     pub status: u16,
 }
@@ -46,9 +45,9 @@ pub struct RouteLabels {
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 pub struct RouteMethod {
     /// The route's pattern.
-    pub route: String,
+    pub route: &'static str,
     /// The method.
-    pub method: String,
+    pub method: &'static str,
 }
 
 /// The node's registry and the HTTP measurements the middleware records.
@@ -103,12 +102,18 @@ impl NodeMetrics {
         Ok(text)
     }
 
-    fn record(&self, route: String, method: String, status: StatusCode, started: Instant) {
+    /// Counts one request (the API's [`super::gate`] calls it for every routed request,
+    /// refused ones included), with its latency to the response head (a watch's stream is
+    /// not waited for).
+    pub fn record(
+        &self,
+        route: &'static str,
+        method: &'static str,
+        status: StatusCode,
+        started: Instant,
+    ) {
         self.latency
-            .get_or_create(&RouteMethod {
-                route: route.clone(),
-                method: method.clone(),
-            })
+            .get_or_create(&RouteMethod { route, method })
             .observe(started.elapsed().as_secs_f64());
         self.requests
             .get_or_create(&RouteLabels {
@@ -118,21 +123,6 @@ impl NodeMetrics {
             })
             .inc();
     }
-}
-
-/// Middleware: counts every request by route pattern, method and status, with its
-/// latency to the response head (a watch's stream is not waited for).
-pub async fn track(State(api): State<Arc<Served>>, request: Request, next: Next) -> Response {
-    let started = Instant::now();
-    let route = request
-        .extensions()
-        .get::<MatchedPath>()
-        .map_or_else(|| "unmatched".to_string(), |p| p.as_str().to_string());
-    let method = request.method().as_str().to_string();
-    let response = next.run(request).await;
-    api.metrics
-        .record(route, method, response.status(), started);
-    response
 }
 
 /// `GET /metrics`.

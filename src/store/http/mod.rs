@@ -25,12 +25,14 @@
 pub mod auth;
 pub mod backup;
 mod error;
+pub mod gate;
 pub mod health;
 pub mod leader;
 pub mod members;
 pub mod metrics;
 pub mod params;
 pub mod read;
+pub mod routes;
 pub mod shapes;
 pub mod status;
 pub mod txn;
@@ -85,7 +87,7 @@ pub const VERSION_HEADER: &str = "x-tessera-version";
 
 /// Set on every answer while the node drains before a clean stop: a client that knows
 /// other nodes sends its next call to one of them, so it is not mid-request on this node
-/// when the server stops (see [`close_when_draining`]).
+/// when the server stops (see [`gate::mark_draining`]).
 pub const DRAINING_HEADER: &str = "x-tessera-draining";
 
 /// What the API serves.
@@ -113,7 +115,7 @@ pub struct Served {
     /// Cancelled when the node stops: watches and blocking reads end.
     pub stop: CancellationToken,
     /// Cancelled when the node starts draining before a clean stop: every answer from
-    /// then on closes its connection (see [`close_when_draining`]).
+    /// then on closes its connection (see [`gate::mark_draining`]).
     pub draining: CancellationToken,
 }
 
@@ -147,80 +149,54 @@ impl Served {
     }
 }
 
-/// The API's routes. The handlers and the three middlewares share `served` behind one
-/// `Arc`: axum clones the state for each of them on every request, and a clone of
+/// The API's routes, each behind the [`gate`]. The handlers and the gate share `served`
+/// behind one `Arc`: axum clones the state for each of them on every request, and a clone of
 /// `Served` itself is a dozen reference counts and two cancellation tokens (each a locked
 /// tree node), about 3% of a node's CPU at 64 connections.
 pub fn router(served: Served) -> Router {
     let served = Arc::new(served);
     Router::new()
-        .route("/v1/status", get(status))
-        .route("/healthz", get(health::healthz))
-        .route("/readyz", get(health::readyz))
-        .route("/v1/members", get(members::list).post(members::add))
-        .route("/v1/members/{id}", axum::routing::delete(members::remove))
-        .route("/v1/members/{id}/promote", post(members::promote))
-        .route("/v1/leader/transfer", post(leader::transfer))
-        .route("/metrics", get(metrics::get))
-        .route("/v1/snapshot", get(backup::get))
+        .route(routes::STATUS, get(status))
+        .route(routes::HEALTHZ, get(health::healthz))
+        .route(routes::READYZ, get(health::readyz))
+        .route(routes::MEMBERS, get(members::list).post(members::add))
+        .route(routes::MEMBER, axum::routing::delete(members::remove))
+        .route(routes::PROMOTE, post(members::promote))
+        .route(routes::TRANSFER, post(leader::transfer))
+        .route(routes::METRICS, get(metrics::get))
+        .route(routes::SNAPSHOT, get(backup::get))
         .route(
-            "/v1/kv/{*key}",
+            routes::KV,
             get(read::get).put(write::put).delete(write::delete),
         )
         // The empty prefix: every key (ranges, prefix deletes, watches of everything).
-        .route("/v1/kv/", get(read::get_root).delete(write::delete_root))
         .route(
-            "/v1/txn",
+            routes::KV_ROOT,
+            get(read::get_root).delete(write::delete_root),
+        )
+        .route(
+            routes::TXN,
             post(txn::post).layer(DefaultBodyLimit::max(MAX_TXN_BODY_BYTES)),
         )
-        .route("/v1/watch/{*prefix}", get(watch::get))
-        .route("/v1/watch/", get(watch::get_root))
+        .route(routes::WATCH, get(watch::get))
+        .route(routes::WATCH_ROOT, get(watch::get_root))
         .fallback(no_route)
         .method_not_allowed_fallback(no_method)
         .layer(DefaultBodyLimit::max(MAX_BODY_BYTES))
-        .route_layer(axum::middleware::from_fn_with_state(
-            served.clone(),
-            auth::check,
-        ))
-        .route_layer(axum::middleware::from_fn_with_state(
-            served.clone(),
-            metrics::track,
-        ))
-        .layer(axum::middleware::from_fn_with_state(
-            served.clone(),
-            close_when_draining,
-        ))
+        .route_layer(gate::GateLayer::new(served.clone()))
         .with_state(served)
 }
 
-/// While the node drains before a clean stop, every answer carries `Connection: close`,
-/// so clients stop reusing their kept-alive connections and open new ones (to this node,
-/// still serving, or another). When the server then stops, no active client has a pooled
-/// connection left to send a request on just as it closes: HTTP/1 cannot tell such a
-/// client whether its write was read, and it could not safely retry. The answer also
-/// carries [`DRAINING_HEADER`], so a client with other endpoints moves to one of them
-/// instead of opening a new connection here that the stop could cut mid-request.
-async fn close_when_draining(
-    State(api): State<Arc<Served>>,
-    request: axum::extract::Request,
-    next: axum::middleware::Next,
-) -> axum::response::Response {
-    let mut response = next.run(request).await;
-    if api.draining.is_cancelled() {
-        response.headers_mut().insert(
-            axum::http::header::CONNECTION,
-            axum::http::HeaderValue::from_static("close"),
-        );
-        response.headers_mut().insert(
-            axum::http::HeaderName::from_static(DRAINING_HEADER),
-            axum::http::HeaderValue::from_static("1"),
-        );
-    }
+/// Not behind the [`gate`] (the router adds route layers to its routes only): marks the
+/// answer itself while draining.
+async fn no_route(State(api): State<Arc<Served>>) -> axum::response::Response {
+    let mut response = axum::response::IntoResponse::into_response(ApiError::new(
+        StatusCode::NOT_FOUND,
+        ErrorKind::NoRoute,
+        "no such route",
+    ));
+    gate::mark_draining(&api, &mut response);
     response
-}
-
-async fn no_route() -> ApiError {
-    ApiError::new(StatusCode::NOT_FOUND, ErrorKind::NoRoute, "no such route")
 }
 
 async fn no_method(method: axum::http::Method) -> ApiError {
