@@ -60,6 +60,12 @@ use tokio::sync::{mpsc, oneshot, watch};
 /// At most this many extra inputs are taken per turn before the worker drives the core.
 const DRAIN_PER_TURN: usize = 1024;
 
+/// Extra yields a worker may make after a sync returns, each only while the one before
+/// brought proposals (see `gather_proposals`). At 64 connections, 3 alternating pairs of
+/// runs: writes per fsync per node 18.7 -> 21.4, writes/s +7 to +12%, CPU per write -11%;
+/// 12 yields instead of 4 gave the same.
+const GATHER_YIELDS: usize = 4;
+
 /// While the core is quiesced the worker ticks this many times slower (3 s at the default
 /// 50 ms tick): enough for the disk check, adding learners and saving peers, while an idle
 /// group costs next to nothing. Any input is still handled at once, and a wake brings the
@@ -352,6 +358,25 @@ impl<M: StateMachine, S: Storage> Worker<M, S> {
         }
     }
 
+    /// Called when a sync returned: the next batch is staged and handed to the syncer this
+    /// turn, so first the tasks already runnable go (`yield_now` puts this one at the back
+    /// of the queue): API connections holding a request queue their proposals, and the
+    /// batch carries them. While a yield brought proposals, more are likely on their way
+    /// (a loaded node): it yields again, up to [`GATHER_YIELDS`] more times. An idle or
+    /// lightly loaded node yields once and goes on. Measured at 64 connections: the first
+    /// yield took writes per fsync from 16.2 to 17.8 (writes/s +6%), the repeated ones to
+    /// 21.4 (+7 to +12% more); one client's latency did not change either time.
+    async fn gather_proposals(requests: &mpsc::Receiver<Request<M>>) {
+        tokio::task::yield_now().await;
+        for _ in 0..GATHER_YIELDS {
+            let before = requests.len();
+            tokio::task::yield_now().await;
+            if requests.len() <= before {
+                break;
+            }
+        }
+    }
+
     async fn run_loop(&mut self) -> Result<(), WorkerError> {
         self.maintain_bonds();
         if let Some(anchor) = self.restoring {
@@ -385,13 +410,7 @@ impl<M: StateMachine, S: Storage> Worker<M, S> {
                 inbound = self.readers.next() => self.on_inbound(inbound)?,
                 Some((generation, result)) = self.sync_done.recv() => {
                     self.on_synced(generation, result)?;
-                    // The next batch is staged and handed to the syncer this turn: first
-                    // let the tasks already runnable go (`yield_now` puts this one at the
-                    // back of the queue), so API connections holding a request queue
-                    // their proposals and this batch carries them. At 64 connections:
-                    // 16.2 -> 17.8 writes per fsync, writes/s +6% (alternating runs of
-                    // `make compare`'s load); one client's latency did not change.
-                    tokio::task::yield_now().await;
+                    Self::gather_proposals(&self.requests).await;
                 }
                 link = self.links.next_link() => match link {
                     Some(link) => self.on_link(link),
