@@ -139,6 +139,11 @@ struct WriteLogArgs {
     /// Stop after this many entries (default: run until killed).
     #[arg(long)]
     entries: Option<u64>,
+    /// After every this many entries, flush the memtables: the write-ahead log switches
+    /// and the old one is reused later (the crash test kills writers writing into reused
+    /// log files this way).
+    #[arg(long, value_parser = clap::value_parser!(u64).range(1..))]
+    flush_every: Option<u64>,
 }
 
 fn write_log(args: WriteLogArgs) -> Result<(), String> {
@@ -147,14 +152,23 @@ fn write_log(args: WriteLogArgs) -> Result<(), String> {
     let mut log = store
         .group_log(*group.as_bytes())
         .map_err(|e| e.to_string())?;
-    kit::write_log::run(
-        &mut log,
-        args.batch,
-        args.payload_bytes as usize,
-        args.entries,
-        &mut std::io::stdout().lock(),
-    )
-    .map_err(|e| e.to_string())
+    let out = &mut std::io::stdout().lock();
+    let payload = args.payload_bytes as usize;
+    let Some(every) = args.flush_every else {
+        return kit::write_log::run(&mut log, args.batch, payload, args.entries, out)
+            .map_err(|e| e.to_string());
+    };
+    let mut left = args.entries;
+    loop {
+        let chunk = left.map_or(every, |n| n.min(every));
+        kit::write_log::run(&mut log, args.batch, payload, Some(chunk), out)
+            .map_err(|e| e.to_string())?;
+        store.flush_memtables().map_err(|e| e.to_string())?;
+        left = left.map(|n| n.saturating_sub(chunk));
+        if left == Some(0) {
+            return Ok(());
+        }
+    }
 }
 
 fn main() -> ExitCode {

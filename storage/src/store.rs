@@ -69,6 +69,20 @@ pub struct Store {
 /// Bound on the write-ahead log files kept (256 MiB).
 const MAX_TOTAL_WAL_BYTES: u64 = 256 << 20;
 
+/// Write-ahead log files RocksDB keeps for reuse once obsolete, instead of deleting them
+/// and creating new ones. An fdatasync of an appended file must also write the inode
+/// (its size changed): a second synchronous disk write per sync. A reused file is
+/// overwritten in place, its size does not change, and the sync writes the data alone.
+/// Measured at 64 connections once the logs were reused (three nodes on one disk, two
+/// alternating pairs after 60 s of load): disk writes per sync 2.92-2.98 -> 2.23-2.77,
+/// syncer CPU per sync 108-132 -> 89-104 µs, writes/s 149k-204k -> 205k-218k per 10 s.
+/// Two files did less in one run (2.66, then 2.94 in its second round).
+/// Records in a reused file carry their log number, so recovery stops where this use of
+/// the file ends (RocksDB turns reuse off for the recovery modes that cannot tell that
+/// from damage; ours, point-in-time, can). Costs the disk space of these files, each up
+/// to a memtable's worth of log (64 MiB by default): up to 256 MiB more per node.
+const RECYCLED_WAL_FILES: usize = 4;
+
 /// Memtable size of the `snapshots` family (16 MiB instead of RocksDB's 64 MiB): chunks
 /// are written once in bulk and rarely read back soon, so big memtables only add to the
 /// memory of a node receiving or cutting a snapshot.
@@ -99,6 +113,7 @@ impl Store {
         // a family written rarely (meta) would pin gigabytes of WAL behind snapshot and
         // log traffic. Past this total RocksDB flushes the families holding the oldest WAL.
         opts.set_max_total_wal_size(MAX_TOTAL_WAL_BYTES);
+        opts.set_recycle_log_file_num(RECYCLED_WAL_FILES);
         let families = ColumnFamily::ALL
             .iter()
             .map(|cf| ColumnFamilyDescriptor::new(cf.name(), family_options(*cf)));
@@ -306,6 +321,21 @@ impl Store {
                 cf: cf.name(),
                 source,
             })
+    }
+
+    /// Writes every column family's memtable to SST files and waits for it. The
+    /// write-ahead log files they covered become obsolete, and reusable (see
+    /// [`RECYCLED_WAL_FILES`]). For tools and tests (the crash test reuses log files this
+    /// way): RocksDB flushes on its own as memtables fill.
+    pub fn flush_memtables(&self) -> Result<(), Error> {
+        for cf in ColumnFamily::ALL {
+            self.db.flush_cf(self.cf(cf)).map_err(|source| Error::Db {
+                op: "flush",
+                cf: cf.name(),
+                source,
+            })?;
+        }
+        Ok(())
     }
 
     /// Makes `batch` durable with one WAL sync shared with every other group's batch
