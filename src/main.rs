@@ -154,20 +154,18 @@ fn write_log(args: WriteLogArgs) -> Result<(), String> {
         .map_err(|e| e.to_string())?;
     let out = &mut std::io::stdout().lock();
     let payload = args.payload_bytes as usize;
-    let Some(every) = args.flush_every else {
-        return kit::write_log::run(&mut log, args.batch, payload, args.entries, out)
-            .map_err(|e| e.to_string());
-    };
-    let mut left = args.entries;
+    // Without --flush-every, one chunk: all the entries asked for, or without end.
+    let every = args.flush_every.unwrap_or(u64::MAX);
+    let mut left = args.entries.unwrap_or(u64::MAX);
     loop {
-        let chunk = left.map_or(every, |n| n.min(every));
+        let chunk = left.min(every);
         kit::write_log::run(&mut log, args.batch, payload, Some(chunk), out)
             .map_err(|e| e.to_string())?;
-        store.flush_memtables().map_err(|e| e.to_string())?;
-        left = left.map(|n| n.saturating_sub(chunk));
-        if left == Some(0) {
+        left = left.saturating_sub(chunk);
+        if left == 0 {
             return Ok(());
         }
+        store.flush_memtables().map_err(|e| e.to_string())?;
     }
 }
 

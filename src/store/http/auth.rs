@@ -12,13 +12,14 @@
 //! Without token files the API is open, as before: keep it on a private network.
 
 use super::error::{ApiError, ErrorKind};
+use super::routes;
 use axum::extract::Request;
 use axum::http::{header, HeaderValue, Method, StatusCode};
 use axum::response::{IntoResponse, Response};
 use std::path::Path;
 
 /// The routes open to anyone unless probes need a token too.
-const PROBES: [&str; 3] = ["/healthz", "/readyz", "/metrics"];
+const PROBES: [&str; 3] = [routes::HEALTHZ, routes::READYZ, routes::METRICS];
 
 /// What a token may do.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
